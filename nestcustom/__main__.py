@@ -1,0 +1,3 @@
+from nestcustom.cli import main
+
+main()

@@ -1,0 +1,150 @@
+"""The recipe as frozen, typed values: what flows from validation to rendering and building."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+ARCH_SUFFIX = re.compile(r"-(x86_64|aarch64|riscv64|loongarch64)$")
+
+
+class Flavor(str, Enum):
+    NESTOS = "nestos"  # rpm-ostree, bootable, layers end in `ostree container commit`
+    NEWSTART = "newstart"  # plain container image built with dnf
+
+
+@dataclass(frozen=True, order=True)
+class RpmOstreeVersion:
+    """An rpm-ostree release such as 2022.16 (year.release), ordered."""
+
+    year: int
+    release: int
+
+    @classmethod
+    def parse(cls, text: str) -> RpmOstreeVersion:
+        year, release = text.split(".")
+        return cls(int(year), int(release))
+
+    def __str__(self) -> str:
+        return f"{self.year}.{self.release}"
+
+
+# The contract's version gates (section 0 and 1).
+DEFAULT_RPM_OSTREE = RpmOstreeVersion(2022, 16)
+LOCAL_RPM_INSTALL_SINCE = RpmOstreeVersion(2022, 10)
+REMOVE_WITH_INSTALL_SINCE = RpmOstreeVersion(2022, 17)
+KERNEL_REPLACE_INITRAMFS_SINCE = RpmOstreeVersion(2022, 18)
+
+
+@dataclass(frozen=True)
+class Base:
+    image: str
+    digest: str | None = None
+    flavor: Flavor = Flavor.NESTOS
+    rpm_ostree: RpmOstreeVersion = DEFAULT_RPM_OSTREE
+
+    @property
+    def reference(self) -> str:
+        """What FROM names: the image, pinned by digest when one is given."""
+        return f"{self.image}@{self.digest}" if self.digest else self.image
+
+    @property
+    def tag_arch(self) -> str | None:
+        """The architecture a NestOS tag ends in (`...-x86_64`), if any."""
+        _, _, tag = self.image.rpartition("/")[2].partition(":")
+        match = ARCH_SUFFIX.search(tag)
+        return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class Swap:
+    remove: str
+    install: str
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    description: str = ""
+    install: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+    swap: tuple[Swap, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.install or self.remove or self.replace or self.swap)
+
+
+@dataclass(frozen=True)
+class Repo:
+    id: str
+    name: str | None = None
+    baseurl: str | None = None
+    metalink: str | None = None
+    mirrorlist: str | None = None
+    gpgcheck: bool = True
+    gpgkey: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    src: str  # POSIX path relative to the project root (the build context)
+    dest: str
+    mode: str
+    sha256: str  # of the content, so the recipe digest changes with the file
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    path: str
+    exists: bool = True
+    mode: str | None = None
+    contains: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandCheck:
+    run: tuple[str, ...]
+    exit: int = 0
+    stdout: str | None = None
+
+
+@dataclass(frozen=True)
+class Tests:
+    present: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    files: tuple[FileCheck, ...] = ()
+    commands: tuple[CommandCheck, ...] = ()
+    units_enabled: tuple[str, ...] = ()
+    units_disabled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: str  # POSIX path relative to the project root
+    name: str
+    base: Base
+    layers: tuple[Layer, ...]
+    description: str = ""
+    arch: str | None = None
+    repos: tuple[Repo, ...] = ()
+    files: tuple[FileSpec, ...] = ()
+    units_enable: tuple[str, ...] = ()
+    units_disable: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    tests: Tests = field(default_factory=Tests)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of everything that shapes the image (not where the recipe lives)."""
+        data: dict[str, Any] = asdict(self)
+        data.pop("path")
+        data.pop("tests")
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,63 @@
+"""The recipe reference, written from the schema (so the docs cannot drift from it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Schema = dict[str, Any]
+
+
+def _resolve(schema: Schema, root: Schema) -> Schema:
+    ref = schema.get("$ref")
+    if not ref:
+        return schema
+    target: Schema = root
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    merged = {**_resolve(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
+    return merged
+
+
+def _kind(schema: Schema, root: Schema) -> str:
+    schema = _resolve(schema, root)
+    if "enum" in schema:
+        return " \\| ".join(f"`{v}`" for v in schema["enum"])
+    if "anyOf" in schema:
+        return " or ".join(_kind(s, root) for s in schema["anyOf"])
+    kind = schema.get("type", "")
+    if kind == "array":
+        return f"list of {_kind(schema.get('items', {}), root)}"
+    if kind == "object" and "properties" not in schema:
+        return "mapping of text"
+    words = {"string": "text", "object": "mapping", "boolean": "boolean", "integer": "integer"}
+    return words.get(kind, kind)
+
+
+def _rows(schema: Schema, root: Schema, prefix: str) -> list[str]:
+    schema = _resolve(schema, root)
+    if schema.get("type") == "array":
+        items = _resolve(schema.get("items", {}), root)
+        return _rows(items, root, prefix + "[]") if "properties" in items else []
+    rows = []
+    required = set(schema.get("required", ()))
+    for key, sub in schema.get("properties", {}).items():
+        full = _resolve(sub, root)
+        name = f"{prefix}.{key}" if prefix else key
+        text = full.get("description", "")
+        if "default" in full:
+            text += f" Default: `{json.dumps(full['default'])}`."
+        if key in required:
+            text = "**Required.** " + text
+        rows.append(f"| `{name}` | {_kind(sub, root)} | {text.strip()} |")
+        rows.extend(_rows(full, root, name))
+    return rows
+
+
+def schema_markdown(root: Schema) -> str:
+    lines = [
+        "| key | value | meaning |",
+        "|---|---|---|",
+        *_rows(root, root, ""),
+    ]
+    return "\n".join(lines) + "\n"

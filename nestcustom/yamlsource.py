@@ -1,0 +1,271 @@
+"""YAML with positions: every mapping, list and scalar remembers where it came from.
+
+PyYAML's composer (libyaml's C one where present) gives nodes with marks; we
+construct plain dicts and lists from them ourselves so that
+
+- every value can be traced back to FILE:LINE:COL for error messages,
+- duplicate keys are refused instead of silently keeping the last one,
+- the raw text of a scalar is kept, so a message can say that `no` was read
+  as a boolean or `1.10` as the number 1.1, and how to quote it,
+- aliases cannot blow up memory (a node budget) and nesting is bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nestcustom.errors import Location, Problem
+
+try:  # libyaml's C parser is several times faster; fall back where it is missing.
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value was written, and (for scalars) the text as written."""
+
+    location: Location
+    raw: str | None = None
+    tag: str = _STR
+    plain: bool = False  # an unquoted scalar: the YAML 1.1 resolver decided its type
+
+
+class YamlMap(dict[str, Any]):
+    """A dict that knows where it, its keys and its values were written."""
+
+    __slots__ = ("key_origins", "origin", "value_origins")
+
+    def __init__(self, origin: Origin) -> None:
+        super().__init__()
+        self.origin = origin
+        self.key_origins: dict[str, Origin] = {}
+        self.value_origins: dict[str, Origin] = {}
+
+
+class YamlList(list[Any]):
+    """A list that knows where it and each item were written."""
+
+    __slots__ = ("item_origins", "origin")
+
+    def __init__(self, origin: Origin) -> None:
+        super().__init__()
+        self.origin = origin
+        self.item_origins: list[Origin] = []
+
+
+def child_origin(container: object, key: str | int) -> Origin | None:
+    """The origin of `container[key]`, if the container keeps positions."""
+    if isinstance(container, YamlMap) and isinstance(key, str):
+        return container.value_origins.get(key)
+    if isinstance(container, YamlList) and isinstance(key, int) and key < len(container):
+        return container.item_origins[key]
+    return None
+
+
+def origin_of(root: object, path: tuple[str | int, ...], *, key: bool = False) -> Origin | None:
+    """Walk `path` from `root`; the origin of the deepest value reached.
+
+    With `key=True` and a path ending in a mapping key, the key's own position
+    is returned (where an unknown key should be pointed at).
+    """
+    node: Any = root
+    best: Origin | None = getattr(root, "origin", None)
+    for depth, step in enumerate(path):
+        last = depth == len(path) - 1
+        if key and last and isinstance(node, YamlMap) and isinstance(step, str):
+            return node.key_origins.get(step, best)
+        found = child_origin(node, step)
+        if found is None:
+            return best
+        best = found
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return best
+    return best
+
+
+class _Builder:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.problems: list[Problem] = []
+        self.nodes = 0
+        self.scalars = _Loader("")  # only its scalar constructors are used
+
+    def location(self, node: yaml.Node) -> Location:
+        mark = node.start_mark
+        return Location(self.name, mark.line + 1, mark.column + 1)
+
+    def origin(self, node: yaml.Node) -> Origin:
+        if isinstance(node, yaml.ScalarNode):
+            plain = not node.style  # libyaml says "" where PyYAML says None
+            return Origin(self.location(node), node.value, node.tag, plain)
+        return Origin(self.location(node))
+
+    def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> None:
+        self.problems.append(Problem(self.location(node), "", message, hint, code="yaml"))
+
+    def build(self, node: yaml.Node, depth: int = 0) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooBig(node, f"more than {MAX_NODES} values (aliases expanding?)")
+        if depth > MAX_DEPTH:
+            raise _TooBig(node, f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, yaml.MappingNode):
+            return self.build_map(node, depth)
+        if isinstance(node, yaml.SequenceNode):
+            out = YamlList(self.origin(node))
+            for item in node.value:
+                out.append(self.build(item, depth + 1))
+                out.item_origins.append(self.origin(item))
+            return out
+        assert isinstance(node, yaml.ScalarNode)
+        if node.tag == _STR:
+            return node.value
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            self.fail(node, f"cannot read {node.value!r}: {exc.problem}")
+            return node.value
+
+    def build_map(self, node: yaml.MappingNode, depth: int) -> YamlMap:
+        out = YamlMap(self.origin(node))
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:  # `<<: *defaults` merges, explicit keys win
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for source in sources:
+                    if isinstance(source, yaml.MappingNode):
+                        merged.extend(source.value)
+                    else:
+                        self.fail(source, "'<<' must merge a mapping or a list of mappings")
+                continue
+            self.put(out, key_node, value_node, depth, explicit=True)
+        for key_node, value_node in merged:
+            self.put(out, key_node, value_node, depth, explicit=False)
+        return out
+
+    def put(
+        self, out: YamlMap, key_node: yaml.Node, value_node: yaml.Node, depth: int, *, explicit: bool
+    ) -> None:
+        if not isinstance(key_node, yaml.ScalarNode):
+            self.fail(key_node, "a mapping key must be a plain name, not a list or mapping")
+            return
+        # Keys are names: keep them as written (`on:` stays "on", `1.10:` stays "1.10").
+        key = key_node.value
+        if key in out:
+            if explicit:
+                first = out.key_origins[key].location
+                self.fail(
+                    key_node,
+                    f"duplicate key {key!r} (first at line {first.line}, column {first.column})",
+                    "YAML keeps only the last of duplicate keys; remove one of them",
+                )
+            return
+        out[key] = self.build(value_node, depth + 1)
+        out.key_origins[key] = self.origin(key_node)
+        out.value_origins[key] = self.origin(value_node)
+
+
+class _TooBig(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+def _decode(name: str, data: bytes) -> tuple[str | None, list[Problem]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before) - (before.rfind(b"\n") + 1) + 1
+        problem = Problem(
+            Location(name, line, column),
+            "",
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+            "save the file as UTF-8",
+            code="yaml",
+        )
+        return None, [problem]
+    return text, []
+
+
+def load_yaml(path: Path, display_name: str | None = None) -> tuple[Any, list[Problem]]:
+    """Parse one YAML file into YamlMap/YamlList/scalars, with every problem found.
+
+    Returns (None, problems) when the file cannot be read as YAML at all.
+    """
+    name = display_name or str(path)
+    start = Location(name, 1, 1)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return None, [
+                Problem(
+                    start,
+                    "",
+                    f"file is {size / 1024 / 1024:.1f} MiB; recipes are limited to "
+                    f"{MAX_FILE_BYTES // 1024 // 1024} MiB",
+                    "split it, or share fragments with include:",
+                    code="yaml",
+                )
+            ]
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(start, "", f"cannot read file: {exc.strerror}", code="io")]
+    text, problems = _decode(name, data)
+    if text is None:
+        return None, problems
+    return parse_yaml(text, name)
+
+
+def parse_yaml(text: str, name: str) -> tuple[Any, list[Problem]]:
+    """Like `load_yaml`, for text already in memory."""
+    start = Location(name, 1, 1)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        return None, [_syntax_problem(name, text, exc)]
+    except yaml.YAMLError as exc:  # errors without a mark
+        return None, [Problem(start, "", f"not valid YAML: {exc}", code="yaml")]
+    if node is None:
+        return None, [Problem(start, "", "the file is empty", "a recipe needs at least name, base and layers", code="yaml")]
+    builder = _Builder(name)
+    try:
+        value = builder.build(node)
+    except _TooBig as exc:
+        builder.fail(exc.node, exc.message)
+        return None, builder.problems
+    return value, builder.problems
+
+
+def _syntax_problem(name: str, text: str, exc: yaml.MarkedYAMLError) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    location = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name, 1, 1)
+    message = exc.problem or str(exc)
+    if exc.context:
+        message = f"{exc.context}: {message}"
+    hint = None
+    lines = text.splitlines()
+    line = lines[location.line - 1] if 0 < location.line <= len(lines) else ""
+    if "\t" in line[: location.column]:
+        message = "a tab character where YAML expects spaces"
+        hint = "YAML indentation must use spaces, not tabs"
+    elif "expected a single document" in message:
+        hint = "a recipe is one YAML document: remove the extra '---'"
+    return Problem(location, "", f"not valid YAML: {message}", hint, code="yaml")
