@@ -181,15 +181,32 @@ Examples:
 """
 )
 @click.argument("recipe", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the Containerfile (and generated repo file) here instead of stdout.")
-@click.option("--all", "render_all", is_flag=True, help="Render every recipe in --recipes into --out.")
-@click.option("--recipes", "recipes_dir", type=click.Path(path_type=Path),
-              help="Directory of recipes for --all (default: PROJECT/recipes).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
-              help="Output directory for --all (default: PROJECT/containerfiles).")
-@click.option("--check", is_flag=True,
-              help="With --all: change nothing; exit 1 naming every stale, missing or orphaned file.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Containerfile (and generated repo file) here instead of stdout.",
+)
+@click.option(
+    "--all", "render_all", is_flag=True, help="Render every recipe in --recipes into --out."
+)
+@click.option(
+    "--recipes",
+    "recipes_dir",
+    type=click.Path(path_type=Path),
+    help="Directory of recipes for --all (default: PROJECT/recipes).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Output directory for --all (default: PROJECT/containerfiles).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="With --all: change nothing; exit 1 naming every stale, missing or orphaned file.",
+)
 @click.pass_obj
 @handle_errors
 def render(
@@ -266,8 +283,14 @@ Editors: put this first line in a recipe for completion and checks:
   # yaml-language-server: $schema=./recipe.schema.json
 """
 )
-@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json",
-              show_default=True, help="JSON Schema, or the reference as Markdown.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "markdown"]),
+    default="json",
+    show_default=True,
+    help="JSON Schema, or the reference as Markdown.",
+)
 @handle_errors
 def schema(fmt: str) -> None:
     """Print the recipe JSON Schema, the single definition of the recipe language."""

@@ -59,14 +59,18 @@ def files_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         path = ("files", i, "dest")
         if spec.dest in _ACCOUNT_FILES:
             yield _problem(
-                locate, path, "accounts",
+                locate,
+                path,
+                "accounts",
                 f"{spec.dest} must not be replaced in a NestOS image",
                 "system users come from sysusers.d fragments in /usr/lib/sysusers.d; "
                 "people are added on the host (Ignition), not in the image",
             )
         elif not spec.dest.startswith(_KEPT_ROOTS) or spec.dest.startswith(_DROPPED_UNDER_USR):
             yield _problem(
-                locate, path, "dropped-path",
+                locate,
+                path,
+                "dropped-path",
                 f"{spec.dest} would be dropped: a NestOS host keeps only /usr and /etc from an image",
                 "put programs under /usr and configuration under /etc; "
                 "create /var content at boot with a tmpfiles.d fragment",
@@ -85,7 +89,9 @@ def unique_names(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             if value in seen:
                 first = locate(key, seen[value], field)
                 yield _problem(
-                    locate, (key, i, field), "duplicate",
+                    locate,
+                    (key, i, field),
+                    "duplicate",
                     f"{value!r} is already used by {key}[{seen[value]}] (line {first.line})",
                     "includes are merged: the name may come from an included fragment",
                 )
@@ -96,14 +102,18 @@ def unique_names(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
 def layer_contents(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     if len(recipe.layers) > MAX_LAYERS:
         yield _problem(
-            locate, ("layers", MAX_LAYERS), "too-many-layers",
+            locate,
+            ("layers", MAX_LAYERS),
+            "too-many-layers",
             f"{len(recipe.layers)} layers; at most {MAX_LAYERS} are allowed",
             "each layer is an image layer on top of the base's: merge related layers",
         )
     for i, layer in enumerate(recipe.layers):
         if layer.is_empty:
             yield _problem(
-                locate, ("layers", i), "empty-layer",
+                locate,
+                ("layers", i),
+                "empty-layer",
                 f"layer {layer.name!r} changes nothing",
                 "give it install, remove, replace or swap, or delete it",
             )
@@ -111,21 +121,29 @@ def layer_contents(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         for j, name in enumerate(layer.remove):
             if name in installed:
                 yield _problem(
-                    locate, ("layers", i, "remove", j), "install-and-remove",
+                    locate,
+                    ("layers", i, "remove", j),
+                    "install-and-remove",
                     f"{name!r} is both installed and removed in layer {layer.name!r}",
                     "keep one of them",
                 )
         for j, spec in enumerate(layer.install):
             if spec.endswith(".src.rpm"):
                 yield _problem(
-                    locate, ("layers", i, "install", j), "source-rpm",
-                    "a source RPM cannot be installed", "name the binary RPM",
+                    locate,
+                    ("layers", i, "install", j),
+                    "source-rpm",
+                    "a source RPM cannot be installed",
+                    "name the binary RPM",
                 )
         for j, url in enumerate(layer.replace):
             if url.endswith(".src.rpm"):
                 yield _problem(
-                    locate, ("layers", i, "replace", j), "source-rpm",
-                    "a source RPM cannot replace a package", "name the binary RPM",
+                    locate,
+                    ("layers", i, "replace", j),
+                    "source-rpm",
+                    "a source RPM cannot replace a package",
+                    "name the binary RPM",
                 )
 
 
@@ -136,7 +154,9 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     for i, layer in enumerate(recipe.layers):
         if layer.swap and version < REMOVE_WITH_INSTALL_SINCE:
             yield _problem(
-                locate, ("layers", i, "swap"), "swap-unsupported",
+                locate,
+                ("layers", i, "swap"),
+                "swap-unsupported",
                 f"rpm-ostree {version} silently ignores 'override remove --install' "
                 f"(honoured from {REMOVE_WITH_INSTALL_SINCE})",
                 "list the package under remove: and its replacement under install: "
@@ -146,7 +166,9 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             for j, spec in enumerate(layer.install):
                 if is_rpm_url(spec):
                     yield _problem(
-                        locate, ("layers", i, "install", j), "rpm-url-unsupported",
+                        locate,
+                        ("layers", i, "install", j),
+                        "rpm-url-unsupported",
                         f"rpm-ostree {version} cannot install RPM files "
                         f"(from {LOCAL_RPM_INSTALL_SINCE}); it answers 'Packages not found'",
                         "publish the RPM in a repo and install it by name",
@@ -155,7 +177,9 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             for j, url in enumerate(layer.replace):
                 if _KERNEL_RPM.match(basename(url)):
                     yield _problem(
-                        locate, ("layers", i, "replace", j), "kernel-replace",
+                        locate,
+                        ("layers", i, "replace", j),
+                        "kernel-replace",
                         f"replacing the kernel on rpm-ostree {version} does not regenerate "
                         "the initramfs: the host would not boot",
                         f"needs rpm-ostree {KERNEL_REPLACE_INITRAMFS_SINCE} or later in the base",
@@ -166,7 +190,9 @@ def architecture(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     tag_arch = recipe.base.tag_arch
     if recipe.arch and tag_arch and tag_arch != recipe.arch:
         yield _problem(
-            locate, ("base", "image"), "arch-mismatch",
+            locate,
+            ("base", "image"),
+            "arch-mismatch",
             f"the base tag is for {tag_arch} but the recipe is for {recipe.arch}",
             "NestOS tags are per architecture: build on a base of the hosts' architecture",
         )
@@ -179,7 +205,9 @@ def architecture(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 match = _RPM_ARCH.search(spec)
                 if match and match.group(1) not in (want, "noarch"):
                     yield _problem(
-                        locate, ("layers", i, key, j), "arch-mismatch",
+                        locate,
+                        ("layers", i, key, j),
+                        "arch-mismatch",
                         f"this RPM is built for {match.group(1)}, the image is for {want}",
                     )
 
@@ -188,28 +216,39 @@ def repos(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     for i, repo in enumerate(recipe.repos):
         if not (repo.baseurl or repo.metalink or repo.mirrorlist):
             yield _problem(
-                locate, ("repos", i), "repo-url",
+                locate,
+                ("repos", i),
+                "repo-url",
                 f"repo {repo.id!r} has no baseurl, metalink or mirrorlist",
             )
         if not repo.gpgcheck:
             yield _problem(
-                locate, ("repos", i, "gpgcheck"), "gpgcheck-off",
+                locate,
+                ("repos", i, "gpgcheck"),
+                "gpgcheck-off",
                 f"repo {repo.id!r} installs packages without checking signatures",
-                "set gpgcheck: true and a gpgkey", Severity.WARNING,
+                "set gpgcheck: true and a gpgkey",
+                Severity.WARNING,
             )
         elif not repo.gpgkey:
             yield _problem(
-                locate, ("repos", i), "gpgkey-missing",
+                locate,
+                ("repos", i),
+                "gpgkey-missing",
                 f"repo {repo.id!r} checks signatures but names no gpgkey",
-                "set gpgkey to the key's URL (or file:///etc/pki/rpm-gpg/...)", Severity.WARNING,
+                "set gpgkey to the key's URL (or file:///etc/pki/rpm-gpg/...)",
+                Severity.WARNING,
             )
         for key in ("baseurl", "metalink", "mirrorlist", "gpgkey"):
             url = getattr(repo, key)
             if url and url.startswith("http://"):
                 yield _problem(
-                    locate, ("repos", i, key), "plain-http",
+                    locate,
+                    ("repos", i, key),
+                    "plain-http",
                     f"{key} uses plain http: anyone on the path can change what is installed",
-                    "use https", Severity.WARNING,
+                    "use https",
+                    Severity.WARNING,
                 )
 
 
@@ -218,7 +257,9 @@ def units(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     for j, unit in enumerate(recipe.units_disable):
         if unit in enabled:
             yield _problem(
-                locate, ("systemd", "disable", j), "unit-both",
+                locate,
+                ("systemd", "disable", j),
+                "unit-both",
                 f"{unit} is both enabled and disabled",
             )
 
@@ -229,7 +270,9 @@ def labels(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     for key, _ in recipe.labels:
         if key in ("ostree.bootable", "containers.bootc"):
             yield _problem(
-                locate, ("labels", key), "bootable-label",
+                locate,
+                ("labels", key),
+                "bootable-label",
                 f"the {key} label comes from the base image and must not be overridden",
                 "without it rpm-ostree refuses to rebase a host to the image",
             )

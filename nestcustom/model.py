@@ -146,5 +146,12 @@ class Recipe:
         data: dict[str, Any] = asdict(self)
         data.pop("path")
         data.pop("tests")
+        # Package lists are sets to rpm-ostree: order and repeats must not change the digest.
+        for layer in data["layers"]:
+            for key in ("install", "remove", "replace"):
+                layer[key] = sorted(set(layer[key]))
+            layer["swap"] = sorted({(s["remove"], s["install"]) for s in layer["swap"]})
+        for key in ("units_enable", "units_disable"):
+            data[key] = sorted(set(data[key]))
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -55,7 +55,9 @@ def find_recipes(recipes_dir: Path) -> list[Path]:
     """
     if not recipes_dir.is_dir():
         raise BadInputError(f"{recipes_dir}: no such directory", "pass --recipes DIR")
-    found = sorted(p for p in recipes_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    found = sorted(
+        p for p in recipes_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+    )
     if not found:
         raise BadInputError(f"{recipes_dir}: no recipes (*.yaml) found")
     return found
@@ -124,7 +126,9 @@ def find_drift(plan: Plan) -> list[Drift]:
             drift.append(Drift(output.path, DriftKind.MISSING))
         elif output.path.read_text("utf-8", errors="replace") != output.content:
             drift.append(Drift(output.path, DriftKind.STALE))
-    drift.extend(Drift(p, DriftKind.ORPHAN) for p in _generated_files(plan.out_dir) if p not in wanted)
+    drift.extend(
+        Drift(p, DriftKind.ORPHAN) for p in _generated_files(plan.out_dir) if p not in wanted
+    )
     return drift
 
 
@@ -148,8 +152,8 @@ def write_atomically(path: Path, content: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

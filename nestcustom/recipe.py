@@ -131,7 +131,11 @@ def _load_tree(ctx: _Context, path: Path, stack: tuple[Path, ...]) -> YamlMap | 
     if doc is None:
         return None
     if not isinstance(doc, YamlMap):
-        ctx.add(Location(name, 1, 1), (), "a recipe must be a mapping of keys (name:, base:, layers: ...)")
+        ctx.add(
+            Location(name, 1, 1),
+            (),
+            "a recipe must be a mapping of keys (name:, base:, layers: ...)",
+        )
         return None
     includes = doc.get("include")
     if not isinstance(includes, YamlList):
@@ -147,7 +151,9 @@ def _load_tree(ctx: _Context, path: Path, stack: tuple[Path, ...]) -> YamlMap | 
             continue
         if target in (*stack, path):
             chain = " -> ".join(ctx.display(p) for p in (*stack, path, target))
-            ctx.add(where, ("include", index), f"include cycle: {chain}", "remove one of these includes")
+            ctx.add(
+                where, ("include", index), f"include cycle: {chain}", "remove one of these includes"
+            )
             continue
         if not target.is_file():
             ctx.add(where, ("include", index), f"included file {item!r} does not exist")
@@ -263,7 +269,9 @@ def _file_spec(ctx: _Context, entry: YamlMap, origin: Origin, index: int) -> Fil
         ctx.add(src_origin.location, path, f"{entry['src']!r} points outside the project directory")
         return None
     if not source.is_file():
-        ctx.add(src_origin.location, path, f"{entry['src']!r} is not a file", f"looked for {source}")
+        ctx.add(
+            src_origin.location, path, f"{entry['src']!r} is not a file", f"looked for {source}"
+        )
         return None
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     mode = entry.get("mode", "0644")

@@ -22,7 +22,6 @@ REPO_FILE = "nestcustom.repo"
 _COPY_SAFE = re.compile(r"^[A-Za-z0-9._+@=,:%~/-]+$")
 
 
-
 @dataclass(frozen=True)
 class Command:
     """One program invocation: the verb (`rpm-ostree install`) and its arguments."""
@@ -90,7 +89,9 @@ def layer_commands(layer: Layer) -> list[Command]:
     if layer.swap:
         # `--install` is honoured from rpm-ostree 2022.17; lint.version_gates refuses older bases.
         removes = _sorted(s.remove for s in layer.swap)
-        installs = tuple(a for pkg in _sorted(s.install for s in layer.swap) for a in ("--install", pkg))
+        installs = tuple(
+            a for pkg in _sorted(s.install for s in layer.swap) for a in ("--install", pkg)
+        )
         commands.append(Command(("rpm-ostree", "override", "remove"), removes + installs))
     if layer.replace:
         commands.append(Command(("rpm-ostree", "override", "replace"), _sorted(layer.replace)))

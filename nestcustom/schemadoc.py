@@ -25,7 +25,7 @@ def _kind(schema: Schema, root: Schema) -> str:
         return " \\| ".join(f"`{v}`" for v in schema["enum"])
     if "anyOf" in schema:
         return " or ".join(_kind(s, root) for s in schema["anyOf"])
-    kind = schema.get("type", "")
+    kind = str(schema.get("type", ""))
     if kind == "array":
         return f"list of {_kind(schema.get('items', {}), root)}"
     if kind == "object" and "properties" not in schema:

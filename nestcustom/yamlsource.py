@@ -146,7 +146,9 @@ class _Builder:
         merged: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:  # `<<: *defaults` merges, explicit keys win
-                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
                 for source in sources:
                     if isinstance(source, yaml.MappingNode):
                         merged.extend(source.value)
@@ -159,7 +161,13 @@ class _Builder:
         return out
 
     def put(
-        self, out: YamlMap, key_node: yaml.Node, value_node: yaml.Node, depth: int, *, explicit: bool
+        self,
+        out: YamlMap,
+        key_node: yaml.Node,
+        value_node: yaml.Node,
+        depth: int,
+        *,
+        explicit: bool,
     ) -> None:
         if not isinstance(key_node, yaml.ScalarNode):
             self.fail(key_node, "a mapping key must be a plain name, not a list or mapping")
@@ -244,7 +252,15 @@ def parse_yaml(text: str, name: str) -> tuple[Any, list[Problem]]:
     except yaml.YAMLError as exc:  # errors without a mark
         return None, [Problem(start, "", f"not valid YAML: {exc}", code="yaml")]
     if node is None:
-        return None, [Problem(start, "", "the file is empty", "a recipe needs at least name, base and layers", code="yaml")]
+        return None, [
+            Problem(
+                start,
+                "",
+                "the file is empty",
+                "a recipe needs at least name, base and layers",
+                code="yaml",
+            )
+        ]
     builder = _Builder(name)
     try:
         value = builder.build(node)

@@ -87,7 +87,7 @@ def validate_document(doc: Any, fallback: Location) -> list[Problem]:
     """Every schema problem in `doc` (a YamlMap tree), located and worded for people."""
     problems: list[Problem] = []
     for error in _validator().iter_errors(doc):
-        problems.extend(_explain(doc, error, fallback))
+        problems.extend(p for p in _explain(doc, error, fallback) if p not in problems)
     problems.sort(key=lambda p: (p.location.file, p.location.line, p.location.column))
     return problems
 
@@ -104,10 +104,13 @@ def _explain(doc: Any, error: ValidationError, fallback: Location) -> Iterator[P
     value = error.instance
     hint = schema.get("x-hint")
 
-    def problem(message: str, at: Location = where, at_path: Path_ = path, why: str | None = hint) -> Problem:
+    def problem(
+        message: str, at: Location = where, at_path: Path_ = path, why: str | None = hint
+    ) -> Problem:
         return Problem(at, format_path(at_path), message, why)
 
-    kind = error.validator
+    kind = str(error.validator)
+    rule: Any = error.validator_value  # the schema keyword's value: a list, a number, ...
     if "propertyNames" in error.schema_path:
         # jsonschema reports a bad key as the instance, at its mapping's path.
         key_path = (*path, str(value))
@@ -122,19 +125,21 @@ def _explain(doc: Any, error: ValidationError, fallback: Location) -> Iterator[P
             key_at = _locate(doc, (*path, extra), fallback, key=True)
             yield problem(f"unknown key {extra!r}", key_at, (*path, extra), why)
     elif kind == "required" and isinstance(value, dict):
-        for missing in error.validator_value:
+        for missing in rule:
             if missing not in value:
                 yield problem(f"missing required key {missing!r}")
     elif kind == "type" or (kind == "anyOf" and not isinstance(value, str)):
-        expected = error.validator_value if kind == "type" else "string"
+        expected = rule if kind == "type" else "string"
         yield _type_problem(doc, path, value, expected, where)
     elif kind == "enum":
-        options = [str(o) for o in error.validator_value]
+        options = [str(o) for o in rule]
         close = difflib.get_close_matches(str(value), options, n=1)
-        why = f"did you mean {close[0]!r}?" if close else None
-        yield problem(f"{value!r} is not one of: {', '.join(options)}", why=why)
+        yield problem(
+            f"{value!r} is not one of: {', '.join(options)}",
+            why=f"did you mean {close[0]!r}?" if close else None,
+        )
     elif kind == "minItems":
-        count = error.validator_value
+        count = rule
         yield problem(f"needs at least {count} item{'s' if count != 1 else ''}")
     elif "x-message" in schema:
         yield problem(f"{value!r} {schema['x-message']}")
@@ -142,7 +147,9 @@ def _explain(doc: Any, error: ValidationError, fallback: Location) -> Iterator[P
         yield problem(error.message)
 
 
-def _type_problem(doc: Any, path: Path_, value: object, expected: object, where: Location) -> Problem:
+def _type_problem(
+    doc: Any, path: Path_, value: object, expected: object, where: Location
+) -> Problem:
     names = expected if isinstance(expected, list) else [expected]
     want = " or ".join(_TAG_NAMES.get(str(n), _TYPE_WORDS.get(str(n), str(n))) for n in names)
     origin: Origin | None = origin_of(doc, path)
@@ -159,6 +166,6 @@ def _type_problem(doc: Any, path: Path_, value: object, expected: object, where:
             where,
             format_path(path),
             f"{origin.raw!r} was read as {read_as} {shown}".rstrip() + f", but {want} is expected",
-            f"quote it to keep it as written: \"{origin.raw}\"",
+            f'quote it to keep it as written: "{origin.raw}"',
         )
     return Problem(where, format_path(path), f"expected {want}, got {_describe(value)}")
