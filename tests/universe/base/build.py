@@ -1,0 +1,503 @@
+"""Build the test universe's fixture NestOS base images (tests only).
+
+A NestOS 22.03 LTS base image cannot be pulled here, so this builds a stand-in
+that behaves like one inside a container build (see
+shared/contracts/nestos-rpm-ostree.md sections 0 and 1):
+
+1. ``mmdebstrap`` makes a Debian bookworm rootfs with the real ``rpm`` and the
+   real ``ostree``; python3 is moved off PATH (it runs the emulators only),
+   perl is removed, and /var is left with directories only. The rootfs is
+   ``podman import``-ed as ``localhost/nestcustom-test/rootfs:<hash>``.
+2. A spec with one sub-package per NestOS base package (``nestos-release``,
+   ``openEuler-repos``, ``toolbox``, ``zincati``, ``kernel``, ``rpm-ostree``,
+   ...) is built with ``rpmbuild`` and installed into the RPM database at
+   /usr/share/rpm, where rpm-ostree systems keep it.
+3. A short Containerfile adds the emulators, the ostree repo config that marks
+   a container build, and the NestOS labels.
+
+Both steps are cached: an image whose label holds the hash of its inputs is
+reused as is.
+
+Usage: ``python tests/universe/base/build.py [sp2|sp1 ...]``
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EMULATORS = HERE / "emulators"
+IMAGE_REPO = "localhost/nestcustom-test/nestos"
+ROOTFS_REPO = "localhost/nestcustom-test/rootfs"
+INPUTS_LABEL = "org.nestcustom.test.inputs"
+LOCK_PATH = Path("/var/tmp/nestcustom-test-base.lock")
+HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+EMU_PYTHON = "/usr/libexec/nestcustom-emu/python3"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One NestOS stream the fixture image stands in for."""
+
+    key: str
+    stream: str  # 22.03-LTS-SP2
+    build: str  # 20230922.0
+    dist: str  # oe2203sp2
+    rpm_ostree: str
+    rpm_ostree_release: str
+    ostree_ext: str
+    kernel: str
+
+    @property
+    def version(self) -> str:
+        return f"{self.stream}.{self.build}"
+
+
+VARIANTS: dict[str, Variant] = {
+    "sp2": Variant(
+        key="sp2",
+        stream="22.03-LTS-SP2",
+        build="20230922.0",
+        dist="oe2203sp2",
+        rpm_ostree="2022.16",
+        rpm_ostree_release="3",
+        ostree_ext="0.9.1",
+        kernel="5.10.0-153.12.0.92",
+    ),
+    "sp1": Variant(
+        key="sp1",
+        stream="22.03-LTS-SP1",
+        build="20230301.0",
+        dist="oe2203sp1",
+        rpm_ostree="2022.8",
+        rpm_ostree_release="4",
+        ostree_ext="0.7.1",
+        kernel="5.10.0-136.12.0.86",
+    ),
+}
+
+# ------------------------------------------------------------------ rootfs
+
+ROOTFS_PACKAGES = ("rpm", "ostree", "python3", "passwd", "ca-certificates")
+
+# Runs on the host after the rootfs is complete ($1 is the rootfs).
+ROOTFS_CUSTOMIZE = r"""
+set -e
+root="$1"
+mkdir -p "$root/usr/libexec/nestcustom-emu"
+mv "$root/usr/bin/python3.11" "$root/usr/libexec/nestcustom-emu/python3"
+rm -f "$root"/usr/bin/python3* "$root"/usr/bin/pydoc3* "$root"/usr/bin/py3* \
+      "$root"/usr/bin/perl "$root"/usr/bin/perl5* "$root"/usr/bin/pygettext3*
+"""
+
+DPKG_EXCLUDES = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-exclude=/usr/share/info/*",
+)
+
+
+def machine_arch() -> str:
+    return platform.machine()
+
+
+def image_ref(variant: str) -> str:
+    v = VARIANTS[variant]
+    return f"{IMAGE_REPO}:{v.version}-{machine_arch()}"
+
+
+def _run(cmd: Sequence[str], cwd: Path | None = None) -> str:
+    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
+            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+    return proc.stdout
+
+
+def image_id(ref: str) -> str | None:
+    proc = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", ref],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def image_label(ref: str, label: str) -> str | None:
+    proc = subprocess.run(
+        ["podman", "image", "inspect", ref], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        return None
+    data = json.loads(proc.stdout)
+    if not data:
+        return None
+    labels = data[0].get("Labels") or {}
+    value = labels.get(label)
+    return str(value) if value is not None else None
+
+
+@contextmanager
+def _build_lock() -> Iterator[None]:
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK_PATH.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def rootfs_hash() -> str:
+    h = hashlib.sha256()
+    for part in (*ROOTFS_PACKAGES, ROOTFS_CUSTOMIZE, *DPKG_EXCLUDES, machine_arch(), "bookworm"):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def build_rootfs(workdir: Path) -> str:
+    """The imported Debian rootfs image (cached by the hash of its recipe)."""
+    digest = rootfs_hash()
+    ref = f"{ROOTFS_REPO}:{digest[:16]}"
+    if image_label(ref, INPUTS_LABEL) == digest:
+        return ref
+    tarball = workdir / "rootfs.tar"
+    cmd = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--quiet",
+        "--include=" + ",".join(ROOTFS_PACKAGES),
+        '--aptopt=Acquire::Check-Valid-Until "false"',
+        *[f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES],
+        "--customize-hook=" + ROOTFS_CUSTOMIZE,
+        "bookworm",
+        str(tarball),
+    ]
+    if HOST_SOURCES.exists():
+        cmd.append(str(HOST_SOURCES))
+    _run(cmd)
+    try:
+        _run(
+            [
+                "podman",
+                "import",
+                "--change",
+                f"LABEL {INPUTS_LABEL}={digest}",
+                str(tarball),
+                ref,
+            ]
+        )
+    finally:
+        tarball.unlink(missing_ok=True)
+    return ref
+
+
+# ------------------------------------------------------------ base RPMs
+
+
+def os_release(v: Variant) -> str:
+    return "\n".join(
+        [
+            'NAME="NestOS"',
+            f'VERSION="{v.version}"',
+            "ID=nestos",
+            'ID_LIKE="openEuler"',
+            f"VERSION_ID={v.stream}",
+            "PLATFORM_ID=platform:oe2203",
+            f'PRETTY_NAME="NestOS For Container {v.version}"',
+            'ANSI_COLOR="0;38;2;60;110;180"',
+            'LOGO="nestos-logo-icon"',
+            'CPE_NAME="cpe:/o:openeuler:nestos:22.03"',
+            'HOME_URL="https://nestos.openeuler.org/"',
+            'DOCUMENTATION_URL="https://nestos.org.cn/"',
+            'BUG_REPORT_URL="https://gitee.com/openeuler/NestOS/issues"',
+            'VARIANT="NestOS For Container"',
+            "VARIANT_ID=nestos-for-container",
+            f"OSTREE_VERSION='{v.version}'",
+            "",
+        ]
+    )
+
+
+def openeuler_repo(v: Variant) -> str:
+    sections = []
+    for repo_id, sub in (("OS", "OS"), ("everything", "everything"), ("update", "update")):
+        sections.append(
+            f"[{repo_id}]\nname={repo_id}\n"
+            f"baseurl=http://repo.openeuler.invalid/openEuler-{v.stream}/{sub}/$basearch/\n"
+            "enabled=0\ngpgcheck=0\n"
+        )
+    return "\n".join(sections)
+
+
+@dataclass(frozen=True)
+class BasePkg:
+    name: str
+    version: str
+    release: str
+    files: tuple[tuple[str, str, str], ...] = ()  # (path, mode, content)
+    provides: tuple[str, ...] = ()
+    summary: str = ""
+
+
+def base_packages(v: Variant) -> list[BasePkg]:
+    kver = f"{v.kernel}.{v.dist}.{machine_arch()}"
+    return [
+        BasePkg(
+            "nestos-release",
+            "22.03",
+            f"1.{v.dist}",
+            (
+                ("/usr/lib/os-release", "0644", os_release(v)),
+                ("/etc/nestos-release", "0644", f"NestOS release {v.version}\n"),
+            ),
+            provides=("system-release",),
+            summary="NestOS release files",
+        ),
+        BasePkg(
+            "openEuler-repos",
+            "1.0",
+            f"3.{v.dist}",
+            (("/etc/yum.repos.d/openEuler.repo", "0644", openeuler_repo(v)),),
+            summary="openEuler package repositories",
+        ),
+        BasePkg(
+            "toolbox",
+            "0.0.99.3",
+            f"6.{v.dist}",
+            (("/usr/bin/toolbox", "0755", "#!/bin/sh\necho 'toolbox (fixture)'\n"),),
+            summary="Tool for containerized command line environments",
+        ),
+        BasePkg(
+            "zincati",
+            "0.0.24",
+            f"3.{v.dist}",
+            (
+                ("/usr/libexec/zincati", "0755", "#!/bin/sh\necho 'zincati (fixture)'\n"),
+                (
+                    "/usr/lib/systemd/system/zincati.service",
+                    "0644",
+                    "[Unit]\nDescription=Zincati Update Agent\n\n[Service]\n"
+                    "ExecStart=/usr/libexec/zincati agent\n",
+                ),
+            ),
+            summary="Update agent for NestOS",
+        ),
+        BasePkg(
+            "kernel",
+            v.kernel.split("-")[0],
+            f"{v.kernel.split('-')[1]}.{v.dist}",
+            ((f"/usr/lib/modules/{kver}/vmlinuz", "0644", "dummy kernel image\n"),),
+            summary="The Linux Kernel (fixture)",
+        ),
+        BasePkg(
+            "rpm-ostree",
+            v.rpm_ostree,
+            f"{v.rpm_ostree_release}.{v.dist}",
+            (("/usr/bin/rpm-ostree", "0755", "#!/bin/sh\nexit 1\n"),),
+            summary="Hybrid image/package system",
+        ),
+        BasePkg("ostree", "2022.7", f"1.{v.dist}", summary="Tool for managing bootable trees"),
+        BasePkg("rpm", "4.17.0", f"14.{v.dist}", summary="The RPM package management system"),
+        BasePkg("podman", "4.4.4", f"2.{v.dist}", summary="Manage Pods, Containers and Images"),
+        BasePkg("skopeo", "1.8.0", f"5.{v.dist}", summary="Work with remote images registries"),
+        BasePkg(
+            "bash",
+            "5.1.8",
+            f"6.{v.dist}",
+            provides=("/bin/sh", "/bin/bash"),
+            summary="The GNU Bourne Again shell",
+        ),
+        BasePkg("glibc", "2.34", f"125.{v.dist}", summary="The GNU libc libraries"),
+        BasePkg("systemd", "249", f"52.{v.dist}", summary="System and Service Manager"),
+    ]
+
+
+def base_spec(v: Variant) -> str:
+    pkgs = base_packages(v)
+    head = pkgs[0]
+    out = [
+        "%define debug_package %{nil}",
+        "%define __os_install_post %{nil}",
+        f"Name: {head.name}",
+        f"Version: {head.version}",
+        f"Release: {head.release}",
+        f"Summary: {head.summary}",
+        "License: MulanPSL-2.0",
+        "",
+        f"%description\n{head.summary}.",
+        "",
+    ]
+    for pkg in pkgs[1:]:
+        out += [
+            f"%package -n {pkg.name}",
+            f"Version: {pkg.version}",
+            f"Release: {pkg.release}",
+            f"Summary: {pkg.summary}",
+            *[f"Provides: {p}" for p in pkg.provides],
+            f"%description -n {pkg.name}\n{pkg.summary}.",
+            "",
+        ]
+    out.append("%install")
+    for pkg in pkgs:
+        for path, mode, content in pkg.files:
+            marker = "NESTCUSTOM_EOF"
+            out += [
+                f"mkdir -p %{{buildroot}}{Path(path).parent!s}",
+                f"cat > %{{buildroot}}{path} <<'{marker}'",
+                content.replace("%", "%%").rstrip("\n"),
+                marker,
+                f"chmod {mode} %{{buildroot}}{path}",
+            ]
+    out.append("")
+    for i, pkg in enumerate(pkgs):
+        out.append("%files" if i == 0 else f"%files -n {pkg.name}")
+        for path, _mode, _content in pkg.files:
+            prefix = "%config(noreplace) " if path.startswith("/etc/") else ""
+            out.append(prefix + path)
+        if pkg.provides and not pkg.files:
+            out.append("")
+        out.append("")
+    return "\n".join(out)
+
+
+def build_base_rpms(v: Variant, outdir: Path) -> list[Path]:
+    top = outdir / "rpmbuild"
+    (top / "SPECS").mkdir(parents=True, exist_ok=True)
+    spec = top / "SPECS" / "nestos-base.spec"
+    spec.write_text(base_spec(v))
+    _run(
+        [
+            "rpmbuild",
+            "-bb",
+            "--nodeps",
+            "--quiet",
+            "--define",
+            f"_topdir {top}",
+            "--define",
+            "_build_id_links none",
+            str(spec),
+        ]
+    )
+    rpms = sorted((top / "RPMS").rglob("*.rpm"))
+    dest = outdir / "rpms"
+    dest.mkdir(exist_ok=True)
+    out = []
+    for rpm in rpms:
+        target = dest / rpm.name
+        shutil.copy2(rpm, target)
+        out.append(target)
+    shutil.rmtree(top)
+    return out
+
+
+# ------------------------------------------------------------------ image
+
+
+def inputs_hash(v: Variant) -> str:
+    h = hashlib.sha256()
+    h.update(rootfs_hash().encode())
+    h.update(repr(v).encode())
+    h.update(machine_arch().encode())
+    for path in [Path(__file__).resolve(), *sorted(EMULATORS.glob("*.py"))]:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def containerfile(v: Variant, rootfs_ref: str, digest: str) -> str:
+    kver = f"{v.kernel}.{v.dist}.{machine_arch()}"
+    return f"""\
+FROM {rootfs_ref}
+COPY rpms/ /tmp/base-rpms/
+RUN rm -rf /var/lib/dpkg /var/lib/apt /var/cache/* /var/log/* /etc/apt \\
+ && find /var -mindepth 1 ! -type d -delete \\
+ && rm -f /etc/os-release && ln -s ../usr/lib/os-release /etc/os-release \\
+ && mkdir -p /usr/lib/rpm/macros.d /usr/share/rpm /sysroot/ostree/repo \\
+ && printf '%s\\n' '%_dbpath /usr/share/rpm' > /usr/lib/rpm/macros.d/macros.rpm-ostree \\
+ && rpm -i --force-debian --nodeps --nosignature /tmp/base-rpms/*.rpm \\
+ && rm -rf /tmp/base-rpms /var/tmp/* /var/cache/* \\
+ && ln -s sysroot/ostree /ostree \\
+ && printf '[core]\\nrepo_version=1\\nmode=bare-split-xattrs\\n' > /sysroot/ostree/repo/config \\
+ && printf 'rpm-ostree={v.rpm_ostree}\\nostree-ext={v.ostree_ext}\\n' > /tmp/versions
+RUN mkdir -p /usr/lib/nestcustom-emu /usr/libexec/libostree/ext \\
+ && mv /tmp/versions /usr/lib/nestcustom-emu/versions
+COPY --chmod=0755 rpm_ostree.py /usr/bin/rpm-ostree
+COPY --chmod=0755 ostree_container.py /usr/libexec/libostree/ext/ostree-container
+LABEL ostree.bootable="true" \\
+      version="{v.version}" \\
+      ostree.linux="{kver}" \\
+      org.opencontainers.image.title="NestOS {v.stream} (nestcustom test fixture)" \\
+      org.opencontainers.image.version="{v.version}" \\
+      {INPUTS_LABEL}="{digest}"
+CMD ["/bin/bash"]
+"""
+
+
+def build_base_image(variant: str, workdir: Path) -> str:
+    """Build (or reuse) the fixture NestOS base image; returns its local reference."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    v = VARIANTS[variant]
+    ref = image_ref(variant)
+    digest = inputs_hash(v)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _build_lock():
+        if image_label(ref, INPUTS_LABEL) == digest:
+            return ref
+        previous = image_id(ref)
+        rootfs_ref = build_rootfs(workdir)
+        ctx = workdir / f"base-{variant}"
+        if ctx.exists():
+            shutil.rmtree(ctx)
+        ctx.mkdir(parents=True)
+        build_base_rpms(v, ctx)
+        shutil.copy2(EMULATORS / "rpm_ostree.py", ctx / "rpm_ostree.py")
+        shutil.copy2(EMULATORS / "ostree_container.py", ctx / "ostree_container.py")
+        (ctx / "Containerfile").write_text(containerfile(v, rootfs_ref, digest))
+        _run(
+            [
+                "podman",
+                "build",
+                "--pull=never",
+                "-t",
+                ref,
+                "-f",
+                str(ctx / "Containerfile"),
+                str(ctx),
+            ]
+        )
+        shutil.rmtree(ctx)
+        if previous is not None and previous != image_id(ref):
+            # The outdated image is untagged now; drop it unless something still uses it.
+            subprocess.run(["podman", "rmi", previous], capture_output=True, check=False)
+    return ref
+
+
+def main(argv: Sequence[str]) -> int:
+    workdir = Path("/var/tmp/nestcustom-test-base")
+    for variant in argv or ["sp2"]:
+        start = time.monotonic()
+        ref = build_base_image(variant, workdir)
+        print(f"{ref}  ({time.monotonic() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,163 @@
+#!/usr/libexec/nestcustom-emu/python3
+"""Test-universe emulator of ``ostree container commit`` (ostree-rs-ext).
+
+Installed as /usr/libexec/libostree/ext/ostree-container; the real Debian
+``ostree`` binary dispatches unknown sub-commands (``ostree container ...``)
+to ``/usr/libexec/libostree/ext/ostree-<name>`` with its argv unchanged.
+Follows shared/contracts/nestos-rpm-ostree.md section 1; the emulated
+version comes from /usr/lib/nestcustom-emu/versions (``ostree-ext=0.9.1``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+
+VERSIONS_FILE = Path(os.environ.get("NESTCUSTOM_EMU_VERSIONS", "/usr/lib/nestcustom-emu/versions"))
+OSTREE_REPO_CONFIG = Path("/sysroot/ostree/repo/config")
+FORCE_CLEAN_PATHS = ("run", "tmp", "var/tmp", "var/cache")
+MAX_REPORTED = 19
+
+
+class EmuError(Exception):
+    """Printed as ``error: <message>``, exit 1."""
+
+
+def ext_version() -> tuple[int, ...]:
+    version = "0.9.1"
+    if VERSIONS_FILE.exists():
+        for line in VERSIONS_FILE.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() == "ostree-ext":
+                version = value.strip()
+    return tuple(int(p) for p in re.findall(r"\d+", version))
+
+
+def is_ostree_container() -> bool:
+    try:
+        config = OSTREE_REPO_CONFIG.read_text()
+    except OSError:
+        return False
+    if not re.search(r"^\s*mode\s*=\s*bare-split-xattrs\s*$", config, re.MULTILINE):
+        return False
+    return "container" in os.environ or Path("/run/.containerenv").exists()
+
+
+def mount_points() -> set[str]:
+    points: set[str] = set()
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return points
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+    return points
+
+
+class Committer:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.rootdev = os.lstat(root).st_dev
+        self.mounts = mount_points()
+        self.found: list[str] = []
+
+    def foreign(self, path: Path, st: os.stat_result) -> bool:
+        return st.st_dev != self.rootdev or str(path) in self.mounts
+
+    def remove_tree(self, path: Path) -> bool:
+        """Remove ``path`` recursively without crossing mounts; True if gone."""
+        st = os.lstat(path)
+        if self.foreign(path, st):
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            path.unlink()
+            return True
+        gone = True
+        for child in list(path.iterdir()):
+            gone = self.remove_tree(child) and gone
+        if gone:
+            path.rmdir()
+        return gone
+
+    def clean(self, rel: str) -> None:
+        top = self.root / rel
+        try:
+            st = os.lstat(top)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(st.st_mode) or self.foreign(top, st):
+            return
+        for child in list(top.iterdir()):
+            self.remove_tree(child)
+
+    def walk_var(self, path: Path, rel: str) -> bool:
+        """Remove empty dirs under /var, record files; True if ``path`` is now empty."""
+        empty = True
+        for child in sorted(path.iterdir()):
+            child_rel = f"{rel}/{child.name}"
+            st = os.lstat(child)
+            if self.foreign(child, st):
+                empty = False
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if self.walk_var(child, child_rel):
+                    child.rmdir()
+                else:
+                    empty = False
+            else:
+                self.found.append(child_rel)
+                empty = False
+        return empty
+
+    def commit(self) -> None:
+        for rel in FORCE_CLEAN_PATHS:
+            self.clean(rel)
+        var = self.root / "var"
+        if var.is_dir() and not var.is_symlink():
+            self.walk_var(var, "var")
+
+
+def container_commit() -> int:
+    if not is_ostree_container():
+        raise EmuError("Not in an ostree-based container environment")
+    committer = Committer(Path("/"))
+    committer.commit()
+    for rel in committer.found[:MAX_REPORTED]:
+        print(f'Found file: "{rel}"', file=sys.stderr)
+    if committer.found and ext_version() >= (0, 8):
+        raise EmuError("Found content in var")
+    return 0
+
+
+def dispatch(argv: list[str]) -> int:
+    args = list(argv)
+    if args and args[0] == "container":
+        args.pop(0)
+    if not args or args[0] in {"-h", "--help"}:
+        print("Usage: ostree container <commit|image|encapsulate|unencapsulate> ...")
+        return 0 if args else 1
+    if args[0] == "commit":
+        if len(args) > 1 and args[1] not in {"--quiet", "-q"}:
+            raise EmuError(f"Unexpected argument '{args[1]}'")
+        return container_commit()
+    raise EmuError(
+        f"ostree container {args[0]}: not available in the nestcustom test-universe emulator"
+    )
+
+
+def main() -> int:
+    try:
+        return dispatch(sys.argv[1:])
+    except EmuError as exc:
+        sys.stdout.flush()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
