@@ -74,6 +74,8 @@ class Layer:
     remove: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     swap: tuple[Swap, ...] = ()
+    # Where the layer was written (FILE:LINE:COL), for build errors; not part of its identity.
+    origin: str = field(default="", compare=False)
 
     @property
     def is_empty(self) -> bool:
@@ -148,6 +150,7 @@ class Recipe:
         data.pop("tests")
         # Package lists are sets to rpm-ostree: order and repeats must not change the digest.
         for layer in data["layers"]:
+            layer.pop("origin")
             for key in ("install", "remove", "replace"):
                 layer[key] = sorted(set(layer[key]))
             layer["swap"] = sorted({(s["remove"], s["install"]) for s in layer["swap"]})

@@ -200,8 +200,9 @@ def _build(ctx: _Context, doc: YamlMap, path: Path) -> Recipe:
             remove=tuple(layer.get("remove", ())),
             replace=tuple(layer.get("replace", ())),
             swap=tuple(Swap(s["remove"], s["install"]) for s in layer.get("swap", ())),
+            origin=str(doc["layers"].item_origins[index].location),
         )
-        for layer in doc["layers"]
+        for index, layer in enumerate(doc["layers"])
     )
     repos = tuple(
         Repo(

@@ -48,6 +48,9 @@ class GeneratedFile:
 class Rendering:
     containerfile: str
     files: tuple[GeneratedFile, ...] = ()
+    # What each instruction is, in order ("base", "repos", "layer NAME", "file DEST",
+    # "units", "labels"): podman reports steps by number, users think in layers.
+    steps: tuple[str, ...] = ()
 
 
 def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
@@ -62,7 +65,9 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
         f"FROM {recipe.base.reference}",
     ]
     files: list[GeneratedFile] = []
+    steps = ["base"]
     if recipe.repos:
+        steps.append("repos")
         files.append(GeneratedFile(REPO_FILE, render_repo_file(recipe)))
         source = f"{context_dir}/{REPO_FILE}" if context_dir not in ("", ".") else REPO_FILE
         lines += ["", _copy(source, f"/etc/yum.repos.d/nestcustom-{recipe.name}.repo", "0644")]
@@ -70,15 +75,19 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
         comment = f"# layer {layer.name}" + (f": {layer.description}" if layer.description else "")
         commands = layer_commands(layer) if nestos else newstart_commands(layer)
         lines += ["", _one_line(comment), run_line(commands)]
+        steps.append(f"layer {layer.name}")
     if recipe.files:
         lines.append("")
         lines += [_copy(spec.src, spec.dest, spec.mode) for spec in recipe.files]
+        steps += [f"file {spec.dest}" for spec in recipe.files]
     units = unit_commands(recipe)
     if units:
         finish = [_COMMIT] if nestos else []
         lines += ["", run_line([*units, *finish])]
+        steps.append("units")
     lines += ["", label_line(image_labels(recipe))]
-    return Rendering("\n".join(lines) + "\n", tuple(files))
+    steps.append("labels")
+    return Rendering("\n".join(lines) + "\n", tuple(files), tuple(steps))
 
 
 def layer_commands(layer: Layer) -> list[Command]:

@@ -1,0 +1,30 @@
+"""What git says about the project, for image provenance labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nestcustom import proc
+
+
+def provenance(project: Path) -> dict[str, str]:
+    """`source` (remote URL, credentials stripped) and `revision` (commit, -dirty when changed)."""
+    facts: dict[str, str] = {}
+    try:
+        base = ["git", "-C", str(project)]
+        head = proc.run([*base, "rev-parse", "HEAD"], timeout=10).stdout.strip()
+        dirty = proc.run([*base, "status", "--porcelain"], timeout=30).stdout.strip()
+        facts["revision"] = head + ("-dirty" if dirty else "")
+        remote = proc.run([*base, "remote", "get-url", "origin"], check=False, timeout=10)
+        if remote.returncode == 0 and remote.stdout.strip():
+            facts["source"] = _without_credentials(remote.stdout.strip())
+    except proc.CommandError:
+        pass  # not a git checkout, or no git: the labels are simply left out
+    return facts
+
+
+def _without_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}" if sep else url

@@ -1,0 +1,96 @@
+"""The one place that runs external programs.
+
+Every command is an argument list (never a shell string), logged with
+`shlex.join` under --debug, and a failure becomes a project error that names
+the command and carries its last lines of output.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nestcustom.errors import NestcustomError
+
+log = logging.getLogger("nestcustom.proc")
+
+
+class CommandError(NestcustomError):
+    """An external program failed or could not be started."""
+
+    def __init__(self, message: str, hint: str | None, returncode: int, stderr: str) -> None:
+        super().__init__(message, hint)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    raw_stdout: bytes  # exactly as written: digests are taken over bytes, not text
+
+
+def require(program: str, package: str) -> str:
+    """The path of `program`, or a clear error naming the package that provides it."""
+    path = shutil.which(program)
+    if path is None:
+        raise NestcustomError(
+            f"{program} is not installed",
+            f"install it (apt-get install {package}), or run scripts/setup-host",
+        )
+    return path
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float | None = 600,
+    input_text: str | None = None,
+    hint: str | None = None,
+) -> Result:
+    """Run a program to completion and capture its output."""
+    log.debug("run: %s", shlex.join(argv))
+    try:
+        done = subprocess.run(
+            list(argv),
+            capture_output=True,
+            timeout=timeout,
+            input=input_text.encode() if input_text is not None else None,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(f"{argv[0]} is not installed", hint, 127, "") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CommandError(
+            f"{shlex.join(argv)} did not finish in {timeout:.0f} s", hint, -1, ""
+        ) from exc
+    stderr = done.stderr.decode(errors="replace")
+    result = Result(done.returncode, done.stdout.decode(errors="replace"), stderr, done.stdout)
+    if check and done.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
+        raise CommandError(
+            f"{shlex.join(argv)} failed (exit {done.returncode})" + (f":\n{tail}" if tail else ""),
+            hint,
+            done.returncode,
+            stderr,
+        )
+    return result
+
+
+def start(argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start a long-running program (a service) in the background."""
+    log.debug("start: %s", shlex.join(argv))
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # Ctrl-C at the terminal must not kill it mid-cleanup
+    )

@@ -1,0 +1,39 @@
+"""The container registry, seen through skopeo: what a tag points at now."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+from nestcustom import proc
+from nestcustom.errors import NestcustomError
+
+
+def manifest(
+    reference: str, *, tls_verify: bool = True, attempts: int = 3
+) -> tuple[str, dict[str, object]]:
+    """(manifest digest, manifest) of `reference` as the registry serves it now."""
+    skopeo = proc.require("skopeo", "skopeo")
+    argv = [
+        skopeo,
+        "inspect",
+        "--raw",
+        f"--tls-verify={'true' if tls_verify else 'false'}",
+        f"docker://{reference}",
+    ]
+    delay = 1.0
+    for attempt in range(1, attempts + 1):
+        try:
+            raw = proc.run(argv, timeout=120).raw_stdout
+            break
+        except proc.CommandError as exc:
+            if attempt == attempts or "manifest unknown" in exc.stderr:
+                raise NestcustomError(
+                    f"cannot read the manifest of {reference}: {exc.stderr.strip()[-300:]}"
+                ) from exc
+            time.sleep(delay)
+            delay *= 2
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    document: dict[str, object] = json.loads(raw)
+    return digest, document
