@@ -135,6 +135,7 @@ class Podman:
         self.client = client
         self._open: set[Any] = set()  # streaming responses, closed on interrupt
         self._lock = threading.Lock()
+        self._before: set[str] | None = None  # build containers that existed before our builds
 
     # -- build ---------------------------------------------------------------
 
@@ -147,6 +148,9 @@ class Podman:
         on_event: Callable[[BuildEvent], None] = lambda event: None,
     ) -> BuildResult:
         """Build the context's Containerfile; no tag is set (tagging is for the caller)."""
+        with self._lock:
+            if self._before is None:
+                self._before = self._working_containers()
         params = {
             "dockerfile": "Containerfile",
             "rm": True,
@@ -292,13 +296,46 @@ class Podman:
                 self._open.discard(response)
             response.close()
 
-    def abort_streams(self) -> None:
-        """Close every build or push stream; podman then cancels that work."""
+    def abort_streams(self, settle: float = 10.0) -> None:
+        """Close every build or push stream, and remove what the cancelled builds left.
+
+        podman 4.3 cancels a build whose client went away but leaves buildah's
+        working containers behind; those that appeared since our first build
+        started are removed, until none appears for a second.
+        """
         with self._lock:
             responses = list(self._open)
+            before = self._before
         for response in responses:
             with contextlib.suppress(Exception):
                 response.close()
+        if before is None:
+            return
+        deadline = time.monotonic() + settle
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.5:
+            stray = self._working_containers() - before
+            for container in stray:
+                with contextlib.suppress(Exception):
+                    self.client.api.delete(f"/containers/{container}", params={"force": True})
+            if stray:
+                quiet_since = time.monotonic()
+            time.sleep(0.3)
+
+    def _working_containers(self) -> set[str]:
+        """IDs of buildah's build containers (podman calls them external)."""
+        try:
+            response = self.client.api.get(
+                "/containers/json", params={"all": True, "external": True}
+            )
+            listed = response.json() if response.status_code == 200 else []
+        except (APIError, PodmanError, OSError, ValueError):
+            return set()
+        return {
+            str(item["Id"])
+            for item in listed
+            if any(str(name).endswith("-working-container") for name in item.get("Names") or [])
+        }
 
 
 def split_reference(reference: str) -> tuple[str, str]:
