@@ -54,6 +54,7 @@ def run(
     timeout: float | None = 600,
     input_text: str | None = None,
     hint: str | None = None,
+    own_session: bool = False,
 ) -> Result:
     """Run a program to completion and capture its output."""
     log.debug("run: %s", shlex.join(argv))
@@ -64,6 +65,9 @@ def run(
             timeout=timeout,
             input=input_text.encode() if input_text is not None else None,
             check=False,
+            # In its own session the terminal's Ctrl-C does not kill the program mid-step;
+            # the caller decides when to stop.
+            start_new_session=own_session,
         )
     except FileNotFoundError as exc:
         raise CommandError(f"{argv[0]} is not installed", hint, 127, "") from exc

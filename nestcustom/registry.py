@@ -37,3 +37,25 @@ def manifest(
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     document: dict[str, object] = json.loads(raw)
     return digest, document
+
+
+def image_architecture(reference: str, *, tls_verify: bool = True) -> str | None:
+    """The image's architecture in `uname -m` terms (x86_64, aarch64), if the config says."""
+    skopeo = proc.require("skopeo", "skopeo")
+    argv = [
+        skopeo,
+        "inspect",
+        "--config",
+        f"--tls-verify={'true' if tls_verify else 'false'}",
+        f"docker://{reference}",
+    ]
+    try:
+        config = json.loads(proc.run(argv, timeout=120).raw_stdout)
+    except proc.CommandError as exc:
+        raise NestcustomError(
+            f"cannot read the image config of {reference}: {exc.stderr.strip()[-300:]}"
+        ) from exc
+    arch = config.get("architecture")
+    return (
+        {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch) if isinstance(arch, str) else None
+    )

@@ -1,0 +1,1 @@
+"""Deploying images to hosts: inventory, SSH, rpm-ostree status, rollout, FleetLock."""

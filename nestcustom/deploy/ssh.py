@@ -1,0 +1,167 @@
+"""SSH to hosts through the OpenSSH client: the user's keys, agent and config just work.
+
+Security defaults: host keys are verified against known_hosts (new keys only
+with an explicit flag), BatchMode forbids password prompts, and a remote
+command is always an argument list joined with `shlex.join`, so no string from
+an inventory or an image reference reaches the remote shell unquoted. One
+control connection per host is reused for every command of a rollout.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from nestcustom import proc
+from nestcustom.deploy.inventory import Host
+from nestcustom.errors import NestcustomError
+
+
+class Failure(str, Enum):
+    UNREACHABLE = "unreachable"
+    AUTH = "authentication refused"
+    HOST_KEY_CHANGED = "host key changed"
+    HOST_KEY_UNKNOWN = "host key unknown"
+    COMMAND = "command failed"
+
+
+class SshError(NestcustomError):
+    def __init__(
+        self,
+        host: Host,
+        failure: Failure,
+        message: str,
+        hint: str | None = None,
+        returncode: int = 255,
+        stderr: str = "",
+    ) -> None:
+        super().__init__(f"{host.name}: {message}", hint)
+        self.failure = failure
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    control_dir: Path
+    accept_new_host_keys: bool = False
+    connect_timeout: int = 10
+
+
+_HINTS = {
+    Failure.HOST_KEY_CHANGED: "the host's key differs from known_hosts: if the host was really "
+    "reinstalled, verify the new key and update known_hosts (never skip the check)",
+    Failure.HOST_KEY_UNKNOWN: "add the host's key to known_hosts after checking its fingerprint, "
+    "or pass --accept-new-host-keys to trust keys of hosts not yet known",
+    Failure.AUTH: "check the user and key in the inventory, or that your SSH agent holds the key",
+    Failure.UNREACHABLE: "is the host up and the address and port right?",
+}
+
+
+def classify(stderr: str) -> Failure:
+    text = stderr.lower()
+    if "remote host identification has changed" in text or (
+        "host key for" in text and "has changed" in text
+    ):
+        return Failure.HOST_KEY_CHANGED
+    if "host key verification failed" in text or "no matching host key" in text:
+        return Failure.HOST_KEY_UNKNOWN
+    if "permission denied" in text or "too many authentication failures" in text:
+        return Failure.AUTH
+    return Failure.UNREACHABLE
+
+
+class Connection:
+    """Commands on one host."""
+
+    def __init__(self, host: Host, options: SshOptions) -> None:
+        self.host = host
+        self.options = options
+
+    def ssh_argv(self) -> list[str]:
+        host, opts = self.host, self.options
+        argv = [
+            "ssh",
+            "-p",
+            str(host.port),
+            "-l",
+            host.user,
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"StrictHostKeyChecking={'accept-new' if opts.accept_new_host_keys else 'yes'}",
+            "-o",
+            f"ConnectTimeout={opts.connect_timeout}",
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={opts.control_dir}/%C",
+            "-o",
+            "ControlPersist=60",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        if host.key:
+            argv += ["-i", host.key, "-o", "IdentitiesOnly=yes"]
+        if host.known_hosts:
+            argv += ["-o", f"UserKnownHostsFile={host.known_hosts}"]
+        return [*argv, host.address]
+
+    def run(
+        self,
+        command: Sequence[str],
+        *,
+        privileged: bool = False,
+        check: bool = True,
+        timeout: float = 600,
+    ) -> proc.Result:
+        """Run `command` (an argument list) on the host; sudo when needed for a non-root user."""
+        words = list(command)
+        if privileged and self.host.needs_sudo:
+            words = ["sudo", "-n", "--", *words]
+        try:
+            result = proc.run(
+                [*self.ssh_argv(), shlex.join(words)],
+                check=False,
+                timeout=timeout,
+                own_session=True,
+            )
+        except proc.CommandError as exc:
+            raise SshError(
+                self.host, Failure.UNREACHABLE, exc.message, _HINTS[Failure.UNREACHABLE]
+            ) from exc
+        if result.returncode == 255:
+            failure = classify(result.stderr)
+            detail = (
+                result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "ssh failed"
+            )
+            raise SshError(
+                self.host,
+                failure,
+                f"{failure.value}: {detail}",
+                _HINTS.get(failure),
+                255,
+                result.stderr,
+            )
+        if check and result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-3:])
+            raise SshError(
+                self.host,
+                Failure.COMMAND,
+                f"{shlex.join(words)} failed (exit {result.returncode})"
+                + (f": {tail}" if tail else ""),
+                returncode=result.returncode,
+                stderr=result.stderr,
+            )
+        return result
+
+    def close(self) -> None:
+        """Stop the control connection (it would also end by itself after 60 s)."""
+        proc.run([*self.ssh_argv()[:-1], "-O", "exit", self.host.address], check=False, timeout=10)
