@@ -129,10 +129,11 @@ def build_one(
     context_dir = f"containerfiles/{recipe.name}"
     rendering = render_containerfile(recipe, context_dir)
     context = build_context(context_files(recipe, rendering, project, context_dir))
+    labels = build_labels(recipe, project)
     try:
         result = podman.build(
             context,
-            labels=build_labels(recipe, project),
+            labels=labels,
             no_cache=options.no_cache,
             on_event=lambda event: listen(recipe.name, event),
         )
@@ -166,7 +167,8 @@ def build_one(
         digest=digest,
         size=int(attrs.get("Size", 0)),
         layers=len(attrs.get("RootFS", {}).get("Layers", [])),
-        step_names=(*rendering.steps, "build labels"),  # podman adds a LABEL step for them
+        # podman appends one LABEL step per build-time label.
+        step_names=(*rendering.steps, *(["build label"] * len(labels))),
         step_seconds=result.step_seconds,
         cached_steps=result.cached_steps,
         seconds=time.monotonic() - started,

@@ -390,6 +390,60 @@ def build(
         sys.exit(EXIT_FAILURE)
 
 
+@cli.command(
+    "test",
+    epilog="""\b
+Examples:
+  nestcustom test recipes/nestos-strace.yaml --image localhost/nestcustom/nestos-strace:latest
+  nestcustom test recipes/host-agent.yaml --image IMAGE --junit reports/host-agent.xml
+""",
+)
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option(
+    "--image", required=True, help="The built image to check (a tag or ID in podman's storage)."
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a JUnit XML report.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_obj
+@handle_errors
+def test_image(
+    settings: Settings, recipe: Path, image: str, junit: Path | None, as_json: bool
+) -> None:
+    """Check a built image against its recipe, in a throwaway container.
+
+    Runs the recipe's tests: section (packages, files, commands, units) and
+    built-in checks: every installed package present, every removed one
+    absent, nothing under /var that a NestOS host would drop. Exit 1 when a
+    check fails.
+    """
+    from nestcustom.verify import junit_xml, verify_image  # testinfra is slow to import
+
+    loaded = load_recipes([recipe], _project_for(settings, recipe))[0]
+    report = verify_image(loaded.recipe, image)
+    if junit:
+        write_atomically(junit, junit_xml(report, loaded.recipe.name))
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in report.results], indent=2))
+    else:
+        for result in report.results:
+            mark = (
+                click.style("PASS", fg="green") if result.passed else click.style("FAIL", fg="red")
+            )
+            origin = " (built-in)" if result.builtin else ""
+            detail = f": {result.detail}" if result.detail and not result.passed else ""
+            click.echo(
+                f"{mark}  {result.kind:8} {result.subject} {result.expectation}{origin}{detail}"
+            )
+        failed = sum(not r.passed for r in report.results)
+        click.echo(f"{len(report.results) - failed} passed, {failed} failed")
+    if not report.passed:
+        sys.exit(EXIT_FAILURE)
+
+
 def _report_builds(outcomes: list[Outcome], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([_build_json(o) for o in outcomes], indent=2))
@@ -459,3 +513,7 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+
+
+# Host commands live in their own module; importing it registers them on `cli`.
+from nestcustom import cli_deploy  # noqa: E402, F401

@@ -109,3 +109,51 @@ class LiveProgress:
         with self.lock:
             self.rows[name].state = "done" if ok else "FAILED"
             self.live.update(self._table())
+
+
+class HostProgress:
+    """Per-host rollout progress: a live table on a terminal, else one line per step."""
+
+    def __init__(self, hosts: list[str], live: bool) -> None:
+        self.states = {h: ("waiting", "", time.monotonic()) for h in hosts}
+        self.lock = threading.Lock()
+        self.live = (
+            Live(self._table(), console=Console(stderr=True), refresh_per_second=4)
+            if live
+            else None
+        )
+
+    def __enter__(self) -> HostProgress:
+        if self.live:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.live.update(self._table())
+            self.live.__exit__(None, None, None)
+
+    def _table(self) -> Table:
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("host", "step", "state", "time"):
+            table.add_column(column, no_wrap=True)
+        for host, (step, state, since) in self.states.items():
+            style = {
+                "updated": "green",
+                "unchanged": "green",
+                "staged": "green",
+                "failed": "red",
+            }.get(step, "")
+            table.add_row(host, step, state, f"{time.monotonic() - since:5.1f}s", style=style)
+        return table
+
+    def event(self, host: str, step: str, state: str) -> None:
+        with self.lock:
+            since = self.states.get(host, ("", "", time.monotonic()))[2]
+            if state == "start" and self.states.get(host, ("waiting",))[0] == "waiting":
+                since = time.monotonic()
+            self.states[host] = (step, state, since)
+            if self.live:
+                self.live.update(self._table())
+            else:
+                print(f"{host} | {step} {state}", file=sys.stderr, flush=True)

@@ -168,7 +168,7 @@ def test_readme_reference_is_generated_from_the_schema() -> None:
 
 
 def test_help_teaches_with_examples() -> None:
-    for command in ("validate", "render", "schema"):
+    for command in ("validate", "render", "schema", "build", "test"):
         result = run(command, "--help")
         assert result.returncode == 0
         assert "Examples:" in result.stdout or "Example" in result.stdout
