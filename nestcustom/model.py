@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import astuple, dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -145,16 +145,32 @@ class Recipe:
     @property
     def digest(self) -> str:
         """sha256 of everything that shapes the image (not where the recipe lives)."""
-        data: dict[str, Any] = asdict(self)
-        data.pop("path")
-        data.pop("tests")
         # Package lists are sets to rpm-ostree: order and repeats must not change the digest.
-        for layer in data["layers"]:
-            layer.pop("origin")
-            for key in ("install", "remove", "replace"):
-                layer[key] = sorted(set(layer[key]))
-            layer["swap"] = sorted({(s["remove"], s["install"]) for s in layer["swap"]})
-        for key in ("units_enable", "units_disable"):
-            data[key] = sorted(set(data[key]))
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        data: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "arch": self.arch,
+            "base": [
+                self.base.image,
+                self.base.digest,
+                self.base.flavor.value,
+                str(self.base.rpm_ostree),
+            ],
+            "layers": [
+                [
+                    layer.name,
+                    layer.description,
+                    sorted(set(layer.install)),
+                    sorted(set(layer.remove)),
+                    sorted(set(layer.replace)),
+                    sorted({(s.remove, s.install) for s in layer.swap}),
+                ]
+                for layer in self.layers
+            ],
+            "repos": [astuple(repo) for repo in self.repos],
+            "files": [astuple(spec) for spec in self.files],
+            "units": [sorted(set(self.units_enable)), sorted(set(self.units_disable))],
+            "labels": self.labels,
+        }
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -40,9 +40,31 @@ def recipe_schema() -> dict[str, Any]:
     return schema
 
 
+def _inline_refs(node: Any, root: dict[str, Any]) -> Any:
+    """The schema with every local $ref replaced by its target (the recipe schema has no cycles).
+
+    Validation then never resolves a reference, which was a fifth of its time.
+    """
+    if isinstance(node, dict):
+        if "$ref" in node and str(node["$ref"]).startswith("#/"):
+            target: Any = root
+            for part in str(node["$ref"])[2:].split("/"):
+                target = target[part]
+            merged = {
+                **_inline_refs(target, root),
+                **{k: v for k, v in node.items() if k != "$ref"},
+            }
+            return {k: _inline_refs(v, root) for k, v in merged.items()}
+        return {k: _inline_refs(v, root) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(item, root) for item in node]
+    return node
+
+
 @cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(recipe_schema())
+    schema = recipe_schema()
+    return Draft202012Validator(_inline_refs(schema, schema))
 
 
 def format_path(path: Path_) -> str:
