@@ -19,11 +19,9 @@ from pathlib import Path
 
 from nestcustom import git, registry
 from nestcustom.errors import NestcustomError
-from nestcustom.model import Recipe
+from nestcustom.model import DEFAULT_TAG, Recipe
 from nestcustom.podman import BuildEvent, BuildFailed, ContextFile, Podman, build_context
 from nestcustom.render import Rendering, render_containerfile
-
-DEFAULT_TAG = "localhost/nestcustom/{name}:latest"
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,11 @@ import traceback
 from collections.abc import Callable, Iterable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from nestcustom import __version__
-from nestcustom import podman as podman_api
-from nestcustom.build import DEFAULT_TAG, BuildOptions, Outcome, build_all
 from nestcustom.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -30,6 +28,7 @@ from nestcustom.errors import (
     RecipeError,
     Severity,
 )
+from nestcustom.model import DEFAULT_TAG
 from nestcustom.outputs import (
     DriftKind,
     find_drift,
@@ -39,12 +38,14 @@ from nestcustom.outputs import (
     write_atomically,
     write_outputs,
 )
-from nestcustom.podman import BuildEvent
-from nestcustom.progress import LiveProgress, PlainProgress
 from nestcustom.recipe import find_project_root
 from nestcustom.render import render_containerfile
 from nestcustom.schema import recipe_schema
 from nestcustom.schemadoc import schema_markdown
+
+if TYPE_CHECKING:  # the build modules pull in podman-py: imported where a command needs them
+    from nestcustom.build import Outcome
+    from nestcustom.podman import BuildEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -361,6 +362,10 @@ def build(
     its build succeeded, and a pushed reference is printed only once the
     registry serves exactly that image.
     """
+    from nestcustom import podman as podman_api
+    from nestcustom.build import BuildOptions, build_all
+    from nestcustom.progress import LiveProgress, PlainProgress
+
     if len(recipes) > 1 and "{name}" not in tag_template:
         raise click.UsageError(
             "with several recipes, --tag needs {name} so each image gets its own tag"

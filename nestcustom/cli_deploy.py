@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,7 +32,16 @@ from nestcustom.deploy.rollout import (
 )
 from nestcustom.deploy.ssh import Connection, SshError, SshOptions
 from nestcustom.errors import EXIT_FAILURE, EXIT_INTERRUPTED, BadInputError
-from nestcustom.progress import HostProgress
+
+if TYPE_CHECKING:
+    from nestcustom.progress import HostProgress
+
+
+def _progress(hosts: list[str], live: bool) -> HostProgress:
+    from nestcustom.progress import HostProgress  # rich is only needed once hosts are changed
+
+    return HostProgress(hosts, live)
+
 
 inventory_option = click.option(
     "--inventory",
@@ -280,7 +289,7 @@ def deploy(
     with (
         stop_on_signals() as stop,
         ssh_options(accept_new_host_keys) as ssh,
-        HostProgress([h.name for h in hosts], live) as progress,
+        _progress([h.name for h in hosts], live) as progress,
     ):
         reports = rollout(hosts, target, options, journal, ssh, progress.event, stop)
     reports = earlier + reports
@@ -390,7 +399,7 @@ def rollback(
     with (
         stop_on_signals() as stop,
         ssh_options(accept_new_host_keys) as ssh,
-        HostProgress([h.name for h in hosts], live) as progress,
+        _progress([h.name for h in hosts], live) as progress,
         ThreadPoolExecutor(batch) as pool,
     ):
         reports = list(

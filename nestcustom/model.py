@@ -9,6 +9,7 @@ from dataclasses import astuple, dataclass, field
 from enum import Enum
 from typing import Any
 
+DEFAULT_TAG = "localhost/nestcustom/{name}:latest"  # {name}: the recipe's name
 ARCH_SUFFIX = re.compile(r"-(x86_64|aarch64|riscv64|loongarch64)$")
 
 

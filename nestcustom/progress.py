@@ -9,13 +9,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from nestcustom.podman import BuildEvent
+if TYPE_CHECKING:
+    from nestcustom.podman import BuildEvent
 
 
 @dataclass
