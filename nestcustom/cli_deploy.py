@@ -243,6 +243,7 @@ def deploy(
         fleetlock,
     )
     earlier: list[HostReport] = []
+    replay = None
     if resume_path:
         replay = read_journal(resume_path)
         if replay.header.get("target") != target.pinned:
@@ -291,7 +292,7 @@ def deploy(
         ssh_options(accept_new_host_keys) as ssh,
         _progress([h.name for h in hosts], live) as progress,
     ):
-        reports = rollout(hosts, target, options, journal, ssh, progress.event, stop)
+        reports = rollout(hosts, target, options, journal, ssh, progress.event, stop, replay)
     reports = earlier + reports
     _report(reports, as_json, {"target": target.pinned, "journal": str(journal_path)})
     if stop.is_set():

@@ -55,6 +55,8 @@ class Replay:
     header: dict[str, Any]
     finished: dict[str, Entry]  # host -> its final entry (done or failed)
     last: dict[str, Entry]  # host -> its latest entry
+    before: dict[str, str | None]  # host -> what it booted at its first preflight
+    rebased: frozenset[str]  # hosts whose rebase completed
 
 
 def read_journal(path: Path) -> Replay:
@@ -65,6 +67,8 @@ def read_journal(path: Path) -> Replay:
     header: dict[str, Any] | None = None
     finished: dict[str, Entry] = {}
     last: dict[str, Entry] = {}
+    before: dict[str, str | None] = {}
+    rebased: set[str] = set()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -79,8 +83,12 @@ def read_journal(path: Path) -> Replay:
             continue
         entry = Entry(row["host"], row["step"], row["state"], row.get("data", {}))
         last[entry.host] = entry
+        if "before" in entry.data:
+            before.setdefault(entry.host, entry.data["before"])
+        if entry.step == "rebase" and entry.state == "ok":
+            rebased.add(entry.host)
         if entry.step in FINAL_STEPS:
             finished[entry.host] = entry
     if header is None:
         raise BadInputError(f"{path}: not a nestcustom deploy journal (no rollout header)")
-    return Replay(header, finished, last)
+    return Replay(header, finished, last, before, frozenset(rebased))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from nestcustom.deploy.fleetlock import FleetLock
 from nestcustom.deploy.hoststatus import Deployment, HostStatus, parse_status
 from nestcustom.deploy.inventory import Host
-from nestcustom.deploy.journal import Journal
+from nestcustom.deploy.journal import Journal, Replay
 from nestcustom.deploy.ssh import Connection, Failure, SshError, SshOptions
 from nestcustom.errors import NestcustomError
 
@@ -108,6 +108,8 @@ class _HostRun:
     steps: list[StepRecord] = field(default_factory=list)
     previous: Deployment | None = None
     machine_id: str = ""
+    resumed: bool = False  # an earlier run of this rollout rebased this host
+    resumed_before: str | None = None  # what the host booted before that run changed it
 
     def step(self, name: str, action: Callable[[], str | None]) -> str | None:
         if self.stop.is_set():
@@ -126,6 +128,10 @@ class _HostRun:
         self.journal.record(self.host.name, name, "ok", detail=detail or "")
         self.listen(self.host.name, name, "ok")
         return detail
+
+    def before(self) -> str | None:
+        """What the host booted before this rollout changed it (across a --resume)."""
+        return self.resumed_before if self.resumed else _identity(self.previous)
 
     def status(self) -> HostStatus:
         return parse_status(self.conn.run(["rpm-ostree", "status", "--json"]).stdout)
@@ -265,16 +271,15 @@ def deploy_host(run: _HostRun) -> HostReport:
     changed = False  # staged or rebooted: from here a failure calls for a roll back
     try:
         run.step("preflight", run.preflight)
-        before = _identity(run.previous)
+        before = run.before()
+        run.journal.record(name, "preflight", "noted", before=before)
         if run.previous and run.previous.image_digest == run.target.digest:
-            run.journal.record(name, "done", "ok", outcome="unchanged", before=before, after=before)
+            # Already there: untouched, or finished by the run this one resumes.
+            outcome = "updated" if run.resumed else "unchanged"
+            after = run.target.digest
+            run.journal.record(name, "done", "ok", outcome=outcome, before=before, after=after)
             return HostReport(
-                name,
-                "unchanged",
-                before,
-                before,
-                tuple(run.steps),
-                seconds=time.monotonic() - started,
+                name, outcome, before, after, tuple(run.steps), seconds=time.monotonic() - started
             )
         run.step("rebase", run.rebase)
         changed = True
@@ -290,7 +295,7 @@ def deploy_host(run: _HostRun) -> HostReport:
         return HostReport(
             name,
             "interrupted",
-            _identity(run.previous),
+            run.before(),
             None,
             tuple(run.steps),
             error=f"stopped before {stop}; finish with --resume",
@@ -308,13 +313,11 @@ def deploy_host(run: _HostRun) -> HostReport:
         )
         return report
     after = run.target.digest
-    run.journal.record(
-        name, "done", "ok", outcome="updated", before=_identity(run.previous), after=after
-    )
+    run.journal.record(name, "done", "ok", outcome="updated", before=run.before(), after=after)
     return HostReport(
         name,
         "updated",
-        _identity(run.previous),
+        run.before(),
         after,
         tuple(run.steps),
         seconds=time.monotonic() - started,
@@ -354,7 +357,7 @@ def _failed(run: _HostRun, exc: NestcustomError, changed: bool, started: float) 
     return HostReport(
         run.host.name,
         "failed",
-        _identity(run.previous),
+        run.before(),
         after,
         tuple(run.steps),
         error=error,
@@ -373,8 +376,13 @@ def rollout(
     ssh: SshOptions,
     listen: Listener,
     stop: threading.Event,
+    replay: Replay | None = None,
 ) -> list[HostReport]:
-    """Deploy to every host, `options.batch` at a time; a report for every host, always."""
+    """Deploy to every host, `options.batch` at a time; a report for every host, always.
+
+    With `replay` (a resumed rollout), hosts the earlier run rebased are reported
+    against what they booted before it.
+    """
     reports: dict[str, HostReport] = {}
     pending = deque(hosts)
     failures = 0
@@ -389,6 +397,8 @@ def rollout(
             ):
                 host = pending.popleft()
                 run = _HostRun(host, Connection(host, ssh), target, options, journal, listen, stop)
+                if replay is not None and host.name in replay.rebased:
+                    run.resumed, run.resumed_before = True, replay.before.get(host.name)
                 active[pool.submit(deploy_host, run)] = host
             if not active:
                 break

@@ -1,0 +1,332 @@
+#!/usr/libexec/nestcustom-emu/python3
+"""Test-universe emulator of `rpm-ostree` on a booted NestOS host (contract section 2).
+
+Deployments live in /var/lib/nestcustom-emu/deployments.json, newest first, in
+the shape `status --json` prints. `rebase` really fetches the image manifest
+and config from the registry with skopeo. Reboots are finalised by `boot`,
+which the init script runs at every (re)start of the host container. Faults
+are files under /etc/nestcustom-emu/faults/ written by the test harness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STATE = Path("/var/lib/nestcustom-emu/deployments.json")
+FAULTS = Path("/etc/nestcustom-emu/faults")
+REGISTRIES_D = Path("/etc/containers/registries.conf.d")
+AUTH = Path("/etc/ostree/auth.json")
+VERSION = "22.03-LTS-SP2.20230922.0"
+ORIGIN = "openEuler:openEuler/x86_64/nestos/stable"
+TRANSPORTS = ("registry", "docker", "oci", "oci-archive", "containers-storage", "dir")
+NOT_BOOTED_HINT = 'Changes queued for next boot. Run "systemctl reboot" to start a reboot'
+
+
+class Fail(Exception):
+    pass
+
+
+def fault(name: str) -> str | None:
+    path = FAULTS / name
+    return path.read_text().strip() if path.exists() else None
+
+
+def checksum(seed: str) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def deployment(
+    csum: str,
+    *,
+    booted: bool,
+    staged: bool,
+    version: str,
+    ref: str | None = None,
+    digest: str | None = None,
+) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "id": f"nestos-{csum}.0",
+        "osname": "nestos",
+        "checksum": csum,
+        "serial": 0,
+        "booted": booted,
+        "staged": staged,
+        "pinned": False,
+        "unlocked": "none",
+        "timestamp": int(time.time()),
+        "version": version,
+        "requested-packages": [],
+        "requested-local-packages": [],
+        "requested-base-removals": [],
+        "packages": [],
+        "base-removals": [],
+        "base-commit-meta": {"version": version},
+    }
+    if ref:
+        d["container-image-reference"] = ref
+        d["container-image-reference-digest"] = digest
+    else:
+        d["origin"] = ORIGIN
+    return d
+
+
+def load() -> list[dict[str, Any]]:
+    if not STATE.exists():
+        STATE.parent.mkdir(parents=True, exist_ok=True)
+        save([deployment(checksum("base"), booted=True, staged=False, version=VERSION)])
+    return list(json.loads(STATE.read_text()))
+
+
+def save(deployments: list[dict[str, Any]]) -> None:
+    tmp = STATE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(deployments, indent=1))
+    os.replace(tmp, STATE)
+
+
+def driver() -> dict[str, str] | None:
+    if fault("zincati"):
+        return {"driver-name": "Zincati", "driver-sd-unit": "zincati.service"}
+    return None
+
+
+def status(args: list[str]) -> int:
+    deployments = load()
+    if "--booted" in args:
+        deployments = [d for d in deployments if d["booted"]]
+    if "--json" in args:
+        transaction = ["rebase", "client(id:cli)"] if fault("transaction") else None
+        print(
+            json.dumps(
+                {
+                    "deployments": deployments,
+                    "transaction": transaction,
+                    "cached-update": None,
+                    "update-driver": driver(),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print("State: " + ("busy" if fault("transaction") else "idle"))
+    print("Deployments:")
+    for d in deployments:
+        mark = "*" if d["booted"] else " "
+        source = d.get("container-image-reference") or d.get("origin")
+        print(
+            f"{mark} {source}\n    Version: {d['version']}" + (" (staged)" if d["staged"] else "")
+        )
+        if d.get("container-image-reference-digest"):
+            print(f"    Digest: {d['container-image-reference-digest']}")
+    return 0
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """(transport, image) of an ostree container reference, with rpm-ostree's errors."""
+    if ref.startswith("ostree-unverified-registry:"):
+        return "registry", ref.split(":", 1)[1]
+    for scheme in ("ostree-unverified-image:", "ostree-image-signed:", "ostree-remote-image:"):
+        if ref.startswith(scheme):
+            rest = ref[len(scheme) :]
+            if scheme == "ostree-remote-image:":
+                rest = rest.split(":", 1)[1] if ":" in rest else ""
+            transport, _, image = rest.partition(":")
+            if transport not in TRANSPORTS:
+                raise Fail(f"Unknown transport '{transport}'")
+            if scheme == "ostree-image-signed:" and _policy_accepts_anything():
+                raise Fail("Cannot verify signature: default policy is insecureAcceptAnything")
+            return transport, image.removeprefix("//")
+    raise Fail(f"Invalid ostree image reference scheme: {ref.split(':', 1)[0]}")
+
+
+def _policy_accepts_anything() -> bool:
+    try:
+        policy = json.loads(Path("/etc/containers/policy.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return any(r.get("type") == "insecureAcceptAnything" for r in policy.get("default", []))
+
+
+def _insecure(image: str) -> bool:
+    host = image.split("/", 1)[0]
+    for conf in sorted(REGISTRIES_D.glob("*.conf")) if REGISTRIES_D.is_dir() else []:
+        text = conf.read_text()
+        for block in text.split("[[registry]]"):
+            if re.search(rf'location\s*=\s*"{re.escape(host)}"', block) and re.search(
+                r"insecure\s*=\s*true", block
+            ):
+                return True
+    return False
+
+
+def skopeo(image: str, *extra: str) -> bytes:
+    argv = [
+        "skopeo",
+        "inspect",
+        "--raw",
+        *extra,
+        f"--tls-verify={'false' if _insecure(image) else 'true'}",
+    ]
+    if AUTH.exists():
+        argv += ["--authfile", str(AUTH)]
+    done = subprocess.run([*argv, f"docker://{image}"], capture_output=True, check=False)
+    if done.returncode:
+        text = done.stderr.decode(errors="replace").strip().splitlines()
+        message = text[-1] if text else "skopeo failed"
+        message = re.sub(r'^time="[^"]*" level=fatal msg="?|"$', "", message).replace('\\"', '"')
+        raise Fail(message)
+    return done.stdout
+
+
+def rebase(args: list[str]) -> int:
+    refs = [a for a in args if not a.startswith("-")]
+    if len(refs) != 1:
+        raise Fail("Exactly one REFSPEC is required")
+    ref = refs[0]
+    if fault("transaction"):
+        raise Fail(
+            "Transaction in progress: rebase\n You can cancel the current transaction with `rpm-ostree cancel`"
+        )
+    if driver() and "--bypass-driver" not in args:
+        print(
+            "error: Updates and deployments are driven by Zincati (zincati.service)",
+            file=sys.stderr,
+        )
+        print("See Zincati's documentation or use --bypass-driver", file=sys.stderr)
+        return 1
+    deployments = load()
+    booted = next(d for d in deployments if d["booted"])
+    if booted.get("container-image-reference") == ref:
+        raise Fail(f"Old and new refs are equal: {ref}")
+    if message := fault("rebase-fails"):
+        raise Fail(message)
+    _, image = parse_ref(ref)
+    print(f"Pulling manifest: {ref}")
+    manifest = skopeo(image)
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    config = json.loads(skopeo(image, "--config"))
+    labels = (config.get("config") or {}).get("Labels") or {}
+    if labels.get("ostree.bootable") not in ("true", "1"):
+        raise Fail("Target image does not have ostree.bootable label")
+    print(f"Importing: {ref} (digest: {digest})")
+    for layer in json.loads(manifest).get("layers", []):
+        print(f"layer: {layer['digest']} ({layer.get('size', 0)} bytes)")
+    print("Staging deployment... done")
+    staged = deployment(
+        checksum(digest),
+        booted=False,
+        staged=True,
+        version=labels.get("version", "unknown"),
+        ref=ref,
+        digest=digest,
+    )
+    save([staged, *(d for d in deployments if not d["staged"])])
+    print("Upgraded:\n  (container image)")
+    print(NOT_BOOTED_HINT)
+    if "-r" in args or "--reboot" in args:
+        reboot()
+    return 0
+
+
+def upgrade(args: list[str]) -> int:
+    deployments = load()
+    booted = next(d for d in deployments if d["booted"])
+    ref = booted.get("container-image-reference")
+    if not ref:
+        raise Fail("This emulator only upgrades container deployments")
+    _, image = parse_ref(ref)
+    digest = "sha256:" + hashlib.sha256(skopeo(image)).hexdigest()
+    if digest == booted.get("container-image-reference-digest"):
+        print("No upgrade available.")
+        return 77 if "--unchanged-exit-77" in args else 0
+    config = json.loads(skopeo(image, "--config"))
+    version = ((config.get("config") or {}).get("Labels") or {}).get("version", "unknown")
+    staged = deployment(
+        checksum(digest), booted=False, staged=True, version=version, ref=ref, digest=digest
+    )
+    save([staged, *(d for d in deployments if not d["staged"])])
+    print("Staging deployment... done")
+    print(NOT_BOOTED_HINT)
+    return 0
+
+
+def rollback(args: list[str]) -> int:
+    deployments = [d for d in load() if not d["staged"]]
+    if len(deployments) < 2:
+        raise Fail("No rollback deployment found")
+    booted_index = next(i for i, d in enumerate(deployments) if d["booted"])
+    other = 1 if booted_index == 0 else 0
+    deployments.insert(0, deployments.pop(other))
+    save(deployments)
+    print("Moving '{}' to be first deployment".format(deployments[0]["checksum"]))
+    print(NOT_BOOTED_HINT)
+    if "-r" in args or "--reboot" in args:
+        reboot()
+    return 0
+
+
+def cleanup(args: list[str]) -> int:
+    if "-p" in args or "--pending" in args:
+        save([d for d in load() if not d["staged"]])
+    elif "-r" in args or "--rollback" in args:
+        save([d for d in load() if d["booted"] or d["staged"]])
+    return 0
+
+
+def boot() -> int:
+    """At every boot: finalise the staged deployment (unless a fault keeps the old one)."""
+    deployments = load()
+    staged = [d for d in deployments if d["staged"]]
+    rest = [d for d in deployments if not d["staged"]]
+    if staged and not fault("boots-old"):
+        staged[0]["staged"] = False
+        rest.insert(0, staged[0])
+    previous = next((d for d in rest if d["booted"]), None)
+    for d in rest:
+        d["booted"] = False
+    rest[0]["booted"] = True
+    kept = [rest[0]] + (
+        [previous] if previous is not None and previous is not rest[0] else [d for d in rest[1:2]]
+    )
+    save(kept)
+    return 0
+
+
+def reboot() -> None:
+    subprocess.run(["systemctl", "reboot"], check=False)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("Usage: rpm-ostree [OPTION...] COMMAND", file=sys.stderr)
+        return 1
+    command, args = argv[0], argv[1:]
+    handlers = {
+        "status": status,
+        "rebase": rebase,
+        "upgrade": upgrade,
+        "rollback": rollback,
+        "cleanup": cleanup,
+        "deploy": rebase,
+    }
+    if command == "boot-hook":
+        return boot()
+    if command not in handlers:
+        print(f"error: Unknown command '{command}'", file=sys.stderr)
+        return 1
+    try:
+        return handlers[command](args)
+    except Fail as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
