@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,8 @@ from nestcustom.deploy.inventory import load_inventory
 from nestcustom.deploy.journal import Journal, read_journal
 from nestcustom.deploy.ssh import Failure, classify
 from nestcustom.errors import BadInputError
+
+from .fleetlock_server import serve_fleetlock
 
 STATUS = {
     "deployments": [
@@ -153,48 +153,10 @@ def test_ssh_failures_are_classified(stderr: str, failure: Failure) -> None:
     assert classify(stderr) is failure
 
 
-class _Semaphore(BaseHTTPRequestHandler):
-    """FleetLock's protocol with one slot, re-entrant per id (as airlock behaves)."""
-
-    holder: str | None = None
-    lock = threading.Lock()
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        who = body["client_params"]["id"]
-        if self.headers.get("fleet-lock-protocol") != "true":
-            return self._send(400, {"kind": "missing_header", "value": "fleet-lock-protocol"})
-        with self.lock:
-            if self.path.endswith("/v1/pre-reboot"):
-                if _Semaphore.holder in (None, who):
-                    _Semaphore.holder = who
-                    return self._send(200, {})
-                return self._send(
-                    409, {"kind": "failed_lock", "value": "all 1 semaphore slots are held"}
-                )
-            if _Semaphore.holder == who:
-                _Semaphore.holder = None
-            return self._send(200, {})
-
-    def _send(self, code: int, body: dict[str, str]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def fleetlock_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Semaphore)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Semaphore.holder = None
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    with serve_fleetlock() as url:
+        yield url
 
 
 def test_fleetlock_slot_is_shared_and_reentrant(fleetlock_url: str) -> None:

@@ -209,7 +209,9 @@ class _HostRun:
 
     def wait_for_reboot(self, old_boot_id: str) -> str:
         deadline = time.monotonic() + self.options.reboot_timeout
-        delay = 1.0
+        # Start polling soon and back off gently: a reboot takes seconds to minutes,
+        # and each attempt is one cheap SSH connection.
+        delay = 0.5
         while True:
             time.sleep(delay)
             try:
@@ -224,7 +226,7 @@ class _HostRun:
                     f"did not come back within {self.options.reboot_timeout:.0f} s of the reboot",
                     "check the host's console; it may need a hand",
                 )
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 1.5, 5.0)
 
     def verify(self) -> str:
         assert self.target is not None

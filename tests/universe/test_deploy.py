@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ..fleetlock_server import Semaphore, serve_fleetlock
 from .fleet.harness import HostFleet
 from .fleet.image import build_host_image
 from .registry import Registry
@@ -398,3 +399,56 @@ def test_dry_run_changes_nothing(
     )
     assert hosts.hosts[0].booted_digest() is None
     assert not list(tmp_path.glob("nestcustom-deploy-*.jsonl"))
+
+
+def test_fleetlock_slot_taken_per_reboot_and_released(
+    fleet: FleetFactory, images: dict[str, str], tmp_path: Path
+) -> None:
+    hosts = fleet(2)
+    inventory = hosts.inventory(tmp_path / "hosts.yaml")
+    semaphore = Semaphore(slots=1)
+    with serve_fleetlock(semaphore=semaphore) as url:
+        result = nestcustom(
+            tmp_path,
+            "deploy",
+            "-i",
+            str(inventory),
+            images["v1"],
+            "--batch",
+            "2",
+            "--fleetlock",
+            url,
+            "--group",
+            "workers",
+            "--no-tls-verify",
+            "--json",
+        )
+        assert result.returncode == 0, result.stderr
+        assert (
+            len(semaphore.taken) == 2 and len(set(semaphore.taken)) == 2
+        )  # one slot each, in turn
+        assert semaphore.holders == set()  # released after verification
+        semaphore.holders.add("someone-else")  # e.g. Zincati rebooting another machine
+        blocked = nestcustom(
+            tmp_path,
+            "deploy",
+            "-i",
+            str(inventory),
+            images["v2"],
+            "--fleetlock",
+            url,
+            "--reboot-timeout",
+            "10",
+            "--no-tls-verify",
+            "--json",
+        )
+    host = report(blocked)["host1"]
+    assert (
+        "no FleetLock reboot slot within 10 s (failed_lock: all 1 semaphore slots are held)"
+        in str(host["error"])
+    )
+    assert (host["rolled_back"], host["rollback_verified"]) == (
+        True,
+        True,
+    )  # staged deployment dropped
+    assert hosts.hosts[0].status()["deployments"][0]["booted"] is True
