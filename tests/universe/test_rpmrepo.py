@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from .fixtures_rpm import rpm_repo, rpm_repo_url  # noqa: F401
 from .rpmrepo import RpmRepo, build_repo, repo_file, serve_repo
 
 pytestmark = pytest.mark.universe
@@ -78,7 +77,7 @@ def host_is_bookworm() -> bool:
     return debian.startswith("12") and platform.machine() == "x86_64"
 
 
-def test_package_map(rpm_repo: RpmRepo) -> None:  # noqa: F811
+def test_package_map(rpm_repo: RpmRepo) -> None:
     assert set(rpm_repo.packages) == EXPECTED
     for name, nvra in rpm_repo.packages.items():
         rpm = rpm_file(rpm_repo, name)
@@ -91,7 +90,7 @@ def test_package_map(rpm_repo: RpmRepo) -> None:  # noqa: F811
     )
 
 
-def test_nc_hello(rpm_repo: RpmRepo, tmp_path: Path) -> None:  # noqa: F811
+def test_nc_hello(rpm_repo: RpmRepo, tmp_path: Path) -> None:
     rpm = rpm_file(rpm_repo, "nc-hello")
     assert "nc-libgreet" in requires(rpm)
     files = qp(rpm, "-l")
@@ -107,7 +106,7 @@ def test_nc_hello(rpm_repo: RpmRepo, tmp_path: Path) -> None:  # noqa: F811
         assert man.readline().startswith(".TH NC-HELLO 1")
 
 
-def test_nc_hello_2_in_extra_only(rpm_repo: RpmRepo) -> None:  # noqa: F811
+def test_nc_hello_2_in_extra_only(rpm_repo: RpmRepo) -> None:
     extra = sorted(rpm_repo.extra_path.glob("*.rpm"))
     assert [p.name for p in extra] == ["nc-hello-2.0-1.noarch.rpm"]
     assert qp(extra[0], "--qf", "%{NAME} %{VERSION}-%{RELEASE}") == ["nc-hello 2.0-1"]
@@ -115,7 +114,7 @@ def test_nc_hello_2_in_extra_only(rpm_repo: RpmRepo) -> None:  # noqa: F811
     assert not (rpm_repo.path / extra[0].name).exists()
 
 
-def test_special_packages(rpm_repo: RpmRepo) -> None:  # noqa: F811
+def test_special_packages(rpm_repo: RpmRepo) -> None:
     assert "/var/lib/nc-varwriter/state" in qp(rpm_file(rpm_repo, "nc-varwriter"), "-l")
     assert "/opt/nc-optapp/bin/tool" in qp(rpm_file(rpm_repo, "nc-optapp"), "-l")
 
@@ -132,7 +131,7 @@ def test_special_packages(rpm_repo: RpmRepo) -> None:  # noqa: F811
     assert "/usr/share/nc-scriptlet/post-ran" in qp(scriptlet, "-l")
 
 
-def test_repodata_lists_every_package(rpm_repo: RpmRepo) -> None:  # noqa: F811
+def test_repodata_lists_every_package(rpm_repo: RpmRepo) -> None:
     repomd = ET.parse(rpm_repo.path / "repodata" / "repomd.xml").getroot()
     location = repomd.find("repo:data[@type='primary']/repo:location", REPO_NS)
     assert location is not None
@@ -148,7 +147,7 @@ def test_repodata_lists_every_package(rpm_repo: RpmRepo) -> None:  # noqa: F811
     assert found == dict(rpm_repo.packages)
 
 
-def test_serve_repo(rpm_repo: RpmRepo, rpm_repo_url: str) -> None:  # noqa: F811
+def test_serve_repo(rpm_repo: RpmRepo, rpm_repo_url: str) -> None:
     assert rpm_repo_url.startswith("http://127.0.0.1:") and rpm_repo_url.endswith("/")
     with urllib.request.urlopen(rpm_repo_url + "repodata/repomd.xml", timeout=10) as resp:
         assert resp.read() == (rpm_repo.path / "repodata" / "repomd.xml").read_bytes()
@@ -164,7 +163,7 @@ def test_serve_repo(rpm_repo: RpmRepo, rpm_repo_url: str) -> None:  # noqa: F811
         assert err.value.code == 404
 
 
-def test_serve_repo_stops(rpm_repo: RpmRepo) -> None:  # noqa: F811
+def test_serve_repo_stops(rpm_repo: RpmRepo) -> None:
     with (
         serve_repo(rpm_repo) as url,
         urllib.request.urlopen(url + "repodata/repomd.xml", timeout=10) as resp,
@@ -185,7 +184,7 @@ def test_repo_file() -> None:
     assert repo_file("http://x/").startswith("[nctest]\n")
 
 
-def test_strace_installs_and_runs(rpm_repo: RpmRepo, tmp_path: Path) -> None:  # noqa: F811
+def test_strace_installs_and_runs(rpm_repo: RpmRepo, tmp_path: Path) -> None:
     strace, libunwind = rpm_file(rpm_repo, "strace"), rpm_file(rpm_repo, "libunwind8")
     assert requires(strace) == {"libunwind8"}
     root = new_root(tmp_path)
@@ -210,7 +209,7 @@ def test_strace_installs_and_runs(rpm_repo: RpmRepo, tmp_path: Path) -> None:  #
     assert out.startswith("strace -- version 6.")
 
 
-def test_jq_chain_installs_and_runs(rpm_repo: RpmRepo, tmp_path: Path) -> None:  # noqa: F811
+def test_jq_chain_installs_and_runs(rpm_repo: RpmRepo, tmp_path: Path) -> None:
     assert requires(rpm_file(rpm_repo, "jq")) == {"libjq1"}
     assert requires(rpm_file(rpm_repo, "libjq1")) == {"libonig5"}
     root = new_root(tmp_path)
@@ -231,7 +230,7 @@ def test_jq_chain_installs_and_runs(rpm_repo: RpmRepo, tmp_path: Path) -> None: 
     assert out == "[1,2]\n"
 
 
-def test_build_repo_cache(rpm_repo: RpmRepo, tmp_path: Path) -> None:  # noqa: F811
+def test_build_repo_cache(rpm_repo: RpmRepo, tmp_path: Path) -> None:
     workdir = rpm_repo.path.parent
     rpms = sorted(rpm_repo.path.glob("*.rpm")) + sorted(rpm_repo.extra_path.glob("*.rpm"))
     mtimes = {p: p.stat().st_mtime_ns for p in rpms}

@@ -14,21 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from .. import fixtures_rpm
 from ..rpmrepo import RpmRepo
-from . import fixtures_base
 from .build import VARIANTS, image_ref
 from .fixtures_base import EXTRA_MOUNT, RPMS_MOUNT, NestosImage
 
-# Fixtures used here; pytest finds them by name in this module.
-rpm_repo = fixtures_rpm.rpm_repo
-rpm_repo_url = fixtures_rpm.rpm_repo_url
-base_workdir = fixtures_base.base_workdir
-nestos_sp1_image = fixtures_base.nestos_sp1_image
-nestos_sp2_image = fixtures_base.nestos_sp2_image
-nestos_sp1 = fixtures_base.nestos_sp1
-nestos_sp2 = fixtures_base.nestos_sp2
-source_rpm = fixtures_base.source_rpm
+# The fixtures (rpm_repo, nestos_sp2, ...) come from tests/universe/conftest.py.
 
 pytestmark = pytest.mark.universe
 
