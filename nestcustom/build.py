@@ -20,7 +20,14 @@ from pathlib import Path
 from nestcustom import git, registry
 from nestcustom.errors import NestcustomError
 from nestcustom.model import DEFAULT_TAG, Recipe
-from nestcustom.podman import BuildEvent, BuildFailed, ContextFile, Podman, build_context
+from nestcustom.podman import (
+    BuildEvent,
+    BuildFailed,
+    ContextFile,
+    Podman,
+    build_context,
+    split_reference,
+)
 from nestcustom.render import Rendering, render_containerfile
 
 
@@ -52,11 +59,7 @@ class Built:
         """REF@sha256:... : what deploy takes."""
         if not self.digest:
             return None
-        repository = (
-            self.reference.rsplit(":", 1)[0]
-            if ":" in self.reference.rsplit("/", 1)[-1]
-            else self.reference
-        )
+        repository, _ = split_reference(self.reference)
         return f"{repository}@{self.digest}"
 
 

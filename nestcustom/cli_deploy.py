@@ -103,6 +103,12 @@ def resolve_target(reference: str, signed: bool, tls_verify: bool) -> Target:
     return Target(pinned, digest, arch, signed)
 
 
+def _from_journal(host: str, data: dict[str, Any]) -> HostReport:
+    """A host an interrupted run finished, reported as that run recorded it."""
+    outcome = str(data.get("outcome", "failed"))
+    return HostReport(host, outcome, data.get("before"), data.get("after"), error=data.get("error"))
+
+
 def _report(reports: list[HostReport], as_json: bool, extra: dict[str, Any]) -> None:
     if as_json:
         click.echo(
@@ -252,13 +258,7 @@ def deploy(
                 "resume with the reference the journal was started with",
             )
         earlier = [
-            HostReport(
-                h.name,
-                str(replay.finished[h.name].data.get("outcome", "failed")),
-                replay.finished[h.name].data.get("before"),
-                replay.finished[h.name].data.get("after"),
-                error=replay.finished[h.name].data.get("error"),
-            )
+            _from_journal(h.name, replay.finished[h.name].data)
             for h in hosts
             if h.name in replay.finished
         ]
