@@ -103,14 +103,13 @@ def context_files(
     return files
 
 
-def build_labels(recipe: Recipe, project: Path, now: datetime | None = None) -> dict[str, str]:
+def build_labels(project: Path, now: datetime | None = None) -> dict[str, str]:
     """Labels only known at build time (the rest are rendered into the Containerfile)."""
     facts = git.provenance(project)
-    labels = {
-        "org.opencontainers.image.created": (now or datetime.now(timezone.utc)).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        ),
-    }
+    # A clean checkout's commit time, not the clock: rebuilding the same revision then
+    # gives the same labels, so the whole build comes from cache and is reproducible.
+    clock = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    labels = {"org.opencontainers.image.created": facts.get("committed", clock)}
     if "source" in facts:
         labels["org.opencontainers.image.source"] = facts["source"]
     if "revision" in facts:
@@ -130,7 +129,7 @@ def build_one(
     context_dir = f"containerfiles/{recipe.name}"
     rendering = render_containerfile(recipe, context_dir)
     context = build_context(context_files(recipe, rendering, project, context_dir))
-    labels = build_labels(recipe, project)
+    labels = build_labels(project)
     try:
         result = podman.build(
             context,

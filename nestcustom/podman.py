@@ -193,6 +193,8 @@ class Podman:
                             if step.cached:
                                 cached.append(step.number)
                         step = _Step(int(match[1]), int(match[2]))
+                        # FROM runs nothing and podman never says "Using cache" for it.
+                        step.cached = match[3].startswith("FROM ")
                         on_event(BuildEvent(step.number, step.total, match[3], starts_step=True))
                         continue
                     if line.startswith("--> Using cache"):
@@ -426,7 +428,7 @@ def connect(timeout: float = 30) -> Iterator[Podman]:
                         + (f": {stderr.strip()[-300:]}" if stderr else ""),
                         "check that `podman info` works for this user",
                     )
-                time.sleep(0.1)
+                time.sleep(0.02)  # the service answers within a few tens of ms
             with PodmanClient(base_url=url, timeout=3600) as client:
                 yield Podman(client)
         finally:

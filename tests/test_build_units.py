@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import tarfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from nestcustom.build import Built, _explain_failure, context_files
+from nestcustom.build import Built, _explain_failure, build_labels, context_files
 from nestcustom.git import _without_credentials
 from nestcustom.podman import BuildFailed, ContextFile, build_context, split_reference
 from nestcustom.recipe import load_recipe
@@ -96,3 +99,20 @@ def test_provenance_never_carries_credentials() -> None:
         == "https://git.example.com/org/repo.git"
     )
     assert _without_credentials("git@example.com:org/repo.git") == "git@example.com:org/repo.git"
+
+
+def test_created_label_is_the_commit_time_of_a_clean_checkout(tmp_path: Path) -> None:
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "r.yaml").write_text("x\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    env = {**os.environ, "GIT_COMMITTER_DATE": "2024-01-10T12:00:00+00:00"}
+    subprocess.run([*git, "commit", "-qm", "r"], check=True, env=env)
+    later = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    clean = build_labels(tmp_path, now=later)
+    assert clean["org.opencontainers.image.created"] == "2024-01-10T12:00:00Z"
+    assert len(clean["org.opencontainers.image.revision"]) == 40
+    (tmp_path / "r.yaml").write_text("changed\n")
+    dirty = build_labels(tmp_path, now=later)
+    assert dirty["org.opencontainers.image.created"] == "2030-01-01T00:00:00Z"
+    assert dirty["org.opencontainers.image.revision"].endswith("-dirty")
