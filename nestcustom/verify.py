@@ -1,19 +1,24 @@
 """Check a built image against its recipe with testinfra, in a throwaway container.
 
 Two sets of checks: the recipe's `tests:` section, and built-in checks that
-hold for every recipe (each installed package present, each removed package
-absent, nothing under /var that a NestOS host would drop). Every check gives a
-result, never an exception: a check that cannot run is a failed check that
-says why. The container is always removed.
+hold for every recipe: the packages the layers leave installed are there (at
+the RPM file's version for RPM URLs and replacements), the packages they
+remove are gone, the recipe's files and units are in place, and nothing is
+under /var that a NestOS host would drop. Every check gives a result, never
+an exception: a check that cannot run is a failed check that says why. The
+container is always removed, also when the run is interrupted.
 
 Packages are checked with `rpm -q`, not testinfra's package module: testinfra
-picks its backend from the distribution, and NestOS images are rpm-only.
+picks its backend from the distribution it detects, and NestOS images are
+rpm-only. Every argument reaches the container's shell quoted by testinfra
+(`host.run(command, *args)`), never formatted into the command.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,22 +31,77 @@ import testinfra
 
 from nestcustom import proc
 from nestcustom.errors import NestcustomError
-from nestcustom.lint import is_rpm_url, package_name
+from nestcustom.lint import is_rpm_url
 from nestcustom.model import Flavor, Recipe
 
-_CONSTRAINT = re.compile(r"^(?P<name>[^\s<>=]+)\s*(?P<op><=|>=|=|<|>)\s*(?P<evr>\S+)$")
-_RPM_FILE = re.compile(r"^(?P<name>.+)-[^-]+-[^-]+\.[A-Za-z0-9_]+\.rpm$")
-VAR_SHOWN = 10
+_CONSTRAINT = re.compile(r"^(?P<name>[^\s<>=]+)\s*(?:(?P<op><=|>=|=|<|>)\s*(?P<evr>\S+))?$")
+# name-version-release.arch.rpm: version and release never contain '-'.
+_RPM_FILE = re.compile(
+    r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[^.-]+)\.rpm$"
+)
+_QUERY_FORMAT = "%{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n"
+_INSTALLED = re.compile(r"^(?P<evr>[0-9]+:\S+-\S+) (?P<arch>\S+)$")
+VAR_SHOWN = 10  # paths named in the detail of the /var check
+_SHOWN = 200  # characters of output quoted in a detail
+
+# `systemctl is-enabled` answers one of these (systemctl(1), "is-enabled").
+_UNIT_STATES = frozenset(
+    {
+        "enabled",
+        "enabled-runtime",
+        "linked",
+        "linked-runtime",
+        "alias",
+        "masked",
+        "masked-runtime",
+        "static",
+        "indirect",
+        "disabled",
+        "generated",
+        "transient",
+        "bad",
+        "not-found",
+    }
+)
+# Only these mean "starts at boot because of a symlink the image carries"; `static`,
+# `indirect` and the rest exit 0 too but are not an enablement.
+_ENABLED_STATES = frozenset({"enabled", "enabled-runtime"})
+
+# Without a usable systemctl (the fixture images have none, and systemd is not PID 1
+# in the container), a unit is enabled when a *.wants or *.requires directory links to
+# it, and masked when its unit path points to /dev/null. $1 is the unit. Prints
+# "masked PATH", "symlink PATH" or "none", then "file yes|no" (is there a unit file,
+# for a template instance the template's).
+_UNIT_SCRIPT = r"""
+unit=$1
+template=$(printf '%s\n' "$unit" | sed 's/@[^.]*\./@./')
+for dir in /etc/systemd/system /usr/lib/systemd/system; do
+    if [ "$(readlink -- "$dir/$unit")" = /dev/null ]; then
+        echo "masked $dir/$unit"; exit 0
+    fi
+done
+found=none
+for link in /etc/systemd/system/*.wants/"$unit" /etc/systemd/system/*.requires/"$unit" \
+            /usr/lib/systemd/system/*.wants/"$unit" /usr/lib/systemd/system/*.requires/"$unit"; do
+    if [ -L "$link" ] || [ -e "$link" ]; then found="symlink $link"; break; fi
+done
+echo "$found"
+for file in /etc/systemd/system/"$unit" /usr/lib/systemd/system/"$unit" \
+            /etc/systemd/system/"$template" /usr/lib/systemd/system/"$template"; do
+    if [ -e "$file" ]; then echo "file yes"; exit 0; fi
+done
+echo "file no"
+"""
 
 
 @dataclass(frozen=True)
 class CheckResult:
     kind: str  # package | file | command | unit | var
-    subject: str
-    expectation: str
+    subject: str  # "strace", "/etc/motd", "strace -V", "zincati.service", "/var"
+    expectation: str  # "installed", "absent", "mode 0644", "exit 0, stdout ~ 'x'"
     passed: bool
-    detail: str = ""
-    builtin: bool = False
+    detail: str = ""  # what was found; always set when the check failed
+    builtin: bool = False  # derived from the recipe's layers, files and units, not tests:
 
 
 @dataclass(frozen=True)
@@ -53,11 +113,16 @@ class VerifyReport:
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
 
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
 
-# -- RPM version comparison (rpmvercmp), so constraints are judged as rpm would ----------
+
+# -- RPM version comparison (rpmvercmp), so constraints are judged as rpm judges them -----
 
 
 def _segments(version: str) -> list[str]:
+    # Anything else (., -, _, +, non-ASCII) only separates segments, as in rpm.
     return re.findall(r"~|\^|[0-9]+|[A-Za-z]+", version)
 
 
@@ -83,7 +148,7 @@ def rpm_vercmp(a: str, b: str) -> int:
             continue
         if x is None or y is None:
             return -1 if x is None else 1
-        if x.isdigit() != y.isdigit():
+        if x.isdigit() != y.isdigit():  # a number is newer than letters
             return 1 if x.isdigit() else -1
         if x.isdigit():
             x, y = x.lstrip("0") or "0", y.lstrip("0") or "0"
@@ -94,16 +159,16 @@ def rpm_vercmp(a: str, b: str) -> int:
     return 0
 
 
+def _split_evr(evr: str) -> tuple[int, str, str | None]:
+    epoch, _, rest = evr.partition(":") if ":" in evr else ("0", "", evr)
+    version, _, release = rest.rpartition("-") if "-" in rest else (rest, "", "")
+    return int(epoch or 0), version, release or None
+
+
 def compare_evr(a: str, b: str) -> int:
     """Compare `[epoch:]version[-release]`; a side without a release matches any release."""
-
-    def split(evr: str) -> tuple[int, str, str | None]:
-        epoch, _, rest = evr.rpartition(":") if ":" in evr else ("0", "", evr)
-        version, _, release = rest.partition("-")
-        return int(epoch or 0), version, release or None
-
-    ea, va, ra = split(a)
-    eb, vb, rb = split(b)
+    ea, va, ra = _split_evr(a)
+    eb, vb, rb = _split_evr(b)
     if ea != eb:
         return 1 if ea > eb else -1
     result = rpm_vercmp(va, vb)
@@ -112,209 +177,407 @@ def compare_evr(a: str, b: str) -> int:
     return rpm_vercmp(ra, rb)
 
 
-def _satisfies(installed: str, op: str, wanted: str) -> bool:
+def satisfies(installed: str, op: str, wanted: str) -> bool:
     order = compare_evr(installed, wanted)
     return {"=": order == 0, "<": order < 0, ">": order > 0, "<=": order <= 0, ">=": order >= 0}[op]
+
+
+def rpm_file_nvr(url: str) -> tuple[str, str, str] | None:
+    """(name, version, release) from an RPM URL's file name, or None if it is not N-V-R.A.rpm."""
+    name = urllib.parse.unquote(basename(urllib.parse.urlsplit(url).path))
+    match = _RPM_FILE.match(name)
+    return (match["name"], match["version"], match["release"]) if match else None
 
 
 # -- the container -----------------------------------------------------------------------
 
 
 @contextmanager
-def throwaway_container(image: str) -> Iterator[str]:
+def throwaway_container(image: str, recipe_path: str = "RECIPE") -> Iterator[str]:
+    """The name of a running container of `image`, removed on the way out whatever happens."""
     podman = proc.require("podman", "podman")
     if proc.run([podman, "image", "exists", image], check=False).returncode != 0:
         raise NestcustomError(
-            f"no image {image} in podman's storage", "build it first: nestcustom build RECIPE"
+            f"no image {image} in podman's storage",
+            f"build it first (nestcustom build {recipe_path}), "
+            "or pass the tag or ID of a built image with --image",
         )
     name = f"nestcustom-test-{uuid.uuid4().hex[:12]}"
-    proc.run(
-        [
-            podman,
-            "run",
-            "-d",
-            "--rm",
-            "--name",
-            name,
-            "--network=none",
-            "--entrypoint",
-            "sleep",
-            image,
-            "infinity",
-        ],
-        timeout=120,
-    )
     try:
+        # The try starts before `run`: an interrupted or failed run may leave a created
+        # container behind. --no-hosts keeps the image's own /etc/hosts visible, and
+        # --image-volume=ignore its content under VOLUME paths (else a volume covers it).
+        proc.run(
+            [
+                podman,
+                "run",
+                "--detach",
+                "--rm",
+                "--name",
+                name,
+                "--pull=never",
+                "--network=none",
+                "--no-hosts",
+                "--image-volume=ignore",
+                "--entrypoint",
+                "sleep",
+                image,
+                "infinity",
+            ],
+            timeout=120,
+            hint="the checks need `sleep` in the image to keep the container running",
+        )
         yield name
     finally:
-        proc.run([podman, "rm", "-f", "-t", "0", name], check=False, timeout=60)
+        proc.run([podman, "rm", "--force", "--time", "0", name], check=False, timeout=60)
+
+
+# -- running commands in it ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Out:
+    rc: int
+    raw: bytes
+    stderr: str
+
+    @property
+    def stdout(self) -> str:
+        return self.raw.decode(errors="replace")
+
+    def why(self) -> str:
+        """What went wrong, in a few words, for a detail."""
+        last = self.stderr.strip().splitlines()[-1:] or [self.stdout.strip()[:_SHOWN]]
+        return f"exit {self.rc}" + (f": {last[0][:_SHOWN]}" if last[0] else "")
+
+
+class _Host:
+    def __init__(self, host: Any) -> None:
+        self.host = host
+
+    def run(self, command: str, *args: str) -> _Out:
+        try:
+            out = self.host.run(command, *args)
+            stderr = bytes(out.stderr_bytes).decode(errors="replace")
+            return _Out(int(out.rc), bytes(out.stdout_bytes), stderr)
+        except Exception as exc:  # testinfra could not even run podman exec
+            return _Out(-1, b"", f"cannot run {command.split()[0]} in the container: {exc}")
 
 
 # -- the checks --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Want:
+    """What the layers leave behind for one package."""
+
+    present: bool
+    layer: str
+    op: str | None = None  # a version constraint on a present package
+    evr: str | None = None
+    exact: str | None = None  # version-release of an RPM file that must be the one installed
+    unknown: str | None = None  # an RPM URL whose file name does not tell the package
+
+
 class _Checks:
-    def __init__(self, host: Any) -> None:
+    def __init__(self, host: _Host) -> None:
         self.host = host
 
-    def run(self, command: str, *args: str) -> Any:
-        return self.host.run(command, *args)
+    # packages
 
-    def installed(self, name: str) -> str | None:
-        """`epoch:version-release` of an installed package, or None."""
-        out = self.run("rpm -q --qf '%%{EPOCHNUM}:%%{VERSION}-%%{RELEASE}\\n' -- %s", name)
-        return out.stdout.strip().splitlines()[-1] if out.rc == 0 and out.stdout.strip() else None
+    def installed(self, name: str) -> tuple[list[tuple[str, str]], str | None]:
+        """((`epoch:version-release`, arch) of each installed instance, error or None)."""
+        out = self.host.run("rpm -q --qf %s -- %s", _QUERY_FORMAT, name)
+        if out.rc == 1 and "is not installed" in out.stdout:
+            return [], None
+        found = [_INSTALLED.match(line) for line in out.stdout.splitlines() if line]
+        if out.rc != 0 or not found or not all(found):
+            return [], f"cannot query rpm ({out.why()})"
+        return [(m["evr"], m["arch"]) for m in found if m], None
 
-    def present(self, spec: str, builtin: bool) -> CheckResult:
-        match = _CONSTRAINT.match(spec)
-        name = match["name"] if match else spec
-        found = self.installed(name)
-        if found is None:
-            return CheckResult("package", spec, "installed", False, "not installed", builtin)
-        if match and not _satisfies(found, match["op"], match["evr"]):
+    def present(
+        self,
+        name: str,
+        op: str | None = None,
+        evr: str | None = None,
+        *,
+        exact: str | None = None,
+        builtin: bool = False,
+        why: str = "",
+    ) -> CheckResult:
+        expectation = "installed"
+        if op and evr:
+            expectation += f", version {op} {evr}"
+        if exact:
+            expectation += f", version {exact}"
+        found, error = self.installed(name)
+        detail = ""
+        if error:
+            detail = error
+        elif not found:
+            detail = "not installed" + (f" ({why})" if why else "")
+        else:
+            versions = [got.split(":", 1)[1] for got, _ in found]  # messages leave out the epoch
+            shown = ", ".join(versions)
+            if op and evr and not any(satisfies(got, op, evr) for got, _ in found):
+                detail = f"installed version is {shown}"
+            elif exact and exact not in versions:
+                detail = f"installed version is {shown}" + (f" ({why})" if why else "")
+        return CheckResult("package", name, expectation, not detail, detail, builtin)
+
+    def absent(self, name: str, *, builtin: bool = False, why: str = "") -> CheckResult:
+        found, error = self.installed(name)
+        detail = error or ""
+        if found:
+            versions = ", ".join(f"{evr.split(':', 1)[1]}.{arch}" for evr, arch in found)
+            detail = f"installed: {versions}" + (f" ({why})" if why else "")
+        return CheckResult("package", name, "absent", not detail, detail, builtin)
+
+    def package_spec(self, spec: str) -> CheckResult:
+        match = _CONSTRAINT.match(spec.strip())
+        if not match:
             return CheckResult(
-                "package", spec, "installed", False, f"installed version is {found}", builtin
+                "package", spec, "installed", False, "cannot read this as NAME [OP VERSION]"
             )
-        return CheckResult("package", spec, "installed", True, found, builtin)
+        try:
+            return self.present(match["name"], match["op"], match["evr"])
+        except ValueError as exc:  # an epoch that is not a number
+            return CheckResult("package", spec, "installed", False, f"bad version: {exc}")
 
-    def absent(self, name: str, builtin: bool) -> CheckResult:
-        found = self.installed(name)
-        detail = f"installed ({found})" if found else ""
-        return CheckResult("package", name, "absent", found is None, detail, builtin)
+    def wanted(self, name: str, want: _Want) -> CheckResult:
+        layer = f"layer {want.layer}"
+        if want.unknown:
+            return CheckResult(
+                "package",
+                want.unknown,
+                "installed",
+                False,
+                f"cannot tell the package from the file name (not NAME-VERSION-RELEASE.ARCH.rpm; {layer})",
+                builtin=True,
+            )
+        if not want.present:
+            return self.absent(name, builtin=True, why=f"{layer} removes it")
+        try:
+            return self.present(
+                name, want.op, want.evr, exact=want.exact, builtin=True, why=f"{layer} installs it"
+            )
+        except ValueError as exc:
+            return CheckResult("package", name, "installed", False, f"bad version: {exc}", True)
+
+    # files
 
     def file(
-        self, path: str, exists: bool, mode: str | None, contains: str | None
+        self,
+        path: str,
+        *,
+        exists: bool = True,
+        mode: str | None = None,
+        contains: str | None = None,
+        sha256: str | None = None,
+        builtin: bool = False,
     ) -> list[CheckResult]:
-        there = self.run("test -e %s", path).rc == 0
-        results = [
-            CheckResult(
-                "file",
-                path,
-                "exists" if exists else "absent",
-                there == exists,
-                "" if there == exists else ("missing" if exists else "present"),
-            )
-        ]
-        if not (exists and there):
-            return results
-        if mode is not None:
-            actual = self.run("stat -c %%a %s", path).stdout.strip()
-            results.append(
-                CheckResult(
-                    "file",
-                    path,
-                    f"mode {mode}",
-                    int(actual or "0", 8) == int(mode, 8),
-                    f"mode is {actual.zfill(4)}",
-                )
-            )
-        if contains is not None:
-            content = self.run("cat %s", path)
-            found = content.rc == 0 and contains in content.stdout
-            results.append(
-                CheckResult(
-                    "file", path, f"contains {contains!r}", found, "" if found else "text not found"
-                )
-            )
+        def result(expectation: str, detail: str) -> CheckResult:
+            return CheckResult("file", path, expectation, not detail, detail, builtin)
+
+        probe = self.host.run("test -e %s || test -L %s", path, path)
+        there = probe.rc == 0
+        if probe.rc not in (0, 1):
+            results = [result("exists" if exists else "does not exist", probe.why())]
+        elif exists:
+            results = [result("exists", "" if there else "missing")]
+        else:
+            results = [result("does not exist", "exists" if there else "")]
+        more = (
+            (f"mode {mode}", mode, self._mode),
+            (f"contains {contains!r}", contains, self._contains),
+            (f"content sha256 {(sha256 or '')[:12]}", sha256, self._sha256),
+        )
+        for expectation, wanted, check in more:
+            if wanted is None:
+                continue
+            if not exists:
+                results.append(result(expectation, "contradicts exists: false"))
+            elif probe.rc != 0:
+                results.append(result(expectation, "missing" if probe.rc == 1 else probe.why()))
+            else:
+                results.append(result(expectation, check(path, wanted)))
         return results
+
+    def _mode(self, path: str, mode: str) -> str:
+        out = self.host.run("stat -L -c %s -- %s", "%a", path)  # -L: the mode of what a link names
+        actual = out.stdout.strip()
+        if out.rc != 0 or not re.fullmatch(r"[0-7]+", actual):
+            return f"cannot stat ({out.why()})"
+        return "" if int(actual, 8) == int(mode, 8) else f"mode is {actual.zfill(4)}"
+
+    def _contains(self, path: str, text: str) -> str:
+        out = self.host.run("cat -- %s", path)
+        if out.rc != 0:
+            return f"cannot read ({out.why()})"
+        if text.encode() in out.raw:
+            return ""
+        return f"text not found in {len(out.raw)} bytes starting {out.stdout[:60]!r}"
+
+    def _sha256(self, path: str, digest: str) -> str:
+        out = self.host.run("sha256sum -- %s", path)
+        if out.rc != 0 or not out.stdout.strip():
+            return f"cannot read ({out.why()})"
+        actual = out.stdout.split()[0]
+        return "" if actual == digest else f"content sha256 is {actual[:12]}: not the recipe's file"
+
+    # commands
 
     def command(self, argv: tuple[str, ...], exit_code: int, stdout: str | None) -> CheckResult:
         line = shlex.join(argv)
-        out = self.run(line)
-        expectation = f"exit {exit_code}" + (f", stdout ~ {stdout!r}" if stdout else "")
+        expectation = f"exit {exit_code}" + (f", stdout ~ {stdout!r}" if stdout is not None else "")
         problems = []
-        if out.rc != exit_code:
-            problems.append(
-                f"exit {out.rc}" + (f": {out.stderr.strip()[-200:]}" if out.stderr.strip() else "")
+        try:
+            pattern = re.compile(stdout) if stdout is not None else None
+        except re.error as exc:
+            return CheckResult(
+                "command", line, expectation, False, f"bad regular expression: {exc}"
             )
-        if stdout is not None and not re.search(stdout, out.stdout):
-            problems.append(f"stdout was {out.stdout.strip()[:200]!r}")
+        out = self.host.run(line)  # no args: testinfra passes the line unformatted
+        if out.rc != exit_code:
+            problems.append(out.why() if out.rc else "exit 0")
+        if pattern is not None and not pattern.search(out.stdout):
+            problems.append(f"stdout was {out.stdout.strip()[:_SHOWN]!r}")
         return CheckResult("command", line, expectation, not problems, "; ".join(problems))
 
-    def unit_enabled(self, unit: str) -> bool:
-        if self.run("command -v systemctl").rc == 0:
-            return bool(self.run("systemctl is-enabled --quiet -- %s", unit).rc == 0)
-        # No systemctl (a minimal image): an enabled unit is a symlink in some *.wants directory.
-        script = 'for d in /etc/systemd/system/*.wants /usr/lib/systemd/system/*.wants; do [ -L "$d/$1" ] || [ -e "$d/$1" ] && exit 0; done; exit 1'
-        return bool(self.run("sh -c %s sh %s", script, unit).rc == 0)
+    # units
 
-    def unit(self, unit: str, want_enabled: bool) -> CheckResult:
-        enabled = self.unit_enabled(unit)
-        return CheckResult(
-            "unit",
-            unit,
-            "enabled" if want_enabled else "disabled",
-            enabled == want_enabled,
-            "enabled" if enabled else "not enabled",
-        )
+    def unit_state(self, unit: str) -> tuple[bool, str]:
+        """(enabled, how we know) for `unit`."""
+        note = ""
+        # SYSTEMD_OFFLINE: judge from the unit files, do not ask a (missing) systemd over D-Bus.
+        out = self.host.run("SYSTEMD_OFFLINE=1 systemctl is-enabled -- %s", unit)
+        answer = out.stdout.strip().splitlines()[:1]
+        if answer and answer[0] in _UNIT_STATES:
+            return answer[0] in _ENABLED_STATES, f"systemctl is-enabled says {answer[0]}"
+        if out.rc != 127:  # systemctl is there but gave no state: say so, then look ourselves
+            note = f"; systemctl is-enabled did not answer ({out.why()})"
+        probe = self.host.run("sh -c %s sh %s", _UNIT_SCRIPT, unit)
+        lines = probe.stdout.split("\n")
+        if probe.rc != 0 or len(lines) < 2:
+            return False, f"cannot look for its symlinks ({probe.why()})"
+        state, has_file = lines[0], lines[1] == "file yes"
+        if state.startswith("masked "):
+            return False, f"masked ({state.removeprefix('masked ')} -> /dev/null){note}"
+        if state.startswith("symlink "):
+            return True, f"enabled ({state.removeprefix('symlink ')}){note}"
+        missing = "" if has_file else "; there is no unit file of that name"
+        return False, f"not enabled (no *.wants or *.requires symlink){missing}{note}"
+
+    def unit(self, unit: str, want_enabled: bool, builtin: bool = False) -> CheckResult:
+        enabled, how = self.unit_state(unit)
+        passed = enabled == want_enabled
+        expectation = "enabled" if want_enabled else "disabled"
+        return CheckResult("unit", unit, expectation, passed, "" if passed else how, builtin)
+
+    # /var
 
     def var_empty(self) -> CheckResult:
-        # Directories under /var are fine (the host creates its own); files and links are dropped.
-        out = self.run("find /var -xdev %s -type f -o -type l %s -print", "(", ")")
-        paths = out.stdout.split()
-        detail = ", ".join(paths[:VAR_SHOWN]) + (
-            f" and {len(paths) - VAR_SHOWN} more" if len(paths) > VAR_SHOWN else ""
-        )
-        return CheckResult(
-            "var", "/var", "no files (a NestOS host drops them)", not paths, detail, builtin=True
-        )
+        expectation = "no files or symlinks (a NestOS host drops /var)"
+        # Directories are fine: the host makes its own /var, and ostree's commit keeps empty
+        # directories. Nothing else is exempt: a host drops every file, link (and fifo or
+        # socket) under /var. Nothing is mounted there (see throwaway_container), so -xdev
+        # skips nothing of the image.
+        out = self.host.run("find /var -xdev %s -type d -print0", "!")
+        if out.rc != 0:
+            return CheckResult("var", "/var", expectation, False, out.why(), builtin=True)
+        paths = [p for p in out.stdout.split("\0") if p]
+        detail = ", ".join(paths[:VAR_SHOWN])
+        if len(paths) > VAR_SHOWN:
+            detail += f" and {len(paths) - VAR_SHOWN} more"
+        return CheckResult("var", "/var", expectation, not paths, detail, builtin=True)
 
 
-def _layer_name(spec: str) -> str:
+def layer_packages(recipe: Recipe) -> dict[str, _Want]:
+    """What the layers leave behind, package by package: later layers win.
+
+    Within a layer the commands run as rendered: remove, swap, replace, install.
+    """
+    wants: dict[str, _Want] = {}
+    for layer in recipe.layers:
+        for name in layer.remove:
+            wants[name] = _Want(False, layer.name)
+        for swap in layer.swap:
+            wants[swap.remove] = _Want(False, layer.name)
+            _want_spec(wants, swap.install, layer.name)
+        for spec in (*layer.replace, *layer.install):
+            _want_spec(wants, spec, layer.name)
+    return wants
+
+
+def _want_spec(wants: dict[str, _Want], spec: str, layer: str) -> None:
     if is_rpm_url(spec):
-        match = _RPM_FILE.match(basename(spec))
-        return match["name"] if match else basename(spec)
-    return package_name(spec)
+        nvr = rpm_file_nvr(spec)
+        if nvr is None:
+            wants[spec] = _Want(True, layer, unknown=spec)
+        else:
+            name, version, release = nvr
+            wants[name] = _Want(True, layer, exact=f"{version}-{release}")
+        return
+    match = _CONSTRAINT.match(spec.strip())
+    if match:
+        wants[match["name"]] = _Want(True, layer, match["op"], match["evr"])
+    else:
+        wants[spec] = _Want(True, layer, unknown=spec)
 
 
 def run_checks(recipe: Recipe, host: Any) -> list[CheckResult]:
-    checks = _Checks(host)
+    """Every check, in an order where none can spoil another: the tests' commands run last."""
+    checks = _Checks(_Host(host))
     results: list[CheckResult] = []
-    for layer in recipe.layers:
-        results += [checks.present(_layer_name(p), True) for p in dict.fromkeys(layer.install)]
-        results += [checks.absent(name, True) for name in dict.fromkeys(layer.remove)]
-        for swap in layer.swap:
-            results += [
-                checks.absent(swap.remove, True),
-                checks.present(package_name(swap.install), True),
-            ]
+    # A NewStart image is a plain container: /var/lib/rpm, dnf's state and the like
+    # belong there. Only an ostree host drops /var.
     if recipe.base.flavor is Flavor.NESTOS:
         results.append(checks.var_empty())
+    results += [checks.wanted(name, want) for name, want in layer_packages(recipe).items()]
+    for spec in recipe.files:
+        results += checks.file(spec.dest, mode=spec.mode, sha256=spec.sha256, builtin=True)
+    results += [checks.unit(u, True, builtin=True) for u in dict.fromkeys(recipe.units_enable)]
+    results += [checks.unit(u, False, builtin=True) for u in dict.fromkeys(recipe.units_disable)]
     tests = recipe.tests
-    results += [checks.present(spec, False) for spec in tests.present]
-    results += [checks.absent(name, False) for name in tests.absent]
+    results += [checks.package_spec(spec) for spec in tests.present]
+    results += [checks.absent(name) for name in tests.absent]
     for f in tests.files:
-        results += checks.file(f.path, f.exists, f.mode, f.contains)
-    results += [checks.command(c.run, c.exit, c.stdout) for c in tests.commands]
+        results += checks.file(f.path, exists=f.exists, mode=f.mode, contains=f.contains)
     results += [checks.unit(u, True) for u in tests.units_enabled]
     results += [checks.unit(u, False) for u in tests.units_disabled]
+    results += [checks.command(c.run, c.exit, c.stdout) for c in tests.commands]
     return results
 
 
 def verify_image(recipe: Recipe, image: str) -> VerifyReport:
-    with throwaway_container(image) as container:
+    """Run every check of `recipe` against `image` in a throwaway container."""
+    with throwaway_container(image, recipe.path) as container:
         host = testinfra.get_host(f"podman://{container}")
         return VerifyReport(image, tuple(run_checks(recipe, host)))
 
 
 def junit_xml(report: VerifyReport, recipe_name: str) -> str:
-    failures = sum(not r.passed for r in report.results)
+    """The report as JUnit XML: one testcase per check, a <failure> for each failed one."""
     suite = ElementTree.Element(
         "testsuite",
         name=recipe_name,
         tests=str(len(report.results)),
-        failures=str(failures),
+        failures=str(len(report.failures)),
         errors="0",
+        skipped="0",
     )
+    properties = ElementTree.SubElement(suite, "properties")
+    ElementTree.SubElement(properties, "property", name="image", value=report.image)
     for result in report.results:
+        origin = "builtin" if result.builtin else "tests"
         case = ElementTree.SubElement(
             suite,
             "testcase",
-            classname=f"{recipe_name}.{result.kind}",
+            classname=f"{recipe_name}.{origin}.{result.kind}",
             name=f"{result.subject} {result.expectation}",
         )
         if not result.passed:
-            ElementTree.SubElement(
-                case, "failure", message=result.detail or "failed"
-            ).text = result.detail
+            failure = ElementTree.SubElement(case, "failure", message=result.detail or "failed")
+            failure.text = result.detail
+    ElementTree.indent(suite)
     return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
