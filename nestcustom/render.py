@@ -114,7 +114,7 @@ def newstart_commands(layer: Layer) -> list[Command]:
     commands: list[Command] = []
     if layer.remove:
         commands.append(Command(("dnf", "-y", "remove"), _sorted(layer.remove)))
-    for swap in sorted(layer.swap, key=lambda s: (s.remove, s.install)):
+    for swap in sorted(set(layer.swap), key=lambda s: (s.remove, s.install)):
         commands.append(Command(("dnf", "-y", "swap"), (swap.remove, swap.install)))
     if layer.replace:
         commands.append(Command(("dnf", "-y", "--allowerasing", "install"), _sorted(layer.replace)))
