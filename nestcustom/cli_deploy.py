@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import signal
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from nestcustom.deploy.rollout import (
 )
 from nestcustom.deploy.ssh import Connection, SshError, SshOptions
 from nestcustom.errors import EXIT_FAILURE, EXIT_INTERRUPTED, BadInputError
+from nestcustom.schema import recipe_schema
 
 if TYPE_CHECKING:
     from nestcustom.progress import HostProgress
@@ -92,6 +94,13 @@ def ssh_options(accept_new: bool) -> Iterator[SshOptions]:
 def resolve_target(reference: str, signed: bool, tls_verify: bool) -> Target:
     """Pin the reference to one digest, once: a tag moving mid-rollout cannot split the fleet."""
     repository, _, digest = reference.partition("@")
+    # The recipe schema's image-reference rule, so both read references alike.
+    image_rule = recipe_schema()["properties"]["base"]["properties"]["image"]
+    if not re.fullmatch(image_rule["pattern"], repository):
+        raise BadInputError(
+            f"{reference!r} is not a valid image reference",
+            "write REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:DIGEST (as `nestcustom build --push` prints)",
+        )
     if not digest:
         digest, _ = registry.manifest(reference, tls_verify=tls_verify)
         last = repository.rsplit("/", 1)[-1]

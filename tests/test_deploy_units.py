@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +174,18 @@ def test_fleetlock_slot_is_shared_and_reentrant(fleetlock_url: str) -> None:
 def test_fleetlock_group_must_match_protocol() -> None:
     with pytest.raises(BadInputError, match="must match"):
         FleetLock("http://127.0.0.1/", "bad group!")
+
+
+def test_deploy_refuses_a_malformed_reference_before_any_network(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text("hosts:\n  - {name: a, address: 127.0.0.1, port: 9}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "nestcustom", "deploy", "-i", str(inventory), "bad ref!"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "error: 'bad ref!' is not a valid image reference" in result.stderr
+    assert "hint: write REGISTRY/NAME:TAG" in result.stderr
