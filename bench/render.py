@@ -29,8 +29,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nestcustom.recipe import load_recipe
-from nestcustom.render import render_containerfile
+from nestcustom.containerfile.render import render_containerfile
+from nestcustom.recipe.load import load_recipe
 
 try:
     from yaml import CSafeLoader as BaselineLoader
@@ -76,7 +76,7 @@ def recipe_text(index: int, rng: random.Random) -> str:
         layers.append(text)
     src, (dest, mode) = rng.choice(sorted(FILES.items()))
     return (
-        "# yaml-language-server: $schema=../nestcustom/schema/recipe.schema.json\n"
+        "# yaml-language-server: $schema=../nestcustom/recipe/schema/recipe.schema.json\n"
         f"name: image-{index}\n"
         f"description: generated recipe {index}\n"
         "arch: x86_64\n"

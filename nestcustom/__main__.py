@@ -1,3 +1,3 @@
-from nestcustom.cli import main
+from nestcustom.cli.main import main
 
 main()

@@ -1,7 +1,7 @@
 """Project errors: every failure a user can cause or meet is one of these.
 
 Nothing below the CLI prints or exits. Steps raise a `NestcustomError` that
-carries a message and a hint; `cli.py` prints them and maps the class to an
+carries a message and a hint; `cli/common.py` prints them and maps the class to an
 exit code (0 ok, 1 failure, 2 bad input or usage, 130 interrupted).
 """
 

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# The local universe's fixtures (RPM repo, fixture bases, registry), for every test that
+# asks for one; they start lazily, so the fast tests never touch podman.
+pytest_plugins = ["tests.universe.fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

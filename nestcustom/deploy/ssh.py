@@ -10,7 +10,9 @@ control connection per host is reused for every command of a rollout.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -165,3 +167,10 @@ class Connection:
     def close(self) -> None:
         """Stop the control connection (it would also end by itself after 60 s)."""
         proc.run([*self.ssh_argv()[:-1], "-O", "exit", self.host.address], check=False, timeout=10)
+
+
+@contextmanager
+def ssh_session(accept_new_host_keys: bool) -> Iterator[SshOptions]:
+    """SSH options for one run; control sockets live in a private directory removed after it."""
+    with tempfile.TemporaryDirectory(prefix="nc-ssh-") as control:
+        yield SshOptions(Path(control), accept_new_host_keys)

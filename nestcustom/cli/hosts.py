@@ -1,0 +1,305 @@
+"""Commands on hosts: deploy, status, rollback. The work is in the deploy stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from nestcustom.cli.common import Settings, err, handle_errors, live_display
+from nestcustom.errors import EXIT_FAILURE, EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from nestcustom.cli.progress import HostProgress
+    from nestcustom.deploy.report import HostReport
+
+
+def _progress(hosts: list[str], live: bool) -> HostProgress:
+    from nestcustom.cli.progress import HostProgress  # rich is only needed once hosts are changed
+
+    return HostProgress(hosts, live)
+
+
+inventory_option = click.option(
+    "--inventory",
+    "-i",
+    "inventory_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Inventory YAML (nestcustom's, or an Ansible YAML inventory's hosts and vars).",
+)
+hosts_option = click.option(
+    "--hosts", "host_names", multiple=True, help="Only these hosts or groups (repeatable)."
+)
+accept_option = click.option(
+    "--accept-new-host-keys",
+    is_flag=True,
+    help="Trust keys of hosts not yet in known_hosts (a changed key is always refused).",
+)
+
+
+def _report(reports: list[HostReport], as_json: bool, extra: dict[str, Any]) -> None:
+    if as_json:
+        click.echo(
+            json.dumps({**extra, "hosts": [dataclasses.asdict(r) for r in reports]}, indent=2)
+        )
+        return
+    width = max(len(r.host) for r in reports)
+    for r in reports:
+        line = f"{r.host:{width}}  {r.outcome:11} {r.before or '-'} -> {r.after or '-'}"
+        if r.error:
+            line += f"\n{'':{width}}  error: {r.error}"
+            if r.hint:
+                line += f"\n{'':{width}}  hint: {r.hint}"
+        if r.rolled_back:
+            line += f"\n{'':{width}}  rolled back: {'verified' if r.rollback_verified else 'NOT verified'}"
+        click.echo(line)
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  nestcustom deploy -i hosts.yaml registry.example.com/custom/nestos-debug@sha256:4e85...
+  nestcustom deploy -i hosts.yaml registry.example.com/custom/nestos-debug:latest --batch 4 --max-failures 2
+  nestcustom deploy -i hosts.yaml REF --hosts canary --dry-run
+  nestcustom deploy -i hosts.yaml REF --resume nestcustom-deploy-20261124T091500Z.jsonl
+"""
+)
+@inventory_option
+@click.argument("reference")
+@hosts_option
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Hosts changing at once.",
+)
+@click.option(
+    "--max-failures",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Start no new host once this many have failed.",
+)
+@click.option(
+    "--no-reboot", is_flag=True, help="Stage the new deployment only; it boots at the next reboot."
+)
+@click.option("--bypass-driver", is_flag=True, help="Rebase even where Zincati drives updates.")
+@click.option(
+    "--disable-zincati", is_flag=True, help="Turn Zincati's automatic updates off, then rebase."
+)
+@click.option(
+    "--signed", is_flag=True, help="Use ostree-image-signed:docker:// (policy.json must trust it)."
+)
+@click.option(
+    "--reboot-timeout",
+    type=click.FloatRange(10),
+    default=600,
+    show_default=True,
+    help="Seconds to wait for a host to come back.",
+)
+@click.option(
+    "--fleetlock", "fleetlock_url", help="FleetLock server URL: take a reboot slot per host."
+)
+@click.option("--group", default="default", show_default=True, help="FleetLock group.")
+@click.option(
+    "--tls-verify/--no-tls-verify",
+    default=True,
+    show_default=True,
+    help="Verify TLS when nestcustom resolves the reference (hosts use their own config).",
+)
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to record each step (default: ./nestcustom-deploy-TIME.jsonl).",
+)
+@click.option(
+    "--resume",
+    "resume_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Finish an interrupted rollout from its journal; finished hosts are not redone.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Resolve the digest and show the plan; change nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@accept_option
+@click.pass_obj
+@handle_errors
+def deploy(
+    settings: Settings,
+    inventory_path: Path,
+    reference: str,
+    host_names: tuple[str, ...],
+    batch: int,
+    max_failures: int,
+    no_reboot: bool,
+    bypass_driver: bool,
+    disable_zincati: bool,
+    signed: bool,
+    reboot_timeout: float,
+    fleetlock_url: str | None,
+    group: str,
+    tls_verify: bool,
+    journal_path: Path | None,
+    resume_path: Path | None,
+    dry_run: bool,
+    as_json: bool,
+    accept_new_host_keys: bool,
+) -> None:
+    """Rebase hosts to an image, reboot them, verify the booted digest, roll back on failure.
+
+    Per host: preflight (status, transaction, Zincati, architecture) -> rpm-ostree
+    rebase ostree-unverified-registry:REF@DIGEST -> reboot -> wait for a new boot
+    id -> verify the booted digest. A host that fails after its rebase is rolled
+    back and rebooted, and both facts are reported. Every step is journalled.
+    """
+    from nestcustom.deploy.fleetlock import FleetLock
+    from nestcustom.deploy.hostrun import RolloutOptions
+    from nestcustom.deploy.plan import RolloutRequest, plan_rollout, run_rollout
+
+    fleetlock = (
+        FleetLock(fleetlock_url if fleetlock_url.endswith("/") else fleetlock_url + "/", group)
+        if fleetlock_url
+        else None
+    )
+    options = RolloutOptions(
+        batch,
+        max_failures,
+        not no_reboot,
+        bypass_driver,
+        disable_zincati,
+        reboot_timeout,
+        fleetlock,
+    )
+    request = RolloutRequest(
+        inventory_path,
+        reference,
+        host_names,
+        options,
+        signed,
+        tls_verify,
+        journal_path,
+        resume_path,
+    )
+    plan = plan_rollout(request)
+    if dry_run:
+        click.echo(f"target   {plan.target.ostree_ref}")
+        click.echo(f"hosts    {', '.join(h.name for h in plan.hosts) or '(none left)'}")
+        click.echo(
+            f"batch    {batch}, stop after {max_failures} failure(s), "
+            f"{'no reboot' if no_reboot else f'reboot (timeout {reboot_timeout:.0f} s)'}"
+        )
+        return
+    err(
+        f"deploying {plan.target.pinned} to {len(plan.hosts)} host(s); journal: {plan.journal_path}"
+    )
+    with _progress([h.name for h in plan.hosts], live_display(settings)) as progress:
+        result = run_rollout(plan, accept_new_host_keys, progress.event, _notice)
+    reports = list(result.reports)
+    _report(reports, as_json, {"target": plan.target.pinned, "journal": str(result.journal_path)})
+    if result.interrupted:
+        err(f"interrupted: finish with --resume {result.journal_path}")
+        sys.exit(EXIT_INTERRUPTED)
+    if any(not r.ok for r in reports):
+        sys.exit(EXIT_FAILURE)
+
+
+def _notice(text: str) -> None:
+    err("\n" + text)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  nestcustom status -i hosts.yaml
+  nestcustom status -i hosts.yaml --hosts canary --json
+"""
+)
+@inventory_option
+@hosts_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@accept_option
+@click.pass_obj
+@handle_errors
+def status(
+    settings: Settings,
+    inventory_path: Path,
+    host_names: tuple[str, ...],
+    as_json: bool,
+    accept_new_host_keys: bool,
+) -> None:
+    """One row per host: booted image and digest, version, staged, rollback, reachable."""
+    from nestcustom.deploy.fleetstatus import fleet_status
+    from nestcustom.deploy.inventory import load_inventory
+
+    hosts = load_inventory(inventory_path).select(host_names)
+    rows = fleet_status(hosts, accept_new_host_keys)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            if not row["reachable"]:
+                click.echo(f"{row['host']}: unreachable: {row['error']}")
+                continue
+            click.echo(f"{row['host']}: {row['booted']}  version {row['version']}")
+            click.echo(
+                f"  staged: {row['staged'] or '-'}  rollback: {row['rollback'] or '-'}"
+                + ("  TRANSACTION RUNNING" if row["transaction"] else "")
+                + (f"  driver: {row['update_driver']}" if row["update_driver"] else "")
+            )
+    if any(not row["reachable"] for row in rows):
+        sys.exit(EXIT_FAILURE)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  nestcustom rollback -i hosts.yaml --hosts web3
+"""
+)
+@inventory_option
+@hosts_option
+@click.option(
+    "--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Hosts at once."
+)
+@click.option("--reboot-timeout", type=click.FloatRange(10), default=600, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@accept_option
+@click.pass_obj
+@handle_errors
+def rollback(
+    settings: Settings,
+    inventory_path: Path,
+    host_names: tuple[str, ...],
+    batch: int,
+    reboot_timeout: float,
+    as_json: bool,
+    accept_new_host_keys: bool,
+) -> None:
+    """Boot hosts back into their previous deployment and verify they did."""
+    from nestcustom.deploy.hostrun import RolloutOptions
+    from nestcustom.deploy.inventory import load_inventory
+    from nestcustom.deploy.plan import timestamp
+    from nestcustom.deploy.rollback import run_rollback
+
+    hosts = load_inventory(inventory_path).select(host_names)
+    options = RolloutOptions(batch=batch, reboot_timeout=reboot_timeout)
+    journal_path = Path(f"nestcustom-rollback-{timestamp()}.jsonl")
+    with _progress([h.name for h in hosts], live_display(settings)) as progress:
+        reports = run_rollback(
+            hosts, options, journal_path, accept_new_host_keys, progress.event, _notice
+        )
+    _report(reports, as_json, {})
+    if any(not r.ok for r in reports):
+        sys.exit(EXIT_FAILURE)

@@ -1,0 +1,222 @@
+"""Commands on images: build (and push), test."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from nestcustom.cli.common import (
+    Settings,
+    err,
+    handle_errors,
+    live_display,
+    print_problems,
+    project_for,
+)
+from nestcustom.containerfile.outputs import load_recipes, write_atomically
+from nestcustom.errors import EXIT_FAILURE
+from nestcustom.recipe.model import DEFAULT_TAG
+
+if TYPE_CHECKING:  # the build modules pull in podman-py: imported where a command needs them
+    from nestcustom.image.build import Outcome
+    from nestcustom.image.podman import BuildEvent
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  nestcustom build recipes/nestos-strace.yaml
+  nestcustom build recipes/*.yaml --jobs 2 --tag 127.0.0.1:5000/custom/{name}:latest --push
+  nestcustom build recipes/host-agent.yaml --base 127.0.0.1:5000/mirror/nestos:22.03-LTS-SP3.20240110.0-x86_64
+Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
+"""
+)
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--tag",
+    "tag_template",
+    default=DEFAULT_TAG,
+    show_default=True,
+    help="Image reference to tag; {name} is the recipe's name (needed for several recipes).",
+)
+@click.option("--push", is_flag=True, help="Push after a successful build and print the digest.")
+@click.option("--no-cache", is_flag=True, help="Rebuild every step.")
+@click.option(
+    "--tls-verify/--no-tls-verify",
+    default=True,
+    show_default=True,
+    help="Verify the registry's TLS certificate (turn off only for a local test registry).",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Recipes built at once.",
+)
+@click.option(
+    "--base", "base_image", help="Build on this base instead of the recipe's (a mirror of it)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.pass_obj
+@handle_errors
+def build(
+    settings: Settings,
+    recipes: tuple[Path, ...],
+    tag_template: str,
+    push: bool,
+    no_cache: bool,
+    tls_verify: bool,
+    jobs: int,
+    base_image: str | None,
+    as_json: bool,
+) -> None:
+    """Build recipes into images with podman, and optionally push them.
+
+    Each step's output streams as it happens. An image is tagged only after
+    its build succeeded, and a pushed reference is printed only once the
+    registry serves exactly that image.
+    """
+    from nestcustom.cli.progress import LiveProgress, PlainProgress
+    from nestcustom.image import podman as podman_api
+    from nestcustom.image.build import BuildOptions, build_all
+
+    if len(recipes) > 1 and "{name}" not in tag_template:
+        raise click.UsageError(
+            "with several recipes, --tag needs {name} so each image gets its own tag"
+        )
+    project = project_for(settings, recipes[0])
+    loaded = load_recipes(recipes, project)
+    print_problems(w for item in loaded for w in item.warnings)
+    chosen = [item.recipe for item in loaded]
+    if base_image:
+        chosen = [
+            dataclasses.replace(r, base=dataclasses.replace(r.base, image=base_image, digest=None))
+            for r in chosen
+        ]
+    options = BuildOptions(tag_template, push, tls_verify, no_cache)
+    names = [r.name for r in chosen]
+    display = LiveProgress(names) if live_display(settings) else PlainProgress()
+    with podman_api.connect() as podman, display:
+
+        def listen(name: str, event: BuildEvent) -> None:
+            display.event(name, event)
+
+        outcomes = build_all(podman, chosen, project, options, listen, jobs)
+        for outcome in outcomes:
+            display.finished(outcome.name, outcome.built is not None)
+    _report_builds(outcomes, as_json)
+    if any(o.error for o in outcomes):
+        sys.exit(EXIT_FAILURE)
+
+
+@click.command(
+    "test",
+    epilog="""\b
+Examples:
+  nestcustom test recipes/nestos-strace.yaml --image localhost/nestcustom/nestos-strace:latest
+  nestcustom test recipes/host-agent.yaml --image IMAGE --junit reports/host-agent.xml
+""",
+)
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option(
+    "--image", required=True, help="The built image to check (a tag or ID in podman's storage)."
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a JUnit XML report.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_obj
+@handle_errors
+def test_image(
+    settings: Settings, recipe: Path, image: str, junit: Path | None, as_json: bool
+) -> None:
+    """Check a built image against its recipe, in a throwaway container.
+
+    Runs the recipe's tests: section (packages, files, commands, units) and
+    built-in checks: every installed package present, every removed one
+    absent, nothing under /var that a NestOS host would drop. Exit 1 when a
+    check fails.
+    """
+    from nestcustom.image.verify import junit_xml, verify_image  # testinfra is slow to import
+
+    loaded = load_recipes([recipe], project_for(settings, recipe))[0]
+    report = verify_image(loaded.recipe, image)
+    if junit:
+        write_atomically(junit, junit_xml(report, loaded.recipe.name))
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in report.results], indent=2))
+    else:
+        for result in report.results:
+            mark = (
+                click.style("PASS", fg="green") if result.passed else click.style("FAIL", fg="red")
+            )
+            origin = " (built-in)" if result.builtin else ""
+            detail = f": {result.detail}" if result.detail and not result.passed else ""
+            click.echo(
+                f"{mark}  {result.kind:8} {result.subject} {result.expectation}{origin}{detail}"
+            )
+        failed = sum(not r.passed for r in report.results)
+        click.echo(f"{len(report.results) - failed} passed, {failed} failed")
+    if not report.passed:
+        sys.exit(EXIT_FAILURE)
+
+
+def _report_builds(outcomes: list[Outcome], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([_build_json(o) for o in outcomes], indent=2))
+    for outcome in outcomes:
+        if outcome.error:
+            err(f"error: {outcome.error.message}")
+            if outcome.error.hint:
+                err(f"  hint: {outcome.error.hint}")
+            for line in getattr(outcome.error, "output", ())[-8:]:
+                err(f"  | {line}")
+            continue
+        built = outcome.built
+        assert built is not None
+        cached = f", {len(built.cached_steps)}/{len(built.step_names)} steps cached"
+        err(
+            f"{built.name}: built {built.reference} ({built.image_id[:12]}, {built.layers} layers, "
+            f"{built.size / 1e6:.0f} MB, {built.seconds:.1f} s{cached})"
+        )
+        if built.pinned and not as_json:
+            click.echo(built.pinned)
+
+
+def _build_json(outcome: Outcome) -> dict[str, object]:
+    if outcome.error or outcome.built is None:
+        return {
+            "name": outcome.name,
+            "ok": False,
+            "error": outcome.error.message if outcome.error else None,
+        }
+    built = outcome.built
+    return {
+        "name": built.name,
+        "ok": True,
+        "reference": built.reference,
+        "image_id": built.image_id,
+        "digest": built.digest,
+        "pinned": built.pinned,
+        "size": built.size,
+        "layers": built.layers,
+        "seconds": round(built.seconds, 3),
+        "steps": [
+            {
+                "step": i + 1,
+                "name": n,
+                "seconds": round(s, 3),
+                "cached": (i + 1) in built.cached_steps,
+            }
+            for i, (n, s) in enumerate(zip(built.step_names, built.step_seconds, strict=False))
+        ],
+    }

@@ -1,0 +1,1 @@
+"""Recipe -> Containerfile text and generated files (pure), and the rendered tree."""

@@ -1,0 +1,1 @@
+"""Containerfile -> image -> digest: podman, the registry, builds, checks of built images."""

@@ -1,0 +1,394 @@
+"""The checks of a built image: what its recipe promises, judged from inside it.
+
+Two sets: the recipe's `tests:` section, and built-in checks that hold for
+every recipe: the packages the layers leave installed are there (at the RPM
+file's version for RPM URLs and replacements), the packages they remove are
+gone, the recipe's files and units are in place, and nothing is under /var
+that a NestOS host would drop. Every check gives a result, never an
+exception: a check that cannot run is a failed check that says why.
+
+Packages are checked with `rpm -q`, not testinfra's package module: testinfra
+picks its backend from the distribution it detects, and NestOS images are
+rpm-only. Every argument reaches the container's shell quoted by the runner
+(`run(command, *args)`), never formatted into the command.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Protocol
+
+from nestcustom.image.rpmversion import rpm_file_nvr, satisfies
+from nestcustom.recipe.lint import is_rpm_url
+from nestcustom.recipe.model import Flavor, Recipe
+
+_CONSTRAINT = re.compile(r"^(?P<name>[^\s<>=]+)\s*(?:(?P<op><=|>=|=|<|>)\s*(?P<evr>\S+))?$")
+_QUERY_FORMAT = "%{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n"
+_INSTALLED = re.compile(r"^(?P<evr>[0-9]+:\S+-\S+) (?P<arch>\S+)$")
+VAR_SHOWN = 10  # paths named in the detail of the /var check
+_SHOWN = 200  # characters of output quoted in a detail
+
+# `systemctl is-enabled` answers one of these (systemctl(1), "is-enabled").
+_UNIT_STATES = frozenset(
+    {
+        "enabled",
+        "enabled-runtime",
+        "linked",
+        "linked-runtime",
+        "alias",
+        "masked",
+        "masked-runtime",
+        "static",
+        "indirect",
+        "disabled",
+        "generated",
+        "transient",
+        "bad",
+        "not-found",
+    }
+)
+# Only these mean "starts at boot because of a symlink the image carries"; `static`,
+# `indirect` and the rest exit 0 too but are not an enablement.
+_ENABLED_STATES = frozenset({"enabled", "enabled-runtime"})
+
+# Without a usable systemctl (the fixture images have none, and systemd is not PID 1
+# in the container), a unit is enabled when a *.wants or *.requires directory links to
+# it, and masked when its unit path points to /dev/null. $1 is the unit. Prints
+# "masked PATH", "symlink PATH" or "none", then "file yes|no" (is there a unit file,
+# for a template instance the template's).
+_UNIT_SCRIPT = r"""
+unit=$1
+template=$(printf '%s\n' "$unit" | sed 's/@[^.]*\./@./')
+for dir in /etc/systemd/system /usr/lib/systemd/system; do
+    if [ "$(readlink -- "$dir/$unit")" = /dev/null ]; then
+        echo "masked $dir/$unit"; exit 0
+    fi
+done
+found=none
+for link in /etc/systemd/system/*.wants/"$unit" /etc/systemd/system/*.requires/"$unit" \
+            /usr/lib/systemd/system/*.wants/"$unit" /usr/lib/systemd/system/*.requires/"$unit"; do
+    if [ -L "$link" ] || [ -e "$link" ]; then found="symlink $link"; break; fi
+done
+echo "$found"
+for file in /etc/systemd/system/"$unit" /usr/lib/systemd/system/"$unit" \
+            /etc/systemd/system/"$template" /usr/lib/systemd/system/"$template"; do
+    if [ -e "$file" ]; then echo "file yes"; exit 0; fi
+done
+echo "file no"
+"""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    kind: str  # package | file | command | unit | var
+    subject: str  # "strace", "/etc/motd", "strace -V", "zincati.service", "/var"
+    expectation: str  # "installed", "absent", "mode 0644", "exit 0, stdout ~ 'x'"
+    passed: bool
+    detail: str = ""  # what was found; always set when the check failed
+    builtin: bool = False  # derived from the recipe's layers, files and units, not tests:
+
+
+@dataclass(frozen=True)
+class Output:
+    rc: int
+    raw: bytes
+    stderr: str
+
+    @property
+    def stdout(self) -> str:
+        return self.raw.decode(errors="replace")
+
+    def why(self) -> str:
+        """What went wrong, in a few words, for a detail."""
+        last = self.stderr.strip().splitlines()[-1:] or [self.stdout.strip()[:_SHOWN]]
+        return f"exit {self.rc}" + (f": {last[0][:_SHOWN]}" if last[0] else "")
+
+
+class Runner(Protocol):
+    """Runs a command line in the image: `command` is formatted with `args`, each quoted."""
+
+    def run(self, command: str, *args: str) -> Output: ...
+
+
+@dataclass(frozen=True)
+class _Want:
+    """What the layers leave behind for one package."""
+
+    present: bool
+    layer: str
+    op: str | None = None  # a version constraint on a present package
+    evr: str | None = None
+    exact: str | None = None  # version-release of an RPM file that must be the one installed
+    unknown: str | None = None  # an RPM URL whose file name does not tell the package
+
+
+class _Checks:
+    def __init__(self, host: Runner) -> None:
+        self.host = host
+
+    # packages
+
+    def installed(self, name: str) -> tuple[list[tuple[str, str]], str | None]:
+        """((`epoch:version-release`, arch) of each installed instance, error or None)."""
+        out = self.host.run("rpm -q --qf %s -- %s", _QUERY_FORMAT, name)
+        if out.rc == 1 and "is not installed" in out.stdout:
+            return [], None
+        found = [_INSTALLED.match(line) for line in out.stdout.splitlines() if line]
+        if out.rc != 0 or not found or not all(found):
+            return [], f"cannot query rpm ({out.why()})"
+        return [(m["evr"], m["arch"]) for m in found if m], None
+
+    def present(
+        self,
+        name: str,
+        op: str | None = None,
+        evr: str | None = None,
+        *,
+        exact: str | None = None,
+        builtin: bool = False,
+        why: str = "",
+    ) -> CheckResult:
+        expectation = "installed"
+        if op and evr:
+            expectation += f", version {op} {evr}"
+        if exact:
+            expectation += f", version {exact}"
+        found, error = self.installed(name)
+        detail = ""
+        if error:
+            detail = error
+        elif not found:
+            detail = "not installed" + (f" ({why})" if why else "")
+        else:
+            versions = [got.split(":", 1)[1] for got, _ in found]  # messages leave out the epoch
+            shown = ", ".join(versions)
+            if op and evr and not any(satisfies(got, op, evr) for got, _ in found):
+                detail = f"installed version is {shown}"
+            elif exact and exact not in versions:
+                detail = f"installed version is {shown}" + (f" ({why})" if why else "")
+        return CheckResult("package", name, expectation, not detail, detail, builtin)
+
+    def absent(self, name: str, *, builtin: bool = False, why: str = "") -> CheckResult:
+        found, error = self.installed(name)
+        detail = error or ""
+        if found:
+            versions = ", ".join(f"{evr.split(':', 1)[1]}.{arch}" for evr, arch in found)
+            detail = f"installed: {versions}" + (f" ({why})" if why else "")
+        return CheckResult("package", name, "absent", not detail, detail, builtin)
+
+    def package_spec(self, spec: str) -> CheckResult:
+        match = _CONSTRAINT.match(spec.strip())
+        if not match:
+            return CheckResult(
+                "package", spec, "installed", False, "cannot read this as NAME [OP VERSION]"
+            )
+        try:
+            return self.present(match["name"], match["op"], match["evr"])
+        except ValueError as exc:  # an epoch that is not a number
+            return CheckResult("package", spec, "installed", False, f"bad version: {exc}")
+
+    def wanted(self, name: str, want: _Want) -> CheckResult:
+        layer = f"layer {want.layer}"
+        if want.unknown:
+            return CheckResult(
+                "package",
+                want.unknown,
+                "installed",
+                False,
+                f"cannot tell the package from the file name (not NAME-VERSION-RELEASE.ARCH.rpm; {layer})",
+                builtin=True,
+            )
+        if not want.present:
+            return self.absent(name, builtin=True, why=f"{layer} removes it")
+        try:
+            return self.present(
+                name, want.op, want.evr, exact=want.exact, builtin=True, why=f"{layer} installs it"
+            )
+        except ValueError as exc:
+            return CheckResult("package", name, "installed", False, f"bad version: {exc}", True)
+
+    # files
+
+    def file(
+        self,
+        path: str,
+        *,
+        exists: bool = True,
+        mode: str | None = None,
+        contains: str | None = None,
+        sha256: str | None = None,
+        builtin: bool = False,
+    ) -> list[CheckResult]:
+        def result(expectation: str, detail: str) -> CheckResult:
+            return CheckResult("file", path, expectation, not detail, detail, builtin)
+
+        probe = self.host.run("test -e %s || test -L %s", path, path)
+        there = probe.rc == 0
+        if probe.rc not in (0, 1):
+            results = [result("exists" if exists else "does not exist", probe.why())]
+        elif exists:
+            results = [result("exists", "" if there else "missing")]
+        else:
+            results = [result("does not exist", "exists" if there else "")]
+        more = (
+            (f"mode {mode}", mode, self._mode),
+            (f"contains {contains!r}", contains, self._contains),
+            (f"content sha256 {(sha256 or '')[:12]}", sha256, self._sha256),
+        )
+        for expectation, wanted, check in more:
+            if wanted is None:
+                continue
+            if not exists:
+                results.append(result(expectation, "contradicts exists: false"))
+            elif probe.rc != 0:
+                results.append(result(expectation, "missing" if probe.rc == 1 else probe.why()))
+            else:
+                results.append(result(expectation, check(path, wanted)))
+        return results
+
+    def _mode(self, path: str, mode: str) -> str:
+        out = self.host.run("stat -L -c %s -- %s", "%a", path)  # -L: the mode of what a link names
+        actual = out.stdout.strip()
+        if out.rc != 0 or not re.fullmatch(r"[0-7]+", actual):
+            return f"cannot stat ({out.why()})"
+        return "" if int(actual, 8) == int(mode, 8) else f"mode is {actual.zfill(4)}"
+
+    def _contains(self, path: str, text: str) -> str:
+        out = self.host.run("cat -- %s", path)
+        if out.rc != 0:
+            return f"cannot read ({out.why()})"
+        if text.encode() in out.raw:
+            return ""
+        return f"text not found in {len(out.raw)} bytes starting {out.stdout[:60]!r}"
+
+    def _sha256(self, path: str, digest: str) -> str:
+        out = self.host.run("sha256sum -- %s", path)
+        if out.rc != 0 or not out.stdout.strip():
+            return f"cannot read ({out.why()})"
+        actual = out.stdout.split()[0]
+        return "" if actual == digest else f"content sha256 is {actual[:12]}: not the recipe's file"
+
+    # commands
+
+    def command(self, argv: tuple[str, ...], exit_code: int, stdout: str | None) -> CheckResult:
+        line = shlex.join(argv)
+        expectation = f"exit {exit_code}" + (f", stdout ~ {stdout!r}" if stdout is not None else "")
+        problems = []
+        try:
+            pattern = re.compile(stdout) if stdout is not None else None
+        except re.error as exc:
+            return CheckResult(
+                "command", line, expectation, False, f"bad regular expression: {exc}"
+            )
+        out = self.host.run(line)  # no args: testinfra passes the line unformatted
+        if out.rc != exit_code:
+            problems.append(out.why() if out.rc else "exit 0")
+        if pattern is not None and not pattern.search(out.stdout):
+            problems.append(f"stdout was {out.stdout.strip()[:_SHOWN]!r}")
+        return CheckResult("command", line, expectation, not problems, "; ".join(problems))
+
+    # units
+
+    def unit_state(self, unit: str) -> tuple[bool, str]:
+        """(enabled, how we know) for `unit`."""
+        note = ""
+        # SYSTEMD_OFFLINE: judge from the unit files, do not ask a (missing) systemd over D-Bus.
+        out = self.host.run("SYSTEMD_OFFLINE=1 systemctl is-enabled -- %s", unit)
+        answer = out.stdout.strip().splitlines()[:1]
+        if answer and answer[0] in _UNIT_STATES:
+            return answer[0] in _ENABLED_STATES, f"systemctl is-enabled says {answer[0]}"
+        if out.rc != 127:  # systemctl is there but gave no state: say so, then look ourselves
+            note = f"; systemctl is-enabled did not answer ({out.why()})"
+        probe = self.host.run("sh -c %s sh %s", _UNIT_SCRIPT, unit)
+        lines = probe.stdout.split("\n")
+        if probe.rc != 0 or len(lines) < 2:
+            return False, f"cannot look for its symlinks ({probe.why()})"
+        state, has_file = lines[0], lines[1] == "file yes"
+        if state.startswith("masked "):
+            return False, f"masked ({state.removeprefix('masked ')} -> /dev/null){note}"
+        if state.startswith("symlink "):
+            return True, f"enabled ({state.removeprefix('symlink ')}){note}"
+        missing = "" if has_file else "; there is no unit file of that name"
+        return False, f"not enabled (no *.wants or *.requires symlink){missing}{note}"
+
+    def unit(self, unit: str, want_enabled: bool, builtin: bool = False) -> CheckResult:
+        enabled, how = self.unit_state(unit)
+        passed = enabled == want_enabled
+        expectation = "enabled" if want_enabled else "disabled"
+        return CheckResult("unit", unit, expectation, passed, "" if passed else how, builtin)
+
+    # /var
+
+    def var_empty(self) -> CheckResult:
+        expectation = "no files or symlinks (a NestOS host drops /var)"
+        # Directories are fine: the host makes its own /var, and ostree's commit keeps empty
+        # directories. Nothing else is exempt: a host drops every file, link (and fifo or
+        # socket) under /var. Nothing is mounted there (see throwaway_container), so -xdev
+        # skips nothing of the image.
+        out = self.host.run("find /var -xdev %s -type d -print0", "!")
+        if out.rc != 0:
+            return CheckResult("var", "/var", expectation, False, out.why(), builtin=True)
+        paths = [p for p in out.stdout.split("\0") if p]
+        detail = ", ".join(paths[:VAR_SHOWN])
+        if len(paths) > VAR_SHOWN:
+            detail += f" and {len(paths) - VAR_SHOWN} more"
+        return CheckResult("var", "/var", expectation, not paths, detail, builtin=True)
+
+
+def layer_packages(recipe: Recipe) -> dict[str, _Want]:
+    """What the layers leave behind, package by package: later layers win.
+
+    Within a layer the commands run as rendered: remove, swap, replace, install.
+    """
+    wants: dict[str, _Want] = {}
+    for layer in recipe.layers:
+        for name in layer.remove:
+            wants[name] = _Want(False, layer.name)
+        for swap in layer.swap:
+            wants[swap.remove] = _Want(False, layer.name)
+            _want_spec(wants, swap.install, layer.name)
+        for spec in (*layer.replace, *layer.install):
+            _want_spec(wants, spec, layer.name)
+    return wants
+
+
+def _want_spec(wants: dict[str, _Want], spec: str, layer: str) -> None:
+    if is_rpm_url(spec):
+        nvr = rpm_file_nvr(spec)
+        if nvr is None:
+            wants[spec] = _Want(True, layer, unknown=spec)
+        else:
+            name, version, release = nvr
+            wants[name] = _Want(True, layer, exact=f"{version}-{release}")
+        return
+    match = _CONSTRAINT.match(spec.strip())
+    if match:
+        wants[match["name"]] = _Want(True, layer, match["op"], match["evr"])
+    else:
+        wants[spec] = _Want(True, layer, unknown=spec)
+
+
+def run_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
+    """Every check, in an order where none can spoil another: the tests' commands run last."""
+    checks = _Checks(host)
+    results: list[CheckResult] = []
+    # A NewStart image is a plain container: /var/lib/rpm, dnf's state and the like
+    # belong there. Only an ostree host drops /var.
+    if recipe.base.flavor is Flavor.NESTOS:
+        results.append(checks.var_empty())
+    results += [checks.wanted(name, want) for name, want in layer_packages(recipe).items()]
+    for spec in recipe.files:
+        results += checks.file(spec.dest, mode=spec.mode, sha256=spec.sha256, builtin=True)
+    results += [checks.unit(u, True, builtin=True) for u in dict.fromkeys(recipe.units_enable)]
+    results += [checks.unit(u, False, builtin=True) for u in dict.fromkeys(recipe.units_disable)]
+    tests = recipe.tests
+    results += [checks.package_spec(spec) for spec in tests.present]
+    results += [checks.absent(name) for name in tests.absent]
+    for f in tests.files:
+        results += checks.file(f.path, exists=f.exists, mode=f.mode, contains=f.contains)
+    results += [checks.unit(u, True) for u in tests.units_enabled]
+    results += [checks.unit(u, False) for u in tests.units_disabled]
+    results += [checks.command(c.run, c.exit, c.stdout) for c in tests.commands]
+    return results

@@ -1,0 +1,125 @@
+"""Run an image's checks with testinfra, in a throwaway container; report as JUnit.
+
+The checks themselves live in `checks`; this module owns the container (always
+removed, also when the run is interrupted) and adapts testinfra's host to the
+checks' runner.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from xml.etree import ElementTree
+
+import testinfra
+
+from nestcustom import proc
+from nestcustom.errors import NestcustomError
+from nestcustom.image.checks import CheckResult, Output, run_checks
+from nestcustom.recipe.model import Recipe
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    image: str
+    results: tuple[CheckResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+
+@contextmanager
+def throwaway_container(image: str, recipe_path: str = "RECIPE") -> Iterator[str]:
+    """The name of a running container of `image`, removed on the way out whatever happens."""
+    podman = proc.require("podman", "podman")
+    if proc.run([podman, "image", "exists", image], check=False).returncode != 0:
+        raise NestcustomError(
+            f"no image {image} in podman's storage",
+            f"build it first (nestcustom build {recipe_path}), "
+            "or pass the tag or ID of a built image with --image",
+        )
+    name = f"nestcustom-test-{uuid.uuid4().hex[:12]}"
+    try:
+        # The try starts before `run`: an interrupted or failed run may leave a created
+        # container behind. --no-hosts keeps the image's own /etc/hosts visible, and
+        # --image-volume=ignore its content under VOLUME paths (else a volume covers it).
+        proc.run(
+            [
+                podman,
+                "run",
+                "--detach",
+                "--rm",
+                "--name",
+                name,
+                "--pull=never",
+                "--network=none",
+                "--no-hosts",
+                "--image-volume=ignore",
+                "--entrypoint",
+                "sleep",
+                image,
+                "infinity",
+            ],
+            timeout=120,
+            hint="the checks need `sleep` in the image to keep the container running",
+        )
+        yield name
+    finally:
+        proc.run([podman, "rm", "--force", "--time", "0", name], check=False, timeout=60)
+
+
+class _TestinfraRunner:
+    """testinfra's host as the checks' runner: output as bytes, failures as results."""
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+
+    def run(self, command: str, *args: str) -> Output:
+        try:
+            out = self.host.run(command, *args)
+            stderr = bytes(out.stderr_bytes).decode(errors="replace")
+            return Output(int(out.rc), bytes(out.stdout_bytes), stderr)
+        except Exception as exc:  # testinfra could not even run podman exec
+            return Output(-1, b"", f"cannot run {command.split()[0]} in the container: {exc}")
+
+
+def verify_image(recipe: Recipe, image: str) -> VerifyReport:
+    """Run every check of `recipe` against `image` in a throwaway container."""
+    with throwaway_container(image, recipe.path) as container:
+        host = testinfra.get_host(f"podman://{container}")
+        return VerifyReport(image, tuple(run_checks(recipe, _TestinfraRunner(host))))
+
+
+def junit_xml(report: VerifyReport, recipe_name: str) -> str:
+    """The report as JUnit XML: one testcase per check, a <failure> for each failed one."""
+    suite = ElementTree.Element(
+        "testsuite",
+        name=recipe_name,
+        tests=str(len(report.results)),
+        failures=str(len(report.failures)),
+        errors="0",
+        skipped="0",
+    )
+    properties = ElementTree.SubElement(suite, "properties")
+    ElementTree.SubElement(properties, "property", name="image", value=report.image)
+    for result in report.results:
+        origin = "builtin" if result.builtin else "tests"
+        case = ElementTree.SubElement(
+            suite,
+            "testcase",
+            classname=f"{recipe_name}.{origin}.{result.kind}",
+            name=f"{result.subject} {result.expectation}",
+        )
+        if not result.passed:
+            failure = ElementTree.SubElement(case, "failure", message=result.detail or "failed")
+            failure.text = result.detail
+    ElementTree.indent(suite)
+    return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,0 +1,1 @@
+"""recipes/*.yaml -> Recipe: positioned YAML, includes, the schema, NestOS lints, frozen model."""

@@ -1,0 +1,168 @@
+"""Rendering: golden Containerfiles, the manual's exact form, quoting, determinism."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from nestcustom.containerfile.outputs import find_drift, find_recipes, load_recipes, plan_outputs
+from nestcustom.containerfile.render import render_containerfile
+from nestcustom.recipe.load import load_recipe
+from tests.conftest import BASE, FIXTURES, ROOT, WriteRecipe
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+PASS = sorted((FIXTURES / "pass").glob("*.yaml"))
+UPDATE = os.environ.get("NESTCUSTOM_UPDATE_GOLDEN") == "1"
+
+
+@pytest.mark.parametrize("path", PASS, ids=[p.stem for p in PASS])
+def test_golden_containerfile(path: Path) -> None:
+    """Any change to rendering shows up here, and so in review.
+
+    Regenerate with NESTCUSTOM_UPDATE_GOLDEN=1 after an intended change.
+    """
+    recipe = load_recipe(path, project=FIXTURES).recipe
+    rendering = render_containerfile(recipe, f"containerfiles/{recipe.name}")
+    outputs = {"Containerfile": rendering.containerfile}
+    outputs.update({f.name: f.content for f in rendering.files})
+    for name, content in outputs.items():
+        golden = GOLDEN / path.stem / name
+        if UPDATE:
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(content)
+        assert golden.read_text() == content, f"{golden} differs; see the docstring"
+
+
+def test_committed_containerfiles_are_fresh() -> None:
+    """containerfiles/ must be what recipes/ renders to (the GitOps contract)."""
+    loaded = load_recipes(find_recipes(ROOT / "recipes"), ROOT)
+    plan = plan_outputs(loaded, ROOT, ROOT / "containerfiles")
+    assert find_drift(plan) == [], "run `nestcustom render --all` and commit"
+
+
+def test_manual_example_renders_exactly_as_documented() -> None:
+    recipe = load_recipe(ROOT / "recipes" / "nestos-strace.yaml").recipe
+    text = render_containerfile(recipe, "containerfiles/nestos-strace").containerfile
+    assert "FROM hub.oepkgs.net/nestos/nestos-test:22.03-LTS-SP2.20230922.0-aarch64\n" in text
+    assert (
+        "\nRUN rpm-ostree install strace && rm -rf /var/cache && ostree container commit\n" in text
+    )
+
+
+def _runs(text: str) -> list[list[str]]:
+    """RUN instructions as buildah sees them: continuations joined, then shell words."""
+    joined = text.replace("\\\n", "")
+    return [shlex.split(line[4:]) for line in joined.splitlines() if line.startswith("RUN ")]
+
+
+def test_every_nestos_run_ends_with_commit(write_recipe: WriteRecipe) -> None:
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "layers:\n  - {name: a, install: [strace]}\n  - {name: b, remove: [toolbox]}\n"
+        "systemd: {enable: [chronyd.service]}\n"
+    )
+    text = render_containerfile(load_recipe(path).recipe, "c").containerfile
+    runs = _runs(text)
+    assert len(runs) == 3
+    assert all(words[-4:] == ["&&", "ostree", "container", "commit"] for words in runs)
+
+
+def test_order_and_duplicates_do_not_change_output(write_recipe: WriteRecipe) -> None:
+    one = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers:\n  - {{name: a, install: [b, a, c]}}\n", "one"
+    )
+    two = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers:\n  - {{name: a, install: [c, a, b, a]}}\n",
+        "two",
+    )
+    first = render_containerfile(load_recipe(one).recipe, "c").containerfile
+    second = render_containerfile(load_recipe(two).recipe, "c").containerfile
+    assert first.replace("recipes/one.yaml", "X") == second.replace("recipes/two.yaml", "X")
+
+
+def test_url_with_shell_characters_stays_one_argument(write_recipe: WriteRecipe) -> None:
+    url = "https://repo.example.com/get?a=1&b=$(reboot);x=(id)/agent-1.0-1.x86_64.rpm"
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers:\n  - name: a\n    replace: ['{url}']\n"
+    )
+    [words] = _runs(render_containerfile(load_recipe(path).recipe, "c").containerfile)
+    assert words[:4] == ["rpm-ostree", "override", "replace", url]
+
+
+def test_long_layers_wrap_one_package_per_line(write_recipe: WriteRecipe) -> None:
+    packages = [f"package-number-{i}" for i in range(8)]
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers:\n  - {{name: a, install: [{', '.join(packages)}]}}\n"
+    )
+    text = render_containerfile(load_recipe(path).recipe, "c").containerfile
+    assert "RUN rpm-ostree install \\\n        package-number-0 \\\n" in text
+    assert all(
+        len(line) <= 100
+        for line in text.splitlines()
+        if not line.startswith(("#", "LABEL", "      "))
+    )
+    assert _runs(text)[0] == [
+        "rpm-ostree",
+        "install",
+        *packages,
+        "&&",
+        "rm",
+        "-rf",
+        "/var/cache",
+        "&&",
+        "ostree",
+        "container",
+        "commit",
+    ]
+
+
+def test_newstart_uses_dnf_without_ostree(write_recipe: WriteRecipe) -> None:
+    path = write_recipe(
+        "name: r\nbase: {image: localhost/newstart:v6, flavor: newstart}\n"
+        "layers:\n  - {name: a, install: [strace], remove: [cronie]}\n"
+    )
+    text = render_containerfile(load_recipe(path).recipe, "c").containerfile
+    assert _runs(text) == [
+        [
+            "dnf",
+            "-y",
+            "remove",
+            "cronie",
+            "&&",
+            "dnf",
+            "-y",
+            "install",
+            "strace",
+            "&&",
+            "dnf",
+            "clean",
+            "all",
+        ]
+    ]
+    assert "ostree" not in text and "rpm-ostree" not in text
+
+
+def test_label_values_cannot_expand_variables(write_recipe: WriteRecipe) -> None:
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [x]}}]\n"
+        "labels: {org.example.note: 'costs $HOME \"quoted\"'}\n"
+    )
+    text = render_containerfile(load_recipe(path).recipe, "c").containerfile
+    assert 'org.example.note="costs \\$HOME \\"quoted\\""' in text
+
+
+def test_digest_pins_from_and_changes_with_files(write_recipe: WriteRecipe, project: Path) -> None:
+    digest = "sha256:" + "ab" * 32
+    text = (
+        f"name: r\nbase: {{image: {BASE}, digest: '{digest}'}}\nlayers: [{{name: a, install: [x]}}]\n"
+        "files: [{src: files/motd, dest: /etc/motd}]\n"
+    )
+    path = write_recipe(text)
+    before = load_recipe(path).recipe
+    assert f"FROM {BASE}@{digest}\n" in render_containerfile(before, "c").containerfile
+    (project / "files" / "motd").write_text("changed\n")
+    after = load_recipe(path).recipe
+    assert before.digest != after.digest

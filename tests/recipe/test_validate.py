@@ -1,0 +1,137 @@
+"""Validation: every fixture's expected problems, at their lines and columns."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from nestcustom.errors import RecipeError, Severity
+from nestcustom.recipe.load import load_recipe
+from tests.conftest import FIXTURES, WriteRecipe
+
+EXPECT = re.compile(r"^# expect: (\d+):(\d+) (.*)$")
+EXPECT_HINT = re.compile(r"^# expect-hint: (.*)$")
+EXPECT_ELSEWHERE = re.compile(r"^# expect-file: (.*)$")  # a problem located in another file
+
+
+def _expectations(path: Path) -> tuple[list[str], list[str]]:
+    messages, hints = [], []
+    display = os.path.relpath(path, FIXTURES)
+    for line in path.read_text(errors="replace").splitlines():
+        if match := EXPECT.match(line):
+            messages.append(f"{display}:{match[1]}:{match[2]}: {match[3]}")
+        elif match := EXPECT_ELSEWHERE.match(line):
+            messages.append(match[1])
+        elif match := EXPECT_HINT.match(line):
+            hints.append(match[1])
+    return messages, hints
+
+
+FAIL = sorted((FIXTURES / "fail").glob("*.yaml"))
+PASS = sorted((FIXTURES / "pass").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", FAIL, ids=[p.stem for p in FAIL])
+def test_fail_fixture_reports_expected_problems(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(FIXTURES)  # messages name files relative to the working directory
+    messages, hints = _expectations(path)
+    assert messages, f"{path.name} states no '# expect:' line"
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path.relative_to(FIXTURES), project=FIXTURES)
+    reported = [p.format() for p in caught.value.problems]
+    for message in messages:
+        assert any(r.startswith(message) for r in reported), (message, reported)
+    for hint in hints:
+        assert any(f"hint: {hint}" in r for r in reported), (hint, reported)
+    # Every error is located in a real file at a real line.
+    for problem in caught.value.problems:
+        assert problem.location.line >= 1 and problem.location.column >= 1
+
+
+@pytest.mark.parametrize("path", PASS, ids=[p.stem for p in PASS])
+def test_pass_fixture_loads(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES)
+    loaded = load_recipe(path.relative_to(FIXTURES), project=FIXTURES)
+    assert all(w.severity is Severity.WARNING for w in loaded.warnings)
+
+
+def test_warnings_are_located_and_do_not_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES)
+    loaded = load_recipe(Path("pass/warnings.yaml"), project=FIXTURES)
+    text = [w.format() for w in loaded.warnings]
+    assert any(
+        t.startswith("pass/warnings.yaml:5:68: repos[0].gpgcheck: warning: ") for t in text
+    ), text
+    assert any("plain http" in t and ":5:29:" in t for t in text), text
+
+
+def test_include_merge_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES)
+    recipe = load_recipe(Path("pass/everything.yaml"), project=FIXTURES).recipe
+    # Lists concatenate, fragment first; mappings merge and the including file wins.
+    assert [layer.name for layer in recipe.layers] == [
+        "shared-base",
+        "debug-tools",
+        "slim",
+        "editor",
+    ]
+    assert dict(recipe.labels) == {
+        "org.example.team": "platform",
+        "org.opencontainers.image.vendor": "Example Corp",
+    }
+    assert recipe.units_enable == ("sshd.service", "chronyd.service")
+    assert recipe.files[0].mode == "0644"  # "644" is normalised
+
+
+def test_non_utf8_is_located(write_recipe: WriteRecipe) -> None:
+    path = write_recipe("name: x\n")
+    path.write_bytes(b"name: x\ndescription: caf\xe9\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    problem = caught.value.problems[0]
+    assert (problem.location.line, problem.location.column) == (2, 17)
+    assert "not valid UTF-8" in problem.message
+
+
+def test_huge_file_is_refused_before_parsing(write_recipe: WriteRecipe) -> None:
+    path = write_recipe("name: x\n" + "# padding\n" * 120_000)
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert "recipes are limited to 1 MiB" in caught.value.problems[0].message
+
+
+def test_alias_bomb_is_refused(write_recipe: WriteRecipe) -> None:
+    rows = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 7):
+        rows.append(f"{chr(97 + i)}: &{chr(97 + i)} [" + ", ".join([f"*{chr(96 + i)}"] * 10) + "]")
+    path = write_recipe("\n".join(rows) + "\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert "more than 100000 values" in caught.value.problems[0].message
+
+
+def test_too_many_layers(write_recipe: WriteRecipe) -> None:
+    layers = "".join(f"  - {{name: l{i}, install: [p{i}]}}\n" for i in range(61))
+    path = write_recipe(f"name: many\nbase: {{image: x}}\nlayers:\n{layers}")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    [problem] = caught.value.problems
+    assert problem.format().startswith(f"{os.path.relpath(path)}:64:5: layers[60]: 61 layers")
+
+
+def test_all_problems_reported_at_once(write_recipe: WriteRecipe) -> None:
+    path = write_recipe(
+        "name: Bad\nbase: {image: x, flavor: nope}\nlayers:\n  - {name: a, install: ['a b']}\n"
+    )
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert [p.path for p in caught.value.problems] == [
+        "name",
+        "base.flavor",
+        "layers[0].install[0]",
+    ]
