@@ -45,12 +45,22 @@ class GeneratedFile:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One instruction of the Containerfile as a user knows it: podman only numbers them."""
+
+    name: str  # "base", "repos", "layer NAME", "file DEST", "units", "labels"
+    origin: str = ""  # FILE:LINE:COL where the recipe wrote it, when it is one item
+    program: str = ""  # what runs in it, to name in a failure ("rpm-ostree", "dnf")
+
+
+@dataclass(frozen=True)
 class Rendering:
     containerfile: str
     files: tuple[GeneratedFile, ...] = ()
-    # What each instruction is, in order ("base", "repos", "layer NAME", "file DEST",
-    # "units", "labels"): podman reports steps by number, users think in layers.
-    steps: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = ()  # in order, one per instruction that podman counts
+    # Project files the Containerfile COPYs (relative to the project root, the build
+    # context): exactly what the context must hold besides the generated files.
+    sources: tuple[str, ...] = ()
 
 
 def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
@@ -65,9 +75,9 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
         f"FROM {recipe.base.reference}",
     ]
     files: list[GeneratedFile] = []
-    steps = ["base"]
+    steps = [Step("base")]
     if recipe.repos:
-        steps.append("repos")
+        steps.append(Step("repos"))
         files.append(GeneratedFile(REPO_FILE, render_repo_file(recipe)))
         source = f"{context_dir}/{REPO_FILE}" if context_dir not in ("", ".") else REPO_FILE
         lines += ["", _copy(source, f"/etc/yum.repos.d/nestcustom-{recipe.name}.repo", "0644")]
@@ -75,19 +85,20 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
         comment = f"# layer {layer.name}" + (f": {layer.description}" if layer.description else "")
         commands = layer_commands(layer) if nestos else newstart_commands(layer)
         lines += ["", _one_line(comment), run_line(commands)]
-        steps.append(f"layer {layer.name}")
+        steps.append(Step(f"layer {layer.name}", layer.origin, "rpm-ostree" if nestos else "dnf"))
     if recipe.files:
         lines.append("")
         lines += [_copy(spec.src, spec.dest, spec.mode) for spec in recipe.files]
-        steps += [f"file {spec.dest}" for spec in recipe.files]
+        steps += [Step(f"file {spec.dest}") for spec in recipe.files]
     units = unit_commands(recipe)
     if units:
         finish = [_COMMIT] if nestos else []
         lines += ["", run_line([*units, *finish])]
-        steps.append("units")
+        steps.append(Step("units", program="systemctl"))
     lines += ["", label_line(image_labels(recipe))]
-    steps.append("labels")
-    return Rendering("\n".join(lines) + "\n", tuple(files), tuple(steps))
+    steps.append(Step("labels"))
+    sources = tuple(dict.fromkeys(spec.src for spec in recipe.files))
+    return Rendering("\n".join(lines) + "\n", tuple(files), tuple(steps), sources)
 
 
 def layer_commands(layer: Layer) -> list[Command]:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nestcustom import git
-from nestcustom.containerfile.render import Rendering, render_containerfile
+from nestcustom.containerfile.render import Rendering, Step, render_containerfile
 from nestcustom.errors import NestcustomError
 from nestcustom.image import registry
 from nestcustom.image.podman import (
@@ -92,15 +92,15 @@ def tag_for(recipe: Recipe, template: str) -> str:
 def context_files(
     recipe: Recipe, rendering: Rendering, project: Path, context_dir: str
 ) -> list[ContextFile]:
-    """Exactly the files the Containerfile reads: itself, generated files, recipe files."""
+    """Exactly the files the Containerfile reads: itself, generated files, project files."""
     files = [ContextFile("Containerfile", rendering.containerfile.encode())]
     files += [ContextFile(f"{context_dir}/{f.name}", f.content.encode()) for f in rendering.files]
-    for spec in recipe.files:
+    for source in rendering.sources:
         try:
-            content = (project / spec.src).read_bytes()
+            content = (project / source).read_bytes()
         except OSError as exc:
-            raise RecipeBuildError(recipe.name, f"cannot read {spec.src}: {exc.strerror}") from exc
-        files.append(ContextFile(spec.src, content))
+            raise RecipeBuildError(recipe.name, f"cannot read {source}: {exc.strerror}") from exc
+        files.append(ContextFile(source, content))
     return files
 
 
@@ -169,7 +169,7 @@ def build_one(
         size=int(attrs.get("Size", 0)),
         layers=len(attrs.get("RootFS", {}).get("Layers", [])),
         # podman appends one LABEL step per build-time label.
-        step_names=(*rendering.steps, *(["build label"] * len(labels))),
+        step_names=(*(s.name for s in rendering.steps), *(["build label"] * len(labels))),
         step_seconds=result.step_seconds,
         cached_steps=result.cached_steps,
         seconds=time.monotonic() - started,
@@ -177,19 +177,15 @@ def build_one(
 
 
 def _explain_failure(recipe: Recipe, rendering: Rendering, exc: BuildFailed) -> RecipeBuildError:
-    """Name the layer, where it is written and which program failed."""
-    step = exc.step or 0
-    name = rendering.steps[step - 1] if 0 < step <= len(rendering.steps) else "build"
-    where = ""
+    """Name the step, where the recipe wrote it and which program failed."""
+    number = exc.step or 0
+    steps = rendering.steps
+    step = steps[number - 1] if 0 < number <= len(steps) else Step("build")
+    where = f" ({step.origin})" if step.origin else ""
     cause = exc.message
-    if name.startswith("layer "):
-        layer = next((la for la in recipe.layers if f"layer {la.name}" == name), None)
-        where = f" ({layer.origin})" if layer and layer.origin else ""
+    if step.program:
         committing = any(line.startswith("Found file:") for line in exc.output)
-        program = "ostree container commit" if committing else "rpm-ostree"
-        if recipe.base.flavor.value == "newstart":
-            program = "dnf"
-        cause = f"{program}: {cause}"
+        cause = f"{'ostree container commit' if committing else step.program}: {cause}"
     hint = None
     if "Found content in var" in cause:
         hint = "a package wrote to /var, which a NestOS host drops: relocate it or create it at boot (tmpfiles.d)"
@@ -197,7 +193,7 @@ def _explain_failure(recipe: Recipe, rendering: Rendering, exc: BuildFailed) -> 
         hint = "check the package name and that a repo in the image (or the recipe's repos:) provides it"
     return RecipeBuildError(
         recipe.name,
-        f"{name}{where} failed at step {step}/{exc.total or len(rendering.steps)}: {cause}",
+        f"{step.name}{where} failed at step {number}/{exc.total or len(steps)}: {cause}",
         hint,
         exc.output,
     )
