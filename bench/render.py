@@ -1,14 +1,18 @@
-"""Benchmark: validate + render N generated recipes of 5 layers each.
+"""Benchmark: validate (and render) N generated recipes of 5 layers each.
 
-Each recipe is a file in a scratch project (with the files/ it copies), loaded by
-`load_recipe` (YAML with positions, schema, lints, file hashing) and rendered by
-`render_containerfile`. Reported: milliseconds per recipe at each count, the
-growth in time per recipe from the smallest to the largest count (1.00 is
-linear), and the ratio to a baseline timed in the same process on the same
-texts: `yaml.load(text, Loader=yaml.CSafeLoader)` alone (libyaml, no positions,
-no validation). Goal: under 2 ms per recipe.
+Two measurements on the same generated project:
 
-    python bench/render.py [--counts 1000,10000] [--json]
+- in process: each recipe file loaded by `load_recipe` (YAML with positions,
+  schema, lints, file hashing) and rendered by `render_containerfile`, against
+  `yaml.load(text, Loader=yaml.CSafeLoader)` on the same texts in the same
+  process. Reported per count, with the growth per recipe (1.00 is linear).
+- through the CLI, as a user runs it: one `nestcustom validate` of all the
+  files, against one `python -c` loop of `yaml.load(f, Loader=CSafeLoader)`
+  over the same files (interpreter start-up included on both sides), each run
+  alternately several times; the medians are compared. Goal: at most 2.5 times
+  the bare parse and at most 2 ms per recipe.
+
+    python bench/render.py [--counts 1000,10000] [--cli-runs 5] [--json]
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import gc
 import json
 import platform
 import random
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +48,14 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     LIBYAML = False
 
 GOAL_MS = 2.0
+GOAL_CLI_RATIO = 2.5
+CLI_COUNT = 1000
+BASELINE_LOOP = (
+    "import sys, yaml\n"
+    "for p in sys.argv[1:]:\n"
+    "    with open(p, 'rb') as f:\n"
+    "        yaml.load(f, Loader=yaml.CSafeLoader)\n"
+)
 LAYERS = 5
 PACKAGES = [
     "strace", "tcpdump", "jq", "lsof", "htop", "gdb", "perf", "sysstat", "iotop", "nmap",
@@ -168,13 +182,43 @@ def measure(count: int) -> Row:
     return Row(count, 1000 * ours / count, 1000 * base / count, ours / base)
 
 
+@dataclass
+class CliRow:
+    recipes: int
+    runs: int
+    ms_per_recipe: float  # median over the runs, start-up included
+    baseline_ms_per_recipe: float
+    ratio_to_baseline: float
+
+
+def measure_cli(count: int, runs: int) -> CliRow:
+    """`nestcustom validate FILES` against a bare libyaml loop over FILES, alternately."""
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        paths, _ = write_project(project, count)
+        files = [str(p.relative_to(project)) for p in paths]
+        ours_argv = [sys.executable, "-m", "nestcustom", "validate", *files]
+        base_argv = [sys.executable, "-c", BASELINE_LOOP, *files]
+        ours, base = [], []
+        for _ in range(runs):
+            for argv, times in ((ours_argv, ours), (base_argv, base)):
+                started = time.perf_counter()
+                subprocess.run(argv, cwd=project, check=True, stdout=subprocess.DEVNULL)
+                times.append(time.perf_counter() - started)
+    ms = 1000 * statistics.median(ours) / count
+    base_ms = 1000 * statistics.median(base) / count
+    return CliRow(count, runs, ms, base_ms, ms / base_ms)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--counts", default="1000,10000", help="comma-separated recipe counts")
+    parser.add_argument("--cli-runs", type=int, default=5, help="runs of each CLI command")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
     rows = [measure(count) for count in counts]
+    cli = measure_cli(CLI_COUNT, args.cli_runs)
     growth = rows[-1].ms_per_recipe / rows[0].ms_per_recipe
     result = {
         "python": platform.python_version(),
@@ -185,6 +229,8 @@ def main() -> None:
         "rows": [asdict(row) for row in rows],
         "growth_per_recipe": growth,
         "goal_met": all(row.ms_per_recipe < GOAL_MS for row in rows),
+        "cli": asdict(cli),
+        "cli_goal_met": cli.ms_per_recipe <= GOAL_MS and cli.ratio_to_baseline <= GOAL_CLI_RATIO,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -200,6 +246,13 @@ def main() -> None:
     print(
         f"growth {counts[0]} -> {counts[-1]}: {growth:.2f} per recipe (1.00 is linear); "
         f"goal < {GOAL_MS} ms per recipe: {'met' if result['goal_met'] else 'NOT met'}"
+    )
+    print(
+        f"CLI: `nestcustom validate` of {cli.recipes} files, median of {cli.runs}: "
+        f"{cli.ms_per_recipe:.3f} ms per recipe; `python -c` yaml.load loop: "
+        f"{cli.baseline_ms_per_recipe:.3f} ms; ratio {cli.ratio_to_baseline:.2f} "
+        f"(goal <= {GOAL_CLI_RATIO} and <= {GOAL_MS} ms: "
+        f"{'met' if result['cli_goal_met'] else 'NOT met'})"
     )
 
 

@@ -32,9 +32,13 @@ _RPM_ARCH = re.compile(r"\.(x86_64|aarch64|riscv64|loongarch64|noarch)\.rpm$")
 _KERNEL_RPM = re.compile(r"^kernel(-core|-modules[a-z-]*)?-\d")
 
 
+_NAME = re.compile(r"[^\s<>=]*")
+
+
 def package_name(spec: str) -> str:
     """`strace >= 5.10` -> `strace`."""
-    return re.split(r"\s*[<>=]", spec, maxsplit=1)[0].strip()
+    match = _NAME.match(spec.strip())
+    return match.group() if match else ""
 
 
 def is_rpm_url(spec: str) -> bool:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from nestcustom.errors import BadInputError, Location, Problem, RecipeError, Severity
@@ -51,10 +53,7 @@ class _Context:
     problems: list[Problem] = field(default_factory=list)
 
     def display(self, path: Path) -> str:
-        try:
-            return os.path.relpath(path)
-        except ValueError:  # pragma: no cover - other drive on Windows
-            return str(path)
+        return _relative_to_cwd(str(path), os.getcwd())  # noqa: PTH109 - a str key, not a Path
 
     def add(self, location: Location, path: Path_, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(location, format_path(path), message, hint, code="include"))
@@ -63,23 +62,44 @@ class _Context:
 Path_ = tuple[str | int, ...]
 
 
+@lru_cache(maxsize=4096)
+def _relative_to_cwd(path: str, cwd: str) -> str:
+    """How messages name a file: relative to where the user stands (computed once per file)."""
+    return os.path.relpath(path, cwd)
+
+
+@lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    """sha256 of a project file; keyed by its stat, so a file shared by many recipes is read once."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def find_project_root(recipe: Path) -> Path:
     """The directory recipes' paths are relative to and the build context.
 
     It is the parent of the nearest enclosing `recipes` directory (the layout
     `nestcustom` documents), else the recipe's own directory.
     """
-    resolved = recipe.resolve()
-    for parent in resolved.parents:
+    return _project_of(recipe.resolve().parent)
+
+
+@lru_cache(maxsize=256)
+def _project_of(directory: Path) -> Path:
+    for parent in (directory, *directory.parents):
         if parent.name == "recipes":
             return parent.parent
-    return resolved.parent
+    return directory
+
+
+@lru_cache(maxsize=256)
+def _resolved(directory: Path) -> Path:
+    return directory.resolve()
 
 
 def load_recipe(path: Path, project: Path | None = None) -> LoadedRecipe:
     """Load, validate and lint one recipe; raise RecipeError with every error found."""
-    project = (project or find_project_root(path)).resolve()
     resolved = path.resolve()
+    project = _resolved(project) if project else _project_of(resolved.parent)
     if not resolved.is_relative_to(project):
         raise BadInputError(
             f"{path}: the recipe is outside the project directory {project}",
@@ -142,7 +162,7 @@ def _load_tree(ctx: _Context, path: Path, stack: tuple[Path, ...]) -> YamlMap | 
         return doc  # absent, or wrong: the schema will say so
     merged: YamlMap | None = None
     for index, item in enumerate(includes):
-        where = includes.item_origins[index].location
+        where = includes.item_origin(index).location
         if not isinstance(item, str):
             continue  # the schema reports it
         target = (path.parent / item).resolve()
@@ -166,17 +186,17 @@ def _load_tree(ctx: _Context, path: Path, stack: tuple[Path, ...]) -> YamlMap | 
 
 def merge(base: YamlMap, over: YamlMap) -> YamlMap:
     """`over` on top of `base`: mappings key by key, lists concatenated, scalars replaced."""
-    out = YamlMap(over.origin)
+    out = YamlMap(over.node)
     for key in (*base.keys(), *(k for k in over if k not in base)):
         if key in over and key in base:
             a, b = base[key], over[key]
             if isinstance(a, YamlMap) and isinstance(b, YamlMap):
                 value: Any = merge(a, b)
             elif isinstance(a, YamlList) and isinstance(b, YamlList):
-                value = YamlList(b.origin)
+                value = YamlList(b.node)
                 value.extend(a)
                 value.extend(b)
-                value.item_origins.extend(a.item_origins + b.item_origins)
+                value.item_nodes.extend(a.item_nodes + b.item_nodes)
             else:
                 value = b
             source = over
@@ -184,8 +204,8 @@ def merge(base: YamlMap, over: YamlMap) -> YamlMap:
             source = base if key in base else over
             value = source[key]
         out[key] = value
-        out.key_origins[key] = source.key_origins[key]
-        out.value_origins[key] = source.value_origins[key]
+        out.key_nodes[key] = source.key_nodes[key]
+        out.value_nodes[key] = source.value_nodes[key]
     return out
 
 
@@ -200,7 +220,7 @@ def _build(ctx: _Context, doc: YamlMap, path: Path) -> Recipe:
             remove=tuple(layer.get("remove", ())),
             replace=tuple(layer.get("replace", ())),
             swap=tuple(Swap(s["remove"], s["install"]) for s in layer.get("swap", ())),
-            origin=str(doc["layers"].item_origins[index].location),
+            origin=str(doc["layers"].item_origin(index).location),
         )
         for index, layer in enumerate(doc["layers"])
     )
@@ -217,11 +237,11 @@ def _build(ctx: _Context, doc: YamlMap, path: Path) -> Recipe:
         )
         for r in doc.get("repos", ())
     )
-    files_doc = doc.get("files", YamlList(doc.origin))
+    files_doc = doc.get("files", YamlList(doc.node))
     files = tuple(
         spec
         for index, entry in enumerate(files_doc)
-        if (spec := _file_spec(ctx, entry, files_doc.item_origins[index], index)) is not None
+        if (spec := _file_spec(ctx, entry, files_doc.item_origin(index), index)) is not None
     )
     systemd = doc.get("systemd", {})
     tests = doc.get("tests", {})
@@ -263,21 +283,25 @@ def _build(ctx: _Context, doc: YamlMap, path: Path) -> Recipe:
 
 def _file_spec(ctx: _Context, entry: YamlMap, origin: Origin, index: int) -> FileSpec | None:
     """Resolve `src` against the project root (the build context); it must be a file there."""
-    src_origin = entry.value_origins.get("src", origin)
-    source = (ctx.project / entry["src"]).resolve()
+    src_origin = entry.value_origin("src") or origin
+    source = Path(os.path.realpath(ctx.project / entry["src"]))
     path = ("files", index, "src")
     if not source.is_relative_to(ctx.project):
         ctx.add(src_origin.location, path, f"{entry['src']!r} points outside the project directory")
         return None
-    if not source.is_file():
+    try:
+        info = source.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise IsADirectoryError
+        digest = _file_digest(str(source), info.st_size, info.st_mtime_ns, info.st_ino)
+    except OSError:
         ctx.add(
             src_origin.location, path, f"{entry['src']!r} is not a file", f"looked for {source}"
         )
         return None
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
     mode = entry.get("mode", "0644")
     return FileSpec(
-        src=PurePosixPath(source.relative_to(ctx.project).as_posix()).as_posix(),
+        src=source.relative_to(ctx.project).as_posix(),
         dest=entry["dest"],
         mode=mode if len(mode) == 4 else "0" + mode,
         sha256=digest,

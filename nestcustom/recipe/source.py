@@ -12,6 +12,7 @@ construct plain dicts and lists from them ourselves so that
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,36 +43,69 @@ class Origin:
     tag: str = _STR
     plain: bool = False  # an unquoted scalar: the YAML 1.1 resolver decided its type
 
+    @classmethod
+    def of(cls, node: yaml.Node) -> Origin:
+        """The origin of a composed node; its marks carry the file's display name."""
+        mark = node.start_mark
+        location = Location(mark.name, mark.line + 1, mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            # libyaml says "" for a plain scalar's style where PyYAML says None.
+            return cls(location, node.value, node.tag, not node.style)
+        return cls(location)
+
+
+# Containers keep the composed nodes, not Origins: a recipe has a few hundred values and
+# almost none of them is ever reported, so an Origin is made only when one is asked for.
+
 
 class YamlMap(dict[str, Any]):
     """A dict that knows where it, its keys and its values were written."""
 
-    __slots__ = ("key_origins", "origin", "value_origins")
+    __slots__ = ("key_nodes", "node", "value_nodes")
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, node: yaml.Node) -> None:
         super().__init__()
-        self.origin = origin
-        self.key_origins: dict[str, Origin] = {}
-        self.value_origins: dict[str, Origin] = {}
+        self.node = node
+        self.key_nodes: dict[str, yaml.Node] = {}
+        self.value_nodes: dict[str, yaml.Node] = {}
+
+    @property
+    def origin(self) -> Origin:
+        return Origin.of(self.node)
+
+    def key_origin(self, key: str) -> Origin | None:
+        node = self.key_nodes.get(key)
+        return Origin.of(node) if node is not None else None
+
+    def value_origin(self, key: str) -> Origin | None:
+        node = self.value_nodes.get(key)
+        return Origin.of(node) if node is not None else None
 
 
 class YamlList(list[Any]):
     """A list that knows where it and each item were written."""
 
-    __slots__ = ("item_origins", "origin")
+    __slots__ = ("item_nodes", "node")
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, node: yaml.Node) -> None:
         super().__init__()
-        self.origin = origin
-        self.item_origins: list[Origin] = []
+        self.node = node
+        self.item_nodes: list[yaml.Node] = []
+
+    @property
+    def origin(self) -> Origin:
+        return Origin.of(self.node)
+
+    def item_origin(self, index: int) -> Origin:
+        return Origin.of(self.item_nodes[index])
 
 
 def child_origin(container: object, key: str | int) -> Origin | None:
     """The origin of `container[key]`, if the container keeps positions."""
     if isinstance(container, YamlMap) and isinstance(key, str):
-        return container.value_origins.get(key)
-    if isinstance(container, YamlList) and isinstance(key, int) and key < len(container):
-        return container.item_origins[key]
+        return container.value_origin(key)
+    if isinstance(container, YamlList) and isinstance(key, int) and 0 <= key < len(container):
+        return container.item_origin(key)
     return None
 
 
@@ -86,7 +120,7 @@ def origin_of(root: object, path: tuple[str | int, ...], *, key: bool = False) -
     for depth, step in enumerate(path):
         last = depth == len(path) - 1
         if key and last and isinstance(node, YamlMap) and isinstance(step, str):
-            return node.key_origins.get(step, best)
+            return node.key_origin(step) or best
         found = child_origin(node, step)
         if found is None:
             return best
@@ -109,12 +143,6 @@ class _Builder:
         mark = node.start_mark
         return Location(self.name, mark.line + 1, mark.column + 1)
 
-    def origin(self, node: yaml.Node) -> Origin:
-        if isinstance(node, yaml.ScalarNode):
-            plain = not node.style  # libyaml says "" where PyYAML says None
-            return Origin(self.location(node), node.value, node.tag, plain)
-        return Origin(self.location(node))
-
     def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(self.location(node), "", message, hint, code="yaml"))
 
@@ -127,10 +155,10 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             return self.build_map(node, depth)
         if isinstance(node, yaml.SequenceNode):
-            out = YamlList(self.origin(node))
+            out = YamlList(node)
             for item in node.value:
                 out.append(self.build(item, depth + 1))
-                out.item_origins.append(self.origin(item))
+            out.item_nodes.extend(node.value)
             return out
         assert isinstance(node, yaml.ScalarNode)
         if node.tag == _STR:
@@ -142,7 +170,7 @@ class _Builder:
             return node.value
 
     def build_map(self, node: yaml.MappingNode, depth: int) -> YamlMap:
-        out = YamlMap(self.origin(node))
+        out = YamlMap(node)
         merged: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:  # `<<: *defaults` merges, explicit keys win
@@ -176,7 +204,7 @@ class _Builder:
         key = key_node.value
         if key in out:
             if explicit:
-                first = out.key_origins[key].location
+                first = self.location(out.key_nodes[key])
                 self.fail(
                     key_node,
                     f"duplicate key {key!r} (first at line {first.line}, column {first.column})",
@@ -184,8 +212,16 @@ class _Builder:
                 )
             return
         out[key] = self.build(value_node, depth + 1)
-        out.key_origins[key] = self.origin(key_node)
-        out.value_origins[key] = self.origin(value_node)
+        out.key_nodes[key] = key_node
+        out.value_nodes[key] = value_node
+
+
+class _Named(io.StringIO):
+    """Text with a name: the parser stamps it on every mark, so nodes know their file."""
+
+    def __init__(self, text: str, name: str) -> None:
+        super().__init__(text)
+        self.name = name
 
 
 class _TooBig(Exception):
@@ -246,7 +282,7 @@ def parse_yaml(text: str, name: str) -> tuple[Any, list[Problem]]:
     """Like `load_yaml`, for text already in memory."""
     start = Location(name, 1, 1)
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(_Named(text, name), Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_problem(name, text, exc)]
     except yaml.YAMLError as exc:  # errors without a mark

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,94 @@ def test_digest_pins_from_and_changes_with_files(write_recipe: WriteRecipe, proj
     (project / "files" / "motd").write_text("changed\n")
     after = load_recipe(path).recipe
     assert before.digest != after.digest
+
+
+def test_disabled_repo_renders_disabled(write_recipe: WriteRecipe) -> None:
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [x]}}]\nrepos:\n"
+        "  - {id: off-by-default, baseurl: 'https://r/', gpgkey: 'https://r/k', enabled: false}\n"
+        "  - {id: default-on, baseurl: 'https://r/', gpgkey: 'https://r/k'}\n"
+    )
+    [repo_file] = render_containerfile(load_recipe(path).recipe, "c").files
+    sections = repo_file.content.split("\n\n")
+    assert "[off-by-default]" in sections[1] and "enabled=0" in sections[1]
+    assert "[default-on]" in sections[2] and "enabled=1" in sections[2]
+
+
+def test_label_keys_are_text_as_written(write_recipe: WriteRecipe) -> None:
+    """YAML 1.1 would read these keys as booleans and a float; a label key is text."""
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [x]}}]\n"
+        "labels: {on: a, no: b, 1.10: c, yes: d}\n"
+    )
+    text = render_containerfile(load_recipe(path).recipe, "c").containerfile
+    for line in ('on="a"', 'no="b"', '1.10="c"', 'yes="d"'):
+        assert f"      {line}" in text
+
+
+def test_non_ascii_label_values_stay_readable(write_recipe: WriteRecipe) -> None:
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [x]}}]\n"
+        "labels: {org.example.owner: 'Zoë Müller, 运维'}\n"
+    )
+    text = render_containerfile(load_recipe(path).recipe, "c").containerfile
+    assert 'org.example.owner="Zoë Müller, 运维"' in text
+
+
+def test_copy_takes_the_json_form_for_unusual_paths(write_recipe: WriteRecipe, project: Path) -> None:
+    (project / "files" / "my motd").write_text("x\n")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [x]}}]\n"
+        "files:\n  - {src: files/motd, dest: /etc/motd}\n"
+        "  - {src: 'files/my motd', dest: /etc/motd.d/mine, mode: '0600'}\n"
+    )
+    text = render_containerfile(load_recipe(path).recipe, "c").containerfile
+    assert "\nCOPY --chmod=0644 files/motd /etc/motd\n" in text
+    assert '\nCOPY --chmod=0600 ["files/my motd", "/etc/motd.d/mine"]\n' in text
+
+
+@pytest.mark.parametrize(("width", "wrapped"), [(100, False), (101, True)])
+def test_run_lines_wrap_only_past_100_columns(
+    write_recipe: WriteRecipe, width: int, wrapped: bool
+) -> None:
+    fixed = len("RUN rpm-ostree install  && rm -rf /var/cache && ostree container commit")
+    name = "p" * (width - fixed)
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [{name}]}}]\n"
+    )
+    text = render_containerfile(load_recipe(path).recipe, "c").containerfile
+    run = next(line for line in text.splitlines() if line.startswith("RUN "))
+    assert (run.endswith("\\")) is wrapped
+    if not wrapped:
+        assert len(run) == width
+
+
+RENDER_ALL = """
+import sys
+from pathlib import Path
+from nestcustom.containerfile.render import render_containerfile
+from nestcustom.recipe.load import load_recipe
+for arg in sys.argv[2:]:
+    recipe = load_recipe(Path(arg), project=Path(sys.argv[1])).recipe
+    rendering = render_containerfile(recipe, "containerfiles/" + recipe.name)
+    sys.stdout.write(rendering.containerfile)
+    for generated in rendering.files:
+        sys.stdout.write(generated.content)
+"""
+
+
+def test_rendering_does_not_depend_on_the_hash_seed() -> None:
+    """Set and dict order differ between processes with other hash seeds; output must not."""
+    recipes = [*PASS, *sorted((ROOT / "recipes").glob("*.yaml"))]
+    outputs = set()
+    for seed in ("0", "1", "4242"):
+        done = subprocess.run(
+            [sys.executable, "-c", RENDER_ALL, str(ROOT), *map(str, recipes)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            cwd=ROOT,
+            check=True,
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1

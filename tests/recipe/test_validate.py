@@ -46,6 +46,9 @@ def test_fail_fixture_reports_expected_problems(
     reported = [p.format() for p in caught.value.problems]
     for message in messages:
         assert any(r.startswith(message) for r in reported), (message, reported)
+    # ... and nothing else: a rule that fires where it should not is a defect too.
+    unexpected = [r for r in reported if not any(r.startswith(m) for m in messages)]
+    assert unexpected == [], f"{path.name} reports problems it does not expect"
     for hint in hints:
         assert any(f"hint: {hint}" in r for r in reported), (hint, reported)
     # Every error is located in a real file at a real line.
@@ -54,20 +57,28 @@ def test_fail_fixture_reports_expected_problems(
 
 
 @pytest.mark.parametrize("path", PASS, ids=[p.stem for p in PASS])
-def test_pass_fixture_loads(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pass_fixture_loads_with_exactly_its_warnings(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(FIXTURES)
+    expected, _ = _expectations(path)
     loaded = load_recipe(path.relative_to(FIXTURES), project=FIXTURES)
-    assert all(w.severity is Severity.WARNING for w in loaded.warnings)
+    reported = [w.format() for w in loaded.warnings]
+    assert len(reported) == len(expected), reported
+    for message in expected:
+        assert any(r.startswith(message) for r in reported), (message, reported)
 
 
-def test_warnings_are_located_and_do_not_stop(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(FIXTURES)
-    loaded = load_recipe(Path("pass/warnings.yaml"), project=FIXTURES)
-    text = [w.format() for w in loaded.warnings]
-    assert any(
-        t.startswith("pass/warnings.yaml:5:68: repos[0].gpgcheck: warning: ") for t in text
-    ), text
-    assert any("plain http" in t and ":5:29:" in t for t in text), text
+def test_warnings_name_the_unsigned_repo_without_a_key(write_recipe: WriteRecipe) -> None:
+    """gpgcheck on without a key warns; gpgcheck off warns once (not also about the key)."""
+    path = write_recipe(
+        "name: r\nbase: {image: x}\nlayers: [{name: a, install: [strace]}]\nrepos:\n"
+        "  - {id: nokey, baseurl: 'https://r/'}\n"
+        "  - {id: nocheck, baseurl: 'https://r/', gpgcheck: false}\n"
+        "  - {id: good, baseurl: 'https://r/', gpgkey: 'https://r/k'}\n"
+    )
+    codes = [(w.path, w.code) for w in load_recipe(path).warnings]
+    assert codes == [("repos[0]", "gpgkey-missing"), ("repos[1].gpgcheck", "gpgcheck-off")]
 
 
 def test_include_merge_rules(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,6 +97,14 @@ def test_include_merge_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     }
     assert recipe.units_enable == ("sshd.service", "chronyd.service")
     assert recipe.files[0].mode == "0644"  # "644" is normalised
+
+
+def test_several_includes_merge_in_the_order_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES)
+    recipe = load_recipe(Path("pass/two-includes.yaml"), project=FIXTURES).recipe
+    assert [layer.name for layer in recipe.layers] == ["from-first", "from-second", "own"]
+    # A later fragment wins over an earlier one for a key both set.
+    assert dict(recipe.labels) == {"org.example.team": "second", "org.example.first": "yes"}
 
 
 def test_non_utf8_is_located(write_recipe: WriteRecipe) -> None:
@@ -135,3 +154,14 @@ def test_all_problems_reported_at_once(write_recipe: WriteRecipe) -> None:
         "base.flavor",
         "layers[0].install[0]",
     ]
+
+
+def test_a_trailing_newline_does_not_slip_past_a_pattern(write_recipe: WriteRecipe) -> None:
+    """JSON Schema's `$` is the very end; Python's would accept "name\\n" (and so a
+    second line in a label, a unit name, a path)."""
+    path = write_recipe(
+        'name: "good\\n"\nbase: {image: x}\nlayers: [{name: a, install: ["strace\\n"]}]\n'
+    )
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert [p.path for p in caught.value.problems] == ["name", "layers[0].install[0]"]
