@@ -199,7 +199,8 @@ def measure_cli(count: int, runs: int) -> CliRow:
         files = [str(p.relative_to(project)) for p in paths]
         ours_argv = [sys.executable, "-m", "nestcustom", "validate", *files]
         base_argv = [sys.executable, "-c", BASELINE_LOOP, *files]
-        ours, base = [], []
+        ours: list[float] = []
+        base: list[float] = []
         for _ in range(runs):
             for argv, times in ((ours_argv, ours), (base_argv, base)):
                 started = time.perf_counter()

@@ -12,9 +12,7 @@ Include merge rules (documented in the README and the schema):
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -22,19 +20,9 @@ from typing import Any
 
 from nestcustom.errors import BadInputError, Location, Problem, RecipeError, Severity
 from nestcustom.recipe import lint
-from nestcustom.recipe.model import (
-    Base,
-    CommandCheck,
-    FileCheck,
-    FileSpec,
-    Flavor,
-    Layer,
-    Recipe,
-    Repo,
-    RpmOstreeVersion,
-    Swap,
-    Tests,
-)
+from nestcustom.recipe.convert import Converter
+from nestcustom.recipe.model import Recipe
+from nestcustom.recipe.projectfiles import ProjectFiles
 from nestcustom.recipe.schema import format_path, validate_document
 from nestcustom.recipe.source import Origin, YamlList, YamlMap, child_origin, load_yaml
 
@@ -66,12 +54,6 @@ Path_ = tuple[str | int, ...]
 def _relative_to_cwd(path: str, cwd: str) -> str:
     """How messages name a file: relative to where the user stands (computed once per file)."""
     return os.path.relpath(path, cwd)
-
-
-@lru_cache(maxsize=4096)
-def _file_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    """sha256 of a project file; keyed by its stat, so a file shared by many recipes is read once."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def find_project_root(recipe: Path) -> Path:
@@ -114,7 +96,9 @@ def load_recipe(path: Path, project: Path | None = None) -> LoadedRecipe:
         problems.extend(validate_document(doc, Location(ctx.display(resolved), 1, 1)))
     if doc is None or any(p.severity is Severity.ERROR for p in problems):
         raise RecipeError(_sorted(problems))
-    recipe = _build(ctx, doc, resolved)
+    files = ProjectFiles(project)
+    recipe = Converter(doc, files).recipe(resolved.relative_to(project).as_posix())
+    problems.extend(files.problems)
     problems.extend(lint.lint_recipe(recipe, _Locator(doc, Location(ctx.display(resolved), 1, 1))))
     if any(p.severity is Severity.ERROR for p in problems):
         raise RecipeError(_sorted(problems))
@@ -207,102 +191,3 @@ def merge(base: YamlMap, over: YamlMap) -> YamlMap:
         out.key_nodes[key] = source.key_nodes[key]
         out.value_nodes[key] = source.value_nodes[key]
     return out
-
-
-def _build(ctx: _Context, doc: YamlMap, path: Path) -> Recipe:
-    """Turn a schema-valid document into the frozen Recipe (file contents hashed here)."""
-    base = doc["base"]
-    layers = tuple(
-        Layer(
-            name=layer["name"],
-            description=layer.get("description", ""),
-            install=tuple(layer.get("install", ())),
-            remove=tuple(layer.get("remove", ())),
-            replace=tuple(layer.get("replace", ())),
-            swap=tuple(Swap(s["remove"], s["install"]) for s in layer.get("swap", ())),
-            origin=str(doc["layers"].item_origin(index).location),
-        )
-        for index, layer in enumerate(doc["layers"])
-    )
-    repos = tuple(
-        Repo(
-            id=r["id"],
-            name=r.get("name"),
-            baseurl=r.get("baseurl"),
-            metalink=r.get("metalink"),
-            mirrorlist=r.get("mirrorlist"),
-            gpgcheck=r.get("gpgcheck", True),
-            gpgkey=r.get("gpgkey"),
-            enabled=r.get("enabled", True),
-        )
-        for r in doc.get("repos", ())
-    )
-    files_doc = doc.get("files", YamlList(doc.node))
-    files = tuple(
-        spec
-        for index, entry in enumerate(files_doc)
-        if (spec := _file_spec(ctx, entry, files_doc.item_origin(index), index)) is not None
-    )
-    systemd = doc.get("systemd", {})
-    tests = doc.get("tests", {})
-    packages = tests.get("packages", {})
-    units = tests.get("units", {})
-    return Recipe(
-        path=path.relative_to(ctx.project).as_posix(),
-        name=doc["name"],
-        description=doc.get("description", ""),
-        arch=doc.get("arch"),
-        base=Base(
-            image=base["image"],
-            digest=base.get("digest"),
-            flavor=Flavor(base.get("flavor", "nestos")),
-            rpm_ostree=RpmOstreeVersion.parse(base.get("rpm-ostree", "2022.16")),
-        ),
-        layers=layers,
-        repos=repos,
-        files=files,
-        units_enable=tuple(systemd.get("enable", ())),
-        units_disable=tuple(systemd.get("disable", ())),
-        labels=tuple(sorted(doc.get("labels", {}).items())),
-        tests=Tests(
-            present=tuple(packages.get("present", ())),
-            absent=tuple(packages.get("absent", ())),
-            files=tuple(
-                FileCheck(f["path"], f.get("exists", True), f.get("mode"), f.get("contains"))
-                for f in tests.get("files", ())
-            ),
-            commands=tuple(
-                CommandCheck(tuple(c["run"]), c.get("exit", 0), c.get("stdout"))
-                for c in tests.get("commands", ())
-            ),
-            units_enabled=tuple(units.get("enabled", ())),
-            units_disabled=tuple(units.get("disabled", ())),
-        ),
-    )
-
-
-def _file_spec(ctx: _Context, entry: YamlMap, origin: Origin, index: int) -> FileSpec | None:
-    """Resolve `src` against the project root (the build context); it must be a file there."""
-    src_origin = entry.value_origin("src") or origin
-    source = Path(os.path.realpath(ctx.project / entry["src"]))
-    path = ("files", index, "src")
-    if not source.is_relative_to(ctx.project):
-        ctx.add(src_origin.location, path, f"{entry['src']!r} points outside the project directory")
-        return None
-    try:
-        info = source.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise IsADirectoryError
-        digest = _file_digest(str(source), info.st_size, info.st_mtime_ns, info.st_ino)
-    except OSError:
-        ctx.add(
-            src_origin.location, path, f"{entry['src']!r} is not a file", f"looked for {source}"
-        )
-        return None
-    mode = entry.get("mode", "0644")
-    return FileSpec(
-        src=source.relative_to(ctx.project).as_posix(),
-        dest=entry["dest"],
-        mode=mode if len(mode) == 4 else "0" + mode,
-        sha256=digest,
-    )

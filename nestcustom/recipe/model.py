@@ -68,6 +68,16 @@ class Swap:
 
 
 @dataclass(frozen=True)
+class Script:
+    """A script file of the project, run in a layer through a read-only bind mount."""
+
+    path: str  # POSIX path relative to the project root (the build context)
+    args: tuple[str, ...] = ()
+    interpreter: tuple[str, ...] = ("/bin/sh",)  # from its #! line
+    sha256: str = ""  # of the content, so the recipe digest changes with the script
+
+
+@dataclass(frozen=True)
 class Layer:
     name: str
     description: str = ""
@@ -75,12 +85,57 @@ class Layer:
     remove: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     swap: tuple[Swap, ...] = ()
+    run: tuple[tuple[str, ...], ...] = ()  # commands after the package changes, no shell
+    scripts: tuple[Script, ...] = ()  # after the commands
+    env: tuple[tuple[str, str], ...] = ()  # for the commands and scripts
     # Where the layer was written (FILE:LINE:COL), for build errors; not part of its identity.
     origin: str = field(default="", compare=False)
 
     @property
+    def changes_packages(self) -> bool:
+        return bool(self.install or self.remove or self.replace or self.swap)
+
+    @property
     def is_empty(self) -> bool:
-        return not (self.install or self.remove or self.replace or self.swap)
+        return not (self.changes_packages or self.run or self.scripts)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A builder stage: built from its own image; only what is copied out reaches the image."""
+
+    name: str
+    image: str
+    packages: str = "dnf"  # the package manager its layers' install: uses
+    files: tuple[FileSpec, ...] = ()  # copied into the stage before its layers
+    layers: tuple[Layer, ...] = ()
+    origin: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class KernelModule:
+    name: str
+    stage: str | None = None  # the stage that built `src`
+    src: str | None = None  # a path in the stage, or project-relative; None: from an RPM
+    load: bool = True  # modules-load.d
+    options: str | None = None  # modprobe.d
+    sha256: str | None = None  # of a project file
+
+
+@dataclass(frozen=True)
+class Initramfs:
+    regenerate: bool = False
+    drivers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildChecks:
+    """What the build's last step checks; a failure there means no image and no tag."""
+
+    host_rules: bool = True
+    packages: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    commands: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,10 +152,11 @@ class Repo:
 
 @dataclass(frozen=True)
 class FileSpec:
-    src: str  # POSIX path relative to the project root (the build context)
+    src: str  # POSIX path relative to the project root (the build context), or in `source`
     dest: str
     mode: str
-    sha256: str  # of the content, so the recipe digest changes with the file
+    sha256: str  # of the content, so the recipe digest changes with the file ("" with source)
+    source: str | None = None  # a stage or image to copy from (COPY --from)
 
 
 @dataclass(frozen=True)
@@ -133,7 +189,7 @@ class Recipe:
     path: str  # POSIX path relative to the project root
     name: str
     base: Base
-    layers: tuple[Layer, ...]
+    layers: tuple[Layer, ...] = ()
     description: str = ""
     arch: str | None = None
     repos: tuple[Repo, ...] = ()
@@ -142,6 +198,10 @@ class Recipe:
     units_disable: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     tests: Tests = field(default_factory=Tests)
+    stages: tuple[Stage, ...] = ()
+    kernel_modules: tuple[KernelModule, ...] = ()
+    initramfs: Initramfs = field(default_factory=Initramfs)
+    checks: BuildChecks = field(default_factory=BuildChecks)
 
     @property
     def digest(self) -> str:
@@ -157,21 +217,44 @@ class Recipe:
                 self.base.flavor.value,
                 str(self.base.rpm_ostree),
             ],
-            "layers": [
-                [
-                    layer.name,
-                    layer.description,
-                    sorted(set(layer.install)),
-                    sorted(set(layer.remove)),
-                    sorted(set(layer.replace)),
-                    sorted({(s.remove, s.install) for s in layer.swap}),
-                ]
-                for layer in self.layers
-            ],
+            "layers": [_layer_identity(layer) for layer in self.layers],
             "repos": [astuple(repo) for repo in self.repos],
             "files": [astuple(spec) for spec in self.files],
             "units": [sorted(set(self.units_enable)), sorted(set(self.units_disable))],
             "labels": self.labels,
+            "stages": [
+                [
+                    s.name,
+                    s.image,
+                    s.packages,
+                    [astuple(f) for f in s.files],
+                    [_layer_identity(la) for la in s.layers],
+                ]
+                for s in self.stages
+            ],
+            "kernel-modules": [astuple(m) for m in self.kernel_modules],
+            "initramfs": astuple(self.initramfs),
+            "checks": [
+                self.checks.host_rules,
+                sorted(set(self.checks.packages)),
+                sorted(set(self.checks.files)),
+                list(self.checks.commands),
+            ],
         }
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _layer_identity(layer: Layer) -> list[Any]:
+    """What of a layer shapes the image: package lists as sets, commands and scripts in order."""
+    return [
+        layer.name,
+        layer.description,
+        sorted(set(layer.install)),
+        sorted(set(layer.remove)),
+        sorted(set(layer.replace)),
+        sorted({(s.remove, s.install) for s in layer.swap}),
+        list(layer.run),
+        [astuple(s) for s in layer.scripts],
+        list(layer.env),
+    ]

@@ -21,7 +21,7 @@ import shlex
 import stat
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,17 @@ unit_names = st.builds(
     ]
 )
 
+# Arguments of commands are free text: any printable character, values among them.
+_HOSTILE = [*"ab $\\\"'&;|#`*?~<>(){}[]!%^=,", "&&", "$(reboot)", "é", "{{", "}}"]
+arguments = st.lists(st.sampled_from(_HOSTILE), max_size=10).map("".join) | st.sampled_from(
+    ["{{recipe.name}}", "kmod-{{kernel}}", "{{os.version}}-{{arch}}", "-", "--", "--mount=x"]
+)
+# Programs are recorders in the real-shell test; names a shell must not reinterpret.
+programs = st.sampled_from(["tool-a", "tool_b"])
+commands_run = st.lists(st.tuples(programs, st.lists(arguments, max_size=4)), max_size=3)
+env_names = st.sampled_from(["A", "LANG", "with_under_9", "X1"])
+envs = st.dictionaries(env_names, arguments, max_size=2)
+
 # Layer descriptions are free text (they become a comment): nothing in them may leak.
 descriptions = st.lists(
     st.sampled_from([*"ab $\\\"'&;|#\n\t`*", "&&", "\\\n", "RUN rm -rf /", "é", "\u2028"]),
@@ -125,6 +136,8 @@ class LayerSpec:
     remove: list[str]
     replace: list[str]
     swap: list[tuple[str, str]]
+    run: list[tuple[str, list[str]]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def lists(self) -> dict[str, list[str]]:
         return {"install": self.install, "remove": self.remove, "replace": self.replace}
@@ -151,6 +164,10 @@ class RecipeSpec:
             entry.update({key: items for key, items in layer.lists().items() if items})
             if layer.swap:
                 entry["swap"] = [{"remove": r, "install": i} for r, i in layer.swap]
+            if layer.run:
+                entry["run"] = [[program, *args] for program, args in layer.run]
+            if layer.env:
+                entry["env"] = layer.env
             layers.append(entry)
         doc: dict[str, Any] = {
             "name": "prop",
@@ -182,9 +199,11 @@ def layer_specs(draw: st.DrawFn, index: int, swaps: bool) -> LayerSpec:
     # Distinct pairs: a repeated swap is test_a_repeated_newstart_swap_renders_once's case.
     swap_pairs = st.tuples(package_names, constraints | package_names)
     swap = draw(st.lists(swap_pairs, max_size=2, unique=True)) if swaps else []
-    if not (install or remove or replace or swap):
+    run = draw(commands_run)
+    env = draw(envs) if run else {}
+    if not (install or remove or replace or swap or run):
         install = [draw(package_names)]
-    return LayerSpec(f"l{index}", draw(descriptions), install, remove, replace, swap)
+    return LayerSpec(f"l{index}", draw(descriptions), install, remove, replace, swap, run, env)
 
 
 @st.composite
@@ -244,18 +263,34 @@ def instructions(containerfile: str) -> list[str]:
 
 
 def run_bodies(containerfile: str) -> list[str]:
-    return [i[4:] for i in instructions(containerfile) if i.startswith("RUN ")]
+    """What buildah hands /bin/sh -c: the RUN text after its --mount flags."""
+    bodies = []
+    for instruction in instructions(containerfile):
+        if instruction.startswith("RUN "):
+            body = instruction[4:].lstrip()
+            while body.startswith("--mount="):
+                body = body.split(None, 1)[1]
+            bodies.append(body)
+    return bodies
 
 
 def commands(body: str) -> list[list[str]]:
-    """Shell words of a RUN body, split at `&&`."""
-    out: list[list[str]] = [[]]
-    for word in shlex.split(body):
-        if word == "&&":
-            out.append([])
-        else:
-            out[-1].append(word)
-    return out
+    """Shell words of a RUN body, split at the `&&` operators (not at a quoted '&&')."""
+    parts, start, i = [], 0, 0
+    while i < len(body):
+        if body[i] == "'":
+            i = body.index("'", i + 1) + 1  # shlex.quote's single quotes...
+            continue
+        if body.startswith('"\'"', i):
+            i += 3  # ... and its "'" for a quote inside them
+            continue
+        if body.startswith(" && ", i):
+            parts.append(body[start:i])
+            start = i = i + 4
+            continue
+        i += 1
+    parts.append(body[start:])
+    return [shlex.split(part) for part in parts]
 
 
 # Outside quotes a RUN body may hold only these (shlex.quote leaves such words bare),
@@ -275,6 +310,9 @@ def unquoted_hazards(body: str) -> list[str]:
         char = body[i]
         if char == "'":
             i = body.index("'", i + 1) + 1  # single quotes: all literal up to the next one
+            continue
+        if body.startswith('"\'"', i):
+            i += 3  # shlex.quote writes a single quote as "'": nothing in it expands
             continue
         if body.startswith("&&", i) and body[i - 1 : i] == " " and body[i + 2 : i + 3] == " ":
             i += 2
@@ -306,7 +344,10 @@ def expected_runs(spec: RecipeSpec) -> list[list[list[str]]]:
                 cmds.append(["rpm-ostree", "override", "replace", *urls])
             if install:
                 cmds.append(["rpm-ostree", "install", *install])
-            cmds += [["rm", "-rf", "/var/cache"], ["ostree", "container", "commit"]]
+            cmds += [_expected_command(layer, program, args) for program, args in layer.run]
+            if remove or urls or install or layer.swap:
+                cmds.append(["rm", "-rf", "/var/cache"])
+            cmds.append(["ostree", "container", "commit"])
         else:
             if remove:
                 cmds.append(["dnf", "-y", "remove", *remove])
@@ -315,7 +356,9 @@ def expected_runs(spec: RecipeSpec) -> list[list[list[str]]]:
                 cmds.append(["dnf", "-y", "--allowerasing", "install", *urls])
             if install:
                 cmds.append(["dnf", "-y", "install", *install])
-            cmds.append(["dnf", "clean", "all"])
+            cmds += [_expected_command(layer, program, args) for program, args in layer.run]
+            if remove or urls or install or layer.swap:
+                cmds.append(["dnf", "clean", "all"])
         runs.append(cmds)
     units: list[list[str]] = []
     if spec.enable:
@@ -324,7 +367,20 @@ def expected_runs(spec: RecipeSpec) -> list[list[list[str]]]:
         units.append(["systemctl", "disable", *uniq(spec.disable)])
     if units:
         runs.append(units + ([["ostree", "container", "commit"]] if spec.nestos else []))
+    if spec.nestos:  # the build's last step: the host rules
+        check = ["sh", "/run/nestcustom/build.sh", "check", "--host-rules"]
+        runs.append([[*check, "--base", "/run/nestcustom/base"], ["ostree", "container", "commit"]])
     return runs
+
+
+def _expected_command(layer: LayerSpec, program: str, args: list[str]) -> list[str]:
+    """A command as run: env values first, known values filled in, the rest via the helper."""
+    env = [f"{name}={value}" for name, value in layer.env.items()]
+    argv = [*(["env", *env] if env else []), program, *args]
+    argv = [a.replace("{{recipe.name}}", "prop") for a in argv]
+    if any(re.search(r"\{\{[a-z.]+\}\}", a) for a in argv):
+        return ["sh", "/run/nestcustom/build.sh", "exec", *argv]
+    return argv
 
 
 # --- property 1: the shell gets exactly the intended argv ------------------------------
@@ -364,7 +420,7 @@ _STUB = """#!/bin/sh
 printf '%s\\0' "${0##*/}" "$@" >> "$ARGV_LOG"
 printf '\\1\\0' >> "$ARGV_LOG"
 """
-_PROGRAMS = ("rpm-ostree", "ostree", "rm", "dnf", "systemctl")
+_PROGRAMS = ("rpm-ostree", "ostree", "rm", "dnf", "systemctl", "sh", "env", "tool-a", "tool_b")
 
 
 def run_in_shell(body: str, workdir: Path) -> list[list[str]]:

@@ -53,7 +53,12 @@ def test_context_holds_exactly_what_the_containerfile_copies(
     recipe = load_recipe(path).recipe
     rendering = render_containerfile(recipe, "containerfiles/r")
     names = [f.path for f in context_files(recipe, rendering, project, "containerfiles/r")]
-    assert names == ["Containerfile", "containerfiles/r/nestcustom.repo", "files/motd"]
+    assert names == [
+        "Containerfile",
+        "containerfiles/r/nestcustom.repo",
+        "containerfiles/r/nestcustom-build.sh",
+        "files/motd",
+    ]
 
 
 def test_failure_names_layer_line_and_program(write_recipe: WriteRecipe) -> None:

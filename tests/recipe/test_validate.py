@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nestcustom.errors import RecipeError, Severity
+from nestcustom.errors import RecipeError
 from nestcustom.recipe.load import load_recipe
 from tests.conftest import FIXTURES, WriteRecipe
 

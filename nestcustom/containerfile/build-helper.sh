@@ -1,0 +1,254 @@
+# nestcustom's build helper: fixed code that RUN steps call through a read-only bind
+# mount (it never lands in the image). Recipe strings reach it only as arguments and
+# are treated as data: nothing here is evaluated by a shell. POSIX sh, because NestOS
+# images have no python3 or perl.
+#
+#   build.sh exec PROGRAM ARG...      fill in {{value}} tokens in each argument, then exec
+#   build.sh facts DIR                write the image's values to DIR/facts (a facts stage)
+#   build.sh kmods [--install NAME FILE] [--load NAME] [--options NAME OPTS] --conf NAME
+#   build.sh initramfs [DRIVER]...    dracut for the image's kernel, as rpm-ostree needs
+#   build.sh check [--host-rules] [--base DIR] [--package P] [--file PATH]...
+set -eu
+
+facts_file=/run/nestcustom/facts/facts
+
+die() {
+    printf 'nestcustom: %s\n' "$*" >&2
+    exit 1
+}
+
+kernel_version() {
+    found=
+    count=0
+    for dir in /usr/lib/modules/*/; do
+        [ -e "${dir}vmlinuz" ] || continue
+        count=$((count + 1))
+        found=${dir%/}
+        found=${found##*/}
+    done
+    [ "$count" -eq 1 ] ||
+        die "found $count kernels (a vmlinuz under /usr/lib/modules/*/); {{kernel}} needs exactly one"
+    printf '%s' "$found"
+}
+
+os_field() {
+    file=/etc/os-release
+    [ -r "$file" ] || file=/usr/lib/os-release
+    [ -r "$file" ] || die "the image has no os-release"
+    while IFS= read -r line; do
+        case $line in
+            "$1="*)
+                value=${line#*=}
+                value=${value#\"}
+                value=${value%\"}
+                printf '%s' "$value"
+                return 0
+                ;;
+        esac
+    done <"$file"
+    die "os-release has no $1"
+}
+
+fact() {
+    if [ -r "$facts_file" ]; then
+        while IFS= read -r line; do
+            case $line in
+                "$1="*)
+                    printf '%s' "${line#*=}"
+                    return 0
+                    ;;
+            esac
+        done <"$facts_file"
+        die "{{$1}} is not known in the base image"
+    fi
+    case $1 in
+        kernel) kernel_version ;;
+        os.id) os_field ID ;;
+        os.version) os_field VERSION_ID ;;
+        dist) rpm --eval '%{?dist}' 2>/dev/null || true ;;
+        arch) uname -m ;;
+        *) die "unknown value {{$1}}" ;;
+    esac
+}
+
+substitute() {
+    rest=$1
+    out=
+    while :; do
+        case $rest in
+            *'{{'*'}}'*) ;;
+            *) break ;;
+        esac
+        out=$out${rest%%'{{'*}
+        rest=${rest#*'{{'}
+        name=${rest%%'}}'*}
+        rest=${rest#*'}}'}
+        value=$(fact "$name")
+        out=$out$value
+    done
+    printf '%s' "$out$rest"
+}
+
+cmd_exec() {
+    [ $# -gt 0 ] || die "exec: no program"
+    for arg do
+        shift
+        value=$(substitute "$arg")
+        set -- "$@" "$value"
+    done
+    exec "$@"
+}
+
+cmd_facts() {
+    mkdir -p "$1"
+    : >"$1/facts"
+    for name in kernel os.id os.version dist arch; do
+        if value=$(fact "$name" 2>/dev/null); then
+            printf '%s=%s\n' "$name" "$value" >>"$1/facts"
+        fi
+    done
+}
+
+cmd_kmods() {
+    kver=$(kernel_version)
+    extra=/usr/lib/modules/$kver/extra
+    conf=
+    names=
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --install)
+                mkdir -p "$extra"
+                install -m 0644 "$3" "$extra/${3##*/}"
+                names="$names $2"
+                shift 3
+                ;;
+            --load)
+                mkdir -p /usr/lib/modules-load.d
+                printf '%s\n' "$2" >>"/usr/lib/modules-load.d/nestcustom-$conf.conf"
+                names="$names $2"
+                shift 2
+                ;;
+            --options)
+                mkdir -p /usr/lib/modprobe.d
+                options=$(substitute "$3")
+                printf 'options %s %s\n' "$2" "$options" >>"/usr/lib/modprobe.d/nestcustom-$conf.conf"
+                names="$names $2"
+                shift 3
+                ;;
+            --conf)
+                conf=$2
+                shift 2
+                ;;
+            *) die "kmods: unknown option $1" ;;
+        esac
+    done
+    depmod -a "$kver"
+    for name in $names; do
+        modinfo -k "$kver" -F filename "$name" >/dev/null 2>&1 ||
+            die "kernel module $name is not there for kernel $kver: install it with src: or the RPM that ships it"
+    done
+}
+
+cmd_initramfs() {
+    kver=$(kernel_version)
+    drivers=
+    for driver do
+        drivers="$drivers $driver"
+    done
+    set -- --no-hostonly --kver "$kver" --reproducible --add ostree -f
+    [ -z "$drivers" ] || set -- "$@" --add-drivers "${drivers# }"
+    dracut "$@" "/usr/lib/modules/$kver/initramfs.img"
+    chmod 0600 "/usr/lib/modules/$kver/initramfs.img"
+}
+
+failures=0
+fail() {
+    printf 'nestcustom check: %s\n' "$*" >&2
+    failures=$((failures + 1))
+}
+
+in_base() {
+    # A path the base image already has, as the same kind of thing: not the recipe's doing.
+    [ -n "$base" ] || return 1
+    if [ -L "$1" ]; then
+        [ -L "$base$1" ] && [ "$(readlink "$base$1")" = "$(readlink "$1")" ]
+    else
+        [ -e "$base$1" ]
+    fi
+}
+
+check_host_rules() {
+    # /usr/local is /var/usrlocal on a NestOS host: what is put here is dropped.
+    if [ -d /usr/local ] && [ ! -L /usr/local ]; then
+        find /usr/local -xdev -mindepth 1 ! -type d >/tmp/nestcustom-found 2>/dev/null || true
+        while IFS= read -r path; do
+            in_base "$path" || fail "$path: /usr/local is /var/usrlocal on a NestOS host; the host drops it"
+        done </tmp/nestcustom-found
+    fi
+    # /var is the host's own: files here never reach it (the commit cleans only caches).
+    find /var -xdev ! -type d ! -path '/var/cache/*' ! -path '/var/tmp/*' >/tmp/nestcustom-found 2>/dev/null || true
+    while IFS= read -r path; do
+        in_base "$path" || fail "$path: a NestOS host drops /var content; create it at boot (tmpfiles.d)"
+    done </tmp/nestcustom-found
+    # Symlinks that point nowhere, unless they point into the host's own trees.
+    find /usr /etc -xdev -type l >/tmp/nestcustom-found 2>/dev/null || true
+    while IFS= read -r link; do
+        [ -e "$link" ] && continue
+        case $(readlink "$link") in
+            /var/* | /run/* | /proc/* | /sys/* | /dev/* | /tmp/* | /sysroot/* | /boot/* | /home/* | /root/* | /srv/* | /mnt/* | /media/* | /opt/*) continue ;;
+        esac
+        in_base "$link" || fail "$link -> $(readlink "$link"): the symlink points nowhere"
+    done </tmp/nestcustom-found
+    # Kernel modules the image added: every module they depend on must be there.
+    for dir in /usr/lib/modules/*/; do
+        [ -e "${dir}vmlinuz" ] || continue
+        kver=${dir%/}
+        kver=${kver##*/}
+        find "${dir}extra" "${dir}updates" -name '*.ko*' >/tmp/nestcustom-found 2>/dev/null || true
+        while IFS= read -r module; do
+            depends=$(modinfo -F depends "$module" 2>/dev/null) || {
+                fail "$module: not a kernel module modinfo can read"
+                continue
+            }
+            for dep in $(printf '%s' "$depends" | tr ',' ' '); do
+                modinfo -k "$kver" -F filename "$dep" >/dev/null 2>&1 ||
+                    fail "$module needs module $dep, which kernel $kver does not have"
+            done
+        done </tmp/nestcustom-found
+    done
+    rm -f /tmp/nestcustom-found
+}
+
+cmd_check() {
+    base=
+    host_rules=
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --host-rules) host_rules=1; shift ;;
+            --base) base=$2; shift 2 ;;
+            --package)
+                rpm -q --quiet "$2" || fail "package $2 is not installed"
+                shift 2
+                ;;
+            --file)
+                [ -e "$2" ] || [ -L "$2" ] || fail "$2 does not exist"
+                shift 2
+                ;;
+            *) die "check: unknown option $1" ;;
+        esac
+    done
+    [ -z "$host_rules" ] || check_host_rules
+    [ "$failures" -eq 0 ] || die "$failures check(s) failed; no image was tagged"
+}
+
+[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check ..."
+command=$1
+shift
+case $command in
+    exec) cmd_exec "$@" ;;
+    facts) cmd_facts "$@" ;;
+    kmods) cmd_kmods "$@" ;;
+    initramfs) cmd_initramfs "$@" ;;
+    check) cmd_check "$@" ;;
+    *) die "unknown command $command" ;;
+esac

@@ -1,0 +1,116 @@
+"""Commands of RUN steps, and how a RUN line is written.
+
+Every argument passes through `shlex.quote` (via `shlex.join`), so no recipe
+string reaches the build's shell as code. Package lists are de-duplicated and
+sorted: reordering a list changes no byte.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from nestcustom.recipe.model import Layer
+
+MAX_LINE = 100
+HELPER = "/run/nestcustom/build.sh"  # where RUN steps find the build helper (a bind mount)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One program invocation: the verb (`rpm-ostree install`) and its arguments."""
+
+    verb: tuple[str, ...]
+    args: tuple[str, ...] = ()
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (*self.verb, *self.args)
+
+    def through_helper(self) -> Command:
+        """The same command, its arguments' {{values}} filled in by the build helper."""
+        return Command(("sh", HELPER, "exec", *self.verb), self.args)
+
+
+REMOVE_CACHE = Command(("rm", "-rf", "/var/cache"))
+COMMIT = Command(("ostree", "container", "commit"))
+
+
+def sorted_set(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(items)))
+
+
+def nestos_package_commands(layer: Layer) -> list[Command]:
+    """The rpm-ostree commands of one NestOS layer, in the manual's form."""
+    commands: list[Command] = []
+    if layer.remove:
+        commands.append(Command(("rpm-ostree", "override", "remove"), sorted_set(layer.remove)))
+    if layer.swap:
+        # `--install` is honoured from rpm-ostree 2022.17; the version gate refuses older bases.
+        removes = sorted_set(s.remove for s in layer.swap)
+        installs = tuple(
+            a for pkg in sorted_set(s.install for s in layer.swap) for a in ("--install", pkg)
+        )
+        commands.append(Command(("rpm-ostree", "override", "remove"), removes + installs))
+    if layer.replace:
+        commands.append(Command(("rpm-ostree", "override", "replace"), sorted_set(layer.replace)))
+    if layer.install:
+        commands.append(Command(("rpm-ostree", "install"), sorted_set(layer.install)))
+    return commands
+
+
+def dnf_package_commands(layer: Layer) -> list[Command]:
+    """A NewStart layer's package changes: the distribution's dnf."""
+    commands: list[Command] = []
+    if layer.remove:
+        commands.append(Command(("dnf", "-y", "remove"), sorted_set(layer.remove)))
+    for swap in sorted(set(layer.swap), key=lambda s: (s.remove, s.install)):
+        commands.append(Command(("dnf", "-y", "swap"), (swap.remove, swap.install)))
+    if layer.replace:
+        commands.append(
+            Command(("dnf", "-y", "--allowerasing", "install"), sorted_set(layer.replace))
+        )
+    if layer.install:
+        commands.append(Command(("dnf", "-y", "install"), sorted_set(layer.install)))
+    return commands
+
+
+# How a builder stage's `install:` runs, per package manager, and how it cleans up.
+STAGE_INSTALL: dict[str, tuple[tuple[str, ...], tuple[Command, ...]]] = {
+    "dnf": (("dnf", "-y", "install"), (Command(("dnf", "clean", "all")),)),
+    "yum": (("yum", "-y", "install"), (Command(("yum", "clean", "all")),)),
+    "microdnf": (("microdnf", "-y", "install"), (Command(("microdnf", "clean", "all")),)),
+    "apt-get": (
+        ("apt-get", "install", "-y", "--no-install-recommends"),
+        (Command(("apt-get", "clean")),),
+    ),
+    "rpm-ostree": (("rpm-ostree", "install"), ()),
+}
+
+
+def stage_package_commands(layer: Layer, manager: str) -> list[Command]:
+    if not layer.install:
+        return []
+    verb, cleanup = STAGE_INSTALL[manager]
+    update = [Command(("apt-get", "update"))] if manager == "apt-get" else []
+    return [*update, Command(verb, sorted_set(layer.install)), *cleanup]
+
+
+def run_line(commands: Sequence[Command], mounts: Sequence[str] = ()) -> str:
+    """`RUN [--mount=...] a && b && c` on one line when it fits, else one argument per line."""
+    flags = "".join(f"{m} " for m in mounts)
+    single = "RUN " + flags + " && ".join(shlex.join(c.argv) for c in commands)
+    if len(single) <= MAX_LINE:
+        return single
+    parts: list[str] = []
+    if mounts:
+        parts.append("RUN " + " \\\n    ".join(mounts))
+    for index, command in enumerate(commands):
+        lead = "RUN " if index == 0 and not mounts else "    " if index == 0 else "    && "
+        text = lead + shlex.join(command.argv)
+        if len(text) > MAX_LINE:
+            text = lead + shlex.join(command.verb)
+            text += "".join(f" \\\n        {shlex.quote(arg)}" for arg in command.args)
+        parts.append(text)
+    return " \\\n".join(parts)

@@ -1,0 +1,172 @@
+"""The RUN steps of a recipe: its layers, its builder stages, kernel modules, checks.
+
+A step is a list of commands and the bind mounts they need: scripts and module
+files from the project or a stage, the build helper, the facts of the base.
+Nothing is pasted into the Containerfile but quoted arguments; scripts and the
+helper arrive as read-only bind mounts and never land in the image.
+
+Build-time values: those known from the recipe are substituted here; the rest
+(`{{kernel}}`, `{{os.version}}`, ...) make the command run through the build
+helper, which reads them from the image and fills them in, with no shell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from posixpath import basename
+
+from nestcustom.containerfile.commands import (
+    COMMIT,
+    HELPER,
+    REMOVE_CACHE,
+    Command,
+    dnf_package_commands,
+    nestos_package_commands,
+    stage_package_commands,
+)
+from nestcustom.recipe import values
+from nestcustom.recipe.model import Flavor, Layer, Recipe, Script
+
+HELPER_FILE = "nestcustom-build.sh"
+FACTS_STAGE = "nestcustom-facts"
+FACTS_DIR = "/nestcustom-facts"
+BASE_MOUNT = "/run/nestcustom/base"
+
+
+@dataclass(frozen=True)
+class RunStep:
+    commands: tuple[Command, ...]
+    mounts: tuple[str, ...] = ()
+    uses_helper: bool = False
+    sources: tuple[str, ...] = ()  # project files its mounts read from the build context
+
+
+def bind(source: str, target: str, stage: str | None = None) -> str:
+    origin = f"from={stage}," if stage else ""
+    return f"--mount=type=bind,{origin}source={source},target={target}"
+
+
+class StepWriter:
+    """Writes the RUN steps of one recipe; `context_dir` is where its generated files live."""
+
+    def __init__(self, recipe: Recipe, context_dir: str) -> None:
+        self.recipe = recipe
+        self.helper_source = f"{context_dir}/{HELPER_FILE}" if context_dir else HELPER_FILE
+        self.nestos = recipe.base.flavor is Flavor.NESTOS
+
+    # -- values ---------------------------------------------------------------------------
+
+    def fill(self, text: str) -> str:
+        return values.substitute_known(text, self.recipe)
+
+    def filled(self, command: Command) -> tuple[Command, bool]:
+        """(the command with known values filled in, whether the build must fill the rest)."""
+        args = tuple(self.fill(a) for a in command.args)
+        verb = tuple(self.fill(a) for a in command.verb)
+        return Command(verb, args), any(values.needs_build(a) for a in (*verb, *args))
+
+    # -- layers ---------------------------------------------------------------------------
+
+    def layer(self, layer: Layer, stage_manager: str | None = None) -> RunStep:
+        """One layer of the image (stage_manager None) or of a builder stage."""
+        if stage_manager is not None:
+            packages = stage_package_commands(layer, stage_manager)
+        elif self.nestos:
+            packages = nestos_package_commands(layer)
+        else:
+            packages = dnf_package_commands(layer)
+        env = tuple(f"{name}={value}" for name, value in layer.env)
+        prefix = ("env", *env) if env else ()
+        own = [Command((*prefix, argv[0]), tuple(argv[1:])) for argv in layer.run]
+        mounts: list[str] = []
+        for index, script in enumerate(layer.scripts):
+            target = script_target(index, script)
+            mounts.append(bind(script.path, target))
+            own.append(Command((*prefix, *script.interpreter, target), script.args))
+        commands: list[Command] = []
+        uses_helper = False
+        for command in (*packages, *own):
+            done, late = self.filled(command)
+            commands.append(done.through_helper() if late else done)
+            uses_helper = uses_helper or late
+        if stage_manager is None and self.nestos:
+            if layer.changes_packages:
+                commands.append(REMOVE_CACHE)
+            commands.append(COMMIT)
+        elif stage_manager is None and layer.changes_packages:
+            commands.append(Command(("dnf", "clean", "all")))
+        if uses_helper:
+            mounts.insert(0, bind(self.helper_source, HELPER))
+            if stage_manager is not None:
+                mounts.insert(1, bind(FACTS_DIR, "/run/nestcustom/facts", FACTS_STAGE))
+        sources = tuple(script.path for script in layer.scripts)
+        return RunStep(tuple(commands), tuple(mounts), uses_helper, sources)
+
+    def needs_facts_stage(self) -> bool:
+        """Whether a builder stage uses a value only the base image can tell."""
+        return any(
+            self.layer(layer, stage.packages).uses_helper
+            for stage in self.recipe.stages
+            for layer in stage.layers
+        )
+
+    def facts(self) -> RunStep:
+        command = Command(("sh", HELPER, "facts"), (FACTS_DIR,))
+        return RunStep((command,), (bind(self.helper_source, HELPER),), True)
+
+    # -- kernel modules and the initramfs -------------------------------------------------
+
+    def kernel(self) -> RunStep | None:
+        recipe = self.recipe
+        modules, initramfs = recipe.kernel_modules, recipe.initramfs
+        if not modules and not initramfs.regenerate:
+            return None
+        mounts = [bind(self.helper_source, HELPER)]
+        commands = []
+        if modules:
+            args: list[str] = ["--conf", recipe.name]
+            for index, module in enumerate(modules):
+                if module.src is not None:
+                    target = f"/run/nestcustom/kmod/{index}/{basename(module.src)}"
+                    mounts.append(bind(module.src, target, module.stage))
+                    args += ["--install", module.name, target]
+                if module.load:
+                    args += ["--load", module.name]
+                if module.options:
+                    args += ["--options", module.name, self.fill(module.options)]
+            commands.append(Command(("sh", HELPER, "kmods"), tuple(args)))
+        if initramfs.regenerate:
+            commands.append(Command(("sh", HELPER, "initramfs"), initramfs.drivers))
+        commands += [REMOVE_CACHE, COMMIT]
+        sources = tuple(m.src for m in modules if m.src is not None and m.stage is None)
+        return RunStep(tuple(commands), tuple(mounts), True, sources)
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def checks(self) -> RunStep | None:
+        checks = self.recipe.checks
+        host_rules = checks.host_rules and self.nestos
+        if not (host_rules or checks.packages or checks.files or checks.commands):
+            return None
+        mounts = [bind(self.helper_source, HELPER)]
+        args: list[str] = []
+        if host_rules:
+            # The base, read-only: what it already holds is not the recipe's doing.
+            mounts.append(bind("/", BASE_MOUNT, self.recipe.base.reference))
+            args += ["--host-rules", "--base", BASE_MOUNT]
+        for name in checks.packages:
+            args += ["--package", name]
+        for path in checks.files:
+            args += ["--file", path]
+        commands = [Command(("sh", HELPER, "check"), tuple(args))]
+        for argv in checks.commands:
+            done, late = self.filled(Command((argv[0],), tuple(argv[1:])))
+            commands.append(done.through_helper() if late else done)
+        if self.nestos:
+            commands.append(COMMIT)
+        return RunStep(tuple(commands), tuple(mounts), True)
+
+
+def script_target(index: int, script: Script) -> str:
+    """Where a script is mounted: its own name, so its messages (`$0`) say which it is."""
+    return f"/run/nestcustom/scripts/{index}/{basename(script.path)}"

@@ -1,0 +1,236 @@
+"""NestOS rules for what a build runs: commands, scripts, stages, values, kernel modules.
+
+A host drops, refuses or fails to boot what these would make: a script for an
+interpreter NestOS lacks, a value nobody can fill in, a module with nothing to
+install it from, an initramfs the base does not need or a NewStart container
+cannot boot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from posixpath import basename
+
+from nestcustom.errors import Problem, Severity
+from nestcustom.recipe import values
+from nestcustom.recipe.model import KERNEL_REPLACE_INITRAMFS_SINCE, Flavor, Layer, Recipe
+from nestcustom.recipe.rules_common import Locate, Rule
+from nestcustom.recipe.rules_common import problem as _problem
+
+# NestOS images have no python3 or perl (contract section 0): scripts need sh or bash.
+_MISSING_ON_NESTOS = re.compile(r"(^|/)(python[0-9.]*|perl|ruby|node|php)$")
+_KERNEL_RPM = re.compile(r"(^|/)kernel(-rt)?(-core|-modules[a-z-]*)?-\d[^/]*\.rpm$")
+RESERVED_STAGE = "nestcustom"
+Path_ = tuple[str | int, ...]
+
+
+def _texts(recipe: Recipe) -> Iterator[tuple[Path_, str, bool]]:
+    """Every recipe string that may name a value: (path, text, may it wait for the build)."""
+    for key, layers in (("layers", recipe.layers),):
+        yield from _layer_texts((key,), layers)
+    for i, stage in enumerate(recipe.stages):
+        yield from _layer_texts(("stages", i, "layers"), stage.layers)
+    for i, spec in enumerate(recipe.files):
+        yield ("files", i, "dest"), spec.dest, False
+    for i, module in enumerate(recipe.kernel_modules):
+        if module.options:
+            yield ("kernel-modules", i, "options"), module.options, True
+    for i, command in enumerate(recipe.checks.commands):
+        for j, arg in enumerate(command):
+            yield ("checks", "commands", i, j), arg, True
+    for i, repo in enumerate(recipe.repos):
+        for key in ("baseurl", "metalink", "mirrorlist", "gpgkey"):
+            text = getattr(repo, key)
+            if text:
+                yield ("repos", i, key), text, False
+
+
+def _layer_texts(prefix: Path_, layers: tuple[Layer, ...]) -> Iterator[tuple[Path_, str, bool]]:
+    for i, layer in enumerate(layers):
+        for key, items in (("install", layer.install), ("replace", layer.replace)):
+            for j, text in enumerate(items):
+                yield (*prefix, i, key, j), text, True
+        for j, command in enumerate(layer.run):
+            for k, arg in enumerate(command):
+                yield (*prefix, i, "run", j, k), arg, True
+        for j, script in enumerate(layer.scripts):
+            for k, arg in enumerate(script.args):
+                yield (*prefix, i, "script", j, "args", k), arg, True
+        for name, text in layer.env:
+            yield (*prefix, i, "env", name), text, True
+
+
+def known_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    known = ", ".join(f"{{{{{v.name}}}}}" for v in values.VALUES)
+    for path, text, may_wait in _texts(recipe):
+        for name in values.unknown_names(text):
+            yield _problem(
+                locate,
+                path,
+                "unknown-value",
+                f"{{{{{name}}}}} is not a build-time value",
+                f"the values are {known}",
+            )
+        if may_wait or not values.needs_build(values.substitute_known(text, recipe)):
+            continue
+        if path[0] == "repos":
+            yield _problem(
+                locate,
+                path,
+                "value-in-repo",
+                "a repo file is copied as written: it cannot hold a value read in the build",
+                "use dnf's own variables, $releasever and $basearch",
+            )
+        elif not values.unknown_names(text):
+            yield _problem(
+                locate,
+                path,
+                "value-in-path",
+                "a destination is fixed when rendering; this value is only known in the build",
+                "use values known from the recipe ({{arch}} with arch:, {{recipe.name}}, "
+                "{{base.version}}), or install kernel modules with kernel-modules:",
+            )
+
+
+def scripts(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    if recipe.base.flavor is not Flavor.NESTOS:
+        return
+    for i, layer in enumerate(recipe.layers):
+        for j, script in enumerate(layer.scripts):
+            program = script.interpreter[-1] if basename(script.interpreter[0]) == "env" else ""
+            program = program or script.interpreter[0]
+            if _MISSING_ON_NESTOS.search(program.split()[0] if program else ""):
+                yield _problem(
+                    locate,
+                    ("layers", i, "script", j),
+                    "interpreter-missing",
+                    f"{script.path} runs with {' '.join(script.interpreter)}, "
+                    "which NestOS images do not have",
+                    "write it for sh or bash, or run it in a builder stage (stages:)",
+                )
+
+
+def stages(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    names = {stage.name for stage in recipe.stages}
+    for i, stage in enumerate(recipe.stages):
+        if stage.name.startswith(RESERVED_STAGE):
+            yield _problem(
+                locate,
+                ("stages", i, "name"),
+                "reserved-stage",
+                f"stage names starting with {RESERVED_STAGE!r} are nestcustom's own",
+            )
+        for j, layer in enumerate(stage.layers):
+            if layer.is_empty:
+                yield _problem(
+                    locate,
+                    ("stages", i, "layers", j),
+                    "empty-layer",
+                    f"layer {layer.name!r} of stage {stage.name!r} changes nothing",
+                    "give it install, run or script, or delete it",
+                )
+    for i, spec in enumerate(recipe.files):
+        if spec.source is not None and "/" not in spec.source and spec.source not in names:
+            yield _problem(
+                locate,
+                ("files", i, "from"),
+                "unknown-stage",
+                f"no stage is named {spec.source!r}",
+                f"stages: {', '.join(sorted(names)) or 'none'}; an image needs its registry/name",
+            )
+        if spec.source is not None and not spec.src.startswith("/"):
+            yield _problem(
+                locate,
+                ("files", i, "src"),
+                "stage-path",
+                "with from:, src is an absolute path in that stage or image",
+            )
+    for i, module in enumerate(recipe.kernel_modules):
+        if module.stage is not None and module.stage not in names:
+            yield _problem(
+                locate,
+                ("kernel-modules", i, "from"),
+                "unknown-stage",
+                f"no stage is named {module.stage!r}",
+            )
+        if module.stage is not None and not (module.src or "").startswith("/"):
+            yield _problem(
+                locate,
+                ("kernel-modules", i, "src"),
+                "stage-path",
+                "with from:, src is the module's absolute path in that stage",
+            )
+
+
+def kernel(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    if recipe.base.flavor is Flavor.NEWSTART:
+        for key, present in (
+            ("kernel-modules", recipe.kernel_modules),
+            ("initramfs", recipe.initramfs.regenerate or recipe.initramfs.drivers),
+        ):
+            if present:
+                yield _problem(
+                    locate,
+                    (key,),
+                    "not-bootable",
+                    f"a NewStart image is a plain container: {key} would never be used",
+                    "kernel modules and the initramfs belong in a NestOS (bootable) image",
+                )
+        return
+    for i, module in enumerate(recipe.kernel_modules):
+        if module.src is None and not module.load and not module.options:
+            yield _problem(
+                locate,
+                ("kernel-modules", i),
+                "module-does-nothing",
+                f"kernel module {module.name!r} has no src:, load: false and no options",
+                "give src: (a file or from: a stage) to install it, or load: true",
+            )
+    drivers = recipe.initramfs.drivers
+    if drivers and not recipe.initramfs.regenerate:
+        yield _problem(
+            locate,
+            ("initramfs", "drivers"),
+            "initramfs-off",
+            "drivers are only added when the initramfs is regenerated",
+            "set initramfs: {regenerate: true}",
+        )
+    replaces_kernel = any(
+        _KERNEL_RPM.search(url) for layer in recipe.layers for url in layer.replace
+    )
+    if (
+        recipe.initramfs.regenerate
+        and replaces_kernel
+        and recipe.base.rpm_ostree >= KERNEL_REPLACE_INITRAMFS_SINCE
+    ):
+        yield _problem(
+            locate,
+            ("initramfs", "regenerate"),
+            "initramfs-twice",
+            f"rpm-ostree {recipe.base.rpm_ostree} already regenerates the initramfs "
+            "when the kernel is replaced",
+            "drop initramfs: regenerate unless you add drivers",
+            Severity.WARNING,
+        )
+
+
+def does_something(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    if not (
+        recipe.layers
+        or recipe.files
+        or recipe.units_enable
+        or recipe.units_disable
+        or recipe.kernel_modules
+        or recipe.initramfs.regenerate
+    ):
+        yield _problem(
+            locate,
+            (),
+            "nothing-to-do",
+            "the recipe changes nothing in its base",
+            "give it layers:, files:, systemd: units or kernel-modules:",
+        )
+
+
+RULES: tuple[Rule, ...] = (known_values, scripts, stages, kernel, does_something)

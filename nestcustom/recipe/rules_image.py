@@ -1,0 +1,259 @@
+"""NestOS rules for what an image keeps and what a base's rpm-ostree can do.
+
+Files outside /etc and /usr, account files, duplicate names, layer contents,
+version gates, architecture, repos, units and reserved labels.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from posixpath import basename
+
+from nestcustom.errors import Problem, Severity
+from nestcustom.recipe.model import (
+    KERNEL_REPLACE_INITRAMFS_SINCE,
+    LOCAL_RPM_INSTALL_SINCE,
+    REMOVE_WITH_INSTALL_SINCE,
+    Flavor,
+    Recipe,
+)
+from nestcustom.recipe.rules_common import Locate, is_rpm_url, package_name
+from nestcustom.recipe.rules_common import problem as _problem
+
+MAX_LAYERS = 60
+_KEPT_ROOTS = ("/etc/", "/usr/")
+# /usr/local is a symlink into /var on NestOS, so content there is dropped too.
+_DROPPED_UNDER_USR = ("/usr/local/",)
+_ACCOUNT_FILES = {"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"}
+_RPM_ARCH = re.compile(r"\.(x86_64|aarch64|riscv64|loongarch64|noarch)\.rpm$")
+_KERNEL_RPM = re.compile(r"^kernel(-core|-modules[a-z-]*)?-\d")
+
+
+def files_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    if recipe.base.flavor is not Flavor.NESTOS:
+        return
+    for i, spec in enumerate(recipe.files):
+        path = ("files", i, "dest")
+        if spec.dest in _ACCOUNT_FILES:
+            yield _problem(
+                locate,
+                path,
+                "accounts",
+                f"{spec.dest} must not be replaced in a NestOS image",
+                "system users come from sysusers.d fragments in /usr/lib/sysusers.d; "
+                "people are added on the host (Ignition), not in the image",
+            )
+        elif not spec.dest.startswith(_KEPT_ROOTS) or spec.dest.startswith(_DROPPED_UNDER_USR):
+            yield _problem(
+                locate,
+                path,
+                "dropped-path",
+                f"{spec.dest} would be dropped: a NestOS host keeps only /usr and /etc from an image",
+                "put programs under /usr and configuration under /etc; "
+                "create /var content at boot with a tmpfiles.d fragment",
+            )
+
+
+def unique_names(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    for key, values in (
+        ("layers", [layer.name for layer in recipe.layers]),
+        ("repos", [repo.id for repo in recipe.repos]),
+        ("files", [spec.dest for spec in recipe.files]),
+        ("stages", [stage.name for stage in recipe.stages]),
+        ("kernel-modules", [module.name for module in recipe.kernel_modules]),
+    ):
+        seen: dict[str, int] = {}
+        field = "id" if key == "repos" else "dest" if key == "files" else "name"
+        for i, value in enumerate(values):
+            if value in seen:
+                first = locate(key, seen[value], field)
+                yield _problem(
+                    locate,
+                    (key, i, field),
+                    "duplicate",
+                    f"{value!r} is already used by {key}[{seen[value]}] (line {first.line})",
+                    "includes are merged: the name may come from an included fragment",
+                )
+            else:
+                seen[value] = i
+
+
+def layer_contents(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    if len(recipe.layers) > MAX_LAYERS:
+        yield _problem(
+            locate,
+            ("layers", MAX_LAYERS),
+            "too-many-layers",
+            f"{len(recipe.layers)} layers; at most {MAX_LAYERS} are allowed",
+            "each layer is an image layer on top of the base's: merge related layers",
+        )
+    for i, layer in enumerate(recipe.layers):
+        if layer.is_empty:
+            yield _problem(
+                locate,
+                ("layers", i),
+                "empty-layer",
+                f"layer {layer.name!r} changes nothing",
+                "give it install, remove, replace, swap, run or script, or delete it",
+            )
+        installed = {package_name(p): j for j, p in enumerate(layer.install)}
+        for j, name in enumerate(layer.remove):
+            if name in installed:
+                yield _problem(
+                    locate,
+                    ("layers", i, "remove", j),
+                    "install-and-remove",
+                    f"{name!r} is both installed and removed in layer {layer.name!r}",
+                    "keep one of them",
+                )
+        for j, spec in enumerate(layer.install):
+            if spec.endswith(".src.rpm"):
+                yield _problem(
+                    locate,
+                    ("layers", i, "install", j),
+                    "source-rpm",
+                    "a source RPM cannot be installed",
+                    "name the binary RPM",
+                )
+        for j, url in enumerate(layer.replace):
+            if url.endswith(".src.rpm"):
+                yield _problem(
+                    locate,
+                    ("layers", i, "replace", j),
+                    "source-rpm",
+                    "a source RPM cannot replace a package",
+                    "name the binary RPM",
+                )
+
+
+def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    if recipe.base.flavor is not Flavor.NESTOS:
+        return
+    version = recipe.base.rpm_ostree
+    for i, layer in enumerate(recipe.layers):
+        if layer.swap and version < REMOVE_WITH_INSTALL_SINCE:
+            yield _problem(
+                locate,
+                ("layers", i, "swap"),
+                "swap-unsupported",
+                f"rpm-ostree {version} silently ignores 'override remove --install' "
+                f"(honoured from {REMOVE_WITH_INSTALL_SINCE})",
+                "list the package under remove: and its replacement under install: "
+                "(they run as two commands in the same layer)",
+            )
+        if version < LOCAL_RPM_INSTALL_SINCE:
+            for j, spec in enumerate(layer.install):
+                if is_rpm_url(spec):
+                    yield _problem(
+                        locate,
+                        ("layers", i, "install", j),
+                        "rpm-url-unsupported",
+                        f"rpm-ostree {version} cannot install RPM files "
+                        f"(from {LOCAL_RPM_INSTALL_SINCE}); it answers 'Packages not found'",
+                        "publish the RPM in a repo and install it by name",
+                    )
+        if version < KERNEL_REPLACE_INITRAMFS_SINCE and not recipe.initramfs.regenerate:
+            for j, url in enumerate(layer.replace):
+                if _KERNEL_RPM.match(basename(url)):
+                    yield _problem(
+                        locate,
+                        ("layers", i, "replace", j),
+                        "kernel-replace",
+                        f"replacing the kernel on rpm-ostree {version} does not regenerate "
+                        "the initramfs: the host would not boot",
+                        "regenerate it in the image (initramfs: {regenerate: true}), or use a base "
+                        f"with rpm-ostree {KERNEL_REPLACE_INITRAMFS_SINCE} or later",
+                    )
+
+
+def architecture(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    tag_arch = recipe.base.tag_arch
+    if recipe.arch and tag_arch and tag_arch != recipe.arch:
+        yield _problem(
+            locate,
+            ("base", "image"),
+            "arch-mismatch",
+            f"the base tag is for {tag_arch} but the recipe is for {recipe.arch}",
+            "NestOS tags are per architecture: build on a base of the hosts' architecture",
+        )
+    want = recipe.arch or tag_arch
+    if not want:
+        return
+    for i, layer in enumerate(recipe.layers):
+        for key, specs in (("install", layer.install), ("replace", layer.replace)):
+            for j, spec in enumerate(specs):
+                match = _RPM_ARCH.search(spec)
+                if match and match.group(1) not in (want, "noarch"):
+                    yield _problem(
+                        locate,
+                        ("layers", i, key, j),
+                        "arch-mismatch",
+                        f"this RPM is built for {match.group(1)}, the image is for {want}",
+                    )
+
+
+def repos(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    for i, repo in enumerate(recipe.repos):
+        if not (repo.baseurl or repo.metalink or repo.mirrorlist):
+            yield _problem(
+                locate,
+                ("repos", i),
+                "repo-url",
+                f"repo {repo.id!r} has no baseurl, metalink or mirrorlist",
+            )
+        if not repo.gpgcheck:
+            yield _problem(
+                locate,
+                ("repos", i, "gpgcheck"),
+                "gpgcheck-off",
+                f"repo {repo.id!r} installs packages without checking signatures",
+                "set gpgcheck: true and a gpgkey",
+                Severity.WARNING,
+            )
+        elif not repo.gpgkey:
+            yield _problem(
+                locate,
+                ("repos", i),
+                "gpgkey-missing",
+                f"repo {repo.id!r} checks signatures but names no gpgkey",
+                "set gpgkey to the key's URL (or file:///etc/pki/rpm-gpg/...)",
+                Severity.WARNING,
+            )
+        for key in ("baseurl", "metalink", "mirrorlist", "gpgkey"):
+            url = getattr(repo, key)
+            if url and url.startswith("http://"):
+                yield _problem(
+                    locate,
+                    ("repos", i, key),
+                    "plain-http",
+                    f"{key} uses plain http: anyone on the path can change what is installed",
+                    "use https",
+                    Severity.WARNING,
+                )
+
+
+def units(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    enabled = set(recipe.units_enable)
+    for j, unit in enumerate(recipe.units_disable):
+        if unit in enabled:
+            yield _problem(
+                locate,
+                ("systemd", "disable", j),
+                "unit-both",
+                f"{unit} is both enabled and disabled",
+            )
+
+
+def labels(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    if recipe.base.flavor is not Flavor.NESTOS:
+        return
+    for key, _ in recipe.labels:
+        if key in ("ostree.bootable", "containers.bootc"):
+            yield _problem(
+                locate,
+                ("labels", key),
+                "bootable-label",
+                f"the {key} label comes from the base image and must not be overridden",
+                "without it rpm-ostree refuses to rebase a host to the image",
+            )
