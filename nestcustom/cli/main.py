@@ -112,9 +112,27 @@ def main() -> None:
         from nestcustom.proc import raise_on_stop_signals
 
         raise_on_stop_signals()
-        make_cli()(prog_name="nestcustom")
+        _run(make_cli())
     except KeyboardInterrupt as exc:
         _exit_interrupted(exc)
+
+
+def _run(cli: click.Group) -> None:
+    """What click's main() does, except Ctrl-C: click would print "Aborted!" and exit 1."""
+    import click
+
+    try:
+        with cli.make_context("nestcustom", sys.argv[1:]) as ctx:
+            cli.invoke(ctx)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:  # a prompt's EOF; nestcustom has none today
+        sys.stderr.write("Aborted!\n")
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(0)
 
 
 def _exit_interrupted(exc: KeyboardInterrupt) -> None:

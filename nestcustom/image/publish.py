@@ -50,9 +50,14 @@ class StopFlag:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._requested = False
         self._stopped = False
 
     def stop(self) -> None:
+        """Stop: returns once no change is under way, and none starts afterwards."""
+        # Said before taking the lock: a thread that just finished a change and checks
+        # again at once (locks are not fair) must see it.
+        self._requested = True
         with self._lock:
             self._stopped = True
 
@@ -64,7 +69,7 @@ class StopFlag:
     def unless_stopped(self, what: str) -> Iterator[None]:
         """Run the block only if the run is not stopped, and keep it from stopping meanwhile."""
         with self._lock:
-            if self._stopped:
+            if self._requested:
                 raise Stopped(f"interrupted before {what}")
             yield
 
