@@ -252,7 +252,9 @@ def _build(ctx: _Context, doc: YamlMap, path: Path) -> Recipe:
                 for f in tests.get("files", ())
             ),
             commands=tuple(
-                CommandCheck(tuple(c["run"]), c.get("exit", 0), c.get("stdout"))
+                CommandCheck(
+                    tuple(c["run"]), c.get("exit", 0), c.get("stdout"), float(c.get("timeout", 60))
+                )
                 for c in tests.get("commands", ())
             ),
             units_enabled=tuple(units.get("enabled", ())),

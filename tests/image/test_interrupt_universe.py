@@ -13,16 +13,17 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.image.universe import (
+    containers_from,
     descendants,
     image_exists,
     interrupt,
+    own_base,
     pids_alive,
     podman,
     project,
@@ -33,7 +34,7 @@ from tests.image.universe import (
 )
 
 pytestmark = pytest.mark.universe
-__all__ = ["project", "tag"]
+__all__ = ["own_base", "project", "tag"]
 
 
 @pytest.fixture
@@ -43,27 +44,6 @@ def stalled_repo() -> Iterator[str]:
         server.bind(("127.0.0.1", 0))
         server.listen(64)
         yield f"http://127.0.0.1:{server.getsockname()[1]}/"
-
-
-@pytest.fixture
-def own_base(nestos_sp2_image: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(reference, image ID) of a base image no other test or user builds from."""
-    reference = f"localhost/nctest/base-{uuid.uuid4().hex[:10]}:1"
-    context = tmp_path / "base-context"
-    context.mkdir()
-    (context / "Containerfile").write_text(
-        f"FROM {nestos_sp2_image}\nLABEL org.nestcustom.test.unique={uuid.uuid4().hex}\n"
-    )
-    done = podman("build", "-q", "-t", reference, str(context))
-    assert done.returncode == 0, done.stderr
-    yield reference, done.stdout.strip().splitlines()[-1]
-    podman("rmi", "-f", reference)
-
-
-def containers_from(image_id: str) -> list[str]:
-    """Containers (buildah's working containers included) made from `image_id`."""
-    out = podman("ps", "-a", "--external", "--format", "{{.ID}} {{.ImageID}}").stdout
-    return [line.split()[0] for line in out.splitlines() if image_id.startswith(line.split()[1])]
 
 
 def service_of(process: subprocess.Popen[str]) -> tuple[list[int], str]:

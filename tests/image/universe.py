@@ -163,3 +163,24 @@ def write_recipe(
         f"layers:\n{layers}{extra}"
     )
     return path
+
+
+@pytest.fixture
+def own_base(nestos_sp2_image: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(reference, image ID) of a base image no other test or user builds from."""
+    reference = f"localhost/nctest/base-{uuid.uuid4().hex[:10]}:1"
+    context = tmp_path / "base-context"
+    context.mkdir()
+    (context / "Containerfile").write_text(
+        f"FROM {nestos_sp2_image}\nLABEL org.nestcustom.test.unique={uuid.uuid4().hex}\n"
+    )
+    done = podman("build", "-q", "-t", reference, str(context))
+    assert done.returncode == 0, done.stderr
+    yield reference, done.stdout.strip().splitlines()[-1]
+    podman("rmi", "-f", reference)
+
+
+def containers_from(image_id: str) -> list[str]:
+    """Containers (buildah's working containers included) made from `image_id`."""
+    out = podman("ps", "-a", "--external", "--format", "{{.ID}} {{.ImageID}}").stdout
+    return [line.split()[0] for line in out.splitlines() if image_id.startswith(line.split()[1])]
