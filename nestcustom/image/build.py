@@ -236,9 +236,14 @@ def _run(
         raise proc.Interrupted(
             signum, f"the build stopped; no tag was set, nothing was pushed{left}"
         ) from exc
-    return [
-        r if isinstance(r, Outcome) else Outcome("?", error=NestcustomError(str(r)))
-        for r in results
+    return [  # an exception that is not a project error is a bug: say it, keep the others
+        r
+        if isinstance(r, Outcome)
+        else Outcome(
+            job.inputs.recipe.name,
+            error=NestcustomError(f"internal error: {type(r).__name__}: {r}", "please report it"),
+        )
+        for job, r in zip(todo, results, strict=True)
     ]
 
 
