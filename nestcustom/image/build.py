@@ -15,8 +15,10 @@ stopped, and `proc.Interrupted` leaves with a line saying what was left.
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -226,7 +228,8 @@ def _run(
         results = run_sharing_prefixes([step_keys(j.inputs) for j in todo], jobs, work)
     except KeyboardInterrupt as exc:
         stop.stop()
-        stopped = podman.stop_builds()
+        with _second_signal_hurries() as hurry:
+            stopped = podman.stop_builds(hurry=hurry)
         signum = exc.signum if isinstance(exc, proc.Interrupted) else 2
         left = (
             ""
@@ -245,6 +248,26 @@ def _run(
         )
         for job, r in zip(todo, results, strict=True)
     ]
+
+
+@contextlib.contextmanager
+def _second_signal_hurries() -> Iterator[threading.Event]:
+    """While the builds stop, another SIGINT or SIGTERM cuts the wait short (set the event).
+
+    Raising at once instead would stop the service before podman removed the
+    killed step's working container.
+    """
+    hurry = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield hurry  # signals reach the main thread only
+        return
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: hurry.set()) for s in stop_signals}
+    try:
+        yield hurry
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def build_one(

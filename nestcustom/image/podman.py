@@ -304,19 +304,23 @@ class Podman:
         with self._lock:
             return len(self._builds)
 
-    def stop_builds(self, wait: float = 30.0) -> bool:
+    def stop_builds(self, wait: float = 30.0, hurry: threading.Event | None = None) -> bool:
         """Stop every build of this connection; True once all their streams ended.
 
         The step each build runs is killed (by pid, below our own service): the step
         fails at once and buildah removes its working container itself. A build
         between steps (copying, writing a layer) reaches its next RUN, which is
         killed too, or ends. Closing the stream alone would not do: podman 4.3 runs
-        the step to its end and then leaves the working container behind.
+        the step to its end and then leaves the working container behind. Once
+        `hurry` is set (a second Ctrl-C), the wait is cut to a second.
         """
         from nestcustom.image.processes import kill_step_processes
 
         deadline = time.monotonic() + wait
         while self.running_builds():
+            if hurry is not None and hurry.is_set():  # asked again: a second at most
+                deadline = min(deadline, time.monotonic() + 1.0)
+                hurry = None
             if self.service_pid is None or time.monotonic() > deadline:
                 return False
             kill_step_processes(self.service_pid)
