@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import shlex
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import FrameType
 
 from nestcustom.errors import NestcustomError
 
@@ -26,6 +28,38 @@ class CommandError(NestcustomError):
         super().__init__(message, hint)
         self.returncode = returncode
         self.stderr = stderr
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT or SIGTERM) as an exception in the main thread.
+
+    A KeyboardInterrupt, so every `finally` and `except KeyboardInterrupt` that
+    cleans up after Ctrl-C also runs for SIGTERM. `state` says what the stopped
+    work left behind, for the one line the CLI prints.
+    """
+
+    def __init__(self, signum: int = signal.SIGINT, state: str = "") -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.state = state
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM
+
+
+def raise_on_stop_signals() -> None:
+    """Make SIGINT and SIGTERM raise `Interrupted` in the main thread.
+
+    Python turns only SIGINT into an exception; SIGTERM (what CI runners and
+    systemd send) would kill the process without running any cleanup.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
 
 
 @dataclass(frozen=True)

@@ -3,23 +3,23 @@
 Nothing below the CLI prints or exits: stages raise a `NestcustomError` with a
 message and a hint, and `handle_errors` turns it into text on stderr and the
 exit code its class names (0 ok, 1 failure, 2 bad input or usage, 130
-interrupted).
+interrupted by SIGINT, 143 by SIGTERM).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from nestcustom.errors import (
     EXIT_FAILURE,
-    EXIT_INTERRUPTED,
     NestcustomError,
     Problem,
     RecipeError,
@@ -71,9 +71,8 @@ def handle_errors(func: F) -> F:
             if exc.hint:
                 err(f"  hint: {exc.hint}")
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            err("interrupted")
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            exit_interrupted(exc)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
@@ -84,6 +83,17 @@ def handle_errors(func: F) -> F:
             sys.exit(EXIT_FAILURE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def exit_interrupted(exc: BaseException) -> NoReturn:
+    """One line saying which signal stopped the command and what it left; exit 128+N."""
+    from nestcustom.proc import Interrupted
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the exit is under way: one line, no traceback
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    state = exc.state if isinstance(exc, Interrupted) else ""
+    err(f"interrupted by {signal.Signals(signum).name}" + (f": {state}" if state else ""))
+    sys.exit(128 + signum)
 
 
 def project_for(settings: Settings, recipe: Path) -> Path:

@@ -84,7 +84,6 @@ def build(
     registry serves exactly that image.
     """
     from nestcustom.cli.progress import LiveProgress, PlainProgress
-    from nestcustom.image import podman as podman_api
     from nestcustom.image.build import BuildOptions, build_all
 
     if len(recipes) > 1 and "{name}" not in tag_template:
@@ -103,14 +102,15 @@ def build(
     options = BuildOptions(tag_template, push, tls_verify, no_cache)
     names = [r.name for r in chosen]
     display = LiveProgress(names) if live_display(settings) else PlainProgress()
-    with podman_api.connect() as podman, display:
+    with display:
 
         def listen(name: str, event: BuildEvent) -> None:
             display.event(name, event)
 
-        outcomes = build_all(podman, chosen, project, options, listen, jobs)
+        outcomes = build_all(chosen, project, options, listen, jobs)
         for outcome in outcomes:
-            display.finished(outcome.name, outcome.built is not None)
+            up_to_date = outcome.built is not None and bool(outcome.built.up_to_date)
+            display.finished(outcome.name, outcome.built is not None, up_to_date)
     _report_builds(outcomes, as_json)
     if any(o.error for o in outcomes):
         sys.exit(EXIT_FAILURE)
@@ -183,6 +183,15 @@ def _report_builds(outcomes: list[Outcome], as_json: bool) -> None:
             continue
         built = outcome.built
         assert built is not None
+        if built.up_to_date:
+            where = "in the registry" if built.up_to_date == "registry" else "locally"
+            err(
+                f"{built.name}: up to date: {built.reference} ({built.image_id[:12]}) {where} "
+                "was built from the same inputs; nothing built"
+            )
+            if built.pinned and not as_json:
+                click.echo(built.pinned)
+            continue
         cached = f", {len(built.cached_steps)}/{len(built.step_names)} steps cached"
         err(
             f"{built.name}: built {built.reference} ({built.image_id[:12]}, {built.layers} layers, "
@@ -207,6 +216,7 @@ def _build_json(outcome: Outcome) -> dict[str, object]:
         "image_id": built.image_id,
         "digest": built.digest,
         "pinned": built.pinned,
+        "up_to_date": built.up_to_date or None,
         "size": built.size,
         "layers": built.layers,
         "seconds": round(built.seconds, 3),

@@ -53,9 +53,10 @@ class PlainProgress:
         with self.lock:
             print(text, file=self.stream, flush=True)
 
-    def finished(self, name: str, ok: bool) -> None:
+    def finished(self, name: str, ok: bool, up_to_date: bool = False) -> None:
+        state = "up to date" if up_to_date else "done" if ok else "FAILED"
         with self.lock:
-            print(f"{name} | {'done' if ok else 'FAILED'}", file=self.stream, flush=True)
+            print(f"{name} | {state}", file=self.stream, flush=True)
 
 
 class LiveProgress:
@@ -81,7 +82,7 @@ class LiveProgress:
             table.add_column(column, overflow="ellipsis", no_wrap=True)
         for name, row in self.rows.items():
             step = f"{row.step}/{row.total}" if row.total else "-"
-            style = {"done": "green", "FAILED": "red"}.get(row.state, "")
+            style = {"done": "green", "up to date": "green", "FAILED": "red"}.get(row.state, "")
             table.add_row(
                 name,
                 step,
@@ -106,9 +107,9 @@ class LiveProgress:
                 row.last = event.text.strip()
             self.live.update(self._table())
 
-    def finished(self, name: str, ok: bool) -> None:
+    def finished(self, name: str, ok: bool, up_to_date: bool = False) -> None:
         with self.lock:
-            self.rows[name].state = "done" if ok else "FAILED"
+            self.rows[name].state = "up to date" if up_to_date else "done" if ok else "FAILED"
             self.live.update(self._table())
 
 

@@ -1,35 +1,49 @@
 """Build recipes into images with podman; tag after success; push and learn the digest.
 
-One recipe's build is: render -> context tar of exactly the files it COPYs ->
-streamed podman build -> tag -> (push -> registry digest, checked against the
-image we built). Several recipes build in parallel; podman's layer cache lets
-them share common steps. A tag is only ever set on a finished image, and a
-pushed reference is only reported once the registry serves our image under it.
+A run: inputs of every recipe (render, context, base ID, provenance) -> what is
+already there (the tag locally, or in the registry, with the same input
+digest: nothing to build) -> the rest built in parallel, recipes sharing first
+steps building them once -> tag -> push -> the registry's digest, checked
+against the image we built. The podman API service starts only when
+something needs building or pushing.
+
+Ctrl-C or SIGTERM: nothing new is tagged or pushed, the running steps are
+killed (podman removes their working containers), the service we started is
+stopped, and `proc.Interrupted` leaves with a line saying what was left.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nestcustom import git
-from nestcustom.containerfile.render import Rendering, Step, render_containerfile
+from nestcustom import proc
+from nestcustom.containerfile.render import Rendering, Step
 from nestcustom.errors import NestcustomError
 from nestcustom.image import registry
-from nestcustom.image.podman import (
-    BuildEvent,
-    BuildFailed,
-    ContextFile,
-    Podman,
-    build_context,
-    split_reference,
+from nestcustom.image.events import BuildEvent, BuildFailed, split_reference
+from nestcustom.image.inputs import (
+    ImageInputs,
+    image_inputs,
+    labels_match,
+    provenance,
+    step_keys,
 )
+from nestcustom.image.publish import StopFlag, publish, push_checked
+from nestcustom.image.schedule import run_sharing_prefixes
+from nestcustom.image.storage import LocalImage, local_images
 from nestcustom.recipe.model import DEFAULT_TAG, Recipe
+
+if TYPE_CHECKING:
+    from nestcustom.image.podman import Podman
+
+Connect = Callable[[], contextlib.AbstractContextManager["Podman"]]
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,9 @@ class Built:
     step_seconds: tuple[float, ...]
     cached_steps: tuple[int, ...]
     seconds: float
+    # Why no podman build ran: "" (one ran), "local" (the tag already names an image of
+    # these inputs), "registry" (the registry serves one under the tag).
+    up_to_date: str = ""
 
     @property
     def pinned(self) -> str | None:
@@ -89,91 +106,236 @@ def tag_for(recipe: Recipe, template: str) -> str:
     return template.replace("{name}", recipe.name)
 
 
-def context_files(
-    recipe: Recipe, rendering: Rendering, project: Path, context_dir: str
-) -> list[ContextFile]:
-    """Exactly the files the Containerfile reads: itself, generated files, project files."""
-    files = [ContextFile("Containerfile", rendering.containerfile.encode())]
-    files += [ContextFile(f"{context_dir}/{f.name}", f.content.encode()) for f in rendering.files]
-    for source in rendering.sources:
+@dataclass(frozen=True)
+class _Job:
+    inputs: ImageInputs
+    reference: str
+    found: LocalImage | None  # what the tag named when the run started
+
+
+def _default_connect() -> contextlib.AbstractContextManager[Podman]:
+    from nestcustom.image.service import connect
+
+    return connect()
+
+
+def build_all(
+    recipes: Sequence[Recipe],
+    project: Path,
+    options: BuildOptions,
+    listen: Listener,
+    jobs: int = 1,
+    connect: Connect = _default_connect,
+) -> list[Outcome]:
+    """Build every recipe that needs it (in parallel up to `jobs`); one failure stops no other."""
+    references = [tag_for(r, options.tag_template) for r in recipes]
+    if len(set(references)) != len(references):
+        raise NestcustomError(
+            "several recipes would get the same tag",
+            "put {name} in --tag, e.g. registry/ns/{name}:latest",
+        )
+    origin = provenance(project)
+    local = local_images([*(r.base.reference for r in recipes), *references])
+    bases = _base_ids(recipes, local, options.tls_verify)
+    outcomes: dict[str, Outcome] = {}
+    todo: list[_Job] = []
+    for recipe, reference in zip(recipes, references, strict=True):
         try:
-            content = (project / source).read_bytes()
-        except OSError as exc:
-            raise RecipeBuildError(recipe.name, f"cannot read {source}: {exc.strerror}") from exc
-        files.append(ContextFile(source, content))
-    return files
+            inputs = image_inputs(recipe, project, bases[recipe.base.reference], origin)
+        except NestcustomError as exc:
+            outcomes[recipe.name] = Outcome(recipe.name, error=exc)
+            continue
+        job = _Job(inputs, reference, local.get(reference))
+        done = None if options.no_cache else _already_there(job, options)
+        if done is not None:
+            outcomes[recipe.name] = Outcome(recipe.name, built=done)
+        else:
+            todo.append(job)
+    if todo:
+        with connect() as podman:
+            for outcome in _run(podman, todo, options, listen, jobs):
+                outcomes[outcome.name] = outcome
+    return [outcomes[r.name] for r in recipes]
 
 
-def build_labels(project: Path, now: datetime | None = None) -> dict[str, str]:
-    """Labels only known at build time (the rest are rendered into the Containerfile)."""
-    facts = git.provenance(project)
-    # A clean checkout's commit time, not the clock: rebuilding the same revision then
-    # gives the same labels, so the whole build comes from cache and is reproducible.
-    clock = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    labels = {"org.opencontainers.image.created": facts.get("committed", clock)}
-    if "source" in facts:
-        labels["org.opencontainers.image.source"] = facts["source"]
-    if "revision" in facts:
-        labels["org.opencontainers.image.revision"] = facts["revision"]
-    return labels
+def _base_ids(
+    recipes: Sequence[Recipe], local: dict[str, LocalImage], tls_verify: bool
+) -> dict[str, str]:
+    """Each base's image ID: from local storage, else from the registry (no pull)."""
+    found = {}
+    for reference in dict.fromkeys(r.base.reference for r in recipes):
+        if reference in local:
+            found[reference] = local[reference].image_id
+        else:
+            found[reference] = registry.config_id(reference, tls_verify=tls_verify)
+    return found
+
+
+def _already_there(job: _Job, options: BuildOptions) -> Built | None:
+    """A Built for an image of exactly these inputs under the tag, if there is one."""
+    here = job.found if job.found and labels_match(job.found.labels, job.inputs.digest) else None
+    if not options.push:
+        return _skipped(job, here.image_id, None, here, "local") if here else None
+    try:
+        served = registry.served(job.reference, tls_verify=options.tls_verify)
+    except NestcustomError:
+        served = None  # the registry cannot say: build, and let the push report the problem
+    if here and served and served.image_id == here.image_id.removeprefix("sha256:"):
+        return _skipped(job, here.image_id, served.digest, here, "local")
+    if here is None and served and labels_match(served.labels, job.inputs.digest):
+        return _skipped(job, served.image_id, served.digest, None, "registry")
+    return None
+
+
+def _skipped(
+    job: _Job, image_id: str, digest: str | None, here: LocalImage | None, where: str
+) -> Built:
+    return Built(
+        job.inputs.recipe.name,
+        job.reference,
+        image_id,
+        digest,
+        here.size if here else 0,
+        here.layers if here else 0,
+        (),
+        (),
+        (),
+        0.0,
+        up_to_date=where,
+    )
+
+
+def _run(
+    podman: Podman, todo: list[_Job], options: BuildOptions, listen: Listener, jobs: int
+) -> list[Outcome]:
+    stop = StopFlag()
+
+    def work(index: int, on_step: Callable[[int], None]) -> Outcome:
+        job = todo[index]
+        name = job.inputs.recipe.name
+
+        def relay(event: BuildEvent) -> None:
+            if event.starts_step:
+                on_step(event.step)
+            listen(name, event)
+
+        try:
+            return Outcome(name, built=build_one(podman, job, options, relay, stop))
+        except NestcustomError as exc:
+            return Outcome(name, error=exc)
+
+    try:
+        results = run_sharing_prefixes([step_keys(j.inputs) for j in todo], jobs, work)
+    except KeyboardInterrupt as exc:
+        stop.stop()
+        with _second_signal_hurries() as hurry:
+            stopped = podman.stop_builds(hurry=hurry)
+        signum = exc.signum if isinstance(exc, proc.Interrupted) else 2
+        left = (
+            ""
+            if stopped
+            else "; podman was still writing a layer: its working container may remain"
+        )
+        raise proc.Interrupted(
+            signum, f"the build stopped; no tag was set, nothing was pushed{left}"
+        ) from exc
+    return [  # an exception that is not a project error is a bug: say it, keep the others
+        r
+        if isinstance(r, Outcome)
+        else Outcome(
+            job.inputs.recipe.name,
+            error=NestcustomError(f"internal error: {type(r).__name__}: {r}", "please report it"),
+        )
+        for job, r in zip(todo, results, strict=True)
+    ]
+
+
+@contextlib.contextmanager
+def _second_signal_hurries() -> Iterator[threading.Event]:
+    """While the builds stop, another SIGINT or SIGTERM cuts the wait short (set the event).
+
+    Raising at once instead would stop the service before podman removed the
+    killed step's working container.
+    """
+    hurry = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield hurry  # signals reach the main thread only
+        return
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: hurry.set()) for s in stop_signals}
+    try:
+        yield hurry
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def build_one(
     podman: Podman,
-    recipe: Recipe,
-    project: Path,
+    job: _Job,
     options: BuildOptions,
-    listen: Listener,
-    cancelled: threading.Event,
+    listen: Callable[[BuildEvent], None],
+    stop: StopFlag,
 ) -> Built:
     started = time.monotonic()
-    context_dir = f"containerfiles/{recipe.name}"
-    rendering = render_containerfile(recipe, context_dir)
-    context = build_context(context_files(recipe, rendering, project, context_dir))
-    labels = build_labels(project)
-    try:
-        result = podman.build(
-            context,
-            labels=labels,
-            no_cache=options.no_cache,
-            on_event=lambda event: listen(recipe.name, event),
+    inputs = job.inputs
+    recipe = inputs.recipe
+    if job.found and labels_match(job.found.labels, inputs.digest) and not options.no_cache:
+        image_id = job.found.image_id  # built before: only the push is missing
+        seconds: tuple[float, ...] = ()
+        cached: tuple[int, ...] = ()
+        digest: str | None
+        digest = push_checked(
+            podman,
+            image_id,
+            job.reference,
+            options.tls_verify,
+            stop,
+            lambda line: listen(BuildEvent(0, 0, line)),
         )
-    except BuildFailed as exc:
-        raise _explain_failure(recipe, rendering, exc) from exc
-    if cancelled.is_set():
-        raise RecipeBuildError(recipe.name, "interrupted before tagging; no tag was set")
-    reference = tag_for(recipe, options.tag_template)
-    podman.tag(result.image_id, reference)
-    digest = None
-    if options.push:
-        podman.push(
-            reference,
-            tls_verify=options.tls_verify,
-            on_line=lambda line: listen(recipe.name, BuildEvent(0, 0, line)),
-        )
-        digest, manifest = registry.manifest(reference, tls_verify=options.tls_verify)
-        config = manifest.get("config")
-        pushed_id = config.get("digest") if isinstance(config, dict) else None
-        if pushed_id != f"sha256:{result.image_id}":
-            raise RecipeBuildError(
-                recipe.name,
-                f"the registry serves another image under {reference} ({pushed_id}) than the one built",
-                "another push to the same tag raced this one; build again",
+    else:
+        try:
+            result = podman.build(
+                inputs.context,
+                no_cache=options.no_cache,
+                timestamp=inputs.timestamp,
+                on_event=listen,
             )
-    attrs = podman.inspect(result.image_id)
+        except BuildFailed as exc:
+            if stop.stopped:
+                raise RecipeBuildError(recipe.name, "interrupted; no tag was set") from exc
+            raise _explain_failure(recipe, inputs.rendering, exc) from exc
+        image_id, seconds, cached = result.image_id, result.step_seconds, result.cached_steps
+        digest = publish(
+            podman,
+            image_id,
+            job.reference,
+            found=job.found.image_id if job.found else None,
+            current=lambda: _current(podman, job.reference),
+            push=options.push,
+            tls_verify=options.tls_verify,
+            stop=stop,
+            on_line=lambda line: listen(BuildEvent(0, 0, line)),
+        )
+    attrs = podman.inspect(image_id)
     return Built(
         name=recipe.name,
-        reference=reference,
-        image_id=result.image_id,
+        reference=job.reference,
+        image_id=image_id,
         digest=digest,
         size=int(attrs.get("Size", 0)),
         layers=len(attrs.get("RootFS", {}).get("Layers", [])),
-        # podman appends one LABEL step per build-time label.
-        step_names=(*(s.name for s in rendering.steps), *(["build label"] * len(labels))),
-        step_seconds=result.step_seconds,
-        cached_steps=result.cached_steps,
+        step_names=(*(s.name for s in inputs.rendering.steps), "build labels"),
+        step_seconds=seconds,
+        cached_steps=cached,
         seconds=time.monotonic() - started,
     )
+
+
+def _current(podman: Podman, reference: str) -> str | None:
+    if not podman.exists(reference):
+        return None
+    return str(podman.inspect(reference)["Id"])
 
 
 def _explain_failure(recipe: Recipe, rendering: Rendering, exc: BuildFailed) -> RecipeBuildError:
@@ -193,44 +355,7 @@ def _explain_failure(recipe: Recipe, rendering: Rendering, exc: BuildFailed) -> 
         hint = "check the package name and that a repo in the image (or the recipe's repos:) provides it"
     return RecipeBuildError(
         recipe.name,
-        f"{step.name}{where} failed at step {number}/{exc.total or len(steps)}: {cause}",
+        f"{step.name}{where} failed at step {number}/{exc.total or len(steps) + 1}: {cause}",
         hint,
         exc.output,
     )
-
-
-def build_all(
-    podman: Podman,
-    recipes: Sequence[Recipe],
-    project: Path,
-    options: BuildOptions,
-    listen: Listener,
-    jobs: int = 1,
-) -> list[Outcome]:
-    """Build every recipe (in parallel up to `jobs`); one failure does not stop the others."""
-    names = [tag_for(r, options.tag_template) for r in recipes]
-    if len(set(names)) != len(names):
-        raise NestcustomError(
-            "several recipes would get the same tag",
-            "put {name} in --tag, e.g. registry/ns/{name}:latest",
-        )
-    cancelled = threading.Event()
-
-    def one(recipe: Recipe) -> Outcome:
-        try:
-            return Outcome(
-                recipe.name, built=build_one(podman, recipe, project, options, listen, cancelled)
-            )
-        except NestcustomError as exc:
-            return Outcome(recipe.name, error=exc)
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="build") as pool:
-        futures = [pool.submit(one, recipe) for recipe in recipes]
-        try:
-            return [future.result() for future in futures]
-        except KeyboardInterrupt:
-            cancelled.set()
-            for future in futures:
-                future.cancel()
-            podman.abort_streams()
-            raise

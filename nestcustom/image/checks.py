@@ -95,6 +95,7 @@ class Output:
     rc: int
     raw: bytes
     stderr: str
+    timed_out: float | None = None  # the timeout (seconds) the command ran into, if it did
 
     @property
     def stdout(self) -> str:
@@ -107,9 +108,13 @@ class Output:
 
 
 class Runner(Protocol):
-    """Runs a command line in the image: `command` is formatted with `args`, each quoted."""
+    """Runs a command line in the image: `command` is formatted with `args`, each quoted.
 
-    def run(self, command: str, *args: str) -> Output: ...
+    With a `timeout` (seconds), a command still running then is abandoned and its
+    Output says `timed_out`.
+    """
+
+    def run(self, command: str, *args: str, timeout: float | None = None) -> Output: ...
 
 
 @dataclass(frozen=True)
@@ -272,7 +277,9 @@ class _Checks:
 
     # commands
 
-    def command(self, argv: tuple[str, ...], exit_code: int, stdout: str | None) -> CheckResult:
+    def command(
+        self, argv: tuple[str, ...], exit_code: int, stdout: str | None, timeout: float = 60.0
+    ) -> CheckResult:
         line = shlex.join(argv)
         expectation = f"exit {exit_code}" + (f", stdout ~ {stdout!r}" if stdout is not None else "")
         problems = []
@@ -282,7 +289,11 @@ class _Checks:
             return CheckResult(
                 "command", line, expectation, False, f"bad regular expression: {exc}"
             )
-        out = self.host.run(line)  # no args: testinfra passes the line unformatted
+        out = self.host.run(line, timeout=timeout)  # no args: the line goes unformatted
+        if out.timed_out is not None:
+            return CheckResult(
+                "command", line, expectation, False, f"timed out: still running after {timeout:g} s"
+            )
         if out.rc != exit_code:
             problems.append(out.why() if out.rc else "exit 0")
         if pattern is not None and not pattern.search(out.stdout):
@@ -390,5 +401,5 @@ def run_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
         results += checks.file(f.path, exists=f.exists, mode=f.mode, contains=f.contains)
     results += [checks.unit(u, True) for u in tests.units_enabled]
     results += [checks.unit(u, False) for u in tests.units_disabled]
-    results += [checks.command(c.run, c.exit, c.stdout) for c in tests.commands]
+    results += [checks.command(c.run, c.exit, c.stdout, c.timeout) for c in tests.commands]
     return results

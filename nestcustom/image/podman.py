@@ -5,100 +5,83 @@ Two things podman-py does not do for us, done here:
   `/build` ourselves so each step's lines reach the user as they happen;
 - `images.push()` never reads the server's reply, so a failed push looks like
   success; we read the stream and fail on in-band errors.
-Where no API socket answers, a `podman system service` is started for the run
-and stopped after it.
+The service itself (started for the run, stopped after it) is `service`'s job.
+podman-py (and requests under it) is imported only when a method needs it:
+a build with nothing to do never pays for it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import io
 import json
 import logging
-import os
 import re
-import tarfile
-import tempfile
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from podman import PodmanClient
-from podman.errors import APIError, ImageNotFound, PodmanError
-
-from nestcustom import proc
 from nestcustom.errors import NestcustomError
+from nestcustom.image.context import ContextFile, build_context
+from nestcustom.image.events import (
+    BuildEvent,
+    BuildFailed,
+    BuildResult,
+    PodmanUnavailable,
+    PushFailed,
+    split_reference,
+)
+
+if TYPE_CHECKING:
+    from podman import PodmanClient
 
 log = logging.getLogger("nestcustom.podman")
 
+__all__ = [
+    "BuildEvent",
+    "BuildFailed",
+    "BuildResult",
+    "ContextFile",
+    "Podman",
+    "PodmanUnavailable",
+    "PushFailed",
+    "build_context",
+    "split_reference",
+]
+
 _STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
 _IMAGE_ID = re.compile(r"^([0-9a-f]{64})$")
+# Push failures worth a retry, and those that no retry can fix (they win when both
+# appear: a TLS mismatch also says "pinging container registry"). Lower case: podman
+# and the registries are not consistent about case.
 _TRANSIENT = (
-    "pinging container registry",
     "connection refused",
     "i/o timeout",
-    "EOF",
-    "502 Bad Gateway",
-    "503 Service Unavailable",
-    "504 Gateway",
-    "TOOMANYREQUESTS",
+    "eof",
+    "502 bad gateway",
+    "503 service unavailable",
+    "504 gateway",
+    "toomanyrequests",
     "connection reset",
+)
+_PERMANENT = (
+    "http response to https client",
+    "x509",
+    "certificate",
+    "unauthorized",
+    "authentication required",
+    "denied",
+    "no such host",
 )
 
 
-class PodmanUnavailable(NestcustomError):
-    """No podman API could be reached or started."""
+def _api_errors() -> tuple[type[BaseException], ...]:
+    from podman.errors import APIError, PodmanError
 
-
-class BuildFailed(NestcustomError):
-    """A build step failed; carries the step and the lines it printed."""
-
-    def __init__(
-        self,
-        message: str,
-        hint: str | None,
-        step: int | None,
-        output: tuple[str, ...],
-        total: int = 0,
-    ):
-        super().__init__(message, hint)
-        self.step = step
-        self.total = total
-        self.output = output
-
-
-class PushFailed(NestcustomError):
-    """The registry did not take the image."""
-
-
-@dataclass(frozen=True)
-class BuildEvent:
-    """Something a build printed: a new step starting, or a line of its output."""
-
-    step: int  # 1-based; 0 before the first step
-    total: int
-    text: str
-    starts_step: bool = False
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    image_id: str
-    step_seconds: tuple[float, ...]
-    cached_steps: tuple[int, ...]  # steps podman took from its layer cache
-
-
-@dataclass(frozen=True)
-class ContextFile:
-    """A file of the build context: its path in the context and its bytes."""
-
-    path: str
-    content: bytes
-    mode: int = 0o644
+    return (APIError, PodmanError, OSError)
 
 
 @dataclass
@@ -110,32 +93,16 @@ class _Step:
     cached: bool = False
 
 
-def build_context(files: list[ContextFile]) -> bytes:
-    """A tar of exactly the files a Containerfile uses, with fixed metadata.
-
-    Fixed mtimes and owners make the context, and so podman's COPY cache keys,
-    depend on content only.
-    """
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for item in sorted(files, key=lambda f: f.path):
-            info = tarfile.TarInfo(item.path)
-            info.size = len(item.content)
-            info.mode = item.mode
-            info.mtime = 0
-            info.uid = info.gid = 0
-            tar.addfile(info, io.BytesIO(item.content))
-    return buffer.getvalue()
-
-
 class Podman:
     """A connection to podman's API."""
 
-    def __init__(self, client: PodmanClient) -> None:
+    def __init__(self, client: PodmanClient, service_pid: int | None = None) -> None:
         self.client = client
-        self._open: set[Any] = set()  # streaming responses, closed on interrupt
+        # The API service, when this process started it (see `service`): its step
+        # containers can then be stopped by pid.
+        self.service_pid = service_pid
+        self._builds: set[Any] = set()  # streaming build responses still open
         self._lock = threading.Lock()
-        self._before: set[str] | None = None  # build containers that existed before our builds
 
     # -- build ---------------------------------------------------------------
 
@@ -143,15 +110,19 @@ class Podman:
         self,
         context: bytes,
         *,
-        labels: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
         no_cache: bool = False,
+        timestamp: int | None = None,
         on_event: Callable[[BuildEvent], None] = lambda event: None,
     ) -> BuildResult:
-        """Build the context's Containerfile; no tag is set (tagging is for the caller)."""
-        with self._lock:
-            if self._before is None:
-                self._before = self._working_containers()
-        params = {
+        """Build the context's Containerfile; no tag is set (tagging is for the caller).
+
+        `timestamp` (seconds since the epoch) becomes the image's created time and the
+        time of every file in its new layers, so rebuilding the same steps gives the
+        same image. Labels are better written into the Containerfile: podman adds
+        these as one LABEL step each, in no fixed order.
+        """
+        params: dict[str, Any] = {
             "dockerfile": "Containerfile",
             "rm": True,
             "forcerm": True,  # intermediate containers go even when a step fails
@@ -160,8 +131,11 @@ class Podman:
             # images (what the CLI builds): without this no step is ever taken from cache.
             "outputformat": "application/vnd.oci.image.manifest.v1+json",
             "nocache": no_cache,
-            "labels": json.dumps(dict(labels)),
         }
+        if labels:
+            params["labels"] = json.dumps(dict(sorted(labels.items())))
+        if timestamp is not None:
+            params["timestamp"] = timestamp
         try:
             response = self.client.api.post(
                 "/build",
@@ -170,7 +144,7 @@ class Podman:
                 headers={"Content-type": "application/x-tar"},
                 stream=True,
             )
-        except (APIError, PodmanError, OSError) as exc:
+        except _api_errors() as exc:
             raise PodmanUnavailable(f"podman did not accept the build: {exc}") from exc
         if response.status_code >= 400:
             raise BuildFailed(f"podman refused the build: {_api_message(response)}", None, None, ())
@@ -178,7 +152,7 @@ class Podman:
         seconds: list[float] = []
         cached: list[int] = []
         image_id = None
-        with self._streaming(response):
+        with self._streaming(response, self._builds):
             for raw in response.iter_lines():
                 if not raw:
                     continue
@@ -218,12 +192,14 @@ class Podman:
         repository, tag = split_reference(reference)
         try:
             ok = self.client.images.get(image_id).tag(repository, tag)
-        except (APIError, PodmanError) as exc:
+        except _api_errors() as exc:
             raise NestcustomError(f"cannot tag {image_id[:12]} as {reference}: {exc}") from exc
         if not ok:
             raise NestcustomError(f"podman did not tag {image_id[:12]} as {reference}")
 
     def inspect(self, reference: str) -> dict[str, Any]:
+        from podman.errors import ImageNotFound
+
         try:
             attrs: dict[str, Any] = self.client.images.get(reference).attrs
         except ImageNotFound as exc:
@@ -234,8 +210,17 @@ class Podman:
         return bool(self.client.images.exists(reference))
 
     def remove(self, reference: str) -> None:
+        from podman.errors import ImageNotFound
+
         with contextlib.suppress(ImageNotFound):
             self.client.images.remove(reference)
+
+    def pull(self, reference: str, *, tls_verify: bool = True) -> None:
+        """Bring `reference` into local storage (what a build's FROM would do)."""
+        try:
+            self.client.images.pull(reference, tls_verify=tls_verify)
+        except _api_errors() as exc:
+            raise NestcustomError(f"cannot pull {reference}: {exc}", _push_hint(str(exc))) from exc
 
     # -- push ----------------------------------------------------------------
 
@@ -244,18 +229,23 @@ class Podman:
         reference: str,
         *,
         tls_verify: bool = True,
+        credentials: tuple[str, str] | None = None,
         attempts: int = 4,
         first_delay: float = 1.0,
         on_line: Callable[[str], None] = lambda line: None,
     ) -> None:
-        """Push `reference` to its registry, retrying transient failures with backoff."""
+        """Push `reference` to its registry, retrying transient failures with backoff.
+
+        The service does not read the client's auth files (REGISTRY_AUTH_FILE and the
+        rest): `credentials` found by the caller travel in the X-Registry-Auth header.
+        """
         delay = first_delay
         for attempt in range(1, attempts + 1):
             try:
-                self._push_once(reference, tls_verify, on_line)
+                self._push_once(reference, tls_verify, credentials, on_line)
                 return
             except PushFailed as exc:
-                if attempt == attempts or not any(t in exc.message for t in _TRANSIENT):
+                if attempt == attempts or not is_transient(exc.message):
                     if attempt > 1:
                         exc.message += f" (after {attempt} attempts)"
                     raise
@@ -263,18 +253,30 @@ class Podman:
                 time.sleep(delay)
                 delay *= 2
 
-    def _push_once(self, reference: str, tls_verify: bool, on_line: Callable[[str], None]) -> None:
+    def _push_once(
+        self,
+        reference: str,
+        tls_verify: bool,
+        credentials: tuple[str, str] | None,
+        on_line: Callable[[str], None],
+    ) -> None:
         name = urllib.parse.quote(reference, safe="")
         params = {"destination": reference, "tlsVerify": tls_verify, "quiet": False}
+        headers = {}
+        if credentials:
+            auth = json.dumps({"username": credentials[0], "password": credentials[1]})
+            headers["X-Registry-Auth"] = base64.urlsafe_b64encode(auth.encode()).decode()
         try:
-            response = self.client.api.post(f"/images/{name}/push", params=params, stream=True)
-        except (APIError, PodmanError, OSError) as exc:
+            response = self.client.api.post(
+                f"/images/{name}/push", params=params, headers=headers, stream=True
+            )
+        except _api_errors() as exc:
             raise PushFailed(f"cannot push {reference}: {exc}") from exc
         if response.status_code >= 400:
             raise PushFailed(
                 f"cannot push {reference}: {_api_message(response)}", _push_hint(response.text)
             )
-        with self._streaming(response):
+        with self._streaming(response, set()):
             for raw in response.iter_lines():
                 if not raw:
                     continue
@@ -288,65 +290,42 @@ class Podman:
     # -- interruption ----------------------------------------------------------
 
     @contextlib.contextmanager
-    def _streaming(self, response: Any) -> Iterator[None]:
+    def _streaming(self, response: Any, registry: set[Any]) -> Iterator[None]:
         with self._lock:
-            self._open.add(response)
+            registry.add(response)
         try:
             yield
         finally:
             with self._lock:
-                self._open.discard(response)
+                registry.discard(response)
             response.close()
 
-    def abort_streams(self, settle: float = 10.0) -> None:
-        """Close every build or push stream, and remove what the cancelled builds left.
-
-        podman 4.3 cancels a build whose client went away but leaves buildah's
-        working containers behind; those that appeared since our first build
-        started are removed, until none appears for a second.
-        """
+    def running_builds(self) -> int:
         with self._lock:
-            responses = list(self._open)
-            before = self._before
-        for response in responses:
-            with contextlib.suppress(Exception):
-                response.close()
-        if before is None:
-            return
-        deadline = time.monotonic() + settle
-        quiet_since = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.5:
-            stray = self._working_containers() - before
-            for container in stray:
-                with contextlib.suppress(Exception):
-                    self.client.api.delete(f"/containers/{container}", params={"force": True})
-            if stray:
-                quiet_since = time.monotonic()
-            time.sleep(0.3)
+            return len(self._builds)
 
-    def _working_containers(self) -> set[str]:
-        """IDs of buildah's build containers (podman calls them external)."""
-        try:
-            response = self.client.api.get(
-                "/containers/json", params={"all": True, "external": True}
-            )
-            listed = response.json() if response.status_code == 200 else []
-        except (APIError, PodmanError, OSError, ValueError):
-            return set()
-        return {
-            str(item["Id"])
-            for item in listed
-            if any(str(name).endswith("-working-container") for name in item.get("Names") or [])
-        }
+    def stop_builds(self, wait: float = 30.0, hurry: threading.Event | None = None) -> bool:
+        """Stop every build of this connection; True once all their streams ended.
 
+        The step each build runs is killed (by pid, below our own service): the step
+        fails at once and buildah removes its working container itself. A build
+        between steps (copying, writing a layer) reaches its next RUN, which is
+        killed too, or ends. Closing the stream alone would not do: podman 4.3 runs
+        the step to its end and then leaves the working container behind. Once
+        `hurry` is set (a second Ctrl-C), the wait is cut to a second.
+        """
+        from nestcustom.image.processes import kill_step_processes
 
-def split_reference(reference: str) -> tuple[str, str]:
-    """`registry:5000/ns/name:tag` -> (`registry:5000/ns/name`, `tag`); tag defaults to latest."""
-    last = reference.rsplit("/", 1)[-1]
-    if ":" in last:
-        repository, _, tag = reference.rpartition(":")
-        return repository, tag
-    return reference, "latest"
+        deadline = time.monotonic() + wait
+        while self.running_builds():
+            if hurry is not None and hurry.is_set():  # asked again: a second at most
+                deadline = min(deadline, time.monotonic() + 1.0)
+                hurry = None
+            if self.service_pid is None or time.monotonic() > deadline:
+                return False
+            kill_step_processes(self.service_pid)
+            time.sleep(0.05)
+        return True
 
 
 def _aux_id(message: dict[str, Any]) -> str | None:
@@ -370,70 +349,25 @@ def _build_error(text: str, step: _Step) -> BuildFailed:
     return BuildFailed(cause, None, step.number or None, tuple(step.lines[-20:]), step.total)
 
 
+def is_transient(text: str) -> bool:
+    """Whether a push failure may go away by itself (and is worth a retry)."""
+    lowered = text.lower()
+    if any(marker in lowered for marker in _PERMANENT):
+        return False
+    return any(marker in lowered for marker in _TRANSIENT)
+
+
 def _push_hint(text: str) -> str | None:
-    if "unauthorized" in text or "authentication required" in text:
-        return "log in first: podman login REGISTRY"
-    if "http response to HTTPS client" in text or "x509" in text:
-        return "for a plain-http test registry pass --no-tls-verify (never for production)"
-    if "pinging container registry" in text or "connection refused" in text:
+    lowered = text.lower()
+    if "unauthorized" in lowered or "authentication required" in lowered or "denied" in lowered:
+        return "log in first (podman login REGISTRY), or point REGISTRY_AUTH_FILE at an auth file"
+    if "http response to https client" in lowered:
+        return (
+            "the registry speaks plain http: for a local test registry pass --no-tls-verify "
+            "(never for production)"
+        )
+    if "x509" in lowered or "certificate" in lowered:
+        return "the registry's TLS certificate is not trusted here: add its CA to /etc/containers/certs.d/HOST/"
+    if "pinging container registry" in lowered or "connection refused" in lowered:
         return "is the registry up, and is the name right?"
     return None
-
-
-# -- the API service ---------------------------------------------------------
-
-
-def _candidate_sockets() -> list[str]:
-    found = []
-    if host := os.environ.get("CONTAINER_HOST"):
-        found.append(host)
-    if runtime := os.environ.get("XDG_RUNTIME_DIR"):
-        found.append(f"unix://{runtime}/podman/podman.sock")
-    found.append("unix:///run/podman/podman.sock")
-    return found
-
-
-def _answers(url: str) -> bool:
-    if url.startswith("unix://") and not Path(url.removeprefix("unix://")).exists():
-        return False
-    try:
-        with PodmanClient(base_url=url, timeout=5) as client:
-            return bool(client.ping())
-    except Exception:  # any failure to talk means "not this one"
-        return False
-
-
-@contextlib.contextmanager
-def connect(timeout: float = 30) -> Iterator[Podman]:
-    """A Podman on a running API service, or on one started for this run."""
-    for url in _candidate_sockets():
-        if _answers(url):
-            log.debug("using the podman service at %s", url)
-            with PodmanClient(base_url=url, timeout=3600) as client:
-                yield Podman(client)
-            return
-    binary = proc.require("podman", "podman")
-    with tempfile.TemporaryDirectory(prefix="nestcustom-podman-") as tmp:
-        url = f"unix://{tmp}/podman.sock"
-        service = proc.start([binary, "system", "service", "--time=0", url])
-        try:
-            deadline = time.monotonic() + timeout
-            while not _answers(url):
-                if service.poll() is not None or time.monotonic() > deadline:
-                    stderr = (
-                        service.stderr.read().decode(errors="replace") if service.stderr else ""
-                    )
-                    raise PodmanUnavailable(
-                        "podman's API service did not start"
-                        + (f": {stderr.strip()[-300:]}" if stderr else ""),
-                        "check that `podman info` works for this user",
-                    )
-                time.sleep(0.02)  # the service answers within a few tens of ms
-            with PodmanClient(base_url=url, timeout=3600) as client:
-                yield Podman(client)
-        finally:
-            service.terminate()
-            try:
-                service.wait(timeout=10)
-            except Exception:
-                service.kill()

@@ -5,23 +5,39 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 
 from nestcustom import proc
 from nestcustom.errors import NestcustomError
+from nestcustom.image.auth import auth_file_for
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the registry serves under a tag: the manifest's digest and the image's labels."""
+
+    digest: str
+    image_id: str  # the config digest without sha256:, as podman names the image
+    labels: dict[str, str]
+
+
+def _skopeo(reference: str, tls_verify: bool, *args: str) -> list[str]:
+    argv = [
+        proc.require("skopeo", "skopeo"),
+        "inspect",
+        *args,
+        f"--tls-verify={'true' if tls_verify else 'false'}",
+    ]
+    if authfile := auth_file_for(reference):
+        argv.append(f"--authfile={authfile}")
+    return [*argv, f"docker://{reference}"]
 
 
 def manifest(
     reference: str, *, tls_verify: bool = True, attempts: int = 3
 ) -> tuple[str, dict[str, object]]:
     """(manifest digest, manifest) of `reference` as the registry serves it now."""
-    skopeo = proc.require("skopeo", "skopeo")
-    argv = [
-        skopeo,
-        "inspect",
-        "--raw",
-        f"--tls-verify={'true' if tls_verify else 'false'}",
-        f"docker://{reference}",
-    ]
+    argv = _skopeo(reference, tls_verify, "--raw")
     delay = 1.0
     for attempt in range(1, attempts + 1):
         try:
@@ -39,18 +55,31 @@ def manifest(
     return digest, document
 
 
+def served(reference: str, *, tls_verify: bool = True) -> Served | None:
+    """What the registry serves under `reference` now; None when it has no such tag."""
+    done = proc.run(_skopeo(reference, tls_verify), check=False, timeout=120)
+    if done.returncode != 0:
+        lowered = done.stderr.lower()
+        if "manifest unknown" in lowered or "name unknown" in lowered or "not found" in lowered:
+            return None
+        raise NestcustomError(
+            f"cannot ask the registry about {reference}: {done.stderr.strip()[-300:]}"
+        )
+    document = json.loads(done.stdout)
+    config = proc.run(_skopeo(reference, tls_verify, "--config", "--raw"), timeout=120).raw_stdout
+    return Served(
+        str(document.get("Digest", "")),
+        hashlib.sha256(config).hexdigest(),
+        {str(k): str(v) for k, v in (document.get("Labels") or {}).items()},
+    )
+
+
 def image_architecture(reference: str, *, tls_verify: bool = True) -> str | None:
     """The image's architecture in `uname -m` terms (x86_64, aarch64), if the config says."""
-    skopeo = proc.require("skopeo", "skopeo")
-    argv = [
-        skopeo,
-        "inspect",
-        "--config",
-        f"--tls-verify={'true' if tls_verify else 'false'}",
-        f"docker://{reference}",
-    ]
     try:
-        config = json.loads(proc.run(argv, timeout=120).raw_stdout)
+        config = json.loads(
+            proc.run(_skopeo(reference, tls_verify, "--config"), timeout=120).raw_stdout
+        )
     except proc.CommandError as exc:
         raise NestcustomError(
             f"cannot read the image config of {reference}: {exc.stderr.strip()[-300:]}"
@@ -59,3 +88,16 @@ def image_architecture(reference: str, *, tls_verify: bool = True) -> str | None
     return (
         {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch) if isinstance(arch, str) else None
     )
+
+
+def config_id(reference: str, *, tls_verify: bool = True) -> str:
+    """The ID podman would give `reference` once pulled (its config's digest), without pulling."""
+    try:
+        raw = proc.run(_skopeo(reference, tls_verify, "--config", "--raw"), timeout=120).raw_stdout
+    except proc.CommandError as exc:
+        raise NestcustomError(
+            f"the base image {reference} is neither in local storage nor readable in its registry: "
+            f"{exc.stderr.strip()[-300:]}",
+            "pull it first (podman pull), or check the name and the registry",
+        ) from exc
+    return hashlib.sha256(raw).hexdigest()

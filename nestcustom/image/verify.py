@@ -7,14 +7,13 @@ checks' runner.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree
-
-import testinfra
 
 from nestcustom import proc
 from nestcustom.errors import NestcustomError
@@ -77,12 +76,20 @@ def throwaway_container(image: str, recipe_path: str = "RECIPE") -> Iterator[str
 
 
 class _TestinfraRunner:
-    """testinfra's host as the checks' runner: output as bytes, failures as results."""
+    """testinfra's host as the checks' runner: output as bytes, failures as results.
 
-    def __init__(self, host: Any) -> None:
+    testinfra's run() has no timeout; a command with one runs as testinfra would
+    run it (`podman exec NAME /bin/sh -c LINE`, the line quoted by testinfra), through
+    proc with the timeout. The abandoned process goes with the container.
+    """
+
+    def __init__(self, host: Any, container: str) -> None:
         self.host = host
+        self.container = container
 
-    def run(self, command: str, *args: str) -> Output:
+    def run(self, command: str, *args: str, timeout: float | None = None) -> Output:
+        if timeout is not None:
+            return self._run_with_timeout(self.host.backend.get_command(command, *args), timeout)
         try:
             out = self.host.run(command, *args)
             stderr = bytes(out.stderr_bytes).decode(errors="replace")
@@ -90,16 +97,46 @@ class _TestinfraRunner:
         except Exception as exc:  # testinfra could not even run podman exec
             return Output(-1, b"", f"cannot run {command.split()[0]} in the container: {exc}")
 
+    def _run_with_timeout(self, line: str, timeout: float) -> Output:
+        podman = proc.require("podman", "podman")
+        argv = [podman, "exec", self.container, "/bin/sh", "-c", line]
+        try:
+            done = proc.run(argv, check=False, timeout=timeout)
+        except proc.CommandError as exc:
+            if exc.returncode == -1:  # proc's word for "did not finish in time"
+                return Output(-1, b"", f"still running after {timeout:g} s", timed_out=timeout)
+            return Output(-1, b"", f"cannot run podman exec: {exc.message}")
+        return Output(done.returncode, done.raw_stdout, done.stderr)
+
 
 def verify_image(recipe: Recipe, image: str) -> VerifyReport:
     """Run every check of `recipe` against `image` in a throwaway container."""
+    import testinfra  # slow to import: only when a check really runs
+
     with throwaway_container(image, recipe.path) as container:
         host = testinfra.get_host(f"podman://{container}")
-        return VerifyReport(image, tuple(run_checks(recipe, _TestinfraRunner(host))))
+        return VerifyReport(image, tuple(run_checks(recipe, _TestinfraRunner(host, container))))
+
+
+# Colour and cursor sequences (CSI ... final byte, OSC ... BEL/ST): noise in a report.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+# What XML 1.0 cannot hold at all, escaped or not (its Char production).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` without terminal sequences, other control characters written as \\xNN."""
+    text = _ANSI.sub("", text)
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def junit_xml(report: VerifyReport, recipe_name: str) -> str:
-    """The report as JUnit XML: one testcase per check, a <failure> for each failed one."""
+    """The report as JUnit XML: one testcase per check, a <failure> for each failed one.
+
+    Well-formed for any output a check quotes: command output may carry colours or
+    other control characters, which XML 1.0 cannot hold even as references.
+    """
+    recipe_name = xml_safe(recipe_name)
     suite = ElementTree.Element(
         "testsuite",
         name=recipe_name,
@@ -109,17 +146,18 @@ def junit_xml(report: VerifyReport, recipe_name: str) -> str:
         skipped="0",
     )
     properties = ElementTree.SubElement(suite, "properties")
-    ElementTree.SubElement(properties, "property", name="image", value=report.image)
+    ElementTree.SubElement(properties, "property", name="image", value=xml_safe(report.image))
     for result in report.results:
         origin = "builtin" if result.builtin else "tests"
         case = ElementTree.SubElement(
             suite,
             "testcase",
             classname=f"{recipe_name}.{origin}.{result.kind}",
-            name=f"{result.subject} {result.expectation}",
+            name=xml_safe(f"{result.subject} {result.expectation}"),
         )
         if not result.passed:
-            failure = ElementTree.SubElement(case, "failure", message=result.detail or "failed")
-            failure.text = result.detail
+            detail = xml_safe(result.detail)
+            failure = ElementTree.SubElement(case, "failure", message=detail or "failed")
+            failure.text = detail
     ElementTree.indent(suite)
     return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

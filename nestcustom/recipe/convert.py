@@ -214,7 +214,9 @@ class Converter:
                 for f in tests.get("files", ())
             ),
             commands=tuple(
-                CommandCheck(tuple(c["run"]), c.get("exit", 0), c.get("stdout"))
+                CommandCheck(
+                    tuple(c["run"]), c.get("exit", 0), c.get("stdout"), float(c.get("timeout", 60))
+                )
                 for c in tests.get("commands", ())
             ),
             units_enabled=tuple(units.get("enabled", ())),

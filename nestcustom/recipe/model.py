@@ -172,6 +172,7 @@ class CommandCheck:
     run: tuple[str, ...]
     exit: int = 0
     stdout: str | None = None
+    timeout: float = 60.0  # seconds
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ import pytest
 
 from nestcustom.containerfile.render import render_containerfile
 from nestcustom.git import _without_credentials
-from nestcustom.image.build import Built, _explain_failure, build_labels, context_files
-from nestcustom.image.podman import BuildFailed, ContextFile, build_context, split_reference
+from nestcustom.image.build import Built, _explain_failure
+from nestcustom.image.context import ContextFile, build_context
+from nestcustom.image.events import BuildFailed, split_reference
+from nestcustom.image.inputs import image_inputs, project_files, provenance
 from nestcustom.recipe.load import load_recipe
 from tests.conftest import BASE, WriteRecipe
 
@@ -52,13 +54,14 @@ def test_context_holds_exactly_what_the_containerfile_copies(
     )
     recipe = load_recipe(path).recipe
     rendering = render_containerfile(recipe, "containerfiles/r")
-    names = [f.path for f in context_files(recipe, rendering, project, "containerfiles/r")]
+    names = [f.path for f in project_files(recipe, rendering, project)]
     assert names == [
-        "Containerfile",
         "containerfiles/r/nestcustom.repo",
         "containerfiles/r/nestcustom-build.sh",
         "files/motd",
     ]
+    inputs = image_inputs(recipe, project, "0" * 64, provenance(project))
+    assert [f.path for f in inputs.files] == ["Containerfile", *names]
 
 
 def test_failure_names_layer_line_and_program(write_recipe: WriteRecipe) -> None:
@@ -105,18 +108,25 @@ def test_provenance_never_carries_credentials() -> None:
     assert _without_credentials("git@example.com:org/repo.git") == "git@example.com:org/repo.git"
 
 
-def test_created_label_is_the_commit_time_of_a_clean_checkout(tmp_path: Path) -> None:
+def test_created_label_is_the_commit_time_clean_or_dirty(tmp_path: Path) -> None:
     git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "r.yaml").write_text("x\n")
     subprocess.run([*git, "add", "-A"], check=True)
     env = {**os.environ, "GIT_COMMITTER_DATE": "2024-01-10T12:00:00+00:00"}
     subprocess.run([*git, "commit", "-qm", "r"], check=True, env=env)
-    later = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    clean = build_labels(tmp_path, now=later)
+    clean = dict(provenance(tmp_path).labels)
     assert clean["org.opencontainers.image.created"] == "2024-01-10T12:00:00Z"
     assert len(clean["org.opencontainers.image.revision"]) == 40
+    assert provenance(tmp_path).epoch == int(
+        datetime(2024, 1, 10, 12, tzinfo=timezone.utc).timestamp()
+    )
+    # A dirty tree is said by the revision; the time stays the commit's, so the
+    # labels (and the image) do not change from one build to the next.
     (tmp_path / "r.yaml").write_text("changed\n")
-    dirty = build_labels(tmp_path, now=later)
-    assert dirty["org.opencontainers.image.created"] == "2030-01-01T00:00:00Z"
-    assert dirty["org.opencontainers.image.revision"].endswith("-dirty")
+    dirty = dict(provenance(tmp_path).labels)
+    assert dirty["org.opencontainers.image.created"] == "2024-01-10T12:00:00Z"
+    assert (
+        dirty["org.opencontainers.image.revision"]
+        == clean["org.opencontainers.image.revision"] + "-dirty"
+    )

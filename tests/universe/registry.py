@@ -46,8 +46,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def htpasswd_line(user: str, password: str) -> str:
+    """An htpasswd entry with a bcrypt hash (the only kind the registry takes)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # crypt: fine for a test fixture
+        import crypt
+
+    return f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
+
+
 @contextlib.contextmanager
-def run_registry(workdir: Path) -> Iterator[Registry]:
+def run_registry(workdir: Path, login: tuple[str, str] | None = None) -> Iterator[Registry]:
+    """A registry on 127.0.0.1; with `login` (user, password), one that requires it."""
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RuntimeError("docker-registry is not installed: run scripts/setup-host")
@@ -61,6 +73,10 @@ def run_registry(workdir: Path) -> Iterator[Registry]:
         f"storage: {{filesystem: {{rootdirectory: {root}}}, delete: {{enabled: true}}}}\n"
         f"http: {{addr: 127.0.0.1:{port}}}\n"
     )
+    if login:
+        (workdir / "htpasswd").write_text(htpasswd_line(*login))
+        with config.open("a") as out:
+            out.write(f"auth: {{htpasswd: {{realm: nctest, path: {workdir / 'htpasswd'}}}}}\n")
     log = workdir / "registry.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -72,6 +88,10 @@ def run_registry(workdir: Path) -> Iterator[Registry]:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
                     break
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401 and login:  # up, and asking for the login
+                    break
+                raise
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(

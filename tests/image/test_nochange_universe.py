@@ -1,0 +1,114 @@
+"""Nothing to build when nothing changed; shared first steps built once with --jobs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.image.universe import image_id, nestcustom, podman, project, tag, write_recipe
+
+pytestmark = pytest.mark.universe
+__all__ = ["project", "tag"]
+
+
+def test_an_unchanged_recipe_is_not_built_again(
+    project: Path, rpm_repo_url: str, nestos_sp2_image: str, tag: str
+) -> None:
+    write_recipe(
+        project,
+        "same",
+        nestos_sp2_image,
+        rpm_repo_url,
+        "  - {name: hello, install: [nc-hello]}\n",
+        "files:\n  - {src: files/motd, dest: /etc/motd}\n",
+    )
+    first = nestcustom("build", "recipes/same.yaml", "--tag", tag, cwd=project)
+    assert first.returncode == 0, first.stderr
+    built = image_id(tag)
+    again = nestcustom("build", "recipes/same.yaml", "--tag", tag, "--json", cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert "STEP" not in again.stderr  # podman was not asked to build at all
+    assert f"same: up to date: {tag} ({built[:12]}) locally" in again.stderr
+    [summary] = json.loads(again.stdout)
+    assert (summary["image_id"], summary["up_to_date"]) == (built, "local")
+    (project / "files" / "motd").write_text("changed\n")
+    changed = nestcustom("build", "recipes/same.yaml", "--tag", tag, cwd=project)
+    assert changed.returncode == 0, changed.stderr
+    assert "STEP" in changed.stderr
+    assert image_id(tag) != built
+
+
+@pytest.fixture
+def cold_base(nestos_sp2_image: str, rpm_repo_url: str, tmp_path: Path) -> Iterator[str]:
+    """A base with the test repo configured, new to podman's cache: every layer on it is cold."""
+    reference = f"localhost/nctest/cold-{uuid.uuid4().hex[:10]}:1"
+    context = tmp_path / "cold-base"
+    context.mkdir()
+    (context / "nctest.repo").write_text(
+        f"[nctest]\nname=nctest\nbaseurl={rpm_repo_url}\nenabled=1\ngpgcheck=0\n"
+    )
+    (context / "Containerfile").write_text(
+        f"FROM {nestos_sp2_image}\nCOPY nctest.repo /etc/yum.repos.d/nctest.repo\n"
+        f"LABEL org.nestcustom.test.unique={uuid.uuid4().hex}\n"
+    )
+    done = podman("build", "-q", "-t", reference, str(context))
+    assert done.returncode == 0, done.stderr
+    yield reference
+    podman("rmi", "-f", reference)
+
+
+def test_jobs_build_shared_first_layers_once(project: Path, cold_base: str) -> None:
+    shared = "  - {name: one, install: [nc-libgreet]}\n  - {name: two, install: [nc-hello]}\n"
+    own = {"a": "strace", "b": "nc-scriptlet", "c": "nc-sysuser"}
+    for name, package in own.items():
+        (project / "recipes" / f"{name}.yaml").write_text(
+            f'name: {name}\nbase: {{image: "{cold_base}"}}\nlayers:\n{shared}'
+            f"  - {{name: own, install: [{package}]}}\n"
+        )
+    template = f"localhost/nctest/jobs-{uuid.uuid4().hex[:8]}-{{name}}:latest"
+    try:
+        result = nestcustom(
+            "build",
+            *(f"recipes/{n}.yaml" for n in own),
+            "--jobs",
+            "3",
+            "--tag",
+            template,
+            "--json",
+            cwd=project,
+        )
+        assert result.returncode == 0, result.stderr
+        layers = {}
+        for name in own:
+            out = podman(
+                "image",
+                "inspect",
+                template.format(name=name),
+                "--format",
+                "{{json .RootFS.Layers}}",
+            )
+            layers[name] = json.loads(out.stdout)
+        base_layers = len(
+            json.loads(
+                podman("image", "inspect", cold_base, "--format", "{{json .RootFS.Layers}}").stdout
+            )
+        )
+        # Each image: the base's layers, the two shared ones, its own.
+        assert all(len(found) == base_layers + 3 for found in layers.values())
+        distinct = {layer for found in layers.values() for layer in found}
+        assert len(distinct) == base_layers + 2 + 3, "the shared layers were stored more than once"
+        summary = json.loads(result.stdout)
+        ran = [
+            step["name"]
+            for item in summary
+            for step in item["steps"]
+            if step["name"] in ("layer one", "layer two") and not step["cached"]
+        ]
+        assert sorted(ran) == ["layer one", "layer two"]  # built by one recipe, cached for two
+    finally:
+        for name in own:
+            podman("rmi", "-f", template.format(name=name))
