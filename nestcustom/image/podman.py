@@ -52,7 +52,8 @@ __all__ = [
     "split_reference",
 ]
 
-_STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
+# "STEP 2/5: RUN ..."; with builder stages "[2/3] STEP 1/4: FROM ..." (numbers per stage).
+_STEP = re.compile(r"^(?:\[(\d+)/\d+\] )?STEP (\d+)/(\d+): (.*)$")
 _IMAGE_ID = re.compile(r"^([0-9a-f]{64})$")
 # Push failures worth a retry, and those that no retry can fix (they win when both
 # appear: a TLS mismatch also says "pinging container registry"). Lower case: podman
@@ -152,6 +153,8 @@ class Podman:
         seconds: list[float] = []
         cached: list[int] = []
         image_id = None
+        # Steps are numbered through all stages, in order, as Rendering.steps lists them.
+        stage, offset, stage_total = "1", 0, 0
         with self._streaming(response, self._builds):
             for raw in response.iter_lines():
                 if not raw:
@@ -166,10 +169,13 @@ class Podman:
                             seconds.append(time.monotonic() - step.started)
                             if step.cached:
                                 cached.append(step.number)
-                        step = _Step(int(match[1]), int(match[2]))
+                        if (match[1] or "1") != stage:
+                            stage, offset = match[1], offset + stage_total
+                        stage_total = int(match[3])
+                        step = _Step(offset + int(match[2]), offset + stage_total)
                         # FROM runs nothing and podman never says "Using cache" for it.
-                        step.cached = match[3].startswith("FROM ")
-                        on_event(BuildEvent(step.number, step.total, match[3], starts_step=True))
+                        step.cached = match[4].startswith("FROM ")
+                        on_event(BuildEvent(step.number, step.total, match[4], starts_step=True))
                         continue
                     if line.startswith("--> Using cache"):
                         step.cached = True
