@@ -84,6 +84,10 @@ class Connection:
         self.options = options
 
     def ssh_argv(self) -> list[str]:
+        """ssh, its options, `--`, the destination: nothing after `--` can be read as an option."""
+        return [*self.ssh_options(), "--", self.host.address]
+
+    def ssh_options(self) -> list[str]:
         host, opts = self.host, self.options
         argv = [
             "ssh",
@@ -114,7 +118,7 @@ class Connection:
             argv += ["-i", host.key, "-o", "IdentitiesOnly=yes"]
         if host.known_hosts:
             argv += ["-o", f"UserKnownHostsFile={host.known_hosts}"]
-        return [*argv, host.address]
+        return argv
 
     def run(
         self,
@@ -166,7 +170,9 @@ class Connection:
 
     def close(self) -> None:
         """Stop the control connection (it would also end by itself after 60 s)."""
-        proc.run([*self.ssh_argv()[:-1], "-O", "exit", self.host.address], check=False, timeout=10)
+        proc.run(
+            [*self.ssh_options(), "-O", "exit", "--", self.host.address], check=False, timeout=10
+        )
 
 
 @contextmanager

@@ -7,100 +7,15 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.deploy.conftest import FleetFactory, digest_of, nestcustom, report
 from tests.deploy.fleetlock_server import Semaphore, serve_fleetlock
-from tests.universe.fleet.harness import HostFleet
-from tests.universe.fleet.image import build_host_image
 from tests.universe.registry import Registry
-from tests.universe.session import CACHE
 
 pytestmark = pytest.mark.universe
-
-
-def podman(*args: str) -> str:
-    done = subprocess.run(
-        ["podman", *args], capture_output=True, text=True, check=False, timeout=600
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def digest_of(reference: str) -> str:
-    out = subprocess.run(
-        [
-            "skopeo",
-            "inspect",
-            "--tls-verify=false",
-            "--format",
-            "{{.Digest}}",
-            f"docker://{reference}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def host_image() -> str:
-    return build_host_image(CACHE)
-
-
-@pytest.fixture(scope="module")
-def images(
-    registry: Registry, nestos_sp2_image: str, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """Images in the registry: two bootable versions and one without ostree.bootable."""
-    context = tmp_path_factory.mktemp("deploy-images")
-    refs = {}
-    for name, extra in (
-        ("v1", "RUN echo v1 > /usr/share/nc-version\n"),
-        ("v2", "RUN echo v2 > /usr/share/nc-version\n"),
-        ("plain", 'LABEL ostree.bootable=""\n'),
-    ):
-        (context / "Containerfile").write_text(f"FROM {nestos_sp2_image}\n{extra}")
-        reference = f"{registry.host}/fleet/nestos:{name}"
-        podman("build", "-q", "-t", reference, str(context))
-        podman("push", "-q", "--tls-verify=false", reference)
-        refs[name] = reference
-    return refs
-
-
-FleetFactory = Callable[..., HostFleet]
-
-
-@pytest.fixture
-def fleet(host_image: str, registry: Registry, tmp_path: Path) -> Iterator[FleetFactory]:
-    with ExitStack() as stack:
-
-        def start(count: int) -> HostFleet:
-            return stack.enter_context(
-                HostFleet(count, host_image, tmp_path / "fleet", registry.host)
-            )
-
-        yield start
-
-
-def nestcustom(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nestcustom", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-
-
-def report(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
-    return {h["host"]: h for h in json.loads(result.stdout)["hosts"]}
 
 
 def test_deploy_pins_the_digest_updates_hosts_and_reruns_idempotently(

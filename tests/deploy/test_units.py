@@ -12,7 +12,6 @@ import pytest
 
 from nestcustom.deploy.fleetlock import FleetLock, LockError
 from nestcustom.deploy.hoststatus import parse_status
-from nestcustom.deploy.inventory import load_inventory
 from nestcustom.deploy.journal import Journal, read_journal
 from nestcustom.deploy.ssh import Failure, classify
 from nestcustom.errors import BadInputError
@@ -64,59 +63,6 @@ def test_status_model() -> None:
     assert status.rollback is None
     assert status.update_driver == "Zincati (zincati.service)"
     assert not status.transaction
-
-
-def test_inventory_own_format(tmp_path: Path) -> None:
-    path = tmp_path / "hosts.yaml"
-    path.write_text(
-        "defaults: {user: core, key: ~/.ssh/id_ed25519}\n"
-        "hosts:\n  - {name: web1, address: 192.0.2.10}\n  - {name: web2, address: 192.0.2.11, port: 2222, user: root}\n"
-        "groups: {canary: [web1], rest: [web2]}\n"
-    )
-    inventory = load_inventory(path)
-    web1, web2 = inventory.hosts
-    assert (web1.user, web1.port, web1.needs_sudo, web1.groups) == ("core", 22, True, ("canary",))
-    assert (web2.user, web2.port, web2.needs_sudo) == ("root", 2222, False)
-    assert web1.key is not None and not web1.key.startswith("~")
-    assert [h.name for h in inventory.select(("rest",))] == ["web2"]
-    with pytest.raises(BadInputError, match="no host or group named nope"):
-        inventory.select(("nope",))
-
-
-def test_inventory_ansible_subset(tmp_path: Path) -> None:
-    path = tmp_path / "inventory.yml"
-    path.write_text(
-        "all:\n  vars: {ansible_user: core}\n  children:\n"
-        "    canary:\n      hosts:\n        web1: {ansible_host: 192.0.2.10, ansible_port: 2201}\n"
-        "    rest:\n      vars: {ansible_become: true}\n      hosts:\n        web2: {ansible_host: 192.0.2.11}\n"
-    )
-    web1, web2 = load_inventory(path).hosts
-    assert (web1.address, web1.port, web1.user, web1.groups) == (
-        "192.0.2.10",
-        2201,
-        "core",
-        ("canary",),
-    )
-    assert (web2.address, web2.sudo, web2.groups) == ("192.0.2.11", True, ("rest",))
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("hosts:\n  - {name: a, address: x, password: hunter2}\n", "never handles passwords"),
-        ("all:\n  hosts:\n    a: {ansible_ssh_pass: hunter2}\n", "never handles passwords"),
-        ("hosts:\n  - {name: a}\n  - {name: a}\n", "hosts listed twice: a"),
-        ("hosts:\n  - {name: a, port: 70000}\n", "port 70000 is out of range"),
-        ("hosts: []\n", "lists no hosts"),
-        ("hosts: [\n", "not valid YAML"),
-    ],
-)
-def test_inventory_errors(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "hosts.yaml"
-    path.write_text(text)
-    with pytest.raises(BadInputError, match=message) as caught:
-        load_inventory(path)
-    assert "hunter2" not in caught.value.message
 
 
 def test_journal_replay_and_torn_last_line(tmp_path: Path) -> None:
@@ -188,3 +134,12 @@ def test_deploy_refuses_a_malformed_reference_before_any_network(tmp_path: Path)
     assert result.returncode == 2
     assert "error: 'bad ref!' is not a valid image reference" in result.stderr
     assert "hint: write REGISTRY/NAME:TAG" in result.stderr
+
+
+def test_ssh_destination_follows_double_dash(tmp_path: Path) -> None:
+    from nestcustom.deploy.inventory import Host
+    from nestcustom.deploy.ssh import Connection, SshOptions
+
+    argv = Connection(Host("a", "a.example", user="core"), SshOptions(tmp_path)).ssh_argv()
+    assert argv[-2:] == ["--", "a.example"]
+    assert argv.count("--") == 1
