@@ -79,15 +79,17 @@ def host_image() -> str:
 def images(
     registry: Registry, nestos_sp2_image: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    """Images in the registry: two bootable versions and one without ostree.bootable."""
+    """Images in the registry: two bootable versions and one without ostree.bootable
+    (rpm-ostree checks only that the label is present, so this one has no labels at all)."""
     context = tmp_path_factory.mktemp("deploy-images")
+    (context / "hello").write_text("not an operating system\n")
     refs = {}
-    for name, extra in (
-        ("v1", "RUN echo v1 > /usr/share/nc-version\n"),
-        ("v2", "RUN echo v2 > /usr/share/nc-version\n"),
-        ("plain", 'LABEL ostree.bootable=""\n'),
+    for name, text in (
+        ("v1", f"FROM {nestos_sp2_image}\nRUN echo v1 > /usr/share/nc-version\n"),
+        ("v2", f"FROM {nestos_sp2_image}\nRUN echo v2 > /usr/share/nc-version\n"),
+        ("plain", "FROM scratch\nCOPY hello /hello\n"),
     ):
-        (context / "Containerfile").write_text(f"FROM {nestos_sp2_image}\n{extra}")
+        (context / "Containerfile").write_text(text)
         reference = f"{registry.host}/fleet/nestos:{name}"
         podman("build", "-q", "-t", reference, str(context))
         podman("push", "-q", "--tls-verify=false", reference)

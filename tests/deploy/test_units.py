@@ -12,7 +12,6 @@ import pytest
 
 from nestcustom.deploy.fleetlock import FleetLock, LockError
 from nestcustom.deploy.hoststatus import parse_status
-from nestcustom.deploy.journal import Journal, read_journal
 from nestcustom.deploy.ssh import Failure, classify
 from nestcustom.errors import BadInputError
 from tests.deploy.fleetlock_server import serve_fleetlock
@@ -63,21 +62,6 @@ def test_status_model() -> None:
     assert status.rollback is None
     assert status.update_driver == "Zincati (zincati.service)"
     assert not status.transaction
-
-
-def test_journal_replay_and_torn_last_line(tmp_path: Path) -> None:
-    path = tmp_path / "j.jsonl"
-    journal = Journal(path, {"target": "r/x@sha256:1"})
-    journal.record("a", "preflight", "ok")
-    journal.record("a", "done", "ok", outcome="updated", before="x", after="y")
-    journal.record("b", "rebase", "start")
-    with path.open("a") as handle:
-        handle.write('{"host": "b", "st')  # cut off by the interruption
-    replay = read_journal(path)
-    assert replay.header == {"target": "r/x@sha256:1"}
-    assert set(replay.finished) == {"a"}
-    assert replay.last["b"].step == "rebase"
-    assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
 @pytest.mark.parametrize(
@@ -143,3 +127,43 @@ def test_ssh_destination_follows_double_dash(tmp_path: Path) -> None:
     argv = Connection(Host("a", "a.example", user="core"), SshOptions(tmp_path)).ssh_argv()
     assert argv[-2:] == ["--", "a.example"]
     assert argv.count("--") == 1
+
+
+def test_report_lines_say_what_happened(capsys: pytest.CaptureFixture[str]) -> None:
+    from nestcustom.cli.hosts import _report
+    from nestcustom.deploy.report import NOT_BACK, HostReport
+
+    _report(
+        [
+            HostReport("a", "failed", "x", None, error="did not come back", rollback_note=NOT_BACK),
+            HostReport(
+                "b",
+                "failed",
+                "x",
+                "x",
+                error="came back on x",
+                rolled_back=True,
+                rollback_verified=True,
+            ),
+            HostReport(
+                "c",
+                "failed",
+                "x",
+                "y",
+                error="came back on y",
+                rolled_back=True,
+                rollback_verified=False,
+            ),
+            HostReport("d", "rolled back", "y", "x"),
+        ],
+        False,
+        {},
+    )
+    out = capsys.readouterr().out
+    assert (
+        "a  failed      x -> -\n   error: did not come back\n   rollback: not back; no rollback sent\n"
+        in out
+    )
+    assert "   rollback: verified\n" in out and "   rollback: NOT verified\n" in out
+    assert "d  rolled back y -> x\n" in out
+    assert out.endswith("3 failed, 1 rolled back\n")  # a rollback is not counted as "updated"

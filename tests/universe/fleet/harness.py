@@ -49,6 +49,15 @@ class TestHost:
     def clear(self, fault: str) -> None:
         self.exec("rm", "-f", f"{FAULTS}/{fault}")
 
+    def lock(self) -> str | None:
+        """The rollout lock on the host, or None."""
+        text = self.exec("cat", "/var/lib/nestcustom/rollout.lock", check=False)
+        return text.strip() or None
+
+    def commands_run(self) -> int:
+        """Remote commands sshd started on this host (its log, kept by podman)."""
+        return podman("logs", self.container, check=False).count("Starting session: command")
+
     def boot_id(self) -> str:
         return self.exec("cat", "/proc/sys/kernel/random/boot_id").strip()
 
@@ -106,8 +115,17 @@ class TestHost:
 class HostFleet:
     """Start `count` hosts; remove them all at exit."""
 
-    def __init__(self, count: int, image: str, workdir: Path, registry: str | None = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        image: str,
+        workdir: Path,
+        registry: str | None = None,
+        versions: dict[str, str] | None = None,
+    ) -> None:
+        """`versions`: rpm-ostree version per host name (default 2022.16; 2022.8 is SP1)."""
         self.count = count
+        self.versions = versions or {}
         self.image = image
         self.workdir = workdir
         self.registry = registry
@@ -136,6 +154,8 @@ class HostFleet:
                     "--restart=always",
                     "--name",
                     container,
+                    "--env",
+                    f"NC_RPM_OSTREE={self.versions.get(f'host{index}', '2022.16')}",
                     self.image,
                     "/usr/local/sbin/nc-init",
                     str(port),
