@@ -23,9 +23,12 @@ ORIGIN = "openEuler:openEuler/x86_64/nestos/stable"
 
 
 def podman(*args: str) -> str:
-    done = subprocess.run(
-        ["podman", *args], capture_output=True, text=True, check=False, timeout=600
-    )
+    for _ in range(3):  # podman 4.3 can trip over other users' builds in the shared storage
+        done = subprocess.run(
+            ["podman", *args], capture_output=True, text=True, check=False, timeout=600
+        )
+        if done.returncode == 0 or "identifier is not a container" not in done.stderr:
+            break
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -342,6 +342,8 @@ def test_fleetlock_slot_taken_per_reboot_and_released(
             url,
             "--group",
             "workers",
+            "--reboot-timeout",
+            "60",  # a regression fails in a minute, not after the default 600 s
             "--no-tls-verify",
             "--json",
         )
