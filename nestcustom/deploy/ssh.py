@@ -212,6 +212,15 @@ class Connection:
 
 @contextmanager
 def ssh_session(accept_new_host_keys: bool) -> Iterator[SshOptions]:
-    """SSH options for one run; control sockets live in a private directory removed after it."""
+    """SSH options for one run; control sockets live in a private directory removed after it,
+    and the control connections this run opened are closed, not left to time out."""
     with tempfile.TemporaryDirectory(prefix="nc-ssh-") as control:
-        yield SshOptions(Path(control), accept_new_host_keys)
+        try:
+            yield SshOptions(Path(control), accept_new_host_keys)
+        finally:
+            for socket in sorted(Path(control).iterdir()):
+                proc.run(
+                    ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "--", "control"],
+                    check=False,
+                    timeout=10,
+                )

@@ -55,8 +55,18 @@ class TestHost:
         return text.strip() or None
 
     def commands_run(self) -> int:
-        """Remote commands sshd started on this host (its log, kept by podman)."""
-        return podman("logs", self.container, check=False).count("Starting session: command")
+        """Remote commands sshd started on this host (its log, kept by podman across boots)."""
+        return self.sshd_log().count("Starting session: command")
+
+    def connections(self) -> int:
+        """SSH connections sshd accepted on this host."""
+        return self.sshd_log().count("Accepted publickey")
+
+    def sshd_log(self) -> str:
+        done = subprocess.run(
+            ["podman", "logs", self.container], capture_output=True, text=True, check=False
+        )
+        return done.stdout + done.stderr
 
     def boot_id(self) -> str:
         return self.exec("cat", "/proc/sys/kernel/random/boot_id").strip()
