@@ -45,20 +45,24 @@ PLAYBOOK = """\
       when: rebased is changed
       ignore_unreachable: true  # the connection may drop as the host goes down
       failed_when: false
-    - name: wait for a new boot id
-      raw: cat /proc/sys/kernel/random/boot_id
+    - name: wait for a new boot id, as ansible.builtin.reboot does (its own loop survives the dropped connection; raw in an until loop does not, and reboot itself needs Python on the host)
+      ansible.builtin.command:
+        argv: [ssh, -p, "{{{{ ansible_port }}}}", -i, "{{{{ ansible_ssh_private_key_file }}}}", -o, "UserKnownHostsFile={known_hosts}",
+               -o, BatchMode=yes, -o, ConnectTimeout=5, -o, ControlMaster=auto, -o, ControlPersist=60s,
+               -o, "ControlPath={tmp}/cp/wait-%C", "root@{{{{ ansible_host }}}}",
+               "cat /proc/sys/kernel/random/boot_id; echo ==; rpm-ostree status --booted --json"]
+      delegate_to: localhost
       register: boot
       changed_when: false
+      failed_when: false
       when: rebased is changed
-      ignore_unreachable: true
-      until: boot.stdout is defined and (boot.stdout | trim) != old_boot
+      until: boot.rc == 0 and (boot.stdout.split('==')[0] | trim) != old_boot
       retries: 600
       delay: 1
     - name: verify the booted digest
-      raw: rpm-ostree status --booted --json
-      register: booted
-      changed_when: false
-      failed_when: (booted.stdout | from_json).deployments[0]['container-image-reference-digest'] != digest
+      ansible.builtin.assert:
+        that: (boot.stdout.split('==')[1] | from_json).deployments[0]['container-image-reference-digest'] == digest
+      when: rebased is changed
 """
 
 CONFIG = """\
@@ -96,5 +100,14 @@ def write_project(
     config = workdir / "ansible.cfg"
     config.write_text(CONFIG.format(batch=batch, tmp=workdir))
     playbook = workdir / "rollout.yml"
-    playbook.write_text(PLAYBOOK.format(batch=batch, pinned=pinned, digest=digest, arch=arch))
+    playbook.write_text(
+        PLAYBOOK.format(
+            batch=batch,
+            pinned=pinned,
+            digest=digest,
+            arch=arch,
+            known_hosts=fleet.known_hosts,
+            tmp=workdir,
+        )
+    )
     return config, playbook

@@ -10,6 +10,7 @@ import pytest
 from nestcustom.deploy import hostlock
 from nestcustom.deploy.decide import (
     DriverChoice,
+    Refusal,
     may_start,
     preflight_refusal,
     rebase_argv,
@@ -19,8 +20,15 @@ from nestcustom.deploy.decide import (
     staged_problem,
     verify_problem,
 )
-from nestcustom.deploy.hoststatus import HostFacts, needs_experimental, parse_facts, parse_status
-from nestcustom.deploy.report import HostReport, report_from_dict
+from nestcustom.deploy.hoststatus import (
+    Deployment,
+    HostFacts,
+    identity,
+    needs_experimental,
+    parse_facts,
+    parse_status,
+)
+from nestcustom.deploy.report import HostReport, StepRecord, report_from_dict
 from nestcustom.deploy.sanitize import clean
 from nestcustom.errors import NestcustomError
 
@@ -241,3 +249,90 @@ def test_lock_owner_and_busy_wording() -> None:
     assert not hostlock.controller_gone(owner, "ctl:999", alive=True)
     assert not hostlock.controller_gone(owner, "other:999", alive=False)
     assert hostlock.valid_rollout_id("f" * 32) and not hostlock.valid_rollout_id("F" * 32)
+
+
+def test_whole_refusals_with_their_hints() -> None:
+    transaction = preflight_refusal(one(status_json(BASE, transaction=True)), None, DriverChoice())
+    assert transaction == Refusal(
+        "an rpm-ostree transaction is running (a transaction)", "wait for it to finish, then re-run"
+    )
+    assert preflight_refusal(one(status_json(deployment("aaa"))), None, DriverChoice()) == Refusal(
+        "rpm-ostree reports no booted deployment", "is this an rpm-ostree host?"
+    )
+    assert preflight_refusal(
+        one(status_json(BASE), arch="aarch64"), "x86_64", DriverChoice()
+    ) == Refusal(
+        "the host is aarch64, the image is for x86_64",
+        "build on a base of the host's stream and architecture",
+    )
+    assert preflight_refusal(one(status_json(BASE, driver=True)), None, DriverChoice()) == Refusal(
+        "updates on this host are driven by Zincati (zincati.service)",
+        "pass --disable-zincati (turns Zincati's updates off, then rebases) or --bypass-driver",
+    )
+
+
+def test_the_drifted_report_in_full() -> None:
+    steps = (StepRecord("verify", True, 1.0, "booted"),)
+    done = HostReport("a", "updated", ORIGIN, D1, steps)
+    rolled_back_since = parse_status(status_json(BASE, deployment("bbb", digest=D1)))
+    assert recheck(done, rolled_back_since, D1) == HostReport(
+        "a",
+        "drifted",
+        D1,
+        ORIGIN,
+        steps,
+        error=f"the journal says updated, but the host now boots {ORIGIN}",
+        hint="someone changed it after this rollout; start a new rollout to move it again",
+    )
+
+
+def test_every_field_of_a_deployment_and_odd_status_shapes() -> None:
+    (staged, booted) = parse_status(
+        status_json({**deployment("bbb", staged=True, digest=D1), "pinned": True}, BASE)
+    ).deployments
+    assert staged == Deployment(
+        "nestos-bbb.0",
+        "bbb",
+        False,
+        True,
+        None,
+        f"ostree-unverified-registry:r/x@{D1}",
+        D1,
+        None,
+        True,
+    )
+    assert staged.source == f"ostree-unverified-registry:r/x@{D1} ({D1})"
+    assert booted == Deployment(
+        "nestos-aaa.0", "aaa", True, False, "22.03-LTS-SP2.20230922.0", None, None, ORIGIN, False
+    )
+    assert booted.source == ORIGIN and identity(None) is None
+    odd = json.loads(status_json(BASE))
+    odd["update-driver"] = {"driver-name": "Zincati"}
+    assert parse_status(json.dumps(odd)).update_driver == "Zincati (?)"
+    odd["update-driver"] = {"driver-sd-unit": "z.service"}
+    assert parse_status(json.dumps(odd)).update_driver == "? (z.service)"
+    odd["update-driver"] = {}
+    assert parse_status(json.dumps(odd)).update_driver is None
+    with pytest.raises(NestcustomError) as caught:
+        parse_status('{"deployments": [{"checksum": "x"}]}')
+    assert caught.value.message == "cannot read rpm-ostree status --json: 'id'"
+
+
+def test_every_fact_and_the_lock_section() -> None:
+    lock = '{"rollout": "' + "a" * 32 + '", "controller": "c:1", "journal": "/j", "since": 1}'
+    text = facts(status_json(BASE), lock=lock).replace("==machine-id\nm1\n", "==machine-id\n")
+    got = parse_facts(text)
+    assert (got.machine_id, got.lock, got.boot_id) == ("", lock, "b1")
+    assert got.status == parse_status(status_json(BASE))
+    no_version = parse_facts(facts(status_json(BASE)).replace(" Version: '2022.16'\n", ""))
+    assert no_version.rpm_ostree is None
+    with pytest.raises(NestcustomError) as caught:
+        parse_facts(facts(status_json(BASE)).replace("==end\n", ""))
+    assert (caught.value.message, caught.value.hint) == (
+        "the preflight facts were cut short",
+        "re-run; is the host rebooting?",
+    )
+    failing = "==status\nline1\nline2\nline3\nline4\n==status-failed\n==end\n"
+    with pytest.raises(NestcustomError) as caught:
+        parse_facts(failing)
+    assert caught.value.message == "rpm-ostree status failed: line2\nline3\nline4"

@@ -178,3 +178,73 @@ def test_cli_exit_2_located_never_internal_error(tmp_path: Path) -> None:
         assert f"{path}:2:24: hosts[0].password: 'password' holds a password" in done.stderr
         assert "internal error" not in done.stderr and "Traceback" not in done.stderr
         assert "hunter2" not in done.stderr
+
+
+def test_every_host_field_and_its_default(tmp_path: Path) -> None:
+    from nestcustom.deploy.inventory import Host
+
+    inventory = load_inventory(
+        write(
+            tmp_path,
+            "defaults: {known_hosts: /etc/kh, sudo: true}\n"
+            "hosts:\n  - {name: a}\n"
+            "  - {name: b, address: 10.0.0.2, port: 2200, user: core, key: /k, known_hosts: /kh2, sudo: false}\n"
+            "groups: {g: [b]}\n",
+        )
+    )
+    assert inventory.hosts == (
+        Host("a", "a", 22, "root", None, "/etc/kh", True, ()),
+        Host("b", "10.0.0.2", 2200, "core", "/k", "/kh2", False, ("g",)),
+    )
+    ansible = load_inventory(
+        write(
+            tmp_path,
+            "all:\n  hosts:\n    top:\n  children:\n    g:\n      children:\n        sub:\n"
+            "          hosts:\n            deep: {ansible_ssh_private_key_file: /k}\n",
+        )
+    )
+    assert ansible.hosts == (
+        Host("top", "top", 22, "root", None, None, False, ()),
+        Host("deep", "deep", 22, "root", "/k", None, False, ("sub",)),
+    )
+    assert ansible.warnings == ()
+
+
+def test_whole_messages_of_the_rarer_problems(tmp_path: Path) -> None:
+    assert problems(tmp_path, "hosts:\n  - {name: a}\n  - {name: a}\n") == (
+        "hosts.yaml:3:5: host 'a' is listed twice (first at line 2)\n"
+        "  hint: list each host once; put it in several groups instead\n"
+        "1 problem in the inventory"
+    )
+    assert problems(tmp_path, "hosts:\n  - {name: zzz}\ngroups: {g: [qqq], h: [zzz]}\n") == (
+        "hosts.yaml:3:14: groups.g[0]: group 'g' names 'qqq', which is not a host of this inventory\n"
+        "  hint: groups list host names exactly\n"
+        "1 problem in the inventory"
+    )
+    assert problems(tmp_path, "- a\n") == (
+        "hosts.yaml:1:1: an inventory is a mapping with hosts: (or Ansible groups)\n"
+        "1 problem in the inventory"
+    )
+    two = problems(tmp_path, "hosts:\n  - {name: a, port: x}\n  - {name: b, user: '-x'}\n")
+    assert two.endswith("\n2 problems in the inventory") and two.count("\n  hint:") == 1
+    listed = problems(tmp_path, "hosts:\n  - {name: a}\n  - [{password: x}]\n")
+    assert "hosts.yaml:3:7: hosts[1][0].password: 'password' holds a password" in listed
+    assert (
+        "  hint: remove it; use an SSH key (key: or ansible_ssh_private_key_file:) or an SSH agent, "
+        "and passwordless sudo"
+    ) in listed
+    nested = problems(
+        tmp_path, "all:\n  children:\n    g:\n      hosts:\n        h: {ansible_become_pass: x}\n"
+    )
+    assert nested.startswith("hosts.yaml:5:13: all.children.g.hosts.h.ansible_become_pass:")
+
+
+def test_selection_errors_name_every_unknown(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, "hosts:\n  - {name: alpha}\n  - {name: beta}\n"))
+    with pytest.raises(BadInputError) as caught:
+        inventory.select(("qqq", "zzz", "alpha"))
+    assert caught.value.message == "no host or group named qqq, zzz in the inventory"
+    assert caught.value.hint == "names must match exactly"
+    with pytest.raises(BadInputError) as caught:
+        inventory.select(("alphx", "betx"))
+    assert caught.value.hint == "did you mean 'alpha'?"
