@@ -167,3 +167,32 @@ def test_report_lines_say_what_happened(capsys: pytest.CaptureFixture[str]) -> N
     assert "   rollback: verified\n" in out and "   rollback: NOT verified\n" in out
     assert "d  rolled back y -> x\n" in out
     assert out.endswith("3 failed, 1 rolled back\n")  # a rollback is not counted as "updated"
+
+
+def test_resume_of_a_corrupt_journal_is_located_bad_input(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text("hosts:\n  - {name: a, address: 127.0.0.1, port: 9}\n")
+    journal = tmp_path / "j.jsonl"
+    journal.write_text(
+        '{"time": "t", "rollout": {"id": "x", "target": "r", "hosts": [], "options": {}}}\n{oops\n'
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nestcustom",
+            "deploy",
+            "-i",
+            str(inventory),
+            "127.0.0.1:9/x/y:1",
+            "--resume",
+            str(journal),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"error: {journal}:2:2: not a journal row: Expecting property name" in result.stderr
+    assert "internal error" not in result.stderr
