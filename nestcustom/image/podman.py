@@ -237,6 +237,27 @@ class Podman:
         with contextlib.suppress(ImageNotFound):
             self.client.images.remove(reference)
 
+    def load_archive(self, archive: Path) -> str:
+        """Load a docker-archive tar into storage, streamed from disk; returns the image ID.
+
+        Added for base images built from an ISO: the archive carries a config podman's
+        build would not write as is (a HEALTHCHECK with no build-time noise).
+        """
+        try:
+            with archive.open("rb") as handle:
+                response = self.client.api.post(
+                    "/images/load", data=handle, headers={"Content-type": "application/x-tar"}
+                )
+        except (APIError, PodmanError, OSError) as exc:
+            raise NestcustomError(f"podman did not load {archive.name}: {exc}") from exc
+        if response.status_code >= 400:
+            raise NestcustomError(f"podman did not load {archive.name}: {_api_message(response)}")
+        names = response.json().get("Names") or []
+        for name in names:
+            if match := _IMAGE_ID.match(str(name).removeprefix("sha256:")):
+                return match[1]
+        raise NestcustomError(f"podman loaded {archive.name} but named no image: {names}")
+
     # -- push ----------------------------------------------------------------
 
     def push(
