@@ -3,21 +3,21 @@
 Neither `podman import` (refuses HEALTHCHECK) nor `podman build` (the Docker
 format adds a random container id and hostname to the config; the OCI format
 drops HEALTHCHECK) can give a reproducible image with a health check, so the
-image is written as a docker-archive: a Docker image config (which has a
+image is made as a docker-archive: a Docker image config (which has a
 Healthcheck field) whose every value comes from the inputs, the layer, and a
-manifest. Loaded into podman's storage, its ID is the config's digest: the same
-ISO, variant and package set give the same ID, and the same pushed digest.
+manifest, streamed straight into podman's storage (no copy of the root is
+written first). Its ID is the config's digest: the same ISO, variant and
+package set give the same ID, and the same pushed digest.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tarfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 from nestcustom.base.tarball import Layer
 
@@ -72,8 +72,20 @@ def config_json(spec: ImageSpec, layer: Layer) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
 
-def write_archive(spec: ImageSpec, layer: Layer, out: Path) -> str:
-    """A docker-archive with the layer and its config; returns the image ID (config digest)."""
+def _member(name: str, size: int, mtime: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, 0o644
+    return info.tobuf(format=tarfile.PAX_FORMAT)
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * (-size % tarfile.BLOCKSIZE)
+
+
+def archive_chunks(
+    spec: ImageSpec, layer: Layer, layer_bytes: Iterable[bytes]
+) -> tuple[str, Iterator[bytes]]:
+    """(image ID, the docker-archive's bytes): manifest, config, then the layer as it streams."""
     config = config_json(spec, layer)
     image_id = hashlib.sha256(config).hexdigest()
     layer_name = f"{layer.digest.removeprefix('sha256:')}/layer.tar"
@@ -81,16 +93,11 @@ def write_archive(spec: ImageSpec, layer: Layer, out: Path) -> str:
         [{"Config": f"{image_id}.json", "RepoTags": None, "Layers": [layer_name]}]
     ).encode()
 
-    def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), spec.created, 0o644
-        tar.addfile(info, io.BytesIO(data))
+    def chunks() -> Iterator[bytes]:
+        for name, data in (("manifest.json", manifest), (f"{image_id}.json", config)):
+            yield _member(name, len(data), spec.created) + data + _padding(len(data))
+        yield _member(layer_name, layer.size, spec.created)
+        yield from layer_bytes
+        yield _padding(layer.size) + b"\0" * (2 * tarfile.BLOCKSIZE)
 
-    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
-        add(tar, "manifest.json", manifest)
-        add(tar, f"{image_id}.json", config)
-        info = tarfile.TarInfo(layer_name)
-        info.size, info.mtime, info.mode = layer.size, spec.created, 0o644
-        with layer.path.open("rb") as handle:
-            tar.addfile(info, handle)
-    return image_id
+    return image_id, chunks()

@@ -13,6 +13,7 @@ clean-up runs, and the namespace the install ran in dies with its processes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import signal
 import tempfile
@@ -27,7 +28,7 @@ from nestcustom.base import image as image_writer
 from nestcustom.base import install, packages, repos, resolve, slim, tarball
 from nestcustom.base.isofile import check_iso, open_iso
 from nestcustom.base.variants import Variant
-from nestcustom.errors import BadInputError, NestcustomError
+from nestcustom.errors import EXIT_INTERRUPTED, BadInputError, NestcustomError
 
 EXIT_TERMINATED = 143
 
@@ -79,9 +80,22 @@ class BaseImage:
 
     @property
     def pinned(self) -> str | None:
-        if self.reference and self.digest:
-            return f"{self.reference.rsplit(':', 1)[0] if '@' not in self.reference else self.reference}@{self.digest}"
-        return None
+        """REPOSITORY@sha256:... of the pushed image."""
+        if not (self.reference and self.digest):
+            return None
+        from nestcustom.image.podman import split_reference
+
+        return f"{split_reference(self.reference)[0]}@{self.digest}"
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM stopped the build; says what was left behind."""
+
+    def __init__(self, reason: str, exit_code: int, state: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+        self.state = state
 
 
 @contextlib.contextmanager
@@ -171,16 +185,37 @@ def build_base(options: Options, on_event: Callable[[Event], None] = lambda e: N
     parent = options.workdir or Path(tempfile.gettempdir())
     if not parent.is_dir():
         raise BadInputError(f"--workdir {parent}: no such directory")
-    with (
-        terminate_as_exception(),
-        tempfile.TemporaryDirectory(prefix="nestcustom-base-", dir=parent) as tmp,
-    ):
-        work = Path(tmp)
-        try:
-            return _build(options, fmt, work, on_event, lap, timings)
-        finally:
-            on_event(Event("clean", f"removing the work directory {work}"))
-            _remove_work(work)
+    progress = {"tagged": ""}
+    try:
+        with (
+            terminate_as_exception(),
+            tempfile.TemporaryDirectory(prefix="nestcustom-base-", dir=parent) as tmp,
+        ):
+            work = Path(tmp)
+            try:
+                return _build(options, fmt, work, on_event, lap, timings, progress)
+            finally:
+                on_event(Event("clean", f"removing the work directory {work}"))
+                _remove_work(work)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise NestcustomError(
+                f"no space left in the work directory under {parent}",
+                "free space there or pass --workdir on a larger file system",
+            ) from exc
+        raise
+    except (KeyboardInterrupt, Terminated) as exc:
+        terminated = isinstance(exc, Terminated)
+        left = (
+            f"{progress['tagged']} was already tagged"
+            if progress["tagged"]
+            else "no image was tagged"
+        )
+        raise Interrupted(
+            "terminated" if terminated else "interrupted",
+            EXIT_TERMINATED if terminated else EXIT_INTERRUPTED,
+            f"the work directory and its install namespace are gone; {left}",
+        ) from None
 
 
 def _remove_work(work: Path) -> None:
@@ -203,6 +238,7 @@ def _build(
     on_event: Callable[[Event], None],
     lap: Callable[[str], None],
     timings: dict[str, float],
+    progress: dict[str, str],
 ) -> BaseImage:
     from nestcustom.base.isofile import IsoFormat
 
@@ -303,19 +339,14 @@ def _build(
     on_event(Event("tar", "writing the layer"))
     slim.settle_times(root, install_started, media.release.source_date_epoch)
     lap("settle")
-    layer = tarball.write_layer(root, work / "layer.tar")
+    layer = tarball.measure_layer(root)
     lap("tar")
     hasher.join()
     spec = _spec(options, media, root, iso_sha[0])
-    slim.remove_tree(root)
     slim.remove_tree(boot)
-    lap("tar")
     on_event(Event("image", "writing and loading the image"))
-    archive = work / "image.tar"
-    image_id = image_writer.write_archive(spec, layer, archive)
-    layer.path.unlink()
-    lap("archive")
-    reference, digest = _load_tag_push(options, archive, image_id, on_event)
+    image_id, archive = image_writer.archive_chunks(spec, layer, tarball.layer_chunks(layer))
+    reference, digest = _load_tag_push(options, archive, image_id, on_event, progress)
     lap("image")
     warnings = []
     if installed.clock_install_times:
@@ -344,20 +375,33 @@ def _build(
 
 
 def _load_tag_push(
-    options: Options, archive: Path, image_id: str, on_event: Callable[[Event], None]
+    options: Options,
+    archive: Iterator[bytes],
+    image_id: str,
+    on_event: Callable[[Event], None],
+    progress: dict[str, str],
 ) -> tuple[str | None, str | None]:
     from nestcustom.image import podman as podman_api
     from nestcustom.image import registry
 
     with podman_api.connect() as podman:
-        loaded = podman.load_archive(archive)
-        if loaded != image_id:
-            raise NestcustomError(
-                f"podman stored the image as {loaded[:12]}, expected {image_id[:12]}"
-            )
+        existed = podman.exists(image_id)
+        try:
+            loaded = podman.load_stream(archive, "the base image")
+            if loaded != image_id:
+                raise NestcustomError(
+                    f"podman stored the image as {loaded[:12]}, expected {image_id[:12]}"
+                )
+            if options.tag:
+                podman.tag(image_id, options.tag)
+                progress["tagged"] = options.tag
+        except BaseException:
+            if not existed:  # an image this run loaded but never tagged goes again
+                with contextlib.suppress(Exception):
+                    podman.remove(image_id)
+            raise
         if not options.tag:
             return None, None
-        podman.tag(image_id, options.tag)
         on_event(Event("image", f"tagged {options.tag}"))
         if not options.push:
             return options.tag, None

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from nestcustom import __version__
-from nestcustom.cli import hosts, images, recipes
+from nestcustom.cli import base, hosts, images, recipes
 from nestcustom.cli.common import Settings, err
 from nestcustom.errors import EXIT_INTERRUPTED
 
@@ -61,6 +61,7 @@ for command in (
     hosts.deploy,
     hosts.status,
     hosts.rollback,
+    base.base,
 ):
     cli.add_command(command)
 

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,26 +237,28 @@ class Podman:
         with contextlib.suppress(ImageNotFound):
             self.client.images.remove(reference)
 
-    def load_archive(self, archive: Path) -> str:
-        """Load a docker-archive tar into storage, streamed from disk; returns the image ID.
+    def load_stream(self, chunks: Iterable[bytes], name: str = "image") -> str:
+        """Load a docker-archive tar, sent as it is produced; returns the image ID.
 
         Added for base images built from an ISO: the archive carries a config podman's
-        build would not write as is (a HEALTHCHECK with no build-time noise).
+        build would not write as is (a HEALTHCHECK, no build-time noise), and streaming
+        it spares writing a copy of the whole root to disk first.
         """
         try:
-            with archive.open("rb") as handle:
-                response = self.client.api.post(
-                    "/images/load", data=handle, headers={"Content-type": "application/x-tar"}
-                )
+            response = self.client.api.post(
+                "/images/load",
+                data=iter(chunks),  # type: ignore[arg-type]  # requests streams any iterable
+                headers={"Content-type": "application/x-tar"},
+            )
         except (APIError, PodmanError, OSError) as exc:
-            raise NestcustomError(f"podman did not load {archive.name}: {exc}") from exc
+            raise NestcustomError(f"podman did not load {name}: {exc}") from exc
         if response.status_code >= 400:
-            raise NestcustomError(f"podman did not load {archive.name}: {_api_message(response)}")
+            raise NestcustomError(f"podman did not load {name}: {_api_message(response)}")
         names = response.json().get("Names") or []
-        for name in names:
-            if match := _IMAGE_ID.match(str(name).removeprefix("sha256:")):
+        for loaded in names:
+            if match := _IMAGE_ID.match(str(loaded).removeprefix("sha256:")):
                 return match[1]
-        raise NestcustomError(f"podman loaded {archive.name} but named no image: {names}")
+        raise NestcustomError(f"podman loaded {name} but named no image: {names}")
 
     # -- push ----------------------------------------------------------------
 

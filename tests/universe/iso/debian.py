@@ -50,7 +50,17 @@ APPSTREAM_ROOTS = ("strace", "jq")
 DENY = frozenset(
     {
         "adduser",
+        "apt",
+        "apt-utils",
         "base-files",
+        "debconf-i18n",
+        "debian-archive-keyring",
+        "deltarpm",
+        "libapt-pkg6.0",
+        "liblocale-gettext-perl",
+        "libtext-charwidth-perl",
+        "libtext-iconv-perl",
+        "libtext-wrapi18n-perl",
         "debconf",
         "debianutils",
         "debugedit",
@@ -95,6 +105,7 @@ class Deb:
     version: str  # Debian version, epoch included
     arch: str
     depends: tuple[tuple[str, ...], ...]  # each clause: alternatives, first preferred
+    recommends: tuple[tuple[str, ...], ...]  # weak dependencies: RPM Recommends
     provides: tuple[str, ...]
 
     @property
@@ -115,7 +126,11 @@ def _run(argv: Sequence[str], cwd: Path | None = None) -> str:
 
 
 def apt_choice(roots: Iterable[str]) -> list[str]:
-    """The packages apt installs for `roots` on an empty system, recommends off."""
+    """The packages apt installs for `roots` on an empty system, recommends included.
+
+    Recommends become RPM weak dependencies: a standard install (weak deps on)
+    takes them, an optimized one (weak deps off) leaves them out, as on RHEL.
+    """
     status = Path("/tmp/nestcustom-empty-dpkg-status")
     status.write_text("")
     out = _run(
@@ -125,7 +140,7 @@ def apt_choice(roots: Iterable[str]) -> list[str]:
             "-o",
             f"Dir::State::status={status}",
             "-o",
-            "APT::Install-Recommends=false",
+            "APT::Install-Recommends=true",
             "install",
             *roots,
         ]
@@ -164,7 +179,10 @@ def describe(names: Sequence[str]) -> dict[str, Deb]:
             continue
         depends = _clauses(fields.get("Pre-Depends", "")) + _clauses(fields.get("Depends", ""))
         provides = tuple(p for (p,) in _clauses(fields.get("Provides", "")) if p)
-        debs[name] = Deb(name, fields["Version"], fields["Architecture"], depends, provides)
+        recommends = _clauses(fields.get("Recommends", ""))
+        debs[name] = Deb(
+            name, fields["Version"], fields["Architecture"], depends, recommends, provides
+        )
     return debs
 
 
@@ -174,21 +192,24 @@ def package_set(roots: Iterable[str]) -> dict[str, Deb]:
     return describe(chosen)
 
 
-def rpm_requires(deb: Deb, debs: Mapping[str, Deb]) -> list[str]:
+def rpm_requires(
+    deb: Deb, debs: Mapping[str, Deb], clauses: tuple[tuple[str, ...], ...] | None = None
+) -> list[str]:
     """Debian Depends as RPM Requires: per clause the first alternative in the set."""
     providers: dict[str, str] = {}
     for other in debs.values():
         for virtual in other.provides:
             providers.setdefault(virtual, other.name)
     requires: set[str] = set()
-    for clause in deb.depends:
+    for clause in deb.depends if clauses is None else clauses:
         for name in clause:
             target = name if name in debs else providers.get(name)
             if target is not None:
                 if target != deb.name:
                     requires.add(target)
                 break
-    requires.update(EXTRA_REQUIRES.get(deb.name, ()))
+    if clauses is None:
+        requires.update(EXTRA_REQUIRES.get(deb.name, ()))
     return sorted(requires)
 
 
@@ -244,6 +265,7 @@ def spec_text(debs: Mapping[str, Deb], lists: Mapping[str, Path], stages: Path) 
             # sub-packages are the machine's architecture unless noarch (Debian's "all")
             *(["BuildArch: noarch"] if deb.arch == "all" else []),
             *(f"Requires: {r}" for r in rpm_requires(deb, debs)),
+            *(f"Recommends: {r}" for r in rpm_requires(deb, debs, deb.recommends)),
             f"%description -n {name}",
             f"The files of the Debian package {name} {deb.version}, unchanged.",
             f"%files -n {name} -f {lists[name]}",
