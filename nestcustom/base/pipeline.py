@@ -142,7 +142,12 @@ def _spec(options: Options, media: repos.Media, root: Path, iso_sha: str) -> ima
     name = release.get("NAME") or media.release.name
     version = release.get("VERSION_ID") or media.release.version
     vendor = release.get("VENDOR_NAME") or media.release.name
-    systemd = (root / "usr/lib/systemd/systemd").exists() or (root / "lib/systemd/systemd").exists()
+    inits = [
+        p
+        for p in ("sbin/init", "usr/lib/systemd/systemd", "lib/systemd/systemd")
+        if (root / p).exists()
+    ]
+    systemd = bool(inits)
     standard = options.variant.name == "standard"
     labels = {
         "org.opencontainers.image.title": f"{name} {options.variant.name}",
@@ -156,12 +161,11 @@ def _spec(options: Options, media: repos.Media, root: Path, iso_sha: str) -> ima
         "io.nestcustom.base.variant": options.variant.name,
         "io.nestcustom.base.packages": ",".join(options.specs),
     }
-    init = ("/sbin/init",) if (root / "sbin/init").exists() else ("/usr/lib/systemd/systemd",)
     return image_writer.ImageSpec(
         arch=media.release.arch or "x86_64",
         created=media.release.source_date_epoch,
         labels=tuple(labels.items()),
-        cmd=init if standard and systemd else ("/bin/bash",),
+        cmd=(f"/{inits[0]}",) if standard and systemd else ("/bin/bash",),
         healthcheck=("CMD", "systemctl", "is-system-running") if standard and systemd else None,
         stop_signal="SIGRTMIN+3" if standard and systemd else None,
         history=f"nestcustom base from-iso {options.iso.name} --variant {options.variant.name} "

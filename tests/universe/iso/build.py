@@ -195,7 +195,8 @@ def base_rpms(dbpath: str, key: Path) -> list[Path]:
 
 def nc_rpms() -> tuple[list[Path], Path]:
     """The universe repo's nc-* RPMs, and nc-hello 2.0 (the second module stream)."""
-    repo = build_repo(CACHE.parent / "rpms")
+    # its own copy: the shared universe repo may be rebuilt by another checkout meanwhile
+    repo = build_repo(CACHE / "ncrepo")
     chosen = [repo.path / f"{repo.packages[name]}.rpm" for name in NC_PACKAGES]
     (hello2,) = repo.extra_path.glob("nc-hello-2.0-*.rpm")
     return chosen, hello2
@@ -229,6 +230,17 @@ def sign(rpms: Sequence[Path], outdir: Path, home: Path) -> list[Path]:
                 *map(str, copies[start : start + 60]),
             ]
         )
+    return copies
+
+
+def signed_copies(inputs: Sequence[Path], home: Path, key: Path) -> list[Path]:
+    """Signed copies of `inputs`, cached by what they are copies of (signing takes a while)."""
+    out = CACHE / f"signed-{_digest(sorted(map(str, inputs)), _file_digest(key), _FORMAT)}"
+    if (out / "done").is_file():
+        return [out / "rpms" / p.name for p in inputs]
+    shutil.rmtree(out, ignore_errors=True)
+    copies = sign(inputs, out / "rpms", home)
+    (out / "done").touch()
     return copies
 
 
@@ -278,7 +290,7 @@ def modules_yaml(hello: dict[str, str]) -> str:
         )
     docs.append(
         "---\ndocument: modulemd-defaults\nversion: 1\ndata:\n"
-        '  module: nc-hello\n  stream: "1"\n  profiles:\n    "1": [common]\n...\n'
+        '  module: nc-hello\n  stream: "1"\n  profiles:\n    "1": [common]\n    "2": [common]\n...\n'
     )
     return "".join(docs)
 
@@ -338,7 +350,28 @@ def master_iso(tree: Path, out: Path) -> None:
     tmp.rename(out)
 
 
-def lay_out(tree: Path, layout: str, signed: Sequence[Path], key: Path) -> dict[str, str]:
+def _damage(packages: Path, damage: str | None) -> None:
+    """Spoil nc-owned for the bad-input tests: unsigned (repodata agrees) or corrupted."""
+    if damage is None:
+        return
+    (victim,) = packages.glob("nc-owned-*.rpm")
+    if damage == "unsigned":
+        copy = victim.with_suffix(".tmp")
+        shutil.copyfile(victim, copy)
+        victim.unlink()
+        _run(["rpmsign", "--delsign", str(copy)])
+        copy.rename(victim)
+    elif damage == "corrupt":  # after createrepo: the repository's checksum no longer matches
+        data = bytearray(victim.read_bytes())
+        for offset in range(len(data) - 200, len(data) - 100):
+            data[offset] ^= 0xFF
+        victim.unlink()  # a hard link to the signed copy: replace, do not write through
+        victim.write_bytes(bytes(data))
+
+
+def lay_out(
+    tree: Path, layout: str, signed: Sequence[Path], key: Path, damage: str | None = None
+) -> dict[str, str]:
     """The DVD's directory tree; returns the package map of what is on it."""
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
@@ -368,7 +401,11 @@ def lay_out(tree: Path, layout: str, signed: Sequence[Path], key: Path) -> dict[
             os.link(rpm, packages / rpm.name)
         # No modules in an EL7-style tree: nc-hello 2.0 stays out, 1.0 is the only one.
         (packages / f"{hello['2']}.rpm").unlink()
+        if damage == "unsigned":
+            _damage(packages, damage)
         _createrepo(tree, comps=comps_xml())
+        if damage == "corrupt":
+            _damage(packages, damage)
         return names
     for variant, rpms in placed.items():
         packages = tree / variant / "Packages"
@@ -382,8 +419,31 @@ def lay_out(tree: Path, layout: str, signed: Sequence[Path], key: Path) -> dict[
     return names
 
 
-def build_iso(layout: str = "treeinfo", dbpath: str = "/var/lib/rpm") -> Iso:
-    """The universe's NewStart DVD ISO for `layout` and the distribution's rpm `dbpath`."""
+def build_norepo_iso() -> Path:
+    """A boot-only image: an ISO 9660 file system with no package repository on it."""
+    out = CACHE / "newstart-boot-only.iso"
+    with _lock("iso"):
+        if not out.is_file():
+            tree = CACHE / "work-boot-only"
+            shutil.rmtree(tree, ignore_errors=True)
+            (tree / "isolinux").mkdir(parents=True)
+            (tree / "isolinux" / "README").write_text("boot files would be here\n")
+            (tree / ".discinfo").write_text(f"{TIMESTAMP}.0\nNewStart CGS Linux 6.06\nx86_64\n")
+            master_iso(tree, out)
+            shutil.rmtree(tree)
+    return out
+
+
+def build_iso(
+    layout: str = "treeinfo", dbpath: str = "/var/lib/rpm", damage: str | None = None
+) -> Iso:
+    """The universe's NewStart DVD ISO for `layout` and the distribution's rpm `dbpath`.
+
+    damage: None, "unsigned" (nc-owned without a signature, consistent repodata) or
+    "corrupt" (nc-owned's bytes changed after the repodata was written); flat layout only.
+    """
+    if damage is not None and layout != "flat":
+        raise ValueError("damaged ISOs use the flat layout")
     with _lock("iso"):
         home, key = signing_key()
         inputs = [*debian_rpms(), *base_rpms(dbpath, key)]
@@ -392,20 +452,21 @@ def build_iso(layout: str = "treeinfo", dbpath: str = "/var/lib/rpm") -> Iso:
         tag = _digest(
             layout,
             dbpath,
+            damage,
             sorted(str(p) for p in inputs),  # cache directories are content-keyed
             _file_digest(key),
             _file_digest(Path(__file__)),
             _FORMAT,
         )
-        out = CACHE / f"newstart-{layout}-{tag}.iso"
+        out = CACHE / f"newstart-{layout}{'-' + damage if damage else ''}-{tag}.iso"
         meta = out.with_suffix(".json")
         if out.is_file() and meta.is_file():
             data = json.loads(meta.read_text())
             return Iso(out, layout, dbpath, key, data["packages"], data["modular"])
         work = CACHE / f"work-{tag}"
         shutil.rmtree(work, ignore_errors=True)
-        signed = sign(inputs, work / "signed", home)
-        names = lay_out(work / "tree", layout, signed, key)
+        signed = signed_copies(inputs, home, key)
+        names = lay_out(work / "tree", layout, signed, key, damage)
         master_iso(work / "tree", out)
         modular = {} if layout == "flat" else {"nc-hello": names["nc-hello"]}
         meta.write_text(json.dumps({"packages": names, "modular": modular}, indent=1))
@@ -417,8 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.universe.iso.build")
     parser.add_argument("--layout", choices=("treeinfo", "flat"), default="treeinfo")
     parser.add_argument("--dbpath", default="/var/lib/rpm")
+    parser.add_argument("--damage", choices=("unsigned", "corrupt"))
     args = parser.parse_args(argv)
-    iso = build_iso(args.layout, args.dbpath)
+    iso = build_iso(args.layout, args.dbpath, args.damage)
     print(f"{iso.path} ({iso.path.stat().st_size / 1e6:.0f} MB, {len(iso.packages)} packages)")
     return 0
 
