@@ -35,7 +35,9 @@ def nestcustom(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[
 
 
 def podman(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        ["podman", *args], capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @dataclass(frozen=True)

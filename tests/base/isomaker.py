@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pycdlib
 
@@ -43,7 +44,7 @@ def make_iso(
             if directory in made:
                 continue
             made.add(directory)
-            kwargs: dict[str, str] = {
+            kwargs: dict[str, Any] = {
                 "iso_path": "/" + "/".join(_iso_name(p, True) for p in parts[:depth])
             }
             if rock_ridge:

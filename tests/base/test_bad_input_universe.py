@@ -74,9 +74,7 @@ def assert_nothing_left(workdir: Path, tag: str) -> None:
 
 
 def fails(iso: Path, workdir: Path, tag: str, *args: str) -> subprocess.CompletedProcess[str]:
-    done = nestcustom(
-        "base", "from-iso", str(iso), "--workdir", str(workdir), "--tag", tag, *args
-    )
+    done = nestcustom("base", "from-iso", str(iso), "--workdir", str(workdir), "--tag", tag, *args)
     assert "Traceback" not in done.stderr
     assert_nothing_left(workdir, tag)
     return done

@@ -39,7 +39,9 @@ def test_a_truncated_image_is_refused_with_both_sizes(tmp_path: Path) -> None:
     size = iso.stat().st_size
     with iso.open("r+b") as handle:
         handle.truncate(size - 100_000)
-    with pytest.raises(BadInputError, match=rf"truncated: .* declares {size} bytes, the file has {size - 100_000}"):
+    with pytest.raises(
+        BadInputError, match=rf"truncated: .* declares {size} bytes, the file has {size - 100_000}"
+    ):
         check_iso(iso)
 
 
@@ -67,20 +69,31 @@ def test_a_tiny_file_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "names",
-    [{"rock_ridge": True}, {"rock_ridge": False, "joliet": True}, {"rock_ridge": False, "udf": True}],
+    [
+        {"rock_ridge": True},
+        {"rock_ridge": False, "joliet": True},
+        {"rock_ridge": False, "udf": True},
+    ],
 )
 def test_files_are_read_by_their_long_names(tmp_path: Path, names: dict[str, bool]) -> None:
     iso = make_iso(tmp_path / "n.iso", {"BaseOS/Packages/bash-5.1-1.x86_64.rpm": b"rpm!"}, **names)
     with open_iso(iso) as reader:
         assert reader.files() == ["/BaseOS/Packages/bash-5.1-1.x86_64.rpm"]
         assert reader.read_bytes("/BaseOS/Packages/bash-5.1-1.x86_64.rpm") == b"rpm!"
-        written = reader.extract("BaseOS/Packages/bash-5.1-1.x86_64.rpm", tmp_path / "out" / "b.rpm")
+        written = reader.extract(
+            "BaseOS/Packages/bash-5.1-1.x86_64.rpm", tmp_path / "out" / "b.rpm"
+        )
     assert written == 4
     assert (tmp_path / "out" / "b.rpm").read_bytes() == b"rpm!"
 
 
 def test_treeinfo_variants_are_the_repositories(tmp_path: Path) -> None:
-    files = {".treeinfo": TREEINFO, "RPM-GPG-KEY-newstart": b"key", **repo_files("BaseOS"), **repo_files("AppStream")}
+    files = {
+        ".treeinfo": TREEINFO,
+        "RPM-GPG-KEY-newstart": b"key",
+        **repo_files("BaseOS"),
+        **repo_files("AppStream"),
+    }
     iso = make_iso(tmp_path / "t.iso", files)
     with open_iso(iso) as reader:
         media = read_media(reader, check_iso(iso))

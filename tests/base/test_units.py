@@ -42,15 +42,16 @@ def test_config_is_a_pure_function_of_the_inputs() -> None:
 
 def test_archive_stream_is_a_docker_archive() -> None:
     image_id, chunks = image_writer.archive_chunks(SPEC, LAYER, iter([b"x" * 1000, b"y" * 24]))
-    archive = tarfile.open(fileobj=io.BytesIO(b"".join(chunks)))
-    names = archive.getnames()
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+        names = archive.getnames()
+        manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
+        layer = archive.extractfile(f"{'ab' * 32}/layer.tar")
+        content = layer.read() if layer else b""
     assert names == ["manifest.json", f"{image_id}.json", f"{'ab' * 32}/layer.tar"]
-    manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
     assert manifest == [
         {"Config": f"{image_id}.json", "RepoTags": None, "Layers": [f"{'ab' * 32}/layer.tar"]}
     ]
-    layer = archive.extractfile(f"{'ab' * 32}/layer.tar")
-    assert layer is not None and layer.read() == b"x" * 1000 + b"y" * 24
+    assert content == b"x" * 1000 + b"y" * 24
 
 
 def test_categories_of_left_out_files() -> None:
@@ -104,7 +105,9 @@ def test_clean_removes_what_no_package_owns(tmp_path: Path) -> None:
 
 def test_optimized_writes_its_macros_into_the_image(tmp_path: Path) -> None:
     _tree(tmp_path)
-    clean_root(tmp_path, owned=frozenset(), dbpath="/var/lib/rpm", variant=OPTIMIZED, source_date_epoch=0)
+    clean_root(
+        tmp_path, owned=frozenset(), dbpath="/var/lib/rpm", variant=OPTIMIZED, source_date_epoch=0
+    )
     assert (tmp_path / "etc/rpm/macros.image-nodocs").read_text() == "%_excludedocs 1\n"
 
 

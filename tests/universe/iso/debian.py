@@ -96,7 +96,9 @@ EXTRA_REQUIRES = {
     "bash": ("filesystem",),
 }
 
-_LOCALE = re.compile(r"^/usr/share/(?:locale|man)/([a-z]{2,3}(?:_[A-Za-z0-9]+)?(?:\.[A-Za-z0-9-]+)?(?:@[a-z]+)?)/")
+_LOCALE = re.compile(
+    r"^/usr/share/(?:locale|man)/([a-z]{2,3}(?:_[A-Za-z0-9]+)?(?:\.[A-Za-z0-9-]+)?(?:@[a-z]+)?)/"
+)
 
 
 @dataclass(frozen=True)
