@@ -36,7 +36,7 @@ class Installed:
     dbpath: str  # where the ISO's rpm keeps its database
     rpm_version: str
     clock_install_times: bool  # True when the ISO's rpm ignored SOURCE_DATE_EPOCH
-    seconds: float
+    seconds: float  # the rpm transaction alone
 
 
 def unpack_bootstrap(boot: Path, packages: Sequence[Path]) -> None:
@@ -177,7 +177,7 @@ def install_root(
         dbpath=result["dbpath"],
         rpm_version=result["rpm_version"],
         clock_install_times=tids != {str(source_date_epoch)},
-        seconds=seconds,
+        seconds=float(result.get("rpm_seconds", seconds)),
     )
 
 

@@ -24,6 +24,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,9 @@ def main(argv: Sequence[str]) -> int:
                 result.update(kind="signature", problems=bad)
                 return 0
         progress.open("a").write("phase install\n")
+        started = time.monotonic()
         code, tail = _install(boot, request, progress)
+        result["rpm_seconds"] = time.monotonic() - started
         if code != 0:
             result.update(kind="install", code=code, output=tail)
             return 0

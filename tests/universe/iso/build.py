@@ -202,10 +202,15 @@ def nc_rpms() -> tuple[list[Path], Path]:
     return chosen, hello2
 
 
-def _nvra(rpm: Path) -> tuple[str, str]:
-    out = _run(["rpm", "-qp", "--nosignature", "--nodigest", "--qf", "%{NAME} %{NVRA}", str(rpm)])
-    name, _, nvra = out.partition(" ")
-    return name, nvra
+def _nvras(rpms: Sequence[Path]) -> list[tuple[str, str]]:
+    """(NAME, N-V-R.A) of each RPM, in order, from one rpm call."""
+    out = _run(
+        ["rpm", "-qp", "--nosignature", "--nodigest", "--qf", "%{NAME} %{NVRA}\n", *map(str, rpms)]
+    )
+    pairs = [tuple(line.split(" ", 1)) for line in out.splitlines() if line.strip()]
+    if len(pairs) != len(rpms):
+        raise RuntimeError(f"rpm -qp named {len(pairs)} of {len(rpms)} packages")
+    return [(a, b) for a, b in pairs]
 
 
 def sign(rpms: Sequence[Path], outdir: Path, home: Path) -> list[Path]:
@@ -379,8 +384,7 @@ def lay_out(
     names: dict[str, str] = {}
     hello: dict[str, str] = {}
     placed: dict[str, list[Path]] = {"BaseOS": [], "AppStream": []}
-    for rpm in signed:
-        name, nvra = _nvra(rpm)
+    for rpm, (name, nvra) in zip(signed, _nvras(signed), strict=True):
         if name == "nc-hello":
             hello["2" if "-2.0-" in nvra else "1"] = nvra
         else:
