@@ -69,7 +69,6 @@ class BaseImage:
     iso_sha256: str
     release: repos.Release
     packages: tuple[str, ...]  # NAME-EPOCH:VERSION-RELEASE.ARCH the image's rpm lists
-    modules: tuple[str, ...]
     install_size: int  # bytes, from the packages' headers
     layer_size: int  # bytes of the uncompressed layer
     left_out: dict[str, dict[str, int]]  # optimized: per category
@@ -184,17 +183,25 @@ def build_base(options: Options, on_event: Callable[[Event], None] = lambda e: N
         timings[phase] = timings.get(phase, 0.0) + now - mark
         mark = now
 
-    on_event(Event("check", f"checking {options.iso}"))
-    fmt = check_iso(options.iso)
-    parent = options.workdir or Path(tempfile.gettempdir())
-    if not parent.is_dir():
-        raise BadInputError(f"--workdir {parent}: no such directory")
+    with terminate_as_exception():
+        return _in_work_directory(options, on_event, lap, timings)
+
+
+def _in_work_directory(
+    options: Options,
+    on_event: Callable[[Event], None],
+    lap: Callable[[str], None],
+    timings: dict[str, float],
+) -> BaseImage:
+    """Check the ISO, then build in a temporary directory that goes whatever happens."""
     progress = {"tagged": ""}
+    parent = options.workdir or Path(tempfile.gettempdir())
     try:
-        with (
-            terminate_as_exception(),
-            tempfile.TemporaryDirectory(prefix="nestcustom-base-", dir=parent) as tmp,
-        ):
+        on_event(Event("check", f"checking {options.iso}"))
+        fmt = check_iso(options.iso)
+        if not parent.is_dir():
+            raise BadInputError(f"--workdir {parent}: no such directory")
+        with tempfile.TemporaryDirectory(prefix="nestcustom-base-", dir=parent) as tmp:
             work = Path(tmp)
             try:
                 return _build(options, fmt, work, on_event, lap, timings, progress)
@@ -220,6 +227,22 @@ def build_base(options: Options, on_event: Callable[[Event], None] = lambda e: N
             EXIT_TERMINATED if terminated else EXIT_INTERRUPTED,
             f"the work directory and its install namespace are gone; {left}",
         ) from None
+
+
+def _check_space(work: Path, plan: resolve.Plan) -> None:
+    """Refuse early when the work directory cannot hold the packages, bootstrap and root."""
+    import shutil
+
+    unique = {p.path: p for p in (*plan.packages, *plan.bootstrap)}.values()
+    needed = sum(p.size for p in unique)
+    needed += plan.install_size + sum(p.install_size for p in plan.bootstrap)
+    free = shutil.disk_usage(work).free
+    if free < needed:
+        raise NestcustomError(
+            f"not enough space in the work directory {work.parent}: {free / 1e6:.0f} MB free, "
+            f"about {needed / 1e6:.0f} MB needed (no space left for the packages and the root)",
+            "free space there or pass --workdir on a larger file system",
+        )
 
 
 def _remove_work(work: Path) -> None:
@@ -276,6 +299,7 @@ def _build(
             )
         )
         lap("resolve")
+        _check_space(work, plan)
         for key in media.keys:
             reader.extract(key, iso_dir / key.lstrip("/"))
         packages.extract_packages(
@@ -367,7 +391,6 @@ def _build(
         iso_sha256=iso_sha[0],
         release=media.release,
         packages=installed.packages,
-        modules=(),
         install_size=plan.install_size,
         layer_size=layer.size,
         left_out=left,
