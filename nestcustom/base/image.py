@@ -12,14 +12,18 @@ package set give the same ID, and the same pushed digest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
+from nestcustom.base.repos import Media
 from nestcustom.base.tarball import Layer
+from nestcustom.base.variants import Variant
 
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "riscv64": "riscv64", "loongarch64": "loong64"}
 _SECOND = 1_000_000_000  # Docker's config counts durations in nanoseconds
@@ -101,3 +105,60 @@ def archive_chunks(
         yield _padding(layer.size) + b"\0" * (2 * tarfile.BLOCKSIZE)
 
     return image_id, chunks()
+
+
+def _os_release(root: Path) -> dict[str, str]:
+    for candidate in ("etc/os-release", "usr/lib/os-release"):
+        path = root / candidate
+        with contextlib.suppress(OSError):
+            values = {}
+            for line in path.read_text().splitlines():
+                key, sep, value = line.partition("=")
+                if sep:
+                    values[key.strip()] = value.strip().strip('"')
+            return values
+    return {}
+
+
+def spec_for(
+    iso: Path,
+    specs: tuple[str, ...],
+    variant: Variant,
+    media: Media,
+    root: Path,
+    iso_sha: str,
+) -> ImageSpec:
+    """The image config's values, from the ISO and the root (call while the root exists)."""
+    release = _os_release(root)
+    name = release.get("NAME") or media.release.name
+    version = release.get("VERSION_ID") or media.release.version
+    vendor = release.get("VENDOR_NAME") or media.release.name
+    inits = [
+        p
+        for p in ("sbin/init", "usr/lib/systemd/systemd", "lib/systemd/systemd")
+        if (root / p).exists()
+    ]
+    systemd = bool(inits)
+    standard = variant.name == "standard"
+    labels = {
+        "org.opencontainers.image.title": f"{name} {variant.name}",
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.vendor": vendor,
+        "org.opencontainers.image.created": _created(media.release.source_date_epoch),
+        "org.opencontainers.image.description": f"{name} {version} base image ({variant.name}) "
+        f"built from {iso.name}",
+        "io.nestcustom.base.iso": iso.name,
+        "io.nestcustom.base.iso.sha256": iso_sha,
+        "io.nestcustom.base.variant": variant.name,
+        "io.nestcustom.base.packages": ",".join(specs),
+    }
+    return ImageSpec(
+        arch=media.release.arch or "x86_64",
+        created=media.release.source_date_epoch,
+        labels=tuple(labels.items()),
+        cmd=(f"/{inits[0]}",) if standard and systemd else ("/bin/bash",),
+        healthcheck=("CMD", "systemctl", "is-system-running") if standard and systemd else None,
+        stop_signal="SIGRTMIN+3" if standard and systemd else None,
+        history=f"nestcustom base from-iso {iso.name} --variant {variant.name} "
+        f"--packages {','.join(specs)}",
+    )

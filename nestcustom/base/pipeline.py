@@ -25,8 +25,8 @@ from pathlib import Path
 from types import FrameType
 
 from nestcustom.base import image as image_writer
-from nestcustom.base import install, packages, repos, resolve, slim, tarball
-from nestcustom.base.isofile import check_iso, open_iso
+from nestcustom.base import install, packages, repos, resolve, slim, staging, tarball
+from nestcustom.base.isofile import IsoFormat, check_iso, open_iso
 from nestcustom.base.variants import Variant
 from nestcustom.errors import EXIT_INTERRUPTED, BadInputError, NestcustomError
 
@@ -122,56 +122,6 @@ def _hash_file(path: Path, out: list[str]) -> None:
     out.append(digest.hexdigest())
 
 
-def _os_release(root: Path) -> dict[str, str]:
-    for candidate in ("etc/os-release", "usr/lib/os-release"):
-        path = root / candidate
-        with contextlib.suppress(OSError):
-            values = {}
-            for line in path.read_text().splitlines():
-                key, sep, value = line.partition("=")
-                if sep:
-                    values[key.strip()] = value.strip().strip('"')
-            return values
-    return {}
-
-
-def _spec(options: Options, media: repos.Media, root: Path, iso_sha: str) -> image_writer.ImageSpec:
-    """The image config's values; call while the root still exists."""
-    release = _os_release(root)
-    name = release.get("NAME") or media.release.name
-    version = release.get("VERSION_ID") or media.release.version
-    vendor = release.get("VENDOR_NAME") or media.release.name
-    inits = [
-        p
-        for p in ("sbin/init", "usr/lib/systemd/systemd", "lib/systemd/systemd")
-        if (root / p).exists()
-    ]
-    systemd = bool(inits)
-    standard = options.variant.name == "standard"
-    labels = {
-        "org.opencontainers.image.title": f"{name} {options.variant.name}",
-        "org.opencontainers.image.version": version,
-        "org.opencontainers.image.vendor": vendor,
-        "org.opencontainers.image.created": image_writer._created(media.release.source_date_epoch),
-        "org.opencontainers.image.description": f"{name} {version} base image ({options.variant.name}) "
-        f"built from {options.iso.name}",
-        "io.nestcustom.base.iso": options.iso.name,
-        "io.nestcustom.base.iso.sha256": iso_sha,
-        "io.nestcustom.base.variant": options.variant.name,
-        "io.nestcustom.base.packages": ",".join(options.specs),
-    }
-    return image_writer.ImageSpec(
-        arch=media.release.arch or "x86_64",
-        created=media.release.source_date_epoch,
-        labels=tuple(labels.items()),
-        cmd=(f"/{inits[0]}",) if standard and systemd else ("/bin/bash",),
-        healthcheck=("CMD", "systemctl", "is-system-running") if standard and systemd else None,
-        stop_signal="SIGRTMIN+3" if standard and systemd else None,
-        history=f"nestcustom base from-iso {options.iso.name} --variant {options.variant.name} "
-        f"--packages {','.join(options.specs)}",
-    )
-
-
 def build_base(options: Options, on_event: Callable[[Event], None] = lambda e: None) -> BaseImage:
     """Build (and tag, and push) a base image from the DVD ISO; see the module docstring."""
     timings: dict[str, float] = {}
@@ -204,7 +154,8 @@ def _in_work_directory(
         with tempfile.TemporaryDirectory(prefix="nestcustom-base-", dir=parent) as tmp:
             work = Path(tmp)
             try:
-                return _build(options, fmt, work, on_event, lap, timings, progress)
+                with contextlib.ExitStack() as stack:
+                    return _build(options, fmt, work, stack, on_event, lap, timings, progress)
             finally:
                 on_event(Event("clean", f"removing the work directory {work}"))
                 _remove_work(work)
@@ -229,13 +180,17 @@ def _in_work_directory(
         ) from None
 
 
-def _check_space(work: Path, plan: resolve.Plan) -> None:
-    """Refuse early when the work directory cannot hold the packages, bootstrap and root."""
+def _scratch_bytes(plan: resolve.Plan) -> int:
+    """Bytes of the extracted packages and the unpacked bootstrap (the root comes on top)."""
+    unique = {p.path: p for p in (*plan.packages, *plan.bootstrap)}.values()
+    return sum(p.size for p in unique) + sum(p.install_size for p in plan.bootstrap)
+
+
+def _check_space(work: Path, plan: resolve.Plan, scratch: int) -> None:
+    """Refuse early when the work directory cannot hold what will be written there."""
     import shutil
 
-    unique = {p.path: p for p in (*plan.packages, *plan.bootstrap)}.values()
-    needed = sum(p.size for p in unique)
-    needed += plan.install_size + sum(p.install_size for p in plan.bootstrap)
+    needed = scratch
     free = shutil.disk_usage(work).free
     if free < needed:
         raise NestcustomError(
@@ -249,7 +204,7 @@ def _remove_work(work: Path) -> None:
     """Remove the work tree; retried briefly while killed scriptlets are still exiting."""
     for attempt in range(20):
         try:
-            slim.remove_tree(work)
+            staging.remove_tree(work)
             work.mkdir()  # TemporaryDirectory wants to remove it itself
             return
         except OSError:
@@ -260,21 +215,20 @@ def _remove_work(work: Path) -> None:
 
 def _build(
     options: Options,
-    fmt: object,
+    fmt: IsoFormat,
     work: Path,
+    stack: contextlib.ExitStack,
     on_event: Callable[[Event], None],
     lap: Callable[[str], None],
     timings: dict[str, float],
     progress: dict[str, str],
 ) -> BaseImage:
-    from nestcustom.base.isofile import IsoFormat
-
-    assert isinstance(fmt, IsoFormat)
+    """The stages in order; `stack` holds the scratch space until the end."""
+    meta_dir = work / "meta"
+    lap("check")
     iso_sha: list[str] = []
     hasher = threading.Thread(target=_hash_file, args=(options.iso, iso_sha), daemon=True)
     hasher.start()
-    iso_dir, boot, root = work / "iso", work / "bootstrap", work / "root"
-    lap("check")
     with open_iso(options.iso) as reader:
         on_event(Event("read", f"{fmt.kind} image {fmt.volume_id!r}, {reader.namespace} names"))
         media = repos.read_media(reader, fmt)
@@ -283,7 +237,7 @@ def _build(
                 f"{options.iso}: the image carries no signing key (RPM-GPG-KEY-*) to check packages against",
                 "pass --no-gpgcheck to build without signature checks (not advised)",
             )
-        metadata = repos.copy_metadata(reader, media, iso_dir)
+        metadata = repos.copy_metadata(reader, media, meta_dir)
         lap("read")
         on_event(
             Event(
@@ -299,7 +253,13 @@ def _build(
             )
         )
         lap("resolve")
-        _check_space(work, plan)
+        # Without --workdir, everything that is thrown away at the end (packages, bootstrap,
+        # the root itself) lives in memory when it fits; an explicit --workdir is obeyed.
+        scratch = _scratch_bytes(plan) + plan.install_size
+        memory = options.workdir is None and staging.in_memory(scratch)
+        stage = stack.enter_context(staging.staged(work, memory))
+        _check_space(work, plan, 0 if memory else scratch)
+        iso_dir, boot, root = stage / "iso", stage / "bootstrap", stage / "root"
         for key in media.keys:
             reader.extract(key, iso_dir / key.lstrip("/"))
         packages.extract_packages(
@@ -370,8 +330,10 @@ def _build(
     layer = tarball.measure_layer(root)
     lap("tar")
     hasher.join()
-    spec = _spec(options, media, root, iso_sha[0])
-    slim.remove_tree(boot)
+    spec = image_writer.spec_for(
+        options.iso, options.specs, options.variant, media, root, iso_sha[0]
+    )
+    staging.remove_tree(boot)
     on_event(Event("image", "writing and loading the image"))
     image_id, archive = image_writer.archive_chunks(spec, layer, tarball.layer_chunks(layer))
     reference, digest = _load_tag_push(options, archive, image_id, on_event, progress)

@@ -171,3 +171,28 @@ def test_interrupted_in_each_phase(
     assert "no image was tagged" in rest
     assert "Traceback" not in text
     assert_nothing_left(workdir, tag)
+
+
+def stage_dirs() -> set[str]:
+    return {p.name for p in Path("/dev/shm").glob("nestcustom-base-stage-*")}
+
+
+def test_interrupted_while_staged_in_memory(iso_treeinfo: Iso, tag: str, tmp_path: Path) -> None:
+    """Without --workdir the root is built in /dev/shm (when it fits): that goes too."""
+    before = stage_dirs()
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    command = [
+        sys.executable, "-m", "nestcustom", "base", "from-iso", str(iso_treeinfo.path),
+        "--packages", SMALL, "--tag", tag,
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("install"):
+            assert stage_dirs() - before, "the build is not staged in memory"
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 143, rest
+    assert stage_dirs() - before == set()
+    assert_nothing_left(tmp_path, tag)
