@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -227,6 +227,29 @@ class Podman:
             self.client.images.pull(reference, tls_verify=tls_verify)
         except _api_errors() as exc:
             raise NestcustomError(f"cannot pull {reference}: {exc}", _push_hint(str(exc))) from exc
+
+    def load_stream(self, chunks: Iterable[bytes], name: str = "image") -> str:
+        """Load a docker-archive tar, sent as it is produced; returns the image ID.
+
+        Added for base images built from an ISO: the archive carries a config podman's
+        build would not write as is (a HEALTHCHECK, no build-time noise), and streaming
+        it spares writing a copy of the whole root to disk first.
+        """
+        try:
+            response = self.client.api.post(
+                "/images/load",
+                data=iter(chunks),  # type: ignore[arg-type]  # requests streams any iterable
+                headers={"Content-type": "application/x-tar"},
+            )
+        except _api_errors() as exc:
+            raise NestcustomError(f"podman did not load {name}: {exc}") from exc
+        if response.status_code >= 400:
+            raise NestcustomError(f"podman did not load {name}: {_api_message(response)}")
+        names = response.json().get("Names") or []
+        for loaded in names:
+            if match := _IMAGE_ID.match(str(loaded).removeprefix("sha256:")):
+                return match[1]
+        raise NestcustomError(f"podman loaded {name} but named no image: {names}")
 
     # -- push ----------------------------------------------------------------
 
