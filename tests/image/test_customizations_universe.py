@@ -65,7 +65,7 @@ def build(recipe: str, base: str, mirror: str, tag: str, cwd: Path = ROOT) -> tu
         timeout=900,
     )
     summary = json.loads(done.stdout or "[]")
-    pushed = summary[0].get("pushed") or "" if summary else ""
+    pushed = (summary[0].get("pinned") or "") if summary else ""
     return done.returncode, done.stderr, pushed
 
 
@@ -81,22 +81,21 @@ def test_kernel_module_built_in_a_builder_stage_reaches_the_image(
     base, mirror = mirrors
     code, stderr, pushed = build("recipes/nestos-kmod.yaml", base, mirror, pushed_tag)
     assert code == 0, stderr
-    # Compiled in the builder, for the base's kernel, read from the base in the build.
-    assert f"make: Entering directory '/usr/src/kernels/{KVER}" in stderr
-    assert "LD [M]  /src/nc_demo/nc_demo.ko" in stderr
     assert pushed.startswith(pushed_tag.rsplit(":", 1)[0] + "@sha256:"), pushed
 
     out = in_image(
         pushed_tag,
         f"modinfo -k {KVER} -F vermagic nc_demo; cat /usr/lib/modules-load.d/*.conf "
         f"/usr/lib/modprobe.d/nestcustom-*.conf; cat /usr/lib/modules/{KVER}/initramfs.img; "
-        "command -v gcc make || echo no-compiler; ls /src /out 2>&1 || true",
+        "command -v gcc make || echo no-compiler; ls /src /out /usr/lib/nestcustom-kmods 2>&1 || true",
     )
+    # Compiled in the builder for the base's kernel, which the build read from the base.
     assert out.startswith(f"{KVER} SMP mod_unload"), out
     assert "nc_demo\noptions nc_demo greeting=hi\n" in out
     assert "driver: nc_demo" in out and "dracut module: ostree" in out
     assert "no-compiler" in out  # the builder's tools stay in the builder
-    assert "/src: No such file" in out and "/out: No such file" in out
+    for gone in ("/src", "/out", "/usr/lib/nestcustom-kmods"):  # nothing of the build is left
+        assert f"'{gone}': No such file" in out
 
     tested = nestcustom("test", "recipes/nestos-kmod.yaml", "--image", pushed_tag, cwd=ROOT)
     assert tested.returncode == 0, tested.stdout + tested.stderr
@@ -149,20 +148,37 @@ def test_a_failing_script_fails_the_build_naming_its_layer_and_sets_no_tag(
     assert pushed == "" and not image_exists(pushed_tag)
 
 
-def test_checks_fail_the_build_for_var_content_and_a_missing_file(
+def test_checks_fail_the_build_for_a_dangling_symlink_and_a_missing_file(
     mirrors: tuple[str, str], scratch: Path, pushed_tag: str
 ) -> None:
-    # /usr/local is /var/usrlocal on NestOS: what lands there never reaches a host.
     path = recipe(
         scratch,
-        "layers:\n  - name: tool\n    run: [[cp, /usr/bin/true, /usr/local/bin-tool]]\n"
+        "layers:\n  - name: tool\n    run: [[ln, -s, /usr/lib/nothing, /etc/tool.conf]]\n"
         "checks:\n  files: [/etc/promised.conf]\n",
     )
     code, stderr, pushed = build(path, *mirrors, pushed_tag, cwd=scratch)
     assert code == 1
     assert "nestcustom check: /etc/promised.conf does not exist" in stderr
-    assert "nestcustom check: /var/usrlocal/bin-tool: a NestOS host drops /var content" in stderr
+    assert (
+        "nestcustom check: /etc/tool.conf -> /usr/lib/nothing: the symlink points nowhere" in stderr
+    )
     assert "2 check(s) failed; no image was tagged" in stderr
+    assert pushed == "" and not image_exists(pushed_tag)
+
+
+def test_var_content_fails_the_layer_that_made_it(
+    mirrors: tuple[str, str], scratch: Path, pushed_tag: str
+) -> None:
+    # /usr/local is /var/usrlocal on NestOS: what lands there never reaches a host, and
+    # SP2's ostree container commit refuses it in the layer that wrote it.
+    path = recipe(
+        scratch,
+        "layers:\n  - name: tool\n    run:\n      - [mkdir, -p, /var/usrlocal/bin]\n"
+        "      - [cp, /usr/bin/true, /usr/local/bin/tool]\n",
+    )
+    code, stderr, pushed = build(path, *mirrors, pushed_tag, cwd=scratch)
+    assert code == 1
+    assert "layer tool" in stderr and 'Found file: "var/usrlocal/bin/tool"' in stderr, stderr
     assert pushed == "" and not image_exists(pushed_tag)
 
 
