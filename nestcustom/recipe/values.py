@@ -87,3 +87,14 @@ def substitute_known(text: str, recipe: Recipe) -> str:
 def needs_build(text: str) -> bool:
     """Whether `text` still names a value only the build can read."""
     return bool(TOKEN.search(text))
+
+
+def values_markdown(indent: str = "  ") -> str:
+    """The README's table of values (rows only, under its header), from VALUES."""
+    rows = []
+    for value in VALUES:
+        when = "known from the recipe" if value.at_render else "read from the image in the build"
+        rows.append(
+            f"{indent}| `{{{{{value.name}}}}}` | {value.meaning}; {when} (e.g. `{value.example}`) |"
+        )
+    return "\n".join([f"{indent}| value | meaning |", f"{indent}|---|---|", *rows]) + "\n"

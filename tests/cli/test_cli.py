@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nestcustom.recipe.values import values_markdown
 from tests.conftest import BASE, ROOT, WriteRecipe
 
 GOOD = f"name: good\nbase: {{image: {BASE}}}\nlayers:\n  - {{name: tools, install: [strace]}}\n"
@@ -170,6 +171,9 @@ def test_readme_reference_is_generated_from_the_schema() -> None:
     reference = run("schema", "--format", "markdown").stdout
     assert reference in (ROOT / "README.md").read_text(), (
         "README's reference: paste `nestcustom schema --format markdown`"
+    )
+    assert values_markdown() in (ROOT / "README.md").read_text(), (
+        "README's values: run scripts/update-readme-reference"
     )
 
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from .iso.build import build_iso
 from .iso.mirror import publish_mirror, serve_iso
-from .session import Universe, universe
+from .session import CACHE, Universe, publish_builder, universe
 
 ROOT = Path(__file__).resolve().parents[2]
 # Recipes whose packages the universe's repo provides (the others name example.com repos).
-BUILDABLE = ["recipes/nestos-strace.yaml"]
+BUILDABLE = ["recipes/nestos-strace.yaml", "recipes/nestos-ops.yaml", "recipes/nestos-kmod.yaml"]
 NEWSTART = ["recipes/newstart-tools.yaml"]
 
 
@@ -48,6 +48,8 @@ def build_push_test(world: Universe, recipes: list[str], base: str) -> tuple[int
         *recipes,
         "--base",
         base,
+        "--mirror",  # builder stages' images, from the local registry
+        f"hub.oepkgs.net={world.registry.host}",
         "--jobs",
         "2",
         "--push",
@@ -98,6 +100,8 @@ def main(argv: list[str]) -> int:
             return 2
         if nestcustom("render", "--all", "--check").returncode != 0:
             return 1
+        builder = publish_builder(world.registry, CACHE / "base")
+        print(f"  builder    {builder}")
         code, pinned = build_push_test(world, recipes, world.mirror)
         if not argv:
             newstart_code, newstart_pinned = newstart(world)

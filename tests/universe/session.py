@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base.build import VARIANTS, build_base_image, machine_arch
+from .base.builder import build_builder_image
 from .registry import Registry, run_registry
 from .rpmrepo import RpmRepo, build_repo, serve_repo
 
@@ -56,6 +57,16 @@ def publish_mirror(base: str, repo_url: str, registry: Registry, variant: str = 
         _podman("build", "-q", "-t", mirror, str(context))
     _podman("push", "-q", "--tls-verify=false", mirror)
     return mirror
+
+
+def publish_builder(registry: Registry, workdir: Path, variant: str = "sp2") -> str:
+    """Push the kmod builder where recipes/nestos-kmod.yaml finds it through --mirror."""
+    builder = build_builder_image(variant, workdir)
+    stream = VARIANTS[variant].stream
+    published = f"{registry.host}/nestos/kmod-builder:{stream}-{machine_arch()}"
+    _podman("tag", builder, published)
+    _podman("push", "-q", "--tls-verify=false", published)
+    return published
 
 
 @contextlib.contextmanager
