@@ -26,7 +26,12 @@ from .session import CACHE, Universe, publish_builder, universe
 
 ROOT = Path(__file__).resolve().parents[2]
 # Recipes whose packages the universe's repo provides (the others name example.com repos).
-BUILDABLE = ["recipes/nestos-strace.yaml", "recipes/nestos-ops.yaml", "recipes/nestos-kmod.yaml"]
+BUILDABLE = [
+    "recipes/nestos-strace.yaml",
+    "recipes/nestos-ops.yaml",
+    "recipes/nestos-kmod.yaml",
+    "recipes/nestos-site-config.yaml",
+]
 NEWSTART = ["recipes/newstart-tools.yaml"]
 
 
