@@ -40,7 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EMULATORS = HERE / "emulators"
-IMAGE_REPO = "localhost/nestcustom-test/nestos"
+IMAGE_REPO = "localhost/nestcustom-test"  # + /<inputs>/nestos: see image_ref
 ROOTFS_REPO = "localhost/nestcustom-test/rootfs"
 INPUTS_LABEL = "org.nestcustom.test.inputs"
 LOCK_PATH = Path("/var/tmp/nestcustom-test-base.lock")
@@ -118,8 +118,11 @@ def machine_arch() -> str:
 
 
 def image_ref(variant: str) -> str:
+    """The base's reference: its inputs in the path, so checkouts with other emulators
+    or packages (git worktrees, a branch under test) keep their own base side by side
+    instead of rebuilding one tag in turn; the tag is the NestOS one."""
     v = VARIANTS[variant]
-    return f"{IMAGE_REPO}:{v.version}-{machine_arch()}"
+    return f"{IMAGE_REPO}/{inputs_hash(v)[:12]}/nestos:{v.version}-{machine_arch()}"
 
 
 def _run(cmd: Sequence[str], cwd: Path | None = None) -> str:
