@@ -36,6 +36,12 @@ def _read(path: str, size: int, mtime_ns: int, inode: int) -> tuple[str, bytes]:
     return hashlib.sha256(data).hexdigest(), data[:SHEBANG_LIMIT]
 
 
+@lru_cache(maxsize=4096)
+def _realpath(root: Path, relative: str) -> Path:
+    """Symlinks resolved; cached, since many recipes of one run name the same files."""
+    return Path(os.path.realpath(root / relative))
+
+
 @dataclass
 class ProjectFiles:
     """Resolves project-relative paths; problems are collected, never raised."""
@@ -44,7 +50,7 @@ class ProjectFiles:
     problems: list[Problem] = field(default_factory=list)
 
     def find(self, relative: str, where: Location, path: Path_) -> ProjectFile | None:
-        source = Path(os.path.realpath(self.root / relative))
+        source = _realpath(self.root, relative)
         if not source.is_relative_to(self.root):
             self._add(where, path, f"{relative!r} points outside the project directory")
             return None

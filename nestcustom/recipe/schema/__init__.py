@@ -14,7 +14,6 @@ also accept a trailing newline).
 
 from __future__ import annotations
 
-import copy
 import difflib
 import json
 import re
@@ -83,8 +82,11 @@ def _fast_validator() -> Callable[[Any], object]:
 
     # The recipe schema only uses keywords draft 7 already has; fastjsonschema knows drafts
     # up to 7. use_default=False: validation must never write defaults into the document.
-    # A deep copy: fastjsonschema rewrites the $refs of the schema it is given.
-    schema = copy.deepcopy(recipe_schema())
+    # $refs inlined: fastjsonschema calls a function per $ref and formats its error path
+    # on every call (`.format(**locals())`), which was three quarters of its time.
+    # _inline_refs builds a new tree, so the cached schema is never rewritten.
+    root = recipe_schema()
+    schema = _inline_refs(root, root)
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     validate: Callable[[Any], object] = fastjsonschema.compile(schema, use_default=False)
     return validate
