@@ -7,14 +7,34 @@ sorted: reordering a list changes no byte.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 from nestcustom.recipe.model import Layer
 
 MAX_LINE = 100
-HELPER = "/run/nestcustom/build.sh"  # where RUN steps find the build helper (a bind mount)
+HELPER_SCRIPT = "build-helper.sh"  # package data: the build helper's text
+
+
+def content_path(directory: str, sha256: str, name: str) -> str:
+    """`directory/<sha256 prefix>/name`: where a bind-mounted file is mounted in a RUN.
+
+    Content-addressed because podman 4.3 reuses a RUN's layer cache when only the
+    content of a file it bind-mounts from the build context changed (the RUN text
+    is the cache key): with the digest in the text, a changed script, module or
+    helper re-runs its step.
+    """
+    return f"{directory}/{sha256[:16]}/{name}"
+
+
+# Where RUN steps find the build helper (a bind mount), addressed by its content.
+_HELPER_TEXT = resources.files("nestcustom.containerfile").joinpath(HELPER_SCRIPT).read_bytes()
+HELPER = content_path(
+    "/run/nestcustom/helper", hashlib.sha256(_HELPER_TEXT).hexdigest(), "build.sh"
+)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from nestcustom.containerfile.commands import (
     HELPER,
     REMOVE_CACHE,
     Command,
+    content_path,
     dnf_package_commands,
     nestos_package_commands,
     stage_package_commands,
@@ -142,7 +143,9 @@ class StepWriter:
                     staged = f"{KMOD_STAGING}/{index}/{basename(module.src)}"
                     args += ["--install", module.name, staged]
                 elif module.src is not None:
-                    target = f"/run/nestcustom/kmod/{index}/{basename(module.src)}"
+                    target = content_path(
+                        "/run/nestcustom/kmod", module.sha256 or str(index), basename(module.src)
+                    )
                     mounts.append(bind(module.src, target))
                     args += ["--install", module.name, target]
                 if module.load:
@@ -185,5 +188,8 @@ class StepWriter:
 
 
 def script_target(index: int, script: Script) -> str:
-    """Where a script is mounted: its own name, so its messages (`$0`) say which it is."""
-    return f"/run/nestcustom/scripts/{index}/{basename(script.path)}"
+    """Where a script is mounted: by its content (see content_path), under its own name,
+    so its messages (`$0`) say which it is."""
+    if not script.sha256:  # a script that was not found: the recipe is already invalid
+        return f"/run/nestcustom/scripts/{index}/{basename(script.path)}"
+    return content_path("/run/nestcustom/scripts", script.sha256, basename(script.path))

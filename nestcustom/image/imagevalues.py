@@ -12,7 +12,7 @@ import shlex
 from importlib import resources
 from typing import Protocol
 
-from nestcustom.containerfile.render import HELPER_SCRIPT
+from nestcustom.containerfile.commands import HELPER_SCRIPT
 from nestcustom.recipe import values
 from nestcustom.recipe.model import Recipe
 

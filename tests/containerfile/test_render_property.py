@@ -30,6 +30,7 @@ import yaml
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from nestcustom.containerfile.commands import HELPER
 from nestcustom.containerfile.render import render_containerfile
 from nestcustom.errors import RecipeError
 from nestcustom.recipe.lint import package_name
@@ -372,7 +373,7 @@ def expected_runs(spec: RecipeSpec) -> list[list[list[str]]]:
     if units:
         runs.append(units + ([["ostree", "container", "commit"]] if spec.nestos else []))
     if spec.nestos:  # the build's last step: the host rules
-        check = ["sh", "/run/nestcustom/build.sh", "check", "--host-rules"]
+        check = ["sh", HELPER, "check", "--host-rules"]
         runs.append([[*check, "--base", "/run/nestcustom/base"], ["ostree", "container", "commit"]])
     return runs
 
@@ -383,7 +384,7 @@ def _expected_command(layer: LayerSpec, program: str, args: list[str]) -> list[s
     argv = [*(["env", *env] if env else []), program, *args]
     argv = [a.replace("{{recipe.name}}", "prop") for a in argv]
     if any(re.search(r"\{\{[a-z.]+\}\}", a) for a in argv):
-        return ["sh", "/run/nestcustom/build.sh", "exec", *argv]
+        return ["sh", HELPER, "exec", *argv]
     return argv
 
 

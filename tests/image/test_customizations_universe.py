@@ -209,3 +209,17 @@ def test_a_kernel_module_whose_dependency_is_missing_fails_the_check(
         stderr
     )
     assert pushed == "" and not image_exists(pushed_tag)
+
+
+def test_a_changed_script_reruns_its_step(
+    mirrors: tuple[str, str], scratch: Path, pushed_tag: str
+) -> None:
+    # podman 4.3 keys a RUN's cache on its text only: a script mounted at the same path
+    # with new content would reuse the old layer. nestcustom mounts scripts by content.
+    script = scratch / "files" / "motd.sh"
+    path = recipe(scratch, "layers:\n  - name: motd\n    script: [files/motd.sh]\n")
+    for text in ("first", "second"):
+        script.write_text(f"#!/bin/sh\necho {text} > /etc/motd\n")
+        code, stderr, _ = build(path, *mirrors, pushed_tag, cwd=scratch)
+        assert code == 0, stderr
+        assert in_image(pushed_tag, "cat /etc/motd") == f"{text}\n"
