@@ -9,6 +9,8 @@
 #   build.sh kmods [--install NAME FILE] [--load NAME] [--options NAME OPTS] --conf NAME
 #   build.sh initramfs [DRIVER]...    dracut for the image's kernel, as rpm-ostree needs
 #   build.sh check [--host-rules] [--base DIR] [--package P] [--file PATH]...
+#   build.sh files [--remove PATH] [--dir PATH MODE] [--copy SRC DEST MODE OWNER]
+#                  [--tree SRC DEST OWNER] [--link PATH TARGET]...   (OWNER - is root)
 set -eu
 
 # In a builder stage: the base image's values, copied from the facts stage.
@@ -164,6 +166,52 @@ cmd_initramfs() {
     chmod 0600 "/usr/lib/modules/$kver/initramfs.img"
 }
 
+owned() {
+    # chown unless the owner is root's default ("-"); -h: a link itself, never its target.
+    [ "$1" = - ] || chown -R -h "$1" "$2"
+}
+
+parent() {
+    dir=${1%/*}
+    [ -z "$dir" ] || mkdir -p "$dir"
+}
+
+cmd_files() {
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --remove)
+                rm -rf "$2"
+                shift 2
+                ;;
+            --dir)
+                mkdir -p "$2"
+                chmod "$3" "$2"
+                shift 3
+                ;;
+            --copy)
+                parent "$3"
+                cp "$2" "$3"
+                chmod "$4" "$3"
+                owned "$5" "$3"
+                shift 5
+                ;;
+            --tree)
+                # Modes as in the project (umask 022 applies), links copied as links.
+                mkdir -p "$3"
+                cp -R -P "$2/." "$3/"
+                owned "$4" "$3"
+                shift 4
+                ;;
+            --link)
+                parent "$2"
+                ln -sfn -- "$3" "$2"
+                shift 3
+                ;;
+            *) die "files: unknown option $1" ;;
+        esac
+    done
+}
+
 failures=0
 fail() {
     printf 'nestcustom check: %s\n' "$*" >&2
@@ -244,7 +292,7 @@ cmd_check() {
     [ "$failures" -eq 0 ] || die "$failures check(s) failed; no image was tagged"
 }
 
-[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check ..."
+[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check|files ..."
 command=$1
 shift
 case $command in
@@ -253,5 +301,6 @@ case $command in
     kmods) cmd_kmods "$@" ;;
     initramfs) cmd_initramfs "$@" ;;
     check) cmd_check "$@" ;;
+    files) cmd_files "$@" ;;
     *) die "unknown command $command" ;;
 esac

@@ -161,6 +161,45 @@ class StepWriter:
         sources = tuple(m.src for m in modules if m.src is not None and m.stage is None)
         return RunStep(tuple(commands), tuple(mounts), True, sources)
 
+    # -- files, links, directories, removals, users ------------------------------------------
+
+    def files(self, generated: tuple[tuple[str, str, str], ...] = ()) -> RunStep | None:
+        """One step for every project file, tree, link, directory and removal: one layer
+        however many there are (each COPY would be a layer of its own, and a NestOS base
+        leaves room for about 60). `generated`: (context path, sha256, dest) of files
+        nestcustom writes, such as the sysusers.d fragment."""
+        recipe = self.recipe
+        if not recipe.has_files_step:
+            return None
+        mounts = [bind(self.helper_source, HELPER)]
+        args: list[str] = []
+        for path in recipe.removals:
+            args += ["--remove", path]
+        for directory in recipe.directories:
+            args += ["--dir", directory.path, directory.mode]
+        sources = []
+        copies = [
+            (spec.src, spec.sha256, spec.dest, spec.mode, spec.owner, spec.tree)
+            for spec in (*recipe.files, *recipe.dropins)
+            if spec.source is None
+        ]
+        copies += [(src, sha, dest, "0644", None, False) for src, sha, dest in generated]
+        for src, sha256, dest, mode, owner, tree in copies:
+            target = content_path("/run/nestcustom/files", sha256, basename(src) or "tree")
+            mounts.append(bind(src, target))
+            if tree:
+                args += ["--tree", target, dest, owner or "-"]
+            else:
+                args += ["--copy", target, dest, mode, owner or "-"]
+            sources.append(src)
+        for link in recipe.symlinks:
+            args += ["--link", link.path, link.target]
+        commands = [Command(("sh", HELPER, "files"), tuple(args))]
+        if self.nestos:
+            commands.append(COMMIT)
+        own_sources = tuple(s for s in sources if s not in {g[0] for g in generated})
+        return RunStep(tuple(commands), tuple(mounts), True, own_sources)
+
     # -- checks -----------------------------------------------------------------------------
 
     def checks(self) -> RunStep | None:

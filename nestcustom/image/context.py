@@ -14,6 +14,8 @@ class ContextFile:
     path: str
     content: bytes
     mode: int = 0o644
+    kind: str = "file"  # file | dir | link (a directory tree copied whole keeps all three)
+    target: str = ""  # what a link points to
 
 
 def build_context(files: list[ContextFile]) -> bytes:
@@ -26,9 +28,17 @@ def build_context(files: list[ContextFile]) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for item in sorted(files, key=lambda f: f.path):
             info = tarfile.TarInfo(item.path)
-            info.size = len(item.content)
             info.mode = item.mode
             info.mtime = 0
             info.uid = info.gid = 0
-            tar.addfile(info, io.BytesIO(item.content))
+            if item.kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif item.kind == "link":
+                info.type = tarfile.SYMTYPE
+                info.linkname = item.target
+                tar.addfile(info)
+            else:
+                info.size = len(item.content)
+                tar.addfile(info, io.BytesIO(item.content))
     return buffer.getvalue()

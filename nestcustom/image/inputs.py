@@ -93,14 +93,35 @@ def project_files(recipe: Recipe, rendering: Rendering, project: Path) -> list[C
     files = [ContextFile(f"{where}/{f.name}", f.content.encode()) for f in rendering.files]
     for source in rendering.sources:
         try:
-            content = (project / source).read_bytes()
+            files += _context_entries(project, source)
         except OSError as exc:
             raise NestcustomError(
                 f"{recipe.name}: cannot read {source}: {exc.strerror}",
                 "the recipe's files: are relative to the project root",
             ) from exc
-        files.append(ContextFile(source, content))
     return files
+
+
+def _context_entries(project: Path, source: str) -> list[ContextFile]:
+    """A project file, or a directory with its whole tree (links as links, empty
+    directories kept, the executable bit kept: a tree is copied with its modes)."""
+    top = project / source
+    if not top.is_dir():
+        return [ContextFile(source, top.read_bytes(), _mode(top))]
+    entries = [ContextFile(source, b"", 0o755, "dir")]
+    for path in sorted(top.rglob("*")):
+        name = f"{source}/{path.relative_to(top).as_posix()}"
+        if path.is_symlink():
+            entries.append(ContextFile(name, b"", 0o777, "link", str(path.readlink())))
+        elif path.is_dir():
+            entries.append(ContextFile(name, b"", 0o755, "dir"))
+        else:
+            entries.append(ContextFile(name, path.read_bytes(), _mode(path)))
+    return entries
+
+
+def _mode(path: Path) -> int:
+    return 0o755 if path.stat().st_mode & 0o111 else 0o644
 
 
 def input_digest(
@@ -120,7 +141,10 @@ def input_digest(
             "nestcustom": version,
             "images": [[ref, image_ids[ref]] for ref in rendering.images],
             "containerfile": rendering.containerfile,
-            "files": sorted((f.path, f.mode, hashlib.sha256(f.content).hexdigest()) for f in files),
+            "files": sorted(
+                (f.path, f.mode, f.kind, f.target, hashlib.sha256(f.content).hexdigest())
+                for f in files
+            ),
         },
         sort_keys=True,
         separators=(",", ":"),

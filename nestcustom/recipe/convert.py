@@ -14,9 +14,11 @@ from nestcustom.recipe.model import (
     Base,
     BuildChecks,
     CommandCheck,
+    Directory,
     FileCheck,
     FileSpec,
     Flavor,
+    Group,
     Initramfs,
     KernelModule,
     Layer,
@@ -26,7 +28,10 @@ from nestcustom.recipe.model import (
     Script,
     Stage,
     Swap,
+    Symlink,
     Tests,
+    Units,
+    User,
 )
 from nestcustom.recipe.projectfiles import ProjectFiles, interpreter
 from nestcustom.recipe.source import YamlList, YamlMap
@@ -65,8 +70,39 @@ class Converter:
             layers=self.layers(doc.get("layers"), ("layers",)),
             repos=tuple(self.repo(r) for r in doc.get("repos", ())),
             files=self.file_specs(doc.get("files"), ("files",)),
-            units_enable=tuple(systemd.get("enable", ())),
-            units_disable=tuple(systemd.get("disable", ())),
+            dropins=self.dropins(systemd.get("dropins")),
+            symlinks=tuple(Symlink(s["path"], s["target"]) for s in doc.get("symlinks", ())),
+            directories=tuple(
+                Directory(d["path"], _mode(d.get("mode", "0755")))
+                for d in doc.get("directories", ())
+            ),
+            removals=tuple(doc.get("remove-files", ())),
+            units=Units(
+                mask=units(systemd.get("mask")),
+                unmask=units(systemd.get("unmask")),
+                default_target=unit_name(systemd["default-target"])
+                if "default-target" in systemd
+                else None,
+                user_enable=units(systemd.get("user", {}).get("enable")),
+                user_disable=units(systemd.get("user", {}).get("disable")),
+            ),
+            users=tuple(
+                User(
+                    u["name"],
+                    u.get("uid"),
+                    u.get("group"),
+                    u.get("description", ""),
+                    u.get("home"),
+                    u.get("shell"),
+                )
+                for u in doc.get("users", ())
+            ),
+            groups=tuple(
+                Group(g["name"], g.get("gid"), tuple(g.get("members", ())))
+                for g in doc.get("groups", ())
+            ),
+            units_enable=units(systemd.get("enable")),
+            units_disable=units(systemd.get("disable")),
             labels=tuple(sorted(doc.get("labels", {}).items())),
             tests=self.tests(doc.get("tests", {})),
             stages=self.stages(doc.get("stages")),
@@ -123,15 +159,34 @@ class Converter:
             return ()
         specs = []
         for index, entry in enumerate(items):
-            mode = entry.get("mode", "0644")
-            mode = mode if len(mode) == 4 else "0" + mode
+            mode = _mode(entry.get("mode", "0644"))
             if "from" in entry:  # out of a stage or image: nothing to read here
                 specs.append(FileSpec(entry["src"], entry["dest"], mode, "", entry["from"]))
                 continue
             where = entry.value_origin("src") or items.item_origin(index)
-            found = self.files.find(entry["src"], where.location, (*path, index, "src"))
+            found = self.files.find_file_or_tree(
+                entry["src"], where.location, (*path, index, "src")
+            )
             if found is not None:
-                specs.append(FileSpec(found.path, entry["dest"], mode, found.sha256))
+                file, tree = found
+                owner = entry.get("owner")
+                specs.append(
+                    FileSpec(file.path, entry["dest"], mode, file.sha256, None, owner, tree)
+                )
+        return tuple(specs)
+
+    def dropins(self, items: YamlList | None) -> tuple[FileSpec, ...]:
+        """Unit drop-ins: files installed as /usr/lib/systemd/system/UNIT.d/NAME."""
+        specs = []
+        for index, entry in enumerate(items or ()):
+            where = entry.value_origin("src") or items.item_origin(index)  # type: ignore[union-attr]
+            path = ("systemd", "dropins", index, "src")
+            found = self.files.find(entry["src"], where.location, path)
+            if found is None:
+                continue
+            name = entry.get("name") or found.path.rsplit("/", 1)[-1]
+            dest = f"/usr/lib/systemd/system/{unit_name(entry['unit'])}.d/{name}"
+            specs.append(FileSpec(found.path, dest, "0644", found.sha256))
         return tuple(specs)
 
     def stages(self, items: YamlList | None) -> tuple[Stage, ...]:
@@ -204,7 +259,7 @@ class Converter:
     @staticmethod
     def tests(tests: dict[str, Any]) -> Tests:
         packages = tests.get("packages", {})
-        units = tests.get("units", {})
+        wanted = tests.get("units", {})
         return Tests(
             present=tuple(packages.get("present", ())),
             absent=tuple(packages.get("absent", ())),
@@ -218,6 +273,24 @@ class Converter:
                 )
                 for c in tests.get("commands", ())
             ),
-            units_enabled=tuple(units.get("enabled", ())),
-            units_disabled=tuple(units.get("disabled", ())),
+            units_enabled=units(wanted.get("enabled")),
+            units_disabled=units(wanted.get("disabled")),
         )
+
+
+UNIT_SUFFIXES = (
+    ".service", ".socket", ".timer", ".path", ".target", ".mount", ".automount", ".swap", ".slice"
+)  # fmt: skip
+
+
+def unit_name(name: str) -> str:
+    """A unit name as systemctl reads it: without a known suffix, `.service`."""
+    return name if name.endswith(UNIT_SUFFIXES) else f"{name}.service"
+
+
+def units(names: list[str] | None) -> tuple[str, ...]:
+    return tuple(unit_name(name) for name in names or ())
+
+
+def _mode(mode: str) -> str:
+    return mode if len(mode) == 4 else "0" + mode

@@ -1,14 +1,15 @@
 """NestOS rules a schema cannot express: what a host keeps, what a version can do.
 
 `lint_recipe` runs every rule; each is a small function in rules_image (what
-the image holds) or rules_build (what its build runs: commands, scripts,
+the image holds), rules_files (files, links, users, units, the layer count)
+or rules_build (what its build runs: commands, scripts,
 stages, values, kernel modules).
 """
 
 from __future__ import annotations
 
 from nestcustom.errors import Problem
-from nestcustom.recipe import rules_build, rules_image
+from nestcustom.recipe import rules_build, rules_files, rules_image
 from nestcustom.recipe.model import Recipe
 from nestcustom.recipe.rules_common import Locate, Rule, is_rpm_url, package_name
 
@@ -24,6 +25,7 @@ RULES: tuple[Rule, ...] = (
     rules_image.units,
     rules_image.labels,
     *rules_build.RULES,
+    *rules_files.RULES,
 )
 
 

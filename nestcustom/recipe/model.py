@@ -157,6 +157,50 @@ class FileSpec:
     mode: str
     sha256: str  # of the content, so the recipe digest changes with the file ("" with source)
     source: str | None = None  # a stage or image to copy from (COPY --from)
+    owner: str | None = None  # USER:GROUP or UID:GID; None: root
+    tree: bool = False  # src is a directory: its whole tree is copied, modes as they are
+
+
+@dataclass(frozen=True)
+class Symlink:
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Directory:
+    path: str
+    mode: str = "0755"
+
+
+@dataclass(frozen=True)
+class User:
+    """A system user, for a sysusers.d `u` line."""
+
+    name: str
+    uid: int | None = None
+    group: str | None = None
+    description: str = ""
+    home: str | None = None
+    shell: str | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    gid: int | None = None
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Units:
+    """systemd beyond enable/disable: every name with its suffix (.service added)."""
+
+    mask: tuple[str, ...] = ()
+    unmask: tuple[str, ...] = ()
+    default_target: str | None = None
+    user_enable: tuple[str, ...] = ()
+    user_disable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +247,26 @@ class Recipe:
     kernel_modules: tuple[KernelModule, ...] = ()
     initramfs: Initramfs = field(default_factory=Initramfs)
     checks: BuildChecks = field(default_factory=BuildChecks)
+    dropins: tuple[FileSpec, ...] = ()  # unit drop-ins, installed like files
+    symlinks: tuple[Symlink, ...] = ()
+    directories: tuple[Directory, ...] = ()
+    removals: tuple[str, ...] = ()
+    units: Units = field(default_factory=Units)
+    users: tuple[User, ...] = ()
+    groups: tuple[Group, ...] = ()
+
+    @property
+    def has_files_step(self) -> bool:
+        """Whether the image gets the step that installs files, links, directories, users."""
+        return bool(
+            any(spec.source is None for spec in self.files)
+            or self.dropins
+            or self.symlinks
+            or self.directories
+            or self.removals
+            or self.users
+            or self.groups
+        )
 
     @property
     def digest(self) -> str:
@@ -241,6 +305,13 @@ class Recipe:
                 sorted(set(self.checks.files)),
                 list(self.checks.commands),
             ],
+            "dropins": [astuple(s) for s in self.dropins],
+            "symlinks": [astuple(s) for s in self.symlinks],
+            "directories": [astuple(d) for d in self.directories],
+            "removals": list(self.removals),
+            "units-more": astuple(self.units),
+            "users": [astuple(u) for u in self.users],
+            "groups": [astuple(g) for g in self.groups],
         }
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

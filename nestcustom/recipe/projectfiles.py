@@ -64,8 +64,42 @@ class ProjectFiles:
             return None
         return ProjectFile(source.relative_to(self.root).as_posix(), digest, head)
 
+    def find_file_or_tree(
+        self, relative: str, where: Location, path: Path_
+    ) -> tuple[ProjectFile, bool] | None:
+        """A file, or a directory whose tree is hashed as a whole; (found, is it a tree)."""
+        source = _realpath(self.root, relative.rstrip("/") or ".")
+        if source.is_dir() and source.is_relative_to(self.root) and source != self.root:
+            digest = _tree_digest(source)
+            if digest is None:
+                self._add(where, path, f"{relative!r} holds a file that cannot be read")
+                return None
+            return ProjectFile(source.relative_to(self.root).as_posix(), digest, b""), True
+        found = self.find(relative, where, path)
+        return (found, False) if found is not None else None
+
     def _add(self, where: Location, path: Path_, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(where, format_path(path), message, hint, code="file"))
+
+
+def _tree_digest(top: Path) -> str | None:
+    """sha256 over a tree's paths, kinds, executable bits, contents and link targets."""
+    h = hashlib.sha256()
+    try:
+        for entry in sorted(top.rglob("*")):
+            rel = entry.relative_to(top).as_posix().encode()
+            if entry.is_symlink():
+                h.update(b"l\0" + rel + b"\0" + str(entry.readlink()).encode() + b"\0")
+            elif entry.is_dir():
+                h.update(b"d\0" + rel + b"\0")
+            else:
+                info = entry.stat()
+                digest, _ = _read(str(entry), info.st_size, info.st_mtime_ns, info.st_ino)
+                executable = b"x" if info.st_mode & 0o111 else b"-"
+                h.update(b"f\0" + rel + b"\0" + executable + digest.encode() + b"\0")
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 def interpreter(head: bytes) -> tuple[str, ...]:

@@ -21,7 +21,6 @@ from nestcustom.recipe.model import (
 from nestcustom.recipe.rules_common import Locate, is_rpm_url, package_name
 from nestcustom.recipe.rules_common import problem as _problem
 
-MAX_LAYERS = 60
 _KEPT_ROOTS = ("/etc/", "/usr/")
 # /usr/local is a symlink into /var on NestOS, so content there is dropped too.
 _DROPPED_UNDER_USR = ("/usr/local/",)
@@ -80,14 +79,6 @@ def unique_names(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
 
 
 def layer_contents(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
-    if len(recipe.layers) > MAX_LAYERS:
-        yield _problem(
-            locate,
-            ("layers", MAX_LAYERS),
-            "too-many-layers",
-            f"{len(recipe.layers)} layers; at most {MAX_LAYERS} are allowed",
-            "each layer is an image layer on top of the base's: merge related layers",
-        )
     for i, layer in enumerate(recipe.layers):
         if layer.is_empty:
             yield _problem(

@@ -13,6 +13,7 @@ import pytest
 from nestcustom.containerfile.outputs import find_drift, find_recipes, load_recipes, plan_outputs
 from nestcustom.containerfile.render import render_containerfile
 from nestcustom.containerfile.steps import HELPER_FILE
+from nestcustom.errors import RecipeError
 from nestcustom.recipe.load import load_recipe
 from tests.conftest import BASE, FIXTURES, ROOT, WriteRecipe
 
@@ -210,15 +211,32 @@ def test_non_ascii_label_values_stay_readable(write_recipe: WriteRecipe) -> None
 def test_copy_takes_the_json_form_for_unusual_paths(
     write_recipe: WriteRecipe, project: Path
 ) -> None:
-    (project / "files" / "my motd").write_text("x\n")
     path = write_recipe(
         f"name: r\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [x]}}]\n"
-        "files:\n  - {src: files/motd, dest: /etc/motd}\n"
-        "  - {src: 'files/my motd', dest: /etc/motd.d/mine, mode: '0600'}\n"
+        "stages: [{name: s, from: 'quay.io/x/y:1', layers: [{name: b, run: [[make]]}]}]\n"
+        "files:\n  - {src: /out/tool, dest: /usr/bin/tool, from: s, mode: '0755'}\n"
+        "  - {src: '/out/my tool', dest: /usr/bin/mine, from: s, mode: '0755'}\n"
     )
     text = render_containerfile(load_recipe(path).recipe, "c").containerfile
-    assert "\nCOPY --chmod=0644 files/motd /etc/motd\n" in text
-    assert '\nCOPY --chmod=0600 ["files/my motd", "/etc/motd.d/mine"]\n' in text
+    assert "\nCOPY --from=s --chmod=0755 /out/tool /usr/bin/tool\n" in text
+    assert '\nCOPY --from=s --chmod=0755 ["/out/my tool", "/usr/bin/mine"]\n' in text
+
+
+def test_a_project_file_with_a_blank_is_refused_not_mounted(
+    write_recipe: WriteRecipe, project: Path
+) -> None:
+    # A project file is bind-mounted into the files step; a blank or comma in its path
+    # would split the --mount option, so it is refused where it is written.
+    (project / "files" / "my motd").write_text("x\n")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "files:\n  - {src: 'files/my motd', dest: /etc/motd.d/mine, mode: '0600'}\n"
+    )
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    [problem] = caught.value.problems
+    assert problem.path == "files[0].src"
+    assert "'files/my motd' cannot be passed into the build" in problem.message
 
 
 @pytest.mark.parametrize(("width", "wrapped"), [(100, False), (101, True)])

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from nestcustom.containerfile.render import render_containerfile
 from nestcustom.errors import RecipeError
 from nestcustom.recipe.load import load_recipe
-from tests.conftest import FIXTURES, WriteRecipe
+from nestcustom.recipe.rules_files import layer_count
+from tests.conftest import BASE, FIXTURES, WriteRecipe
 
 EXPECT = re.compile(r"^# expect: (\d+):(\d+) (.*)$")
 EXPECT_HINT = re.compile(r"^# expect-hint: (.*)$")
@@ -140,7 +142,34 @@ def test_too_many_layers(write_recipe: WriteRecipe) -> None:
     with pytest.raises(RecipeError) as caught:
         load_recipe(path)
     [problem] = caught.value.problems
-    assert problem.format().startswith(f"{os.path.relpath(path)}:64:5: layers[60]: 61 layers")
+    # 61 layers and the check step every NestOS recipe ends with.
+    assert problem.format().startswith(
+        f"{os.path.relpath(path)}:64:5: layers[60]: the image gets 62 layers on top of its base;"
+        " at most 60 fit"
+    )
+
+
+def test_130_files_share_one_step(write_recipe: WriteRecipe, project: Path) -> None:
+    # A real recipe with 130 files used to render 141 layers and fail to build.
+    (project / "files" / "many").mkdir()
+    entries = []
+    for i in range(130):
+        (project / "files" / "many" / f"f{i}.conf").write_text(f"{i}\n")
+        entries.append(f"  - {{src: files/many/f{i}.conf, dest: /etc/many/f{i}.conf}}\n")
+    path = write_recipe(
+        f"name: many\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [x]}}]\n"
+        "files:\n" + "".join(entries)
+    )
+    loaded = load_recipe(path)
+    assert layer_count(loaded.recipe) == 3  # the layer, the files step, the check step
+    text = render_containerfile(loaded.recipe, "c").containerfile
+    image = text.split("\nFROM ")[-1]
+    assert [line.split()[0] for line in image.splitlines() if line[:4] in ("RUN ", "COPY")] == [
+        "RUN",
+        "RUN",
+        "RUN",
+    ]
+    assert text.count("--copy") == 130
 
 
 def test_all_problems_reported_at_once(write_recipe: WriteRecipe) -> None:

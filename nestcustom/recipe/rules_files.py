@@ -1,0 +1,196 @@
+"""NestOS rules for files, links, directories, removals, users, units and the layer count.
+
+The layer count is of every instruction that makes a filesystem layer (RUN,
+COPY), not of `layers:` alone: a NestOS base is a chunked image of up to about
+64 layers and overlay stacks at most 128, so a derived image has room for
+about 60 (a recipe with 130 single-file COPYs failed with `max depth exceeded`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from nestcustom.errors import Problem, Severity
+from nestcustom.recipe.model import Flavor, Recipe
+from nestcustom.recipe.rules_common import Locate
+from nestcustom.recipe.rules_common import problem as _problem
+
+MAX_LAYERS = 60
+_KEPT_ROOTS = ("/etc/", "/usr/")
+_DROPPED_UNDER_USR = ("/usr/local/", "/usr/local")
+# A project file bind-mounted into a RUN: its path goes into `--mount=...,source=PATH`,
+# which ends at a blank and splits at a comma, so only these characters are safe.
+_MOUNTABLE = re.compile(r"^[A-Za-z0-9._+@=:%~/-]+$")
+# Removing one of these would take the system's own trees with it.
+_PROTECTED = {"/etc", "/usr", "/usr/bin", "/usr/lib", "/usr/lib64", "/usr/sbin", "/usr/share"}
+
+
+def layer_count(recipe: Recipe) -> int:
+    """Filesystem layers the recipe adds to its base (the final image's RUN and COPY),
+    in the order render writes them."""
+    count = len(recipe.layers)
+    count += 1 if recipe.repos else 0
+    modules = recipe.kernel_modules
+    count += sum(1 for m in modules if m.stage is not None and m.src is not None)
+    count += 1 if modules or recipe.initramfs.regenerate else 0
+    count += sum(1 for spec in recipe.files if spec.source is not None)
+    count += 1 if recipe.has_files_step else 0
+    units = recipe.units
+    count += (
+        1
+        if recipe.units_enable
+        or recipe.units_disable
+        or units.mask
+        or units.unmask
+        or units.default_target
+        or units.user_enable
+        or units.user_disable
+        else 0
+    )
+    checks = recipe.checks
+    host_rules = checks.host_rules and recipe.base.flavor is Flavor.NESTOS
+    count += 1 if host_rules or checks.packages or checks.files or checks.commands else 0
+    return count
+
+
+def layer_budget(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    count = layer_count(recipe)
+    if count > MAX_LAYERS:
+        yield _problem(
+            locate,
+            ("layers", MAX_LAYERS) if len(recipe.layers) > MAX_LAYERS else (),
+            "too-many-layers",
+            f"the image gets {count} layers on top of its base; at most {MAX_LAYERS} fit",
+            "merge related layers; every file, link and directory already shares one step, "
+            "but each files[] entry with from: is a COPY of its own",
+        )
+
+
+def paths_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    if recipe.base.flavor is not Flavor.NESTOS:
+        return
+    kept = "a NestOS host keeps only /usr and /etc from an image"
+    hint = "use a path under /usr or /etc; create /var content at boot with tmpfiles.d"
+    for key, field, paths in (
+        ("symlinks", "path", [link.path for link in recipe.symlinks]),
+        ("directories", "path", [d.path for d in recipe.directories]),
+        ("remove-files", None, list(recipe.removals)),
+    ):
+        for i, path in enumerate(paths):
+            where = (key, i, field) if field else (key, i)
+            if not path.startswith(_KEPT_ROOTS) or path.startswith(_DROPPED_UNDER_USR):
+                yield _problem(
+                    locate, where, "dropped-path", f"{path} would be dropped: {kept}", hint
+                )
+    for i, path in enumerate(recipe.removals):
+        if path.rstrip("/") in _PROTECTED:
+            yield _problem(
+                locate,
+                ("remove-files", i),
+                "remove-system-tree",
+                f"removing {path} would take the system's own files with it",
+                "name the files or directories to remove",
+            )
+
+
+def unique_paths(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    """A path made twice in the files step: the later would silently win."""
+    seen: dict[str, str] = {spec.dest: "files" for spec in recipe.files}
+    for key, paths in (
+        ("symlinks", [link.path for link in recipe.symlinks]),
+        ("directories", [d.path for d in recipe.directories]),
+    ):
+        for i, path in enumerate(paths):
+            if path in seen:
+                yield _problem(
+                    locate,
+                    (key, i, "path"),
+                    "duplicate",
+                    f"{path} is also made by {seen[path]}:",
+                    "keep one of them",
+                )
+            seen[path] = key
+
+
+def users(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    for i, user in enumerate(recipe.users):
+        if user.group and user.uid is None:
+            yield _problem(
+                locate,
+                ("users", i, "group"),
+                "group-without-uid",
+                f"user {user.name!r} names a primary group but no uid:",
+                "sysusers.d takes a primary group as UID:GROUP: give the user a uid",
+            )
+    if (recipe.users or recipe.groups) and recipe.base.flavor is not Flavor.NESTOS:
+        yield _problem(
+            locate,
+            ("users",) if recipe.users else ("groups",),
+            "sysusers-newstart",
+            "users and groups become a sysusers.d fragment, applied when systemd boots",
+            "a NewStart container image that does not boot systemd never applies it",
+            Severity.WARNING,
+        )
+
+
+def more_units(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    masked = set(recipe.units.mask)
+    for j, unit in enumerate(recipe.units_enable):
+        if unit in masked:
+            yield _problem(
+                locate,
+                ("systemd", "enable", j),
+                "unit-both",
+                f"{unit} is both enabled and masked",
+                "a masked unit never starts: keep one of them",
+            )
+    unmasked = set(recipe.units.unmask)
+    for j, unit in enumerate(recipe.units.mask):
+        if unit in unmasked:
+            yield _problem(
+                locate, ("systemd", "mask", j), "unit-both", f"{unit} is both masked and unmasked"
+            )
+    target = recipe.units.default_target
+    if target and not target.endswith(".target"):
+        yield _problem(
+            locate,
+            ("systemd", "default-target"),
+            "not-a-target",
+            f"{target} is not a target",
+            "name a .target unit, e.g. multi-user.target",
+        )
+
+
+def mountable_paths(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    named: list[tuple[tuple[str | int, ...], str]] = [
+        (("files", i, "src"), spec.src) for i, spec in enumerate(recipe.files) if not spec.source
+    ]
+    named += [(("systemd", "dropins", i, "src"), s.src) for i, s in enumerate(recipe.dropins)]
+    named += [
+        (("kernel-modules", i, "src"), m.src)
+        for i, m in enumerate(recipe.kernel_modules)
+        if m.src is not None and m.stage is None
+    ]
+    for key, layers in (("layers", recipe.layers),):
+        for i, layer in enumerate(layers):
+            named += [((key, i, "script", j), s.path) for j, s in enumerate(layer.scripts)]
+    for k, stage in enumerate(recipe.stages):
+        for i, layer in enumerate(stage.layers):
+            named += [
+                (("stages", k, "layers", i, "script", j), s.path)
+                for j, s in enumerate(layer.scripts)
+            ]
+    for path, source in named:
+        if not _MOUNTABLE.match(source):
+            yield _problem(
+                locate,
+                path,
+                "unsafe-source-path",
+                f"{source!r} cannot be passed into the build: blanks, commas and quotes "
+                "would split the RUN's --mount option",
+                "rename it using letters, digits and . _ + @ = : % ~ / -",
+            )
+
+
+RULES = (mountable_paths, layer_budget, paths_reach_host, unique_paths, users, more_units)
