@@ -18,12 +18,11 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from nestcustom.image import imagevalues
 from nestcustom.image.rpmversion import rpm_file_nvr, satisfies
 from nestcustom.recipe.lint import is_rpm_url
-from nestcustom.recipe.model import Flavor, KernelModule, Recipe
+from nestcustom.recipe.model import KernelModule, Recipe
 
 _CONSTRAINT = re.compile(r"^(?P<name>[^\s<>=]+)\s*(?:(?P<op><=|>=|=|<|>)\s*(?P<evr>\S+))?$")
 _QUERY_FORMAT = "%{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n"
@@ -130,7 +129,7 @@ class _Want:
     unknown: str | None = None  # an RPM URL whose file name does not tell the package
 
 
-class _Checks:
+class Checks:
     def __init__(self, host: Runner) -> None:
         self.host = host
 
@@ -395,43 +394,6 @@ def _want_spec(wants: dict[str, _Want], spec: str, layer: str) -> None:
         wants[spec] = _Want(True, layer, unknown=spec)
 
 
-def run_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
-    """Every check, in an order where none can spoil another: the tests' commands run last."""
-    checks = _Checks(host)
-    results: list[CheckResult] = []
-    # A NewStart image is a plain container: /var/lib/rpm, dnf's state and the like
-    # belong there. Only an ostree host drops /var.
-    if recipe.base.flavor is Flavor.NESTOS:
-        results.append(checks.var_empty())
-    results += [checks.wanted(name, want) for name, want in layer_packages(recipe).items()]
-    for spec in recipe.files:
-        results += checks.file(spec.dest, mode=spec.mode, sha256=spec.sha256, builtin=True)
-    facts: dict[str, str] = {}
-    if imagevalues.needs_image(recipe):
-        facts, why = imagevalues.read_facts(host)
-        if why is not None:
-            results.append(CheckResult("values", "{{...}}", "read from the image", False, why))
-    results += [checks.kernel_module(m, facts.get("kernel")) for m in recipe.kernel_modules]
-    conf = f"nestcustom-{recipe.name}.conf"
-    for module in recipe.kernel_modules:
-        if module.load:
-            results += checks.file(
-                f"/usr/lib/modules-load.d/{conf}", contains=module.name, builtin=True
-            )
-        if module.options:
-            options = imagevalues.fill(module.options, recipe, facts)
-            line = f"options {module.name} {options}"
-            results += checks.file(f"/usr/lib/modprobe.d/{conf}", contains=line, builtin=True)
-    results += [checks.unit(u, True, builtin=True) for u in dict.fromkeys(recipe.units_enable)]
-    results += [checks.unit(u, False, builtin=True) for u in dict.fromkeys(recipe.units_disable)]
-    tests = recipe.tests
-    results += [checks.package_spec(spec) for spec in tests.present]
-    results += [checks.absent(name) for name in tests.absent]
-    for f in tests.files:
-        results += checks.file(f.path, exists=f.exists, mode=f.mode, contains=f.contains)
-    results += [checks.unit(u, True) for u in tests.units_enabled]
-    results += [checks.unit(u, False) for u in tests.units_disabled]
-    for c in tests.commands:
-        argv = tuple(imagevalues.fill(arg, recipe, facts) for arg in c.run)
-        results.append(checks.command(argv, c.exit, c.stdout, c.timeout))
-    return results
+def file_checks(host: Runner, path: str, **wanted: Any) -> list[CheckResult]:
+    """Built-in checks of one path (exists, mode, contains, sha256), for other modules."""
+    return Checks(host).file(path, builtin=True, **wanted)

@@ -17,7 +17,8 @@ from xml.etree import ElementTree
 
 from nestcustom import proc
 from nestcustom.errors import NestcustomError
-from nestcustom.image.checks import CheckResult, Output, run_checks
+from nestcustom.image.checks import CheckResult, Output
+from nestcustom.image.suite import run_checks
 from nestcustom.recipe.model import Recipe
 
 
