@@ -223,3 +223,37 @@ def test_a_changed_script_reruns_its_step(
         code, stderr, _ = build(path, *mirrors, pushed_tag, cwd=scratch)
         assert code == 0, stderr
         assert in_image(pushed_tag, "cat /etc/motd") == f"{text}\n"
+
+
+def test_a_file_tree_links_directories_users_and_units_in_one_layer(
+    mirrors: tuple[str, str], pushed_tag: str
+) -> None:
+    base, mirror = mirrors
+    code, stderr, _ = build("recipes/nestos-agent-files.yaml", base, mirror, pushed_tag)
+    assert code == 0, stderr
+    out = in_image(
+        pushed_tag,
+        "stat -c '%a %U' /usr/lib/nc-agent/bin/nc-agent /etc/nc-agent/conf.d; "
+        "readlink /usr/bin/nc-agent /etc/systemd/system/debug-shell.service; "
+        "cat /usr/lib/sysusers.d/nestcustom-nestos-agent-files.conf; "
+        "cat /usr/lib/systemd/system/zincati.service.d/10-limits.conf; "
+        "test -e /etc/motd || echo motd-gone",
+    )
+    assert "755 root\n750 root\n" in out  # the tree keeps the script executable
+    assert "../lib/nc-agent/bin/nc-agent\n/dev/null\n" in out
+    assert "g nc-agent 990\n" in out
+    assert 'u nc-agent 990:nc-agent "nc host agent" /var/lib/nc-agent -\n' in out
+    assert "LimitNOFILE=65536" in out and "motd-gone" in out
+    history = podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", pushed_tag).stdout
+    assert sum("build.sh files " in line for line in history.splitlines()) == 1  # one layer
+
+    tested = nestcustom("test", "recipes/nestos-agent-files.yaml", "--image", pushed_tag, cwd=ROOT)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    for line in (
+        "PASS  link     /usr/bin/nc-agent -> ../lib/nc-agent/bin/nc-agent (built-in)",
+        "PASS  unit     debug-shell.service masked (built-in)",
+        "PASS  unit     default.target is multi-user.target (built-in)",
+        "PASS  file     /etc/motd does not exist (built-in)",
+        "PASS  command  nc-agent --version",
+    ):
+        assert line in tested.stdout, tested.stdout

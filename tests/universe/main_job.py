@@ -31,6 +31,7 @@ BUILDABLE = [
     "recipes/nestos-ops.yaml",
     "recipes/nestos-kmod.yaml",
     "recipes/nestos-site-config.yaml",
+    "recipes/nestos-agent-files.yaml",
 ]
 NEWSTART = ["recipes/newstart-tools.yaml"]
 
