@@ -11,6 +11,7 @@
 #   build.sh check [--host-rules] [--base DIR] [--package P] [--file PATH]...
 #   build.sh files [--remove PATH] [--dir PATH MODE] [--copy SRC DEST MODE OWNER]
 #                  [--tree SRC DEST OWNER] [--link PATH TARGET]...   (OWNER - is root)
+#   build.sh repos [--enable ID] [--disable ID]...   in the base's /etc/yum.repos.d
 set -eu
 
 # In a builder stage: the base image's values, copied from the facts stage.
@@ -212,6 +213,47 @@ cmd_files() {
     done
 }
 
+set_enabled() {
+    # Set enabled=$2 in the section [$1] of whichever .repo file has it; the section's
+    # other lines stay as they are. Read and written line by line: no value is evaluated.
+    found=
+    for file in /etc/yum.repos.d/*.repo; do
+        [ -e "$file" ] || continue
+        grep -q -F -x "[$1]" "$file" || continue
+        found=1
+        section=
+        while IFS= read -r line || [ -n "$line" ]; do
+            case $line in
+                "["*"]")
+                    section=$line
+                    printf '%s\n' "$line"
+                    [ "$section" != "[$1]" ] || printf 'enabled=%s\n' "$2"
+                    continue
+                    ;;
+            esac
+            if [ "$section" = "[$1]" ]; then
+                case $line in
+                    enabled=* | "enabled "*) continue ;;
+                esac
+            fi
+            printf '%s\n' "$line"
+        done <"$file" >"$file.nestcustom"
+        mv "$file.nestcustom" "$file"
+    done
+    [ -n "$found" ] || die "repo $1 is not in any /etc/yum.repos.d/*.repo of the base"
+}
+
+cmd_repos() {
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --enable) set_enabled "$2" 1 ;;
+            --disable) set_enabled "$2" 0 ;;
+            *) die "repos: unknown option $1" ;;
+        esac
+        shift 2
+    done
+}
+
 failures=0
 fail() {
     printf 'nestcustom check: %s\n' "$*" >&2
@@ -292,7 +334,7 @@ cmd_check() {
     [ "$failures" -eq 0 ] || die "$failures check(s) failed; no image was tagged"
 }
 
-[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check|files ..."
+[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check|files|repos ..."
 command=$1
 shift
 case $command in
@@ -302,5 +344,6 @@ case $command in
     initramfs) cmd_initramfs "$@" ;;
     check) cmd_check "$@" ;;
     files) cmd_files "$@" ;;
+    repos) cmd_repos "$@" ;;
     *) die "unknown command $command" ;;
 esac

@@ -12,6 +12,7 @@ helper, which reads them from the image and fills them in, with no shell.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from posixpath import basename
 
@@ -25,6 +26,7 @@ from nestcustom.containerfile.commands import (
     nestos_package_commands,
     stage_package_commands,
 )
+from nestcustom.containerfile.repofile import repo_file
 from nestcustom.recipe import values
 from nestcustom.recipe.model import Flavor, Layer, Recipe, Script
 
@@ -46,6 +48,7 @@ class RunStep:
     mounts: tuple[str, ...] = ()
     uses_helper: bool = False
     sources: tuple[str, ...] = ()  # project files its mounts read from the build context
+    generated: tuple[tuple[str, str], ...] = ()  # (name, text) of files it mounts that we write
 
 
 def bind(source: str, target: str, stage: str | None = None) -> str:
@@ -58,8 +61,13 @@ class StepWriter:
 
     def __init__(self, recipe: Recipe, context_dir: str) -> None:
         self.recipe = recipe
-        self.helper_source = f"{context_dir}/{HELPER_FILE}" if context_dir else HELPER_FILE
+        self.context_dir = context_dir
+        self.helper_source = self.in_context(HELPER_FILE)
         self.nestos = recipe.base.flavor is Flavor.NESTOS
+
+    def in_context(self, name: str) -> str:
+        """Where a file nestcustom writes for this recipe is in the build context."""
+        return f"{self.context_dir}/{name}" if self.context_dir else name
 
     # -- values ---------------------------------------------------------------------------
 
@@ -104,8 +112,41 @@ class StepWriter:
             commands.append(Command(("dnf", "clean", "all")))
         if uses_helper:
             mounts.insert(0, bind(self.helper_source, HELPER))
+        generated: tuple[tuple[str, str], ...] = ()
+        if layer.repos and stage_manager is None:
+            # Mounted into /etc/yum.repos.d for this step only: used, and never in the image.
+            name, text = f"layer-{layer.name}.repo", repo_file(self.recipe.path, layer.repos)
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            target = f"/etc/yum.repos.d/nestcustom-{layer.name}-{digest}.repo"
+            mounts.append(bind(self.in_context(name), target))
+            generated = ((name, text),)
         sources = tuple(script.path for script in layer.scripts)
-        return RunStep(tuple(commands), tuple(mounts), uses_helper, sources)
+        return RunStep(tuple(commands), tuple(mounts), uses_helper, sources, generated)
+
+    def early(self) -> RunStep | None:
+        """Before the layers: signing keys in place, base repos enabled or disabled."""
+        recipe = self.recipe
+        if not recipe.has_early_step:
+            return None
+        mounts = [bind(self.helper_source, HELPER)]
+        commands = []
+        if recipe.keys:
+            args: list[str] = []
+            for key in recipe.keys:
+                target = content_path("/run/nestcustom/files", key.sha256, basename(key.src))
+                mounts.append(bind(key.src, target))
+                args += ["--copy", target, key.dest, key.mode, "-"]
+            commands.append(Command(("sh", HELPER, "files"), tuple(args)))
+        if recipe.base_repos_enable or recipe.base_repos_disable:
+            args = []
+            for repo_id in recipe.base_repos_enable:
+                args += ["--enable", repo_id]
+            for repo_id in recipe.base_repos_disable:
+                args += ["--disable", repo_id]
+            commands.append(Command(("sh", HELPER, "repos"), tuple(args)))
+        if self.nestos:
+            commands.append(COMMIT)
+        return RunStep(tuple(commands), tuple(mounts), True, tuple(k.src for k in recipe.keys))
 
     def needs_facts_stage(self) -> bool:
         """Whether a builder stage uses a value only the base image can tell."""

@@ -71,6 +71,9 @@ class Converter:
             repos=tuple(self.repo(r) for r in doc.get("repos", ())),
             files=self.file_specs(doc.get("files"), ("files",)),
             dropins=self.dropins(systemd.get("dropins")),
+            keys=self.keys(doc.get("keys")),
+            base_repos_enable=tuple(doc.get("base-repos", {}).get("enable", ())),
+            base_repos_disable=tuple(doc.get("base-repos", {}).get("disable", ())),
             symlinks=tuple(Symlink(s["path"], s["target"]) for s in doc.get("symlinks", ())),
             directories=tuple(
                 Directory(d["path"], _mode(d.get("mode", "0755")))
@@ -136,6 +139,7 @@ class Converter:
                 for index in range(len(scripts))
             ),
             env=tuple(layer.get("env", {}).items()),
+            repos=tuple(self.repo(r) for r in layer.get("repos", ())),
             origin=origin,
         )
 
@@ -173,6 +177,17 @@ class Converter:
                 specs.append(
                     FileSpec(file.path, entry["dest"], mode, file.sha256, None, owner, tree)
                 )
+        return tuple(specs)
+
+    def keys(self, items: YamlList | None) -> tuple[FileSpec, ...]:
+        """Signing keys: installed as /etc/pki/rpm-gpg/NAME before the layers."""
+        specs = []
+        for index, relative in enumerate(items or ()):
+            where = items.item_origin(index)  # type: ignore[union-attr]
+            found = self.files.find(relative, where.location, ("keys", index))
+            if found is not None:
+                name = found.path.rsplit("/", 1)[-1]
+                specs.append(FileSpec(found.path, f"/etc/pki/rpm-gpg/{name}", "0644", found.sha256))
         return tuple(specs)
 
     def dropins(self, items: YamlList | None) -> tuple[FileSpec, ...]:
@@ -241,6 +256,7 @@ class Converter:
             gpgcheck=entry.get("gpgcheck", True),
             gpgkey=entry.get("gpgkey"),
             enabled=entry.get("enabled", True),
+            repo_gpgcheck=entry.get("repo_gpgcheck", False),
         )
 
     @staticmethod

@@ -88,6 +88,7 @@ class Layer:
     run: tuple[tuple[str, ...], ...] = ()  # commands after the package changes, no shell
     scripts: tuple[Script, ...] = ()  # after the commands
     env: tuple[tuple[str, str], ...] = ()  # for the commands and scripts
+    repos: tuple[Repo, ...] = ()  # for this layer's step only (mounted, never in the image)
     # Where the layer was written (FILE:LINE:COL), for build errors; not part of its identity.
     origin: str = field(default="", compare=False)
 
@@ -148,6 +149,7 @@ class Repo:
     gpgcheck: bool = True
     gpgkey: str | None = None
     enabled: bool = True
+    repo_gpgcheck: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,12 +250,20 @@ class Recipe:
     initramfs: Initramfs = field(default_factory=Initramfs)
     checks: BuildChecks = field(default_factory=BuildChecks)
     dropins: tuple[FileSpec, ...] = ()  # unit drop-ins, installed like files
+    keys: tuple[FileSpec, ...] = ()  # repo signing keys, installed before the layers
+    base_repos_enable: tuple[str, ...] = ()
+    base_repos_disable: tuple[str, ...] = ()
     symlinks: tuple[Symlink, ...] = ()
     directories: tuple[Directory, ...] = ()
     removals: tuple[str, ...] = ()
     units: Units = field(default_factory=Units)
     users: tuple[User, ...] = ()
     groups: tuple[Group, ...] = ()
+
+    @property
+    def has_early_step(self) -> bool:
+        """Whether keys or base repos are set up before the layers."""
+        return bool(self.keys or self.base_repos_enable or self.base_repos_disable)
 
     @property
     def has_files_step(self) -> bool:
@@ -306,6 +316,8 @@ class Recipe:
                 list(self.checks.commands),
             ],
             "dropins": [astuple(s) for s in self.dropins],
+            "keys": [astuple(s) for s in self.keys],
+            "base-repos": [sorted(self.base_repos_enable), sorted(self.base_repos_disable)],
             "symlinks": [astuple(s) for s in self.symlinks],
             "directories": [astuple(d) for d in self.directories],
             "removals": list(self.removals),
@@ -329,4 +341,5 @@ def _layer_identity(layer: Layer) -> list[Any]:
         list(layer.run),
         [astuple(s) for s in layer.scripts],
         list(layer.env),
+        [astuple(repo) for repo in layer.repos],
     ]

@@ -14,7 +14,7 @@ from posixpath import basename
 
 from nestcustom.errors import Problem, Severity
 from nestcustom.recipe import values
-from nestcustom.recipe.model import KERNEL_REPLACE_INITRAMFS_SINCE, Flavor, Layer, Recipe
+from nestcustom.recipe.model import KERNEL_REPLACE_INITRAMFS_SINCE, Flavor, Layer, Recipe, Repo
 from nestcustom.recipe.rules_common import Locate, Rule
 from nestcustom.recipe.rules_common import problem as _problem
 
@@ -42,11 +42,17 @@ def _texts(recipe: Recipe) -> Iterator[tuple[Path_, str, bool]]:
     for i, test in enumerate(recipe.tests.commands):  # read from the image by `nestcustom test`
         for j, arg in enumerate(test.run):
             yield ("tests", "commands", i, "run", j), arg, True
-    for i, repo in enumerate(recipe.repos):
+    repos: list[tuple[Path_, Repo]] = [(("repos", i), r) for i, r in enumerate(recipe.repos)]
+    repos += [
+        (("layers", j, "repos", i), repo)
+        for j, layer in enumerate(recipe.layers)
+        for i, repo in enumerate(layer.repos)
+    ]
+    for at, repo in repos:
         for key in ("baseurl", "metalink", "mirrorlist", "gpgkey"):
             text = getattr(repo, key)
             if text:
-                yield ("repos", i, key), text, False
+                yield (*at, key), text, False
 
 
 def _layer_texts(prefix: Path_, layers: tuple[Layer, ...]) -> Iterator[tuple[Path_, str, bool]]:
@@ -77,7 +83,7 @@ def known_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             )
         if may_wait or not values.needs_build(values.substitute_known(text, recipe)):
             continue
-        if path[0] == "repos":
+        if "repos" in path:
             yield _problem(
                 locate,
                 path,

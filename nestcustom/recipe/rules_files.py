@@ -31,6 +31,7 @@ def layer_count(recipe: Recipe) -> int:
     in the order render writes them."""
     count = len(recipe.layers)
     count += 1 if recipe.repos else 0
+    count += 1 if recipe.has_early_step else 0
     modules = recipe.kernel_modules
     count += sum(1 for m in modules if m.stage is not None and m.src is not None)
     count += 1 if modules or recipe.initramfs.regenerate else 0
@@ -167,6 +168,7 @@ def mountable_paths(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         (("files", i, "src"), spec.src) for i, spec in enumerate(recipe.files) if not spec.source
     ]
     named += [(("systemd", "dropins", i, "src"), s.src) for i, s in enumerate(recipe.dropins)]
+    named += [(("keys", i), s.src) for i, s in enumerate(recipe.keys)]
     named += [
         (("kernel-modules", i, "src"), m.src)
         for i, m in enumerate(recipe.kernel_modules)
@@ -193,4 +195,37 @@ def mountable_paths(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             )
 
 
-RULES = (mountable_paths, layer_budget, paths_reach_host, unique_paths, users, more_units)
+def repo_ids(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    seen = {repo.id for repo in recipe.repos}
+    for j, layer in enumerate(recipe.layers):
+        for i, repo in enumerate(layer.repos):
+            if repo.id in seen:
+                yield _problem(
+                    locate,
+                    ("layers", j, "repos", i, "id"),
+                    "duplicate",
+                    f"repo id {repo.id!r} is already used",
+                    "a layer's repo needs an id of its own",
+                )
+            seen.add(repo.id)
+        if layer.repos and not layer.changes_packages:
+            yield _problem(
+                locate,
+                ("layers", j, "repos"),
+                "repo-unused",
+                f"layer {layer.name!r} has repos but installs nothing from them",
+                "add the packages to install:, or drop repos:",
+                Severity.WARNING,
+            )
+    enabled = set(recipe.base_repos_enable)
+    for i, repo_id in enumerate(recipe.base_repos_disable):
+        if repo_id in enabled:
+            yield _problem(
+                locate,
+                ("base-repos", "disable", i),
+                "repo-both",
+                f"base repo {repo_id!r} is both enabled and disabled",
+            )
+
+
+RULES = (repo_ids, mountable_paths, layer_budget, paths_reach_host, unique_paths, users, more_units)

@@ -17,6 +17,7 @@ from nestcustom.recipe.model import (
     REMOVE_WITH_INSTALL_SINCE,
     Flavor,
     Recipe,
+    Repo,
 )
 from nestcustom.recipe.rules_common import Locate, is_rpm_url, package_name
 from nestcustom.recipe.rules_common import problem as _problem
@@ -185,18 +186,26 @@ def architecture(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
 
 
 def repos(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
-    for i, repo in enumerate(recipe.repos):
+    where: list[tuple[tuple[str | int, ...], Repo]] = [
+        (("repos", i), repo) for i, repo in enumerate(recipe.repos)
+    ]
+    where += [
+        (("layers", j, "repos", i), repo)
+        for j, layer in enumerate(recipe.layers)
+        for i, repo in enumerate(layer.repos)
+    ]
+    for at, repo in where:
         if not (repo.baseurl or repo.metalink or repo.mirrorlist):
             yield _problem(
                 locate,
-                ("repos", i),
+                at,
                 "repo-url",
                 f"repo {repo.id!r} has no baseurl, metalink or mirrorlist",
             )
         if not repo.gpgcheck:
             yield _problem(
                 locate,
-                ("repos", i, "gpgcheck"),
+                (*at, "gpgcheck"),
                 "gpgcheck-off",
                 f"repo {repo.id!r} installs packages without checking signatures",
                 "set gpgcheck: true and a gpgkey",
@@ -205,7 +214,7 @@ def repos(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         elif not repo.gpgkey:
             yield _problem(
                 locate,
-                ("repos", i),
+                at,
                 "gpgkey-missing",
                 f"repo {repo.id!r} checks signatures but names no gpgkey",
                 "set gpgkey to the key's URL (or file:///etc/pki/rpm-gpg/...)",
@@ -216,7 +225,7 @@ def repos(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             if url and url.startswith("http://"):
                 yield _problem(
                     locate,
-                    ("repos", i, key),
+                    (*at, key),
                     "plain-http",
                     f"{key} uses plain http: anyone on the path can change what is installed",
                     "use https",
