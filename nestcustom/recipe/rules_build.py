@@ -14,7 +14,14 @@ from posixpath import basename
 
 from nestcustom.errors import Problem, Severity
 from nestcustom.recipe import values
-from nestcustom.recipe.model import KERNEL_REPLACE_INITRAMFS_SINCE, Flavor, Layer, Recipe, Repo
+from nestcustom.recipe.model import (
+    KERNEL_REPLACE_INITRAMFS_SINCE,
+    Flavor,
+    Layer,
+    Recipe,
+    Repo,
+    Units,
+)
 from nestcustom.recipe.rules_common import Locate, Rule
 from nestcustom.recipe.rules_common import problem as _problem
 
@@ -232,6 +239,9 @@ def does_something(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         or recipe.units_disable
         or recipe.kernel_modules
         or recipe.initramfs.regenerate
+        or recipe.has_early_step
+        or recipe.has_files_step
+        or recipe.units != Units()
     ):
         yield _problem(
             locate,

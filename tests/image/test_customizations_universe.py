@@ -257,3 +257,38 @@ def test_a_file_tree_links_directories_users_and_units_in_one_layer(
         "PASS  command  nc-agent --version",
     ):
         assert line in tested.stdout, tested.stdout
+
+
+def test_keys_before_layers_base_repo_off_and_a_layer_repo_that_leaves_no_trace(
+    mirrors: tuple[str, str], scratch: Path, pushed_tag: str, rpm_repo_url: str
+) -> None:
+    (scratch / "files" / "RPM-GPG-KEY-nctest").write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+    path = recipe(
+        scratch,
+        "keys: [files/RPM-GPG-KEY-nctest]\n"
+        "base-repos: {disable: [everything]}\n"
+        "layers:\n  - name: tools\n    install: [strace]\n    repos:\n"
+        f"      - {{id: nctest-tools, baseurl: '{rpm_repo_url}', gpgcheck: false,\n"
+        "         gpgkey: 'file:///etc/pki/rpm-gpg/RPM-GPG-KEY-nctest'}\n",
+    )
+    code, stderr, _ = build(path, *mirrors, pushed_tag, cwd=scratch)
+    assert code == 0, stderr
+    out = in_image(
+        pushed_tag,
+        "head -1 /etc/pki/rpm-gpg/RPM-GPG-KEY-nctest; ls /etc/yum.repos.d; "
+        "grep -A1 -F '[everything]' /etc/yum.repos.d/openEuler.repo; rpm -q strace",
+    )
+    assert out.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+    assert "nestcustom-tools" not in out  # the layer's repo was mounted, never written
+    assert "[everything]\nenabled=0\n" in out
+    assert "strace-" in out
+
+
+def test_enabling_a_repo_the_base_does_not_have_fails_the_build(
+    mirrors: tuple[str, str], scratch: Path, pushed_tag: str
+) -> None:
+    path = recipe(scratch, "base-repos: {enable: [nope]}\n")
+    code, stderr, pushed = build(path, *mirrors, pushed_tag, cwd=scratch)
+    assert code == 1
+    assert "nestcustom: repo nope is not in any /etc/yum.repos.d/*.repo of the base" in stderr
+    assert pushed == "" and not image_exists(pushed_tag)
