@@ -10,7 +10,8 @@
 #   build.sh initramfs [DRIVER]...    dracut for the image's kernel, as rpm-ostree needs
 #   build.sh check [--host-rules] [--base DIR] [--package P] [--file PATH]...
 #   build.sh files [--remove PATH] [--dir PATH MODE] [--copy SRC DEST MODE OWNER]
-#                  [--tree SRC DEST OWNER] [--link PATH TARGET]...   (OWNER - is root)
+#                  [--tree SRC DEST OWNER] [--fetch URL SHA256 DEST MODE extract|-]
+#                  [--link PATH TARGET]...   (OWNER - is root)
 #   build.sh repos [--enable ID] [--disable ID]...   in the base's /etc/yum.repos.d
 set -eu
 
@@ -177,6 +178,27 @@ parent() {
     [ -z "$dir" ] || mkdir -p "$dir"
 }
 
+fetch() {
+    # Download, check the pinned sha256, then place or unpack: nothing unverified is used.
+    tmp=/tmp/nestcustom-download.$$
+    curl -fsSL --retry 3 -o "$tmp" "$1" || die "cannot download $1"
+    got=$(sha256sum "$tmp")
+    got=${got%% *}
+    if [ "$got" != "$2" ]; then
+        rm -f "$tmp"
+        die "$1 has sha256 $got; the recipe pins $2"
+    fi
+    if [ "$5" = extract ]; then
+        mkdir -p "$3"
+        tar -x -f "$tmp" -C "$3" --no-same-owner || die "$1 is not a tar archive tar can unpack"
+        rm -f "$tmp"
+    else
+        parent "$3"
+        mv "$tmp" "$3"
+        chmod "$4" "$3"
+    fi
+}
+
 cmd_files() {
     while [ $# -gt 0 ]; do
         case $1 in
@@ -202,6 +224,10 @@ cmd_files() {
                 cp -R -P "$2/." "$3/"
                 owned "$4" "$3"
                 shift 4
+                ;;
+            --fetch)
+                fetch "$2" "$3" "$4" "$5" "$6"
+                shift 6
                 ;;
             --link)
                 parent "$2"

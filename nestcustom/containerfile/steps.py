@@ -233,6 +233,16 @@ class StepWriter:
             else:
                 args += ["--copy", target, dest, mode, owner or "-"]
             sources.append(src)
+        for download in recipe.downloads:
+            extract = "extract" if download.extract else "-"
+            args += [
+                "--fetch",
+                download.url,
+                download.sha256,
+                download.dest,
+                download.mode,
+                extract,
+            ]
         for link in recipe.symlinks:
             args += ["--link", link.path, link.target]
         commands = [Command(("sh", HELPER, "files"), tuple(args))]

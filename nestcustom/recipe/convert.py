@@ -15,6 +15,7 @@ from nestcustom.recipe.model import (
     BuildChecks,
     CommandCheck,
     Directory,
+    Download,
     FileCheck,
     FileSpec,
     Flavor,
@@ -80,6 +81,16 @@ class Converter:
                 for d in doc.get("directories", ())
             ),
             removals=tuple(doc.get("remove-files", ())),
+            downloads=tuple(
+                Download(
+                    x["url"],
+                    x["sha256"],
+                    x["dest"],
+                    _mode(x.get("mode", "0644")),
+                    x.get("extract", False),
+                )
+                for x in doc.get("downloads", ())
+            ),
             units=Units(
                 mask=units(systemd.get("mask")),
                 unmask=units(systemd.get("unmask")),

@@ -170,6 +170,15 @@ class Symlink:
 
 
 @dataclass(frozen=True)
+class Download:
+    url: str
+    sha256: str
+    dest: str
+    mode: str = "0644"
+    extract: bool = False
+
+
+@dataclass(frozen=True)
 class Directory:
     path: str
     mode: str = "0755"
@@ -256,6 +265,7 @@ class Recipe:
     symlinks: tuple[Symlink, ...] = ()
     directories: tuple[Directory, ...] = ()
     removals: tuple[str, ...] = ()
+    downloads: tuple[Download, ...] = ()
     units: Units = field(default_factory=Units)
     users: tuple[User, ...] = ()
     groups: tuple[Group, ...] = ()
@@ -274,6 +284,7 @@ class Recipe:
             or self.symlinks
             or self.directories
             or self.removals
+            or self.downloads
             or self.users
             or self.groups
         )
@@ -321,6 +332,7 @@ class Recipe:
             "symlinks": [astuple(s) for s in self.symlinks],
             "directories": [astuple(d) for d in self.directories],
             "removals": list(self.removals),
+            "downloads": [astuple(x) for x in self.downloads],
             "units-more": astuple(self.units),
             "users": [astuple(u) for u in self.users],
             "groups": [astuple(g) for g in self.groups],

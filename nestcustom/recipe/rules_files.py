@@ -77,6 +77,7 @@ def paths_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         ("symlinks", "path", [link.path for link in recipe.symlinks]),
         ("directories", "path", [d.path for d in recipe.directories]),
         ("remove-files", None, list(recipe.removals)),
+        ("downloads", "dest", [x.dest for x in recipe.downloads]),
     ):
         for i, path in enumerate(paths):
             where = (key, i, field) if field else (key, i)

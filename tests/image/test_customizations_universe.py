@@ -292,3 +292,64 @@ def test_enabling_a_repo_the_base_does_not_have_fails_the_build(
     assert code == 1
     assert "nestcustom: repo nope is not in any /etc/yum.repos.d/*.repo of the base" in stderr
     assert pushed == "" and not image_exists(pushed_tag)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """(URL, directory) of a plain HTTP server for downloads."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+
+
+def test_downloads_are_verified_placed_and_unpacked(
+    mirrors: tuple[str, str], scratch: Path, pushed_tag: str, served: tuple[str, Path]
+) -> None:
+    import hashlib
+    import tarfile
+
+    url, root = served
+    (root / "nc-tool").write_text("#!/bin/sh\necho nc-tool 2.0\n")
+    fonts = root / "fonts"
+    fonts.mkdir()
+    (fonts / "Sans.ttf").write_bytes(b"not really a font\n")
+    with tarfile.open(root / "fonts.tar.gz", "w:gz") as tar:
+        tar.add(fonts / "Sans.ttf", arcname="Sans.ttf")
+
+    def sha(name: str) -> str:
+        return hashlib.sha256((root / name).read_bytes()).hexdigest()
+
+    path = recipe(
+        scratch,
+        "downloads:\n"
+        f"  - {{url: '{url}/nc-tool', sha256: {sha('nc-tool')}, dest: /usr/bin/nc-tool,"
+        " mode: '0755'}\n"
+        f"  - {{url: '{url}/fonts.tar.gz', sha256: {sha('fonts.tar.gz')},"
+        " dest: /usr/share/fonts/nc, extract: true}\n",
+    )
+    code, stderr, _ = build(path, *mirrors, pushed_tag, cwd=scratch)
+    assert code == 0, stderr
+    out = in_image(pushed_tag, "nc-tool; cat /usr/share/fonts/nc/Sans.ttf; ls /tmp")
+    assert out == "nc-tool 2.0\nnot really a font\n"
+
+    # A download that is not what the recipe pins fails the build (the same RUN with the
+    # same pin is served from the layer cache: what it holds was verified).
+    (root / "other").write_text("#!/bin/sh\necho something else\n")
+    pinned = sha("nc-tool")
+    bad = recipe(
+        scratch,
+        f"downloads:\n  - {{url: '{url}/other', sha256: {pinned}, dest: /usr/bin/other}}\n",
+    )
+    code, stderr, pushed = build(bad, *mirrors, pushed_tag + "-2", cwd=scratch)
+    assert code == 1
+    assert f"nestcustom: {url}/other has sha256 {sha('other')}; the recipe pins {pinned}" in stderr
+    assert pushed == "" and not image_exists(pushed_tag + "-2")

@@ -92,8 +92,10 @@ VARIANTS: dict[str, Variant] = {
 # ------------------------------------------------------------------ rootfs
 
 # kmod: the real depmod and modinfo; systemd: the real systemctl (enable, mask, preset
-# offline), as NestOS images have them.
-ROOTFS_PACKAGES = ("rpm", "ostree", "python3", "passwd", "ca-certificates", "kmod", "systemd")
+# offline); curl: downloads in the build. NestOS images have all three.
+ROOTFS_PACKAGES = (
+    "rpm", "ostree", "python3", "passwd", "ca-certificates", "kmod", "systemd", "curl"
+)  # fmt: skip
 
 # Runs on the host after the rootfs is complete ($1 is the rootfs).
 ROOTFS_CUSTOMIZE = r"""
