@@ -68,10 +68,9 @@ def nestos_package_commands(layer: Layer) -> list[Command]:
         commands.append(Command(("rpm-ostree", "override", "remove"), sorted_set(layer.remove)))
     if layer.swap:
         # `--install` is honoured from rpm-ostree 2022.17; the version gate refuses older bases.
-        removes = sorted_set(s.remove for s in layer.swap)
-        installs = tuple(
-            a for pkg in sorted_set(s.install for s in layer.swap) for a in ("--install", pkg)
-        )
+        removes = sorted_set(name for s in layer.swap for name in s.remove)
+        news = sorted_set(spec for s in layer.swap for spec in s.install)
+        installs = tuple(a for pkg in news for a in ("--install", pkg))
         commands.append(Command(("rpm-ostree", "override", "remove"), removes + installs))
     if layer.replace:
         commands.append(Command(("rpm-ostree", "override", "replace"), sorted_set(layer.replace)))
@@ -86,7 +85,13 @@ def dnf_package_commands(layer: Layer) -> list[Command]:
     if layer.remove:
         commands.append(Command(("dnf", "-y", "remove"), sorted_set(layer.remove)))
     for swap in sorted(set(layer.swap), key=lambda s: (s.remove, s.install)):
-        commands.append(Command(("dnf", "-y", "swap"), (swap.remove, swap.install)))
+        if len(swap.remove) == 1 and len(swap.install) == 1:
+            commands.append(Command(("dnf", "-y", "swap"), (*swap.remove, *swap.install)))
+        else:  # dnf swaps one for one; N:M is an install that may replace, then the removal
+            commands.append(
+                Command(("dnf", "-y", "--allowerasing", "install"), sorted_set(swap.install))
+            )
+            commands.append(Command(("dnf", "-y", "remove"), sorted_set(swap.remove)))
     if layer.replace:
         commands.append(
             Command(("dnf", "-y", "--allowerasing", "install"), sorted_set(layer.replace))

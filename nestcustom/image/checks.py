@@ -371,8 +371,10 @@ def layer_packages(recipe: Recipe) -> dict[str, _Want]:
         for name in layer.remove:
             wants[name] = _Want(False, layer.name)
         for swap in layer.swap:
-            wants[swap.remove] = _Want(False, layer.name)
-            _want_spec(wants, swap.install, layer.name)
+            for name in swap.remove:
+                wants[name] = _Want(False, layer.name)
+            for spec in swap.install:
+                _want_spec(wants, spec, layer.name)
         for spec in (*layer.replace, *layer.install):
             _want_spec(wants, spec, layer.name)
     return wants

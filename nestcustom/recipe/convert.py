@@ -143,7 +143,9 @@ class Converter:
             install=tuple(layer.get("install", ())),
             remove=tuple(layer.get("remove", ())),
             replace=tuple(layer.get("replace", ())),
-            swap=tuple(Swap(s["remove"], s["install"]) for s in layer.get("swap", ())),
+            swap=tuple(
+                Swap(_names(s["remove"]), _names(s["install"])) for s in layer.get("swap", ())
+            ),
             run=tuple(tuple(command) for command in layer.get("run", ())),
             scripts=tuple(
                 self.script(scripts, index, (*path, "script", index))
@@ -321,3 +323,8 @@ def units(names: list[str] | None) -> tuple[str, ...]:
 
 def _mode(mode: str) -> str:
     return mode if len(mode) == 4 else "0" + mode
+
+
+def _names(value: str | list[str]) -> tuple[str, ...]:
+    """One package or a list of them (swap's two forms)."""
+    return (value,) if isinstance(value, str) else tuple(value)

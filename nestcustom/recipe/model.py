@@ -63,8 +63,10 @@ class Base:
 
 @dataclass(frozen=True)
 class Swap:
-    remove: str
-    install: str
+    """Base packages removed and others installed in one transaction (1:1 or N:M)."""
+
+    remove: tuple[str, ...]
+    install: tuple[str, ...]
 
 
 @dataclass(frozen=True)

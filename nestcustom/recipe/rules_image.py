@@ -27,7 +27,9 @@ _KEPT_ROOTS = ("/etc/", "/usr/")
 _DROPPED_UNDER_USR = ("/usr/local/",)
 _ACCOUNT_FILES = {"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"}
 _RPM_ARCH = re.compile(r"\.(x86_64|aarch64|riscv64|loongarch64|noarch)\.rpm$")
-_KERNEL_RPM = re.compile(r"^kernel(-core|-modules[a-z-]*)?-\d")
+# The kernel by RPM file name or package name, real-time kernels included.
+_KERNEL_RPM = re.compile(r"^kernel(-rt)?(-core|-modules[a-z-]*)?-\d")
+_KERNEL_NAME = re.compile(r"^kernel(-rt)?(-core|-modules[a-z-]*)?$")
 
 
 def files_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
@@ -146,17 +148,31 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                         "publish the RPM in a repo and install it by name",
                     )
         if version < KERNEL_REPLACE_INITRAMFS_SINCE and not recipe.initramfs.regenerate:
-            for j, url in enumerate(layer.replace):
-                if _KERNEL_RPM.match(basename(url)):
-                    yield _problem(
-                        locate,
-                        ("layers", i, "replace", j),
-                        "kernel-replace",
-                        f"replacing the kernel on rpm-ostree {version} does not regenerate "
-                        "the initramfs: the host would not boot",
-                        "regenerate it in the image (initramfs: {regenerate: true}), or use a base "
-                        f"with rpm-ostree {KERNEL_REPLACE_INITRAMFS_SINCE} or later",
-                    )
+            # A swap to another kernel (kernel-rt) replaces the kernel as surely as a
+            # replace: of a kernel RPM does.
+            kernels: list[tuple[str | int, ...]] = [
+                ("layers", i, "replace", j)
+                for j, url in enumerate(layer.replace)
+                if _KERNEL_RPM.match(basename(url))
+            ]
+            kernels += [
+                ("layers", i, "swap", j, "install")
+                for j, swap in enumerate(layer.swap)
+                if any(
+                    _KERNEL_NAME.match(package_name(spec)) or _KERNEL_RPM.match(basename(spec))
+                    for spec in swap.install
+                )
+            ]
+            for at in kernels:
+                yield _problem(
+                    locate,
+                    at,
+                    "kernel-replace",
+                    f"replacing the kernel on rpm-ostree {version} does not regenerate "
+                    "the initramfs: the host would not boot",
+                    "regenerate it in the image (initramfs: {regenerate: true}), or use a base "
+                    f"with rpm-ostree {KERNEL_REPLACE_INITRAMFS_SINCE} or later",
+                )
 
 
 def architecture(recipe: Recipe, locate: Locate) -> Iterator[Problem]:

@@ -356,7 +356,7 @@ def expected_runs(spec: RecipeSpec) -> list[list[list[str]]]:
         else:
             if remove:
                 cmds.append(["dnf", "-y", "remove", *remove])
-            cmds += [["dnf", "-y", "swap", r, i] for r, i in sorted(set(layer.swap))]
+            cmds += [["dnf", "-y", "swap", r, i] for r, i in sorted(set(layer.swap))]  # 1:1 only
             if urls:
                 cmds.append(["dnf", "-y", "--allowerasing", "install", *urls])
             if install:

@@ -348,7 +348,7 @@ def test_swap_checks_built_directly(images: dict[str, str]) -> None:
         name="direct",
         base=Base("localhost/nestcustom-test/nestos:22.03-LTS-SP2.20230922.0-x86_64"),
         layers=(
-            Layer("swap", swap=(Swap("toolbox", "nc-libgreet >= 1.0"),)),
+            Layer("swap", swap=(Swap(("toolbox",), ("nc-libgreet >= 1.0",)),)),
             Layer("tools", install=("strace >= 99",)),
         ),
     )
