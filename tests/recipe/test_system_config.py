@@ -35,7 +35,8 @@ def runs(path: Path) -> list[list[list[str]]]:
         if not joined.startswith("RUN "):
             continue
         words = [w for w in shlex.split(joined[4:]) if not w.startswith("--mount=")]
-        commands, current = [], []
+        commands: list[list[str]] = []
+        current: list[str] = []
         for word in words:
             if word == "&&":
                 commands.append(current)
