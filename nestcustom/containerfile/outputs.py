@@ -16,6 +16,7 @@ from enum import Enum
 from pathlib import Path
 
 from nestcustom.containerfile.render import GENERATED_MARK, render_containerfile
+from nestcustom.containerfile.signing import POLICY_FILE
 from nestcustom.errors import BadInputError, Location, Problem, RecipeError
 from nestcustom.recipe.load import LoadedRecipe, load_recipe
 
@@ -112,7 +113,8 @@ def _generated_files(out_dir: Path) -> list[Path]:
                 head = path.read_text("utf-8", errors="replace")[: len(GENERATED_MARK)]
             except OSError:
                 continue
-            if head == GENERATED_MARK:
+            # policy.json is JSON: no room for the mark; its name says whose it is.
+            if head == GENERATED_MARK or path.name == POLICY_FILE:
                 found.append(path)
     return found
 

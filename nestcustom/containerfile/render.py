@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
+from nestcustom.containerfile import signing
 from nestcustom.containerfile.commands import COMMIT, HELPER_SCRIPT, Command, run_line, sorted_set
 from nestcustom.containerfile.repofile import repo_file
 from nestcustom.containerfile.steps import FACTS_DIR, FACTS_STAGE, HELPER_FILE, RunStep, StepWriter
@@ -105,6 +106,19 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
         dest = f"/usr/lib/sysusers.d/nestcustom-{recipe.name}.conf"
         digest = hashlib.sha256(text.encode()).hexdigest()
         generated.append((out.context_path(SYSUSERS_FILE), digest, dest))
+    if recipe.signing.scopes:
+        for name, text, dest in (
+            (signing.POLICY_FILE, signing.policy_json(recipe), signing.POLICY_DEST),
+            (
+                signing.REGISTRIES_FILE,
+                signing.registries_yaml(recipe),
+                signing.registries_dest(recipe),
+            ),
+        ):
+            out.generated(GeneratedFile(name, text))
+            generated.append(
+                (out.context_path(name), hashlib.sha256(text.encode()).hexdigest(), dest)
+            )
     files = out.steps_of.files(tuple(generated))
     if files is not None:
         out.run(files, "# files, links, directories and users")

@@ -224,6 +224,10 @@ class StepWriter:
             for spec in (*recipe.files, *recipe.dropins)
             if spec.source is None
         ]
+        copies += [
+            (s.key.src, s.key.sha256, s.key.dest, "0644", None, False)
+            for s in recipe.signing.scopes
+        ]
         copies += [(src, sha, dest, "0644", None, False) for src, sha, dest in generated]
         for src, sha256, dest, mode, owner, tree in copies:
             target = content_path("/run/nestcustom/files", sha256, basename(src) or "tree")

@@ -53,6 +53,10 @@ def config_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
     if units.default_target:
         target = units.default_target
         results.append(unit_link(host, "default.target", target, f"is {target}"))
+    for scope in recipe.signing.scopes:
+        key = scope.key
+        results += file_checks(host, key.dest, sha256=key.sha256)
+        results += file_checks(host, "/etc/containers/policy.json", contains=key.dest)
     if recipe.users or recipe.groups:
         fragment = f"/usr/lib/sysusers.d/nestcustom-{recipe.name}.conf"
         for user in recipe.users:

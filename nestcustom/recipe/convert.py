@@ -27,6 +27,8 @@ from nestcustom.recipe.model import (
     Repo,
     RpmOstreeVersion,
     Script,
+    Signing,
+    SigningScope,
     Stage,
     Swap,
     Symlink,
@@ -73,6 +75,7 @@ class Converter:
             files=self.file_specs(doc.get("files"), ("files",)),
             dropins=self.dropins(systemd.get("dropins")),
             keys=self.keys(doc.get("keys")),
+            signing=self.signing(doc.get("signing")),
             base_repos_enable=tuple(doc.get("base-repos", {}).get("enable", ())),
             base_repos_disable=tuple(doc.get("base-repos", {}).get("disable", ())),
             symlinks=tuple(Symlink(s["path"], s["target"]) for s in doc.get("symlinks", ())),
@@ -202,6 +205,21 @@ class Converter:
                 name = found.path.rsplit("/", 1)[-1]
                 specs.append(FileSpec(found.path, f"/etc/pki/rpm-gpg/{name}", "0644", found.sha256))
         return tuple(specs)
+
+    def signing(self, entry: YamlMap | None) -> Signing:
+        if entry is None:
+            return Signing()
+        scopes = []
+        items = entry["scopes"]
+        for index, item in enumerate(items):
+            where = item.value_origin("key") or items.item_origin(index)
+            path = ("signing", "scopes", index, "key")
+            found = self.files.find(item["key"], where.location, path)
+            if found is not None:
+                name = found.path.rsplit("/", 1)[-1]
+                key = FileSpec(found.path, f"/etc/pki/containers/{name}", "0644", found.sha256)
+                scopes.append(SigningScope(item["scope"], key))
+        return Signing(tuple(scopes), entry.get("default", "accept") == "reject")
 
     def dropins(self, items: YamlList | None) -> tuple[FileSpec, ...]:
         """Unit drop-ins: files installed as /usr/lib/systemd/system/UNIT.d/NAME."""

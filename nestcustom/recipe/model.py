@@ -206,6 +206,18 @@ class Group:
 
 
 @dataclass(frozen=True)
+class SigningScope:
+    scope: str  # registry[/namespace...]
+    key: FileSpec  # the public key, installed under /etc/pki/containers/
+
+
+@dataclass(frozen=True)
+class Signing:
+    scopes: tuple[SigningScope, ...] = ()
+    reject_others: bool = False
+
+
+@dataclass(frozen=True)
 class Units:
     """systemd beyond enable/disable: every name with its suffix (.service added)."""
 
@@ -271,6 +283,7 @@ class Recipe:
     units: Units = field(default_factory=Units)
     users: tuple[User, ...] = ()
     groups: tuple[Group, ...] = ()
+    signing: Signing = field(default_factory=Signing)
 
     @property
     def has_early_step(self) -> bool:
@@ -289,6 +302,7 @@ class Recipe:
             or self.downloads
             or self.users
             or self.groups
+            or self.signing.scopes
         )
 
     @property
@@ -338,6 +352,7 @@ class Recipe:
             "units-more": astuple(self.units),
             "users": [astuple(u) for u in self.users],
             "groups": [astuple(g) for g in self.groups],
+            "signing": astuple(self.signing),
         }
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -171,6 +171,9 @@ def mountable_paths(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     named += [(("systemd", "dropins", i, "src"), s.src) for i, s in enumerate(recipe.dropins)]
     named += [(("keys", i), s.src) for i, s in enumerate(recipe.keys)]
     named += [
+        (("signing", "scopes", i, "key"), s.key.src) for i, s in enumerate(recipe.signing.scopes)
+    ]
+    named += [
         (("kernel-modules", i, "src"), m.src)
         for i, m in enumerate(recipe.kernel_modules)
         if m.src is not None and m.stage is None
