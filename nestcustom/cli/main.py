@@ -27,6 +27,10 @@ COMMANDS: dict[str, str] = {
     "deploy": "nestcustom.cli.hosts:deploy",
     "status": "nestcustom.cli.hosts:status",
     "rollback": "nestcustom.cli.hosts:rollback",
+    "init": "nestcustom.cli.gitops:init",
+    "matrix": "nestcustom.cli.gitops:matrix",
+    "plan": "nestcustom.cli.gitops:plan",
+    "diff": "nestcustom.cli.gitops:diff",
 }
 
 _EPILOG = """\b
