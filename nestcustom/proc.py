@@ -132,3 +132,14 @@ def start(argv: Sequence[str]) -> subprocess.Popen[bytes]:
         stderr=subprocess.PIPE,
         start_new_session=True,  # Ctrl-C at the terminal must not kill it mid-cleanup
     )
+
+
+def stream(argv: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start a program whose output is read as it comes (stdout piped, stderr captured)."""
+    log.debug("stream: %s", shlex.join(argv))
+    try:
+        return subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(f"{argv[0]} is not installed", None, 127, "") from exc

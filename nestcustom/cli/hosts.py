@@ -48,6 +48,9 @@ def _report(reports: list[HostReport], as_json: bool, extra: dict[str, Any]) -> 
             json.dumps({**extra, "hosts": [dataclasses.asdict(r) for r in reports]}, indent=2)
         )
         return
+    if not reports:
+        click.echo("no hosts")
+        return
     width = max(len(r.host) for r in reports)
     for r in reports:
         line = f"{r.host:{width}}  {r.outcome:11} {r.before or '-'} -> {r.after or '-'}"
@@ -55,8 +58,9 @@ def _report(reports: list[HostReport], as_json: bool, extra: dict[str, Any]) -> 
             line += f"\n{'':{width}}  error: {r.error}"
             if r.hint:
                 line += f"\n{'':{width}}  hint: {r.hint}"
-        if r.rolled_back:
-            line += f"\n{'':{width}}  rolled back: {'verified' if r.rollback_verified else 'NOT verified'}"
+        rollback_line = r.rollback_line()
+        if rollback_line:
+            line += f"\n{'':{width}}  rollback: {rollback_line}"
         click.echo(line)
     counts: dict[str, int] = {}
     for r in reports:
@@ -130,6 +134,13 @@ Examples:
     help="Finish an interrupted rollout from its journal; finished hosts are not redone.",
 )
 @click.option(
+    "--take-over",
+    "take_over",
+    multiple=True,
+    metavar="ROLLOUT_ID",
+    help="Take over host locks a dead rollout left (its id is in the busy report; repeatable).",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Resolve the digest and show the plan; change nothing."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
@@ -153,20 +164,41 @@ def deploy(
     tls_verify: bool,
     journal_path: Path | None,
     resume_path: Path | None,
+    take_over: tuple[str, ...],
     dry_run: bool,
     as_json: bool,
     accept_new_host_keys: bool,
 ) -> None:
     """Rebase hosts to an image, reboot them, verify the booted digest, roll back on failure.
 
-    Per host: preflight (status, transaction, Zincati, architecture) -> rpm-ostree
-    rebase ostree-unverified-registry:REF@DIGEST -> reboot -> wait for a new boot
-    id -> verify the booted digest. A host that fails after its rebase is rolled
-    back and rebooted, and both facts are reported. Every step is journalled.
+    Per host: preflight (status, transaction, Zincati, architecture, rpm-ostree
+    version, host lock) -> take the host lock, rpm-ostree rebase
+    ostree-unverified-registry:REF@DIGEST -> reboot -> wait for a new boot id ->
+    verify the booted digest -> release the lock. A host that fails after its
+    rebase is rolled back and rebooted, and both facts are reported. Every step
+    is journalled; --resume continues the same rollout with its recorded options.
     """
+    from click.core import ParameterSource
+
     from nestcustom.deploy.fleetlock import FleetLock
     from nestcustom.deploy.hostrun import RolloutOptions
     from nestcustom.deploy.plan import RolloutRequest, plan_rollout, run_rollout
+
+    context = click.get_current_context()
+    explicit = frozenset(
+        key
+        for key, param in (
+            ("batch", "batch"),
+            ("max_failures", "max_failures"),
+            ("reboot", "no_reboot"),
+            ("bypass_driver", "bypass_driver"),
+            ("disable_zincati", "disable_zincati"),
+            ("reboot_timeout", "reboot_timeout"),
+            ("fleetlock", "fleetlock_url"),
+            ("group", "group"),
+        )
+        if context.get_parameter_source(param) is ParameterSource.COMMANDLINE
+    )
 
     fleetlock = (
         FleetLock(fleetlock_url if fleetlock_url.endswith("/") else fleetlock_url + "/", group)
@@ -191,23 +223,37 @@ def deploy(
         tls_verify,
         journal_path,
         resume_path,
+        explicit,
+        take_over,
     )
     plan = plan_rollout(request)
+    for warning in plan.warnings:
+        err(warning)
+    chosen = plan.options
     if dry_run:
         click.echo(f"target   {plan.target.ostree_ref}")
         click.echo(f"hosts    {', '.join(h.name for h in plan.hosts) or '(none left)'}")
         click.echo(
-            f"batch    {batch}, stop after {max_failures} failure(s), "
-            f"{'no reboot' if no_reboot else f'reboot (timeout {reboot_timeout:.0f} s)'}"
+            f"batch    {chosen.batch}, stop after {chosen.max_failures} failure(s), "
+            + (
+                "no reboot"
+                if not chosen.reboot
+                else f"reboot (timeout {chosen.reboot_timeout:.0f} s)"
+            )
         )
         return
     err(
-        f"deploying {plan.target.pinned} to {len(plan.hosts)} host(s); journal: {plan.journal_path}"
+        f"{'resuming' if resume_path else 'starting'} rollout {plan.id}: {plan.target.pinned} "
+        f"to {len(plan.hosts)} host(s); journal: {plan.journal_path}"
     )
     with _progress([h.name for h in plan.hosts], live_display(settings)) as progress:
         result = run_rollout(plan, accept_new_host_keys, progress.event, _notice)
     reports = list(result.reports)
-    _report(reports, as_json, {"target": plan.target.pinned, "journal": str(result.journal_path)})
+    _report(
+        reports,
+        as_json,
+        {"rollout": plan.id, "target": plan.target.pinned, "journal": str(result.journal_path)},
+    )
     if result.interrupted:
         err(f"interrupted: finish with --resume {result.journal_path}")
         sys.exit(EXIT_INTERRUPTED)
@@ -243,14 +289,18 @@ def status(
     from nestcustom.deploy.fleetstatus import fleet_status
     from nestcustom.deploy.inventory import load_inventory
 
-    hosts = load_inventory(inventory_path).select(host_names)
-    rows = fleet_status(hosts, accept_new_host_keys)
+    inventory = load_inventory(inventory_path)
+    for warning in inventory.warnings:
+        err(warning)
+    rows = fleet_status(inventory.select(host_names), accept_new_host_keys)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
         for row in rows:
             if not row["reachable"]:
-                click.echo(f"{row['host']}: unreachable: {row['error']}")
+                click.echo(
+                    f"{row['host']}: {row['error']}"
+                )  # says what failed: unreachable, auth, ...
                 continue
             click.echo(f"{row['host']}: {row['booted']}  version {row['version']}")
             click.echo(
@@ -293,7 +343,10 @@ def rollback(
     from nestcustom.deploy.plan import timestamp
     from nestcustom.deploy.rollback import run_rollback
 
-    hosts = load_inventory(inventory_path).select(host_names)
+    inventory = load_inventory(inventory_path)
+    for warning in inventory.warnings:
+        err(warning)
+    hosts = inventory.select(host_names)
     options = RolloutOptions(batch=batch, reboot_timeout=reboot_timeout)
     journal_path = Path(f"nestcustom-rollback-{timestamp()}.jsonl")
     with _progress([h.name for h in hosts], live_display(settings)) as progress:

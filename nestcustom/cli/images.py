@@ -33,6 +33,7 @@ Examples:
   nestcustom build recipes/nestos-strace.yaml
   nestcustom build recipes/*.yaml --jobs 2 --tag 127.0.0.1:5000/custom/{name}:latest --push
   nestcustom build recipes/host-agent.yaml --base 127.0.0.1:5000/mirror/nestos:22.03-LTS-SP3.20240110.0-x86_64
+  nestcustom build recipes/nestos-kmod.yaml --mirror hub.oepkgs.net=registry.local:5000
 Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
 """
 )
@@ -68,6 +69,13 @@ Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
     is_flag=True,
     help="With --push: also tag VERSION.DATE.SERIAL and sha-COMMIT on the same digest.",
 )
+@click.option(
+    "--mirror",
+    "mirror_pairs",
+    multiple=True,
+    metavar="REGISTRY=MIRROR",
+    help="Read REGISTRY's images (base, builder stages, files' from:) from MIRROR (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.pass_obj
 @handle_errors
@@ -81,6 +89,7 @@ def build(
     jobs: int,
     base_image: str | None,
     release_tags: bool,
+    mirror_pairs: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Build recipes into images with podman, and optionally push them.
@@ -91,9 +100,11 @@ def build(
     """
     from nestcustom.cli.progress import LiveProgress, PlainProgress
     from nestcustom.image.build import BuildOptions, build_all
+    from nestcustom.recipe.mirrors import parse_mirrors, with_mirrors
 
     if release_tags and not push:
         raise click.UsageError("--release-tags goes with --push")
+    mirrors = parse_mirrors(mirror_pairs)
     if len(recipes) > 1 and "{name}" not in tag_template:
         raise click.UsageError(
             "with several recipes, --tag needs {name} so each image gets its own tag"
@@ -101,7 +112,7 @@ def build(
     project = project_for(settings, recipes[0])
     loaded = load_recipes(recipes, project)
     print_problems(w for item in loaded for w in item.warnings)
-    chosen = [item.recipe for item in loaded]
+    chosen = [with_mirrors(item.recipe, mirrors) for item in loaded]
     if base_image:
         chosen = [
             dataclasses.replace(r, base=dataclasses.replace(r.base, image=base_image, digest=None))

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "nestcustom.cli.hosts:deploy",
     "status": "nestcustom.cli.hosts:status",
     "rollback": "nestcustom.cli.hosts:rollback",
+    "base": "nestcustom.cli.base:base",
     "init": "nestcustom.cli.gitops:init",
     "matrix": "nestcustom.cli.gitops:matrix",
     "plan": "nestcustom.cli.gitops:plan",

@@ -49,6 +49,9 @@ class Rendering:
     # Project files the Containerfile COPYs (relative to the project root, the build
     # context): exactly what the context must hold besides the generated files.
     sources: tuple[str, ...] = ()
+    # Every image it builds from or copies out of (base first): what a build must
+    # identify by ID to know whether anything changed.
+    images: tuple[str, ...] = ()
 
 
 def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
@@ -165,11 +168,19 @@ class _Writer:
     def rendering(self) -> Rendering:
         if self.helper:
             self.files.append(GeneratedFile(HELPER_FILE, build_helper()))
+        recipe = self.recipe
+        images = [
+            recipe.base.reference,
+            *(stage.image for stage in recipe.stages),
+            *(f.source for f in recipe.files if f.source and "/" in f.source),
+            *(f.source for s in recipe.stages for f in s.files if f.source and "/" in f.source),
+        ]
         return Rendering(
             "\n".join(self.lines) + "\n",
             tuple(self.files),
             tuple(self.steps),
             tuple(dict.fromkeys(self.sources)),
+            tuple(dict.fromkeys(images)),
         )
 
 

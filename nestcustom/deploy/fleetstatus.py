@@ -8,14 +8,19 @@ from typing import Any
 from nestcustom.deploy.hoststatus import parse_status
 from nestcustom.deploy.inventory import Host
 from nestcustom.deploy.ssh import Connection, SshError, SshOptions, ssh_session
+from nestcustom.errors import NestcustomError
 
 
 def status_row(host: Host, ssh: SshOptions) -> dict[str, Any]:
+    """A host's row; one it cannot be read from says why (unreachable, auth refused, ...)."""
     row: dict[str, Any] = {"host": host.name, "reachable": False}
     try:
         status = parse_status(Connection(host, ssh).run(["rpm-ostree", "status", "--json"]).stdout)
     except SshError as exc:
-        row["error"] = exc.message.removeprefix(f"{host.name}: ")
+        row.update(failure=exc.failure.value, error=exc.message.removeprefix(f"{host.name}: "))
+        return row
+    except NestcustomError as exc:
+        row.update(failure="unreadable", error=exc.message)
         return row
     booted, staged, rollback = status.booted, status.staged, status.rollback
     row.update(

@@ -1,28 +1,46 @@
-"""One host's steps of a rollout (preflight, rebase, reboot, verify, roll back), journalled.
+"""One host's steps of a rollout (preflight, change, reboot, wait, verify, roll back), journalled.
 
 `HostRun` holds the mutable state of one host's deployment; each step is
 recorded in the journal before the next starts, and a stop request is honoured
-at step boundaries.
+at step boundaries. The remote commands are few on purpose: one gathers every
+preflight fact, one takes the host lock and rebases, one reboots, the wait
+polls the boot id (and reads the status once it changed), one releases.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nestcustom.deploy import hostlock
+from nestcustom.deploy.decide import DriverChoice, preflight_refusal, rebase_argv, rollback_action
 from nestcustom.deploy.fleetlock import FleetLock
-from nestcustom.deploy.hoststatus import Deployment, HostStatus, parse_status
+from nestcustom.deploy.hoststatus import (
+    FACTS_SCRIPT,
+    Deployment,
+    HostFacts,
+    HostStatus,
+    identity,
+    parse_facts,
+    parse_status,
+)
 from nestcustom.deploy.inventory import Host
 from nestcustom.deploy.journal import Journal
 from nestcustom.deploy.report import StepRecord
+from nestcustom.deploy.signals import StopFlags
 from nestcustom.deploy.ssh import Connection, Failure, SshError
 from nestcustom.deploy.target import Target
 from nestcustom.errors import NestcustomError
 
 ZINCATI_OFF = "/etc/zincati/config.d/90-disable-auto-updates.toml"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_POLL = f'cat {BOOT_ID}; [ "$(cat {BOOT_ID})" = "$1" ] || {{ echo ==status; rpm-ostree status --json; }}'
+_CHANGE = (
+    hostlock.TAKE_SCRIPT
+    + 'shift 2\n[ "$#" -eq 0 ] || "$@" >&2 || exit $?\necho ==status\nrpm-ostree status --json\n'
+)
+_ZINCATI = 'mkdir -p "${1%/*}" && printf "[updates]\\nenabled = false\\n" > "$1"'
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,23 @@ class RolloutOptions:
     reboot_timeout: float = 600
     fleetlock: FleetLock | None = None
 
+    @property
+    def driver(self) -> DriverChoice:
+        return DriverChoice(self.bypass_driver, self.disable_zincati)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The rollout that changes hosts: what its host locks say and may take over."""
+
+    rollout: str
+    journal: str
+    controller: str
+    take_over: tuple[str, ...] = ()
+
+    def lock(self) -> hostlock.LockOwner:
+        return hostlock.LockOwner(self.rollout, self.controller, self.journal, time.time())
+
 
 class Stop(Exception):
     """The operator asked to stop: the host stays as its journal says."""
@@ -44,18 +79,16 @@ class HostFailed(NestcustomError):
     pass
 
 
+class HostBusy(NestcustomError):
+    """Another rollout holds the host; nothing was changed on it."""
+
+
 Listener = Callable[[str, str, str], None]  # host, step, state
-
-
-def identity(deployment: Deployment | None) -> str | None:
-    if deployment is None:
-        return None
-    return deployment.image_digest or deployment.origin or deployment.checksum
 
 
 @dataclass
 class HostRun:
-    """Mutable state of one host's deployment (stays inside this module)."""
+    """Mutable state of one host's deployment (stays inside the deploy stage)."""
 
     host: Host
     conn: Connection
@@ -63,15 +96,24 @@ class HostRun:
     options: RolloutOptions
     journal: Journal
     listen: Listener
-    stop: threading.Event
+    stops: StopFlags
+    owner: Owner
     steps: list[StepRecord] = field(default_factory=list)
-    previous: Deployment | None = None
-    machine_id: str = ""
-    resumed: bool = False  # an earlier run of this rollout rebased this host
-    resumed_before: str | None = None  # what the host booted before that run changed it
+    facts: HostFacts | None = None
+    previous: Deployment | None = None  # where a roll back must bring the host
+    after: HostStatus | None = None  # the status read once the host came back
+    earlier_before: str | None = None  # a resumed host: what it booted before this rollout
+    resumed: bool = False  # an earlier run of this rollout started this host
+    was_rebooting: bool = False  # ... and stopped while the host rebooted
+    lock_held: bool = False
+    slot_held: bool = False
 
-    def step(self, name: str, action: Callable[[], str | None]) -> str | None:
-        if self.stop.is_set():
+    def step(
+        self, name: str, action: Callable[[], str | None], *, stoppable: bool = True
+    ) -> str | None:
+        """Run one step, journalled. A stop request is honoured before a `stoppable` step; the
+        wait for a reboot and the check after it are the end of the reboot, not new steps."""
+        if stoppable and self.stops.soft.is_set():
             raise Stop(name)
         self.journal.record(self.host.name, name, "start")
         self.listen(self.host.name, name, "start")
@@ -79,8 +121,9 @@ class HostRun:
         try:
             detail = action()
         except NestcustomError as exc:
-            self.steps.append(StepRecord(name, False, time.monotonic() - started, exc.message))
-            self.journal.record(self.host.name, name, "error", error=exc.message)
+            message = exc.message.removeprefix(f"{self.host.name}: ")
+            self.steps.append(StepRecord(name, False, time.monotonic() - started, message))
+            self.journal.record(self.host.name, name, "error", error=message)
             self.listen(self.host.name, name, "error")
             raise
         self.steps.append(StepRecord(name, True, time.monotonic() - started, detail or ""))
@@ -90,98 +133,137 @@ class HostRun:
 
     def before(self) -> str | None:
         """What the host booted before this rollout changed it (across a --resume)."""
-        return self.resumed_before if self.resumed else identity(self.previous)
+        return self.earlier_before if self.resumed else identity(self.previous)
 
     def status(self) -> HostStatus:
         return parse_status(self.conn.run(["rpm-ostree", "status", "--json"]).stdout)
 
-    def boot_id(self) -> str:
-        return self.conn.run(["cat", BOOT_ID]).stdout.strip()
-
     # -- the steps ---------------------------------------------------------------
 
-    def preflight(self) -> str:
-        status = self.status()
-        if status.transaction:
-            raise HostFailed(
-                "an rpm-ostree transaction is running", "wait for it to finish, then re-run"
-            )
-        self.previous = status.booted
-        arch = self.conn.run(["uname", "-m"]).stdout.strip()
-        if self.target and self.target.arch and arch != self.target.arch:
-            raise HostFailed(
-                f"the host is {arch}, the image is for {self.target.arch}",
-                "build on a base of the host's stream and architecture",
-            )
-        self.machine_id = (
-            self.conn.run(["cat", "/etc/machine-id"], check=False).stdout.strip() or self.host.name
-        )
-        if status.update_driver and not (
-            self.options.bypass_driver or self.options.disable_zincati
-        ):
-            raise HostFailed(
-                f"updates on this host are driven by {status.update_driver}",
-                "pass --disable-zincati (turns Zincati's updates off, then rebases) or --bypass-driver",
-            )
-        if status.update_driver and self.options.disable_zincati:
-            # Zincati stays registered as the driver, so the rebase still needs --bypass-driver;
-            # this stops Zincati from moving the host off the image afterwards.
-            # A fixed script with the path as a positional argument: nothing user-made is parsed.
-            self.conn.run(
-                [
-                    "sh",
-                    "-c",
-                    'mkdir -p "${1%/*}" && printf "[updates]\\nenabled = false\\n" > "$1"',
-                    "sh",
-                    ZINCATI_OFF,
-                ],
-                privileged=True,
-            )
-        return f"booted {identity(status.booted)}"
+    def gather(self) -> HostFacts:
+        """The preflight facts; a host this rollout left rebooting is waited for."""
+        deadline = time.monotonic() + self.options.reboot_timeout
+        while True:
+            try:
+                result = self.conn.script(FACTS_SCRIPT, name="the preflight")
+                break
+            except SshError as exc:
+                if not (self.was_rebooting and exc.failure is Failure.UNREACHABLE):
+                    raise
+                if time.monotonic() > deadline:
+                    raise HostFailed(
+                        f"not back within {self.options.reboot_timeout:.0f} s of the reboot "
+                        "the interrupted run started",
+                        "check the host's console; it may need a hand",
+                    ) from exc
+                if self.stops.hard.wait(2.0):
+                    raise Stop("preflight") from exc
+        facts = parse_facts(result.stdout)
+        if facts.lock:
+            self._check_lock(facts.lock)
+        return facts
 
-    def rebase(self) -> str:
-        assert self.target is not None
-        status = self.status()
-        if status.staged and status.staged.image_digest == self.target.digest:
-            return "already staged"  # a resumed rollout
-        command = ["rpm-ostree", "rebase"]
-        if self.options.bypass_driver or self.options.disable_zincati:
-            command.append("--bypass-driver")
-        self.conn.run([*command, self.target.ostree_ref], privileged=True, timeout=1800)
-        staged = self.status().staged
+    def _check_lock(self, text: str) -> None:
+        holder = hostlock.parse_owner(text)
+        if holder is not None and holder.rollout in (self.owner.rollout, *self.owner.take_over):
+            return
+        gone = holder is not None and hostlock.controller_gone(
+            holder, self.owner.controller, hostlock.pid_alive(holder.controller)
+        )
+        message, hint = hostlock.describe_busy(holder, text, time.time(), gone)
+        raise HostBusy(message, hint)
+
+    def preflight(self) -> str:
+        facts = self.facts = self.gather()
+        # `rollback` (no target) is not held back by an update driver (contract section 2).
+        choice = self.options.driver if self.target else DriverChoice(bypass_driver=True)
+        refusal = preflight_refusal(facts, self.target.arch if self.target else None, choice)
+        if refusal:
+            raise HostFailed(refusal.message, refusal.hint)
+        self.previous = facts.status.booted
+        version = ".".join(map(str, facts.rpm_ostree)) if facts.rpm_ostree else "unknown"
+        return f"booted {identity(facts.status.booted)}; rpm-ostree {version}"
+
+    def take_lock_and(self, argv: list[str]) -> HostStatus:
+        """Take the host lock, then run `argv` (if any); the status afterwards."""
+        self.lock_held = True  # from here a release is due (it only ever removes our own lock)
+        ids = " ".join((self.owner.rollout, *self.owner.take_over))
+        result = self.conn.script(
+            _CHANGE,
+            self.owner.lock().line(),
+            ids,
+            *argv,
+            privileged=True,
+            check=False,
+            timeout=1800,
+        )
+        if result.returncode == hostlock.BUSY_EXIT and "lock: busy" in result.stdout:
+            self.lock_held = False
+            self._check_lock(result.stdout.partition("lock: busy ")[2].strip())
+        if result.returncode != 0:
+            tail = "\n".join(SshError.clean_tail(result.stderr))
+            raise HostFailed(f"{' '.join(argv[:2]) or 'taking the host lock'} failed: {tail}")
+        return parse_status(result.stdout.partition("==status\n")[2])
+
+    def change(self) -> str:
+        assert self.target is not None and self.facts is not None
+        if self.options.disable_zincati and self.facts.status.update_driver:
+            # Stops Zincati from moving the host off the image afterwards. A fixed script,
+            # the path as its argument: nothing user-made is parsed by a shell.
+            self.conn.script(_ZINCATI, ZINCATI_OFF, privileged=True, name="disabling Zincati")
+        staged = self.facts.status.staged
+        already = staged is not None and staged.image_digest == self.target.digest
+        argv = (
+            [] if already else rebase_argv(self.facts, self.target.ostree_ref, self.options.driver)
+        )
+        status = self.take_lock_and(argv)
+        staged = status.staged
         if staged is None or staged.image_digest != self.target.digest:
             raise HostFailed(
                 f"after the rebase the staged deployment is {identity(staged)}, not {self.target.digest}"
             )
-        return f"staged {staged.image_digest}"
+        return ("already staged " if already else "staged ") + str(staged.image_digest)
 
     def reboot(self) -> str:
-        old = self.boot_id()
-        if self.options.fleetlock:
-            self.options.fleetlock.acquire(self.machine_id, timeout=self.options.reboot_timeout)
+        if self.options.fleetlock and not self.slot_held:
+            self.options.fleetlock.acquire(self.machine_id(), timeout=self.options.reboot_timeout)
+            self.slot_held = True
+            self.journal.record(self.host.name, "slot", "taken")
+        self._systemctl_reboot()
+        return "reboot requested"
+
+    def machine_id(self) -> str:
+        return (self.facts.machine_id if self.facts else "") or self.host.name
+
+    def _systemctl_reboot(self) -> None:
         try:
             self.conn.run(["systemctl", "reboot"], privileged=True, timeout=30)
         except SshError as exc:
             if exc.failure is not Failure.UNREACHABLE:  # a dropped connection is the reboot working
                 raise
-        return self.wait_for_reboot(old)
 
-    def wait_for_reboot(self, old_boot_id: str) -> str:
+    def wait(self) -> str:
+        assert self.facts is not None
+        return self.wait_for_new_boot(self.facts.boot_id)
+
+    def wait_for_new_boot(self, old: str) -> str:
+        """Poll until the boot id differs from `old`; the status then is kept in `self.after`."""
         deadline = time.monotonic() + self.options.reboot_timeout
-        # Start polling soon and back off gently: a reboot takes seconds to minutes,
-        # and each attempt is one cheap SSH connection.
-        delay = 0.5
+        delay = 0.5  # start soon, back off gently: each attempt is one cheap SSH connection
         while True:
-            time.sleep(delay)
+            if self.stops.hard.wait(delay):
+                raise Stop("wait")
             try:
-                now = self.boot_id()
-                if now and now != old_boot_id:
-                    return f"back with boot id {now}"
+                out = self.conn.script(_POLL, old, name="reading the boot id").stdout
+                now, _, status = out.partition("\n==status\n")
+                if now.strip() and now.strip() != old and status:
+                    self.after = parse_status(status)
+                    return f"back with boot id {now.strip()}"
             except SshError as exc:
                 if exc.failure is not Failure.UNREACHABLE:
                     raise
             if time.monotonic() > deadline:
-                raise HostFailed(
+                raise NotBack(
                     f"did not come back within {self.options.reboot_timeout:.0f} s of the reboot",
                     "check the host's console; it may need a hand",
                 )
@@ -189,37 +271,50 @@ class HostRun:
 
     def verify(self) -> str:
         assert self.target is not None
-        booted = self.status().booted
+        booted = (self.after or self.status()).booted
         if booted is None or booted.image_digest != self.target.digest:
             raise HostFailed(f"came back on {identity(booted)}, not {self.target.digest}")
-        if self.options.fleetlock:
-            self.options.fleetlock.release(self.machine_id)
         return f"booted {booted.image_digest}"
-
-    def is_previous(self, deployment: Deployment | None) -> bool:
-        return (
-            deployment is not None
-            and self.previous is not None
-            and deployment.checksum == self.previous.checksum
-        )
 
     def roll_back(self) -> bool:
         """Put the host back on its previous deployment; True when verified."""
+        assert self.previous is not None
         status = self.status()
-        if self.is_previous(status.booted):
-            # Never rebooted, or came back on the old deployment: `rollback` would now
-            # switch to the new one. Drop what is staged instead.
-            if status.staged:
+        action = rollback_action(status, self.previous.checksum)
+        if action == "drop-staged":
+            self.conn.run(["rpm-ostree", "cleanup", "-p"], privileged=True)
+            status = self.status()
+        elif action == "rollback":
+            if status.staged is not None:  # rollback refuses to discard a staged deployment
                 self.conn.run(["rpm-ostree", "cleanup", "-p"], privileged=True)
-            return self.is_previous(self.status().booted)
-        old = self.boot_id()
-        self.conn.run(["rpm-ostree", "rollback"], privileged=True)
-        try:
-            self.conn.run(["systemctl", "reboot"], privileged=True, timeout=30)
-        except SshError as exc:
-            if exc.failure is not Failure.UNREACHABLE:
-                raise
-        self.wait_for_reboot(old)
-        if self.options.fleetlock:
-            self.options.fleetlock.release(self.machine_id)
-        return self.is_previous(self.status().booted)
+            self.conn.run(["rpm-ostree", "rollback"], privileged=True)
+            old = self.conn.run(["cat", BOOT_ID]).stdout.strip()
+            self._systemctl_reboot()
+            self.after = None
+            self.wait_for_new_boot(old)
+            status = self.after or self.status()
+        booted = status.booted
+        return booted is not None and booted.checksum == self.previous.checksum
+
+    def release(self) -> None:
+        """Give back the host lock and the FleetLock slot; failures are recorded, not raised."""
+        if self.lock_held:
+            try:
+                self.conn.script(
+                    hostlock.RELEASE_SCRIPT, self.owner.rollout, privileged=True, timeout=60
+                )
+                self.lock_held = False
+                self.journal.record(self.host.name, "lock", "released")
+            except NestcustomError as exc:
+                self.journal.record(self.host.name, "lock", "error", error=exc.message)
+        if self.slot_held and self.options.fleetlock:
+            try:
+                self.options.fleetlock.release(self.machine_id())
+                self.slot_held = False
+                self.journal.record(self.host.name, "slot", "released")
+            except NestcustomError as exc:
+                self.journal.record(self.host.name, "slot", "error", error=exc.message)
+
+
+class NotBack(HostFailed):
+    """The host did not answer after its reboot: no rollback can be sent to it."""

@@ -1,6 +1,7 @@
 """The inventory: which hosts, how to reach them, in which groups.
 
-Two shapes are read:
+Two shapes are read, both checked against `inventory.schema.json` with every
+problem located at FILE:LINE:COL:
 
     # nestcustom's own
     defaults: {user: core, key: ~/.ssh/id_ed25519, sudo: true}
@@ -15,22 +16,23 @@ Two shapes are read:
       children:
         canary: {hosts: {web1: {ansible_host: 192.0.2.10}}}
 
-Passwords are refused: keys or an SSH agent only.
+Passwords are refused in any spelling: keys or an SSH agent only. Addresses
+and users are restricted so that none can be read by ssh as an option.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from nestcustom.deploy.inventory_schema import locate, schema_problems
+from nestcustom.errors import BadInputError, Location, Problem
+from nestcustom.recipe.schema import format_path
+from nestcustom.recipe.source import YamlList, YamlMap, load_yaml
 
-from nestcustom.errors import BadInputError
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_HOST_KEYS = {"name", "address", "port", "user", "key", "known_hosts", "sudo"}
 _ANSIBLE = {
     "ansible_host": "address",
     "ansible_port": "port",
@@ -38,7 +40,8 @@ _ANSIBLE = {
     "ansible_ssh_private_key_file": "key",
     "ansible_become": "sudo",
 }
-_SECRET_KEYS = {"password", "ansible_password", "ansible_ssh_pass", "ansible_become_password"}
+# password, passwd, pass, passphrase as a word of the key: ansible_become_pass, PASSWORD, ...
+_SECRET = re.compile(r"(^|_)(pass|passwd|password|passphrase)($|_)|password")
 
 
 @dataclass(frozen=True)
@@ -60,119 +63,168 @@ class Host:
 @dataclass(frozen=True)
 class Inventory:
     hosts: tuple[Host, ...]
+    warnings: tuple[str, ...] = ()
 
     def select(self, names: tuple[str, ...]) -> tuple[Host, ...]:
-        """Hosts named, or in the groups named; every host when none are named."""
+        """Hosts named, or in the groups named (exact names); every host when none are named."""
         if not names:
             return self.hosts
-        chosen = [h for h in self.hosts if h.name in names or set(h.groups) & set(names)]
-        known = {h.name for h in self.hosts} | {g for h in self.hosts for g in h.groups}
-        unknown = [n for n in names if n not in known]
+        hosts = {h.name for h in self.hosts}
+        groups = {g for h in self.hosts for g in h.groups}
+        unknown = [n for n in names if n not in hosts and n not in groups]
         if unknown:
-            raise BadInputError(f"no host or group named {', '.join(unknown)} in the inventory")
-        return tuple(chosen)
+            close = difflib.get_close_matches(unknown[0], sorted(hosts | groups), n=1)
+            raise BadInputError(
+                f"no host or group named {', '.join(unknown)} in the inventory",
+                f"did you mean {close[0]!r}?" if close else "names must match exactly",
+            )
+        wanted = set(names)
+        return tuple(h for h in self.hosts if h.name in wanted or wanted & set(h.groups))
 
 
 def load_inventory(path: Path) -> Inventory:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read the inventory: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise BadInputError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise BadInputError(f"{path}: an inventory is a mapping with hosts: (or an Ansible all:)")
-    _refuse_secrets(path, data)
-    rows = _ansible_rows(data) if "all" in data else _own_rows(path, data)
-    hosts = []
-    for row in rows:
-        hosts.append(_host(path, row))
-    names = [h.name for h in hosts]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise BadInputError(f"{path}: hosts listed twice: {', '.join(duplicates)}")
-    if not hosts:
-        raise BadInputError(f"{path}: the inventory lists no hosts")
-    return Inventory(tuple(hosts))
-
-
-def _refuse_secrets(path: Path, node: Any) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _SECRET_KEYS:
-                raise BadInputError(
-                    f"{path}: '{key}' is not supported: nestcustom never handles passwords",
-                    "use an SSH key (key: or ansible_ssh_private_key_file:) or an SSH agent",
-                )
-            _refuse_secrets(path, value)
-    elif isinstance(node, list):
-        for item in node:
-            _refuse_secrets(path, item)
-
-
-def _own_rows(path: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
-    unknown = set(data) - {"defaults", "hosts", "groups"}
-    if unknown:
-        raise BadInputError(f"{path}: unknown top-level keys: {', '.join(sorted(unknown))}")
-    defaults = data.get("defaults") or {}
-    groups: dict[str, list[str]] = data.get("groups") or {}
-    rows = []
-    for entry in data.get("hosts") or []:
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise BadInputError(f"{path}: every host needs at least a name (and an address)")
-        row = {**defaults, **entry}
-        row["groups"] = tuple(
-            sorted(g for g, members in groups.items() if entry["name"] in members)
+    """Read and check an inventory; every problem at once, located, as one BadInputError."""
+    doc, problems = load_yaml(path)
+    fallback = Location(str(path), 1, 1)
+    if doc is not None and not isinstance(doc, YamlMap):
+        problems.append(
+            Problem(fallback, "", "an inventory is a mapping with hosts: (or Ansible groups)")
         )
-        rows.append(row)
+    if problems or not isinstance(doc, YamlMap):
+        raise _invalid(problems)
+    problems = _secrets(doc, fallback)
+    own = isinstance(doc.get("hosts"), list)
+    said = {p.location for p in problems}  # a password key is not also an "unknown key"
+    problems += [
+        p
+        for p in schema_problems(doc, "own" if own else "ansible", fallback)
+        if p.location not in said
+    ]
+    if problems:
+        raise _invalid(problems)
+    warnings: list[str] = []
+    rows = _own_rows(doc, fallback, problems) if own else _ansible_rows(doc, fallback, warnings)
+    seen: dict[str, Location] = {}
+    for name, at, _ in rows:
+        if name in seen:
+            first = seen[name]
+            problems.append(
+                Problem(
+                    at,
+                    "",
+                    f"host {name!r} is listed twice (first at line {first.line})",
+                    "list each host once; put it in several groups instead",
+                )
+            )
+        seen.setdefault(name, at)
+    if problems:
+        raise _invalid(problems)
+    return Inventory(tuple(_host(row) for _, _, row in rows), tuple(warnings))
+
+
+def _invalid(problems: list[Problem]) -> BadInputError:
+    text = "\n".join(p.format() for p in problems)
+    count = len(problems)
+    return BadInputError(f"{text}\n{count} problem{'s' if count != 1 else ''} in the inventory")
+
+
+def _secrets(node: Any, fallback: Location, path: tuple[str | int, ...] = ()) -> list[Problem]:
+    """A key that holds a password, anywhere, in any spelling. Its value is never shown."""
+    found: list[Problem] = []
+    if isinstance(node, YamlMap):
+        for key, value in node.items():
+            if _SECRET.search(key.lower().replace("-", "_")):
+                found.append(
+                    Problem(
+                        (node.key_origin(key) or node.origin).location,
+                        format_path((*path, key)),
+                        f"{key!r} holds a password: nestcustom never handles passwords",
+                        "remove it; use an SSH key (key: or ansible_ssh_private_key_file:) "
+                        "or an SSH agent, and passwordless sudo",
+                    )
+                )
+            else:
+                found += _secrets(value, fallback, (*path, key))
+    elif isinstance(node, YamlList):
+        for index, item in enumerate(node):
+            found += _secrets(item, fallback, (*path, index))
+    return found
+
+
+Row = tuple[str, Location, dict[str, Any]]  # host name, where it was written, its settings
+
+
+def _own_rows(doc: YamlMap, fallback: Location, problems: list[Problem]) -> list[Row]:
+    defaults = dict(doc.get("defaults") or {})
+    names = {entry["name"] for entry in doc["hosts"]}
+    groups: dict[str, set[str]] = {}
+    for group, members in (doc.get("groups") or {}).items():
+        for index, member in enumerate(members):
+            if member not in names:
+                close = difflib.get_close_matches(member, sorted(names), n=1)
+                problems.append(
+                    Problem(
+                        locate(doc, ("groups", group, index), fallback),
+                        format_path(("groups", group, index)),
+                        f"group {group!r} names {member!r}, which is not a host of this inventory",
+                        f"did you mean {close[0]!r}?"
+                        if close
+                        else "groups list host names exactly",
+                    )
+                )
+            groups.setdefault(member, set()).add(group)
+    rows = []
+    for index, entry in enumerate(doc["hosts"]):
+        row = {**defaults, **entry, "groups": tuple(sorted(groups.get(entry["name"], ())))}
+        rows.append((entry["name"], locate(doc, ("hosts", index), fallback), row))
     return rows
 
 
-def _ansible_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
+def _ansible_rows(doc: YamlMap, fallback: Location, warnings: list[str]) -> list[Row]:
+    rows: dict[str, Row] = {}
 
-    def walk(group: str, node: dict[str, Any] | None, inherited: dict[str, Any]) -> None:
+    def walk(group: str, node: Any, inherited: dict[str, Any], path: tuple[str, ...]) -> None:
         node = node or {}
-        values = {**inherited, **(node.get("vars") or {})}
+        values = {**inherited, **_vars(node.get("vars"), (*path, "vars"))}
         for name, host_vars in (node.get("hosts") or {}).items():
-            row = rows.setdefault(str(name), {"name": str(name), "groups": ()})
-            merged = {**values, **(host_vars or {})}
-            for key, value in merged.items():
-                if key in _ANSIBLE:
-                    row[_ANSIBLE[key]] = value
+            at = locate(doc, (*path, "hosts", name), fallback, key=True)
+            row = rows.setdefault(name, (name, at, {"name": name, "groups": ()}))[2]
+            row.update(values)
+            row.update(_vars(host_vars, (*path, "hosts", name)))
             if group != "all":
                 row["groups"] = tuple(sorted({*row["groups"], group}))
         for child, sub in (node.get("children") or {}).items():
-            walk(str(child), sub, values)
+            walk(child, sub, values, (*path, "children", child))
 
-    walk("all", data["all"], {})
-    for row in rows.values():
+    def _vars(node: Any, path: tuple[str, ...]) -> dict[str, Any]:
+        out = {}
+        for key, value in (node or {}).items():
+            if key in _ANSIBLE:
+                out[_ANSIBLE[key]] = value
+            elif key.startswith("ansible_"):
+                warnings.append(
+                    f"{locate(doc, (*path, key), fallback, key=True)}: warning: {key} is not used "
+                    "by nestcustom (it reads ansible_host, ansible_port, ansible_user, "
+                    "ansible_ssh_private_key_file and ansible_become)"
+                )
+        return out
+
+    for group, node in doc.items():
+        walk(group, node, {}, (group,))
+    for _, _, row in rows.values():
         row.setdefault("address", row["name"])
     return list(rows.values())
 
 
-def _host(path: Path, row: dict[str, Any]) -> Host:
-    name = str(row["name"])
-    if not _NAME.match(name):
-        raise BadInputError(f"{path}: {name!r} is not a valid host name")
-    unknown = set(row) - _HOST_KEYS - {"groups"}
-    if unknown:
-        raise BadInputError(f"{path}: host {name}: unknown keys {', '.join(sorted(unknown))}")
-    try:
-        port = int(row.get("port", 22))
-    except (TypeError, ValueError):
-        raise BadInputError(f"{path}: host {name}: port must be a number") from None
-    if not 0 < port < 65536:
-        raise BadInputError(f"{path}: host {name}: port {port} is out of range")
-    key = row.get("key")
-    known = row.get("known_hosts")
+def _host(row: dict[str, Any]) -> Host:
+    key, known = row.get("key"), row.get("known_hosts")
     return Host(
-        name=name,
-        address=str(row.get("address", name)),
-        port=port,
-        user=str(row.get("user", "root")),
-        key=str(Path(str(key)).expanduser()) if key else None,
-        known_hosts=str(Path(str(known)).expanduser()) if known else None,
-        sudo=bool(row.get("sudo", False)),
+        name=row["name"],
+        address=row.get("address", row["name"]),
+        port=row.get("port", 22),
+        user=row.get("user", "root"),
+        key=str(Path(key).expanduser()) if key else None,
+        known_hosts=str(Path(known).expanduser()) if known else None,
+        sudo=row.get("sudo", False),
         groups=tuple(row.get("groups", ())),
     )

@@ -1,94 +1,145 @@
 """The rollout journal: one JSON line per step, on disk before the next step starts.
 
-It is what `deploy --resume` reads to finish an interrupted rollout without
-redoing finished hosts. It holds no secrets: host names, steps, digests, times.
+A journal belongs to exactly one rollout: a new rollout creates its file (and
+refuses one that exists), a resumed rollout appends to it, and while either
+runs the file is locked so no second controller writes to it. Reading is
+strict: anything that is not a row this module wrote is a located error
+(FILE:LINE:COL), except a last line cut short by the interruption itself. It
+holds no secrets: host names, steps, digests, times.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from nestcustom.errors import BadInputError
 
-FINAL_STEPS = {"done", "failed"}
-
-
-@dataclass(frozen=True)
-class Entry:
-    host: str
-    step: str
-    state: str  # start | ok | error
-    data: dict[str, Any]
+Row = tuple[int, dict[str, Any]]  # line number, the row
 
 
 class Journal:
-    def __init__(self, path: Path, header: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: Path, fd: int) -> None:
         self.path = path
+        self._fd = fd
         self._lock = threading.Lock()
-        if header is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._append({"rollout": header})
+
+    @classmethod
+    def create(cls, path: Path, kind: str, header: dict[str, Any]) -> Journal:
+        """A new journal whose first row is `{kind: header}`; an existing file is refused."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise journal_exists(path) from None
+        journal = cls(path, _locked(path, fd))
+        journal.write({kind: header})
+        return journal
+
+    @classmethod
+    def reopen(cls, path: Path) -> Journal:
+        """The journal of a rollout being resumed, to append to."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise BadInputError(f"{path}: cannot open the journal: {exc.strerror}") from exc
+        return cls(path, _locked(path, fd))
 
     def record(self, host: str, step: str, state: str, **data: Any) -> None:
-        self._append({"host": host, "step": step, "state": state, "data": data})
+        self.write({"host": host, "step": step, "state": state, "data": data})
 
-    def _append(self, row: dict[str, Any]) -> None:
+    def write(self, row: dict[str, Any]) -> None:
         row = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **row}
-        line = json.dumps(row, sort_keys=True) + "\n"
+        line = (json.dumps(row, sort_keys=True) + "\n").encode()
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line.encode())
-                os.fsync(fd)  # the step is on disk before the next begins
-            finally:
-                os.close(fd)
+            os.write(self._fd, line)  # one write per row: a crash cuts at most the last line
+            os.fsync(self._fd)  # the step is on disk before the next begins
+
+    def close(self) -> None:
+        os.close(self._fd)  # also drops the flock
 
 
-@dataclass(frozen=True)
-class Replay:
-    header: dict[str, Any]
-    finished: dict[str, Entry]  # host -> its final entry (done or failed)
-    last: dict[str, Entry]  # host -> its latest entry
-    before: dict[str, str | None]  # host -> what it booted at its first preflight
-    rebased: frozenset[str]  # hosts whose rebase completed
+def journal_exists(path: Path) -> BadInputError:
+    return BadInputError(
+        f"{path} already exists: a journal belongs to exactly one rollout",
+        f"continue that rollout with --resume {path}, or give this one another --journal",
+    )
 
 
-def read_journal(path: Path) -> Replay:
+def _locked(path: Path, fd: int) -> int:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BadInputError(
+            f"{path} is in use by another running nestcustom",
+            "one controller per rollout: wait for it, or stop it first",
+        ) from None
+    return fd
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Every row of the journal, checked for shape; errors located at FILE:LINE:COL."""
+    try:
+        data = path.read_bytes()
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read the journal: {exc.strerror}") from exc
-    header: dict[str, Any] | None = None
-    finished: dict[str, Entry] = {}
-    last: dict[str, Entry] = {}
-    before: dict[str, str | None] = {}
-    rebased: set[str] = set()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise BadInputError(f"{path}:{line}:1: not a nestcustom journal (not UTF-8 text)") from None
+    lines = text.split("\n")
+    torn = lines.pop()  # after the last newline: "" unless the last append was cut short
+    rows: list[Row] = []
+    for number, text_line in enumerate(lines, 1):
         try:
-            row = json.loads(line)
-        except ValueError:
-            if number == len(lines):
-                break  # a line cut short by the interruption itself
-            raise BadInputError(f"{path}:{number}: not a journal line") from None
-        if "rollout" in row:
-            header = row["rollout"]
-            continue
-        entry = Entry(row["host"], row["step"], row["state"], row.get("data", {}))
-        last[entry.host] = entry
-        if "before" in entry.data:
-            before.setdefault(entry.host, entry.data["before"])
-        if entry.step == "rebase" and entry.state == "ok":
-            rebased.add(entry.host)
-        if entry.step in FINAL_STEPS:
-            finished[entry.host] = entry
-    if header is None:
-        raise BadInputError(f"{path}: not a nestcustom deploy journal (no rollout header)")
-    return Replay(header, finished, last, before, frozenset(rebased))
+            row = json.loads(text_line)
+        except ValueError as exc:
+            column = getattr(exc, "colno", 1)
+            raise BadInputError(
+                f"{path}:{number}:{column}: not a journal row: {getattr(exc, 'msg', exc)}",
+                "a journal is written by nestcustom deploy; pass the file it named",
+            ) from None
+        problem = _shape_problem(row, first=number == 1)
+        if problem:
+            raise BadInputError(
+                f"{path}:{number}:1: {problem}",
+                "a journal is written by nestcustom deploy; pass the file it named",
+            )
+        rows.append((number, row))
+    if torn and not rows:
+        raise BadInputError(f"{path}:1:1: not a nestcustom journal")
+    return rows
+
+
+def _shape_problem(row: Any, *, first: bool) -> str | None:
+    if not isinstance(row, dict) or not isinstance(row.get("time"), str):
+        return "not a journal row"
+    if first:
+        header = row.get("rollout")
+        if not isinstance(header, dict):
+            return "not a nestcustom deploy journal (no rollout header)"
+        return _header_problem(header)
+    if "rollout" in row:
+        return "a second rollout header: a journal belongs to exactly one rollout"
+    if "resume" in row:
+        return None if isinstance(row["resume"], dict) else "not a journal row"
+    for key in ("host", "step", "state"):
+        if not isinstance(row.get(key), str):
+            return f"not a journal row: {key!r} missing"
+    return None if isinstance(row.get("data"), dict) else "not a journal row: 'data' missing"
+
+
+def _header_problem(header: dict[str, Any]) -> str | None:
+    if not isinstance(header.get("id"), str) or not isinstance(header.get("target"), str):
+        return "the rollout header has no id or target"
+    hosts = header.get("hosts")
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        return "the rollout header has no host list"
+    return None if isinstance(header.get("options"), dict) else "the rollout header has no options"

@@ -1,27 +1,47 @@
 """A rollout from the operator's request to per-host reports: target, hosts, journal, run.
 
 `plan_rollout` does everything that can fail on bad input before any host is
-touched (inventory, reference, journal to resume); `run_rollout` then changes
-hosts under the stop signals and returns every host's report, including those
-an interrupted run already finished.
+touched (inventory, reference and image, the journal to resume and what it
+recorded); `run_rollout` then changes hosts under the stop signals and returns
+every host's report, including those an earlier run of the rollout finished.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from nestcustom.deploy.hostrun import Listener, RolloutOptions
+from nestcustom.deploy.decide import recheck
+from nestcustom.deploy.fleetlock import FleetLock
+from nestcustom.deploy.hostlock import this_controller, valid_rollout_id
+from nestcustom.deploy.hostrun import HostRun, Listener, Owner, RolloutOptions
+from nestcustom.deploy.hoststatus import parse_status
 from nestcustom.deploy.inventory import Host, load_inventory
-from nestcustom.deploy.journal import Journal, Replay, read_journal
-from nestcustom.deploy.report import HostReport, report_from_journal
+from nestcustom.deploy.journal import Journal, journal_exists, read_rows
+from nestcustom.deploy.replay import Replay, replay
+from nestcustom.deploy.report import HostReport
 from nestcustom.deploy.rollout import rollout
-from nestcustom.deploy.signals import stop_on_signals
-from nestcustom.deploy.ssh import ssh_session
+from nestcustom.deploy.signals import StopFlags, stop_on_signals
+from nestcustom.deploy.ssh import Connection, SshOptions, ssh_session
 from nestcustom.deploy.target import Target, resolve_target
-from nestcustom.errors import BadInputError
+from nestcustom.errors import BadInputError, NestcustomError
+
+# Options a resumed rollout takes from its journal (the CLI's names, for messages).
+RECORDED = {
+    "batch": "--batch",
+    "max_failures": "--max-failures",
+    "reboot": "--no-reboot",
+    "bypass_driver": "--bypass-driver",
+    "disable_zincati": "--disable-zincati",
+    "reboot_timeout": "--reboot-timeout",
+    "fleetlock": "--fleetlock",
+    "group": "--group",
+}
 
 
 @dataclass(frozen=True)
@@ -34,16 +54,21 @@ class RolloutRequest:
     tls_verify: bool = True
     journal: Path | None = None
     resume: Path | None = None
+    explicit: frozenset[str] = frozenset()  # RECORDED keys the operator set on the command line
+    take_over: tuple[str, ...] = ()  # rollout ids whose host locks may be taken
 
 
 @dataclass(frozen=True)
 class RolloutPlan:
+    id: str
     target: Target
     hosts: tuple[Host, ...]  # the hosts still to do
     options: RolloutOptions
     journal_path: Path
-    earlier: tuple[HostReport, ...] = ()  # hosts a resumed run already finished
+    earlier: tuple[tuple[Host, HostReport], ...] = ()  # hosts an earlier run finished
     replay: Replay | None = None
+    warnings: tuple[str, ...] = ()
+    take_over: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,26 +82,142 @@ def timestamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+def recorded_options(options: RolloutOptions) -> dict[str, Any]:
+    lock = options.fleetlock
+    return {
+        "batch": options.batch,
+        "max_failures": options.max_failures,
+        "reboot": options.reboot,
+        "bypass_driver": options.bypass_driver,
+        "disable_zincati": options.disable_zincati,
+        "reboot_timeout": options.reboot_timeout,
+        "fleetlock": lock.base_url if lock else None,
+        "group": lock.group if lock else None,
+    }
+
+
+def options_from_record(path: Path, record: dict[str, Any]) -> RolloutOptions:
+    try:
+        lock = FleetLock(record["fleetlock"], record["group"]) if record["fleetlock"] else None
+        return RolloutOptions(
+            int(record["batch"]),
+            int(record["max_failures"]),
+            bool(record["reboot"]),
+            bool(record["bypass_driver"]),
+            bool(record["disable_zincati"]),
+            float(record["reboot_timeout"]),
+            lock,
+        )
+    except (KeyError, TypeError, ValueError, BadInputError) as exc:
+        raise BadInputError(
+            f"{path}:1:1: the rollout header's options are not readable ({exc})"
+        ) from None
+
+
 def plan_rollout(request: RolloutRequest) -> RolloutPlan:
-    """Check the inputs and resolve the target; no host is contacted."""
-    hosts = load_inventory(request.inventory).select(request.host_names)
-    target = resolve_target(request.reference, request.signed, request.tls_verify)
+    """Check the inputs, resolve and check the image; no host is contacted."""
+    bad = [t for t in request.take_over if not valid_rollout_id(t)]
+    if bad:
+        raise BadInputError(f"--take-over {bad[0]!r} is not a rollout id (32 hex digits)")
+    if request.resume is not None and request.journal is not None:
+        raise BadInputError(
+            "--journal cannot be combined with --resume",
+            "a resumed rollout goes on writing to the journal it resumes",
+        )
+    if request.resume is not None and request.host_names:
+        raise BadInputError(
+            "--hosts cannot be combined with --resume",
+            "a resumed rollout covers exactly the hosts it was started with",
+        )
     if request.resume is None:
         journal_path = request.journal or Path(f"nestcustom-deploy-{timestamp()}.jsonl")
-        return RolloutPlan(target, hosts, request.options, journal_path)
-    replay = read_journal(request.resume)
-    if replay.header.get("target") != target.pinned:
+        if journal_path.exists():
+            raise journal_exists(journal_path)
+        inventory = load_inventory(request.inventory)
+        hosts = inventory.select(request.host_names)
+        target = resolve_target(request.reference, request.signed, request.tls_verify)
+        return RolloutPlan(
+            uuid.uuid4().hex,
+            target,
+            hosts,
+            request.options,
+            journal_path,
+            warnings=inventory.warnings,
+            take_over=request.take_over,
+        )
+    path = request.resume
+    done = replay(path, read_rows(path))
+    inventory = load_inventory(request.inventory)
+    target = resolve_target(request.reference, request.signed, request.tls_verify)
+    if done.header.target != target.pinned:
         raise BadInputError(
-            f"{request.resume} is a rollout of {replay.header.get('target')}, not {target.pinned}",
+            f"{path}:1:1: this journal is a rollout of {done.header.target}, not {target.pinned}",
             "resume with the reference the journal was started with",
         )
-    earlier = tuple(
-        report_from_journal(h.name, replay.finished[h.name].data)
-        for h in hosts
-        if h.name in replay.finished
+    options = options_from_record(path, done.header.options)
+    given = recorded_options(request.options)
+    for key in sorted(request.explicit & set(RECORDED)):
+        if given[key] != done.header.options.get(key):
+            raise BadInputError(
+                f"{RECORDED[key]} differs from the rollout being resumed "
+                f"({done.header.options.get(key)!r} there)",
+                "a resumed rollout keeps the options it was started with; leave the option out",
+            )
+    by_name = {h.name: h for h in inventory.hosts}
+    missing = [n for n in done.header.hosts if n not in by_name]
+    if missing:
+        raise BadInputError(
+            f"{request.inventory}: hosts of the rollout are no longer in the inventory: "
+            + ", ".join(missing),
+            "resume with the inventory the rollout was started with",
+        )
+    hosts = tuple(by_name[n] for n in done.header.hosts)
+    earlier = tuple((h, t.final) for h in hosts if (t := done.trail(h.name)).final is not None)
+    remaining = tuple(h for h in hosts if done.trail(h.name).final is None)
+    return RolloutPlan(
+        done.header.id,
+        target,
+        remaining,
+        options,
+        path,
+        earlier,
+        done,
+        inventory.warnings,
+        request.take_over,
     )
-    remaining = tuple(h for h in hosts if h.name not in replay.finished)
-    return RolloutPlan(target, remaining, request.options, request.resume, earlier, replay)
+
+
+def _open_journal(plan: RolloutPlan, owner: Owner) -> Journal:
+    if plan.replay is not None:
+        journal = Journal.reopen(plan.journal_path)
+        journal.write({"resume": {"controller": owner.controller}})
+        return journal
+    hosts = [h.name for h in plan.hosts]
+    header = {
+        "id": plan.id,
+        "target": plan.target.pinned,
+        "hosts": hosts,
+        "options": recorded_options(plan.options),
+        "controller": owner.controller,
+    }
+    return Journal.create(plan.journal_path, "rollout", header)
+
+
+def _recheck(host: Host, report: HostReport, target: Target, ssh: SshOptions) -> HostReport:
+    """A finished host as it is now: its recorded report, or why that no longer holds."""
+    if report.outcome not in ("updated", "unchanged", "staged"):
+        return report  # failures are final: never redeployed by a resume
+    try:
+        status = parse_status(Connection(host, ssh).run(["rpm-ostree", "status", "--json"]).stdout)
+    except NestcustomError as exc:
+        return replace(
+            report,
+            outcome="unchecked",
+            error=f"the journal says {report.outcome}; re-checking it failed: "
+            + exc.message.removeprefix(f"{host.name}: "),
+            hint=exc.hint,
+        )
+    return recheck(report, status, target.digest) or report
 
 
 def run_rollout(
@@ -86,24 +227,48 @@ def run_rollout(
     notice: Callable[[str], None],
 ) -> RolloutResult:
     """Change the plan's hosts; stop signals end it at a step boundary."""
+    owner = Owner(plan.id, str(plan.journal_path.resolve()), this_controller(), plan.take_over)
+    journal = _open_journal(plan, owner)
+    try:
+        with stop_on_signals(notice) as stops, ssh_session(accept_new_host_keys) as ssh:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                earlier = list(
+                    pool.map(
+                        lambda pair: _recheck(pair[0], pair[1], plan.target, ssh), plan.earlier
+                    )
+                )
+            for report in earlier:
+                journal.record(report.host, "recheck", "ok", outcome=report.outcome)
+            runs = [
+                _host_run(plan, host, journal, listen, stops, owner, ssh) for host in plan.hosts
+            ]
+            failures = plan.replay.failures if plan.replay else 0
+            reports = rollout(runs, plan.options.batch, plan.options.max_failures, failures, listen)
+    finally:
+        journal.close()
+    by_name = {r.host: r for r in (*earlier, *reports)}
+    order = plan.replay.header.hosts if plan.replay else tuple(h.name for h in plan.hosts)
+    return RolloutResult(tuple(by_name[n] for n in order), plan.journal_path, stops.soft.is_set())
+
+
+def _host_run(
+    plan: RolloutPlan,
+    host: Host,
+    journal: Journal,
+    listen: Listener,
+    stops: StopFlags,
+    owner: Owner,
+    ssh: SshOptions,
+) -> HostRun:
+    run = HostRun(
+        host, Connection(host, ssh), plan.target, plan.options, journal, listen, stops, owner
+    )
     if plan.replay is not None:
-        journal = Journal(plan.journal_path)
-    else:
-        options = plan.options
-        journal = Journal(
-            plan.journal_path,
-            {
-                "target": plan.target.pinned,
-                "hosts": [h.name for h in plan.hosts],
-                "options": {
-                    "batch": options.batch,
-                    "max_failures": options.max_failures,
-                    "reboot": options.reboot,
-                },
-            },
-        )
-    with stop_on_signals(notice) as stop, ssh_session(accept_new_host_keys) as ssh:
-        reports = rollout(
-            plan.hosts, plan.target, plan.options, journal, ssh, listen, stop, plan.replay
-        )
-    return RolloutResult((*plan.earlier, *reports), plan.journal_path, stop.is_set())
+        trail = plan.replay.trail(host.name)
+        run.resumed = trail.rebased
+        run.earlier_before = trail.before
+        run.was_rebooting = trail.rebooting
+        run.slot_held = trail.slot_held
+        # The earlier run may have left its lock on the host (it is ours: released at the end).
+        run.lock_held = trail.last is not None and trail.last[0] not in ("skipped", "busy")
+    return run

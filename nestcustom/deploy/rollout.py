@@ -1,180 +1,155 @@
-"""Roll an image out to hosts: per host preflight -> rebase -> reboot -> verify, or roll back.
+"""Roll an image out to hosts: per host preflight -> change -> reboot -> wait -> verify, or roll back.
 
 Each step is journalled before the next starts. At most `batch` hosts change
-at once; no new host starts once `max_failures` hosts have failed; a stop
-request (Ctrl-C, hang-up) lets running hosts finish their current step and
-then stops them at a step boundary, recorded, so `--resume` can finish.
+at once; no new host starts once `max_failures` hosts have failed (counting
+the failures of the run a resume continues); a stop request lets running
+hosts finish their current step and then stops them at a step boundary,
+recorded, so `--resume` can finish. Every path gives back what it took: the
+host lock and the FleetLock slot.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from nestcustom.deploy.hostrun import HostRun, Listener, RolloutOptions, Stop, identity
-from nestcustom.deploy.inventory import Host
-from nestcustom.deploy.journal import Journal, Replay
-from nestcustom.deploy.report import HostReport, StepRecord
-from nestcustom.deploy.ssh import Connection, SshOptions
-from nestcustom.deploy.target import Target
+from nestcustom.deploy.decide import may_start, skip_reason
+from nestcustom.deploy.hostrun import HostBusy, HostRun, NotBack, Stop
+from nestcustom.deploy.hoststatus import identity
+from nestcustom.deploy.report import NOT_BACK, HostReport, StepRecord
 from nestcustom.errors import NestcustomError
 
 
 def deploy_host(run: HostRun) -> HostReport:
+    """One host, start to end; the host lock and FleetLock slot are released on every path."""
+    try:
+        report = _deploy(run)
+    finally:
+        run.release()
+    step = "done" if report.outcome in ("updated", "unchanged", "staged") else report.outcome
+    if step in ("done", "failed"):
+        run.journal.record(run.host.name, step, "ok", report=report.as_dict())
+    else:
+        run.journal.record(run.host.name, step, "ok", error=report.error)
+    return report
+
+
+def _deploy(run: HostRun) -> HostReport:
     assert run.target is not None
     started = time.monotonic()
-    name = run.host.name
+    name, digest = run.host.name, run.target.digest
     changed = False  # staged or rebooted: from here a failure calls for a roll back
-    try:
-        run.step("preflight", run.preflight)
-        before = run.before()
-        run.journal.record(name, "preflight", "noted", before=before)
-        if run.previous and run.previous.image_digest == run.target.digest:
-            # Already there: untouched, or finished by the run this one resumes.
-            outcome = "updated" if run.resumed else "unchanged"
-            after = run.target.digest
-            run.journal.record(name, "done", "ok", outcome=outcome, before=before, after=after)
-            return HostReport(
-                name, outcome, before, after, tuple(run.steps), seconds=time.monotonic() - started
-            )
-        run.step("rebase", run.rebase)
-        changed = True
-        if not run.options.reboot:
-            run.journal.record(name, "done", "ok", outcome="staged", before=before, after=before)
-            return HostReport(
-                name, "staged", before, before, tuple(run.steps), seconds=time.monotonic() - started
-            )
-        run.step("reboot", run.reboot)
-        run.step("verify", run.verify)
-    except Stop as stop:
-        run.journal.record(name, "interrupted", "ok", before_step=str(stop))
+
+    def report(outcome: str, after: str | None, **extra: object) -> HostReport:
         return HostReport(
             name,
-            "interrupted",
+            outcome,
             run.before(),
-            None,
+            after,
             tuple(run.steps),
-            error=f"stopped before {stop}; finish with --resume",
             seconds=time.monotonic() - started,
+            **extra,  # type: ignore[arg-type]
         )
+
+    try:
+        run.step("preflight", run.preflight)
+        run.journal.record(name, "preflight", "noted", before=run.before())
+        assert run.facts is not None
+        if run.previous and run.previous.image_digest == digest:
+            # Already there: untouched, or brought there by the run this one resumes.
+            return report("updated" if run.resumed else "unchanged", digest)
+        run.step("rebase", run.change)
+        changed = True
+        if not run.options.reboot:
+            return report("staged", run.before())
+        run.step("reboot", run.reboot)
+        run.step("wait", run.wait, stoppable=False)
+        run.step("verify", run.verify, stoppable=False)
+        return report("updated", digest)
+    except Stop as stop:
+        where = "while it was rebooting" if str(stop) == "wait" else f"before {stop}"
+        return report("interrupted", None, error=f"stopped {where}; finish with --resume")
+    except HostBusy as busy:
+        return report("busy", None, error=busy.message, hint=busy.hint)
     except NestcustomError as exc:
-        report = _failed(run, exc, changed, started)
-        run.journal.record(
-            name,
-            "failed",
-            "ok",
-            error=report.error,
-            rolled_back=report.rolled_back,
-            rollback_verified=report.rollback_verified,
-        )
-        return report
-    after = run.target.digest
-    run.journal.record(name, "done", "ok", outcome="updated", before=run.before(), after=after)
-    return HostReport(
-        name,
-        "updated",
-        run.before(),
-        after,
-        tuple(run.steps),
-        seconds=time.monotonic() - started,
-    )
+        return _failed(run, exc, changed, report)
 
 
-def _failed(run: HostRun, exc: NestcustomError, changed: bool, started: float) -> HostReport:
+def _failed(
+    run: HostRun, exc: NestcustomError, changed: bool, report: Callable[..., HostReport]
+) -> HostReport:
     error = exc.message.removeprefix(f"{run.host.name}: ")
-    rolled_back = False
-    verified: bool | None = None
+    if isinstance(exc, NotBack):
+        # Nothing can be sent to a host that does not answer; say so, never "rolled back".
+        return report("failed", None, error=error, hint=exc.hint, rollback_note=NOT_BACK)
+    rolled_back, verified = False, None
     if changed and run.previous is not None:
+        rolled_back = True
+        run.journal.record(run.host.name, "rollback", "start")
         try:
-            rolled_back = True
-            run.journal.record(run.host.name, "rollback", "start")
             verified = run.roll_back()
-            run.journal.record(
-                run.host.name, "rollback", "ok" if verified else "error", verified=verified
-            )
-            run.steps.append(
-                StepRecord(
-                    "rollback",
-                    verified,
-                    0.0,
-                    "back on the previous deployment"
-                    if verified
-                    else "not back on the previous deployment",
-                )
-            )
+            detail = "back on the previous deployment" if verified else "not back on it"
+            run.journal.record(run.host.name, "rollback", "ok" if verified else "error")
         except NestcustomError as rollback_error:
-            verified = False
-            run.steps.append(StepRecord("rollback", False, 0.0, rollback_error.message))
-            run.journal.record(run.host.name, "rollback", "error", error=rollback_error.message)
+            verified, detail = False, rollback_error.message
+            run.journal.record(run.host.name, "rollback", "error", error=detail)
+        run.steps.append(StepRecord("rollback", bool(verified), 0.0, detail))
     try:
         after = identity(run.status().booted)
     except NestcustomError:
-        after = None
-    return HostReport(
-        run.host.name,
+        after = identity(run.after.booted) if run.after else None
+    return report(
         "failed",
-        run.before(),
         after,
-        tuple(run.steps),
         error=error,
         hint=exc.hint,
         rolled_back=rolled_back,
         rollback_verified=verified,
-        seconds=time.monotonic() - started,
     )
 
 
 def rollout(
-    hosts: tuple[Host, ...],
-    target: Target,
-    options: RolloutOptions,
-    journal: Journal,
-    ssh: SshOptions,
-    listen: Listener,
-    stop: threading.Event,
-    replay: Replay | None = None,
+    runs: list[HostRun],
+    batch: int,
+    max_failures: int,
+    failures: int,
+    listen: Callable[[str, str, str], None],
 ) -> list[HostReport]:
-    """Deploy to every host, `options.batch` at a time; a report for every host, always.
+    """Deploy every run's host, `batch` at a time; a report for every host, always.
 
-    With `replay` (a resumed rollout), hosts the earlier run rebased are reported
-    against what they booted before it.
+    `failures` counts the failures a resumed rollout already had (the budget is shared).
     """
+    if not runs:
+        return []
+    stops, journal = runs[0].stops, runs[0].journal
     reports: dict[str, HostReport] = {}
-    pending = deque(hosts)
-    failures = 0
-    with ThreadPoolExecutor(max_workers=max(1, options.batch), thread_name_prefix="deploy") as pool:
-        active: dict[Future[HostReport], Host] = {}
+    pending = deque(runs)
+    with ThreadPoolExecutor(max_workers=max(1, batch), thread_name_prefix="deploy") as pool:
+        active: dict[Future[HostReport], HostRun] = {}
         while pending or active:
             while (
                 pending
-                and len(active) < options.batch
-                and failures < options.max_failures
-                and not stop.is_set()
+                and len(active) < batch
+                and may_start(failures, max_failures, stops.soft.is_set())
             ):
-                host = pending.popleft()
-                run = HostRun(host, Connection(host, ssh), target, options, journal, listen, stop)
-                if replay is not None and host.name in replay.rebased:
-                    run.resumed, run.resumed_before = True, replay.before.get(host.name)
-                active[pool.submit(deploy_host, run)] = host
+                run = pending.popleft()
+                active[pool.submit(deploy_host, run)] = run
             if not active:
                 break
             done, _ = wait(active, return_when=FIRST_COMPLETED)
             for future in done:
-                host = active.pop(future)
+                run = active.pop(future)
                 report = future.result()
-                reports[host.name] = report
+                reports[run.host.name] = report
                 failures += report.outcome == "failed"
-                listen(host.name, report.outcome, "final")
-    reason = (
-        "stopped by the operator"
-        if stop.is_set()
-        else f"{failures} host(s) failed (--max-failures)"
-    )
-    for host in pending:
-        reports[host.name] = HostReport(
-            host.name, "skipped", None, None, error=f"not started: {reason}"
+                listen(run.host.name, report.outcome, "final")
+    reason = skip_reason(stops.soft.is_set(), failures)
+    for run in pending:
+        hint = None if stops.soft.is_set() else "the rollout's failure budget is spent"
+        reports[run.host.name] = HostReport(
+            run.host.name, "skipped", run.before(), None, error=reason, hint=hint
         )
-        journal.record(host.name, "skipped", "ok", reason=reason)
-    return [reports[h.name] for h in hosts]
+        journal.record(run.host.name, "skipped", "ok", reason=reason)
+    return [reports[r.host.name] for r in runs]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from nestcustom import proc
 from nestcustom.deploy.inventory import Host
+from nestcustom.deploy.sanitize import clean
 from nestcustom.errors import NestcustomError
 
 
@@ -31,6 +32,11 @@ class Failure(str, Enum):
 
 
 class SshError(NestcustomError):
+    @staticmethod
+    def clean_tail(stderr: str, lines: int = 3) -> list[str]:
+        """The last lines of a host's stderr, safe to show."""
+        return clean(stderr).strip().splitlines()[-lines:]
+
     def __init__(
         self,
         host: Host,
@@ -84,6 +90,10 @@ class Connection:
         self.options = options
 
     def ssh_argv(self) -> list[str]:
+        """ssh, its options, `--`, the destination: nothing after `--` can be read as an option."""
+        return [*self.ssh_options(), "--", self.host.address]
+
+    def ssh_options(self) -> list[str]:
         host, opts = self.host, self.options
         argv = [
             "ssh",
@@ -114,7 +124,7 @@ class Connection:
             argv += ["-i", host.key, "-o", "IdentitiesOnly=yes"]
         if host.known_hosts:
             argv += ["-o", f"UserKnownHostsFile={host.known_hosts}"]
-        return [*argv, host.address]
+        return argv
 
     def run(
         self,
@@ -139,38 +149,78 @@ class Connection:
             raise SshError(
                 self.host, Failure.UNREACHABLE, exc.message, _HINTS[Failure.UNREACHABLE]
             ) from exc
+        stderr = clean(result.stderr)
         if result.returncode == 255:
-            failure = classify(result.stderr)
-            detail = (
-                result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "ssh failed"
-            )
+            failure = classify(stderr)
+            detail = stderr.strip().splitlines()[-1] if stderr.strip() else "ssh failed"
+            detail = detail.removeprefix(f"{failure.value}: ")
             raise SshError(
                 self.host,
                 failure,
                 f"{failure.value}: {detail}",
                 _HINTS.get(failure),
                 255,
-                result.stderr,
+                stderr,
             )
         if check and result.returncode != 0:
-            tail = "\n".join(result.stderr.strip().splitlines()[-3:])
+            tail = "\n".join(stderr.strip().splitlines()[-3:])
             raise SshError(
                 self.host,
                 Failure.COMMAND,
                 f"{shlex.join(words)} failed (exit {result.returncode})"
                 + (f": {tail}" if tail else ""),
                 returncode=result.returncode,
-                stderr=result.stderr,
+                stderr=stderr,
             )
         return result
 
+    def script(
+        self,
+        script: str,
+        *args: str,
+        privileged: bool = False,
+        check: bool = True,
+        timeout: float = 600,
+        name: str = "a script",
+    ) -> proc.Result:
+        """Run a fixed shell script; user-made values only ever arrive as its arguments."""
+        try:
+            return self.run(
+                ["sh", "-c", script, "sh", *args],
+                privileged=privileged,
+                check=check,
+                timeout=timeout,
+            )
+        except SshError as exc:
+            if exc.failure is not Failure.COMMAND:
+                raise
+            tail = "\n".join(exc.stderr.strip().splitlines()[-3:])
+            raise SshError(
+                self.host,
+                Failure.COMMAND,
+                f"{name} failed (exit {exc.returncode})" + (f": {tail}" if tail else ""),
+                returncode=exc.returncode,
+                stderr=exc.stderr,
+            ) from exc
+
     def close(self) -> None:
         """Stop the control connection (it would also end by itself after 60 s)."""
-        proc.run([*self.ssh_argv()[:-1], "-O", "exit", self.host.address], check=False, timeout=10)
+        proc.run(
+            [*self.ssh_options(), "-O", "exit", "--", self.host.address], check=False, timeout=10
+        )
 
 
 @contextmanager
 def ssh_session(accept_new_host_keys: bool) -> Iterator[SshOptions]:
-    """SSH options for one run; control sockets live in a private directory removed after it."""
+    """SSH options for one run; control sockets live in a private directory removed after it,
+    and the control connections this run opened are closed, not left to time out."""
     with tempfile.TemporaryDirectory(prefix="nc-ssh-") as control:
-        yield SshOptions(Path(control), accept_new_host_keys)
+        try:
+            yield SshOptions(Path(control), accept_new_host_keys)
+        finally:
+            for socket in sorted(Path(control).iterdir()):
+                proc.run(
+                    ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "--", "control"],
+                    check=False,
+                    timeout=10,
+                )

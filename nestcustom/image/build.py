@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nestcustom import proc
-from nestcustom.containerfile.render import Rendering, Step
+from nestcustom.containerfile.render import Rendering, Step, render_containerfile
 from nestcustom.errors import NestcustomError
 from nestcustom.image import registry
 from nestcustom.image.events import BuildEvent, BuildFailed, split_reference
 from nestcustom.image.inputs import (
     ImageInputs,
+    context_dir,
     image_inputs,
     labels_match,
     provenance,
@@ -135,13 +136,15 @@ def build_all(
             "put {name} in --tag, e.g. registry/ns/{name}:latest",
         )
     origin = provenance(project)
-    local = local_images([*(r.base.reference for r in recipes), *references])
-    bases = _base_ids(recipes, local, options.tls_verify)
+    renderings = [render_containerfile(r, context_dir(r)) for r in recipes]
+    images = [ref for rendering in renderings for ref in rendering.images]
+    local = local_images([*images, *references])
+    image_ids = _image_ids(images, local, options.tls_verify)
     outcomes: dict[str, Outcome] = {}
     todo: list[_Job] = []
-    for recipe, reference in zip(recipes, references, strict=True):
+    for recipe, reference, rendering in zip(recipes, references, renderings, strict=True):
         try:
-            inputs = image_inputs(recipe, project, bases[recipe.base.reference], origin)
+            inputs = image_inputs(recipe, project, image_ids, origin, rendering)
         except NestcustomError as exc:
             outcomes[recipe.name] = Outcome(recipe.name, error=exc)
             continue
@@ -158,12 +161,12 @@ def build_all(
     return [outcomes[r.name] for r in recipes]
 
 
-def _base_ids(
-    recipes: Sequence[Recipe], local: dict[str, LocalImage], tls_verify: bool
+def _image_ids(
+    images: Sequence[str], local: dict[str, LocalImage], tls_verify: bool
 ) -> dict[str, str]:
-    """Each base's image ID: from local storage, else from the registry (no pull)."""
+    """Each image's ID: from local storage, else from the registry (no pull)."""
     found = {}
-    for reference in dict.fromkeys(r.base.reference for r in recipes):
+    for reference in dict.fromkeys(images):
         if reference in local:
             found[reference] = local[reference].image_id
         else:

@@ -104,9 +104,13 @@ def project_files(recipe: Recipe, rendering: Rendering, project: Path) -> list[C
 
 
 def input_digest(
-    rendering: Rendering, files: list[ContextFile], base_id: str, version: str = __version__
+    rendering: Rendering,
+    files: list[ContextFile],
+    image_ids: Mapping[str, str],
+    version: str = __version__,
 ) -> str:
-    """sha256 over the Containerfile, the context's files, the base image's ID and our version.
+    """sha256 over the Containerfile, the context's files, the IDs of the images it builds
+    from (base, builder stages, images files come from) and our version.
 
     The Containerfile holds the recipe digest (a label) and every instruction, so
     this changes exactly when a build could give another image.
@@ -114,7 +118,7 @@ def input_digest(
     canonical = json.dumps(
         {
             "nestcustom": version,
-            "base": base_id,
+            "images": [[ref, image_ids[ref]] for ref in rendering.images],
             "containerfile": rendering.containerfile,
             "files": sorted((f.path, f.mode, hashlib.sha256(f.content).hexdigest()) for f in files),
         },
@@ -124,11 +128,20 @@ def input_digest(
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def image_inputs(recipe: Recipe, project: Path, base_id: str, origin: Provenance) -> ImageInputs:
-    """Render `recipe` and gather its context, with the build labels appended."""
-    rendering = render_containerfile(recipe, context_dir(recipe))
+def image_inputs(
+    recipe: Recipe,
+    project: Path,
+    image_ids: Mapping[str, str],
+    origin: Provenance,
+    rendering: Rendering | None = None,
+) -> ImageInputs:
+    """Gather `recipe`'s context (rendering it unless given), with the build labels appended.
+
+    `image_ids` maps every image the rendering names (`Rendering.images`) to its ID.
+    """
+    rendering = rendering or render_containerfile(recipe, context_dir(recipe))
     files = project_files(recipe, rendering, project)
-    digest = input_digest(rendering, files, base_id)
+    digest = input_digest(rendering, files, image_ids)
     labels = tuple(sorted((*origin.labels, (INPUTS_LABEL, digest))))
     containerfile = rendering.containerfile + "\n" + label_line(labels) + "\n"
     return ImageInputs(

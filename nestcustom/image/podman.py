@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,8 @@ __all__ = [
     "split_reference",
 ]
 
-_STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
+# "STEP 2/5: RUN ..."; with builder stages "[2/3] STEP 1/4: FROM ..." (numbers per stage).
+_STEP = re.compile(r"^(?:\[(\d+)/\d+\] )?STEP (\d+)/(\d+): (.*)$")
 _IMAGE_ID = re.compile(r"^([0-9a-f]{64})$")
 # Push failures worth a retry, and those that no retry can fix (they win when both
 # appear: a TLS mismatch also says "pinging container registry"). Lower case: podman
@@ -152,6 +153,8 @@ class Podman:
         seconds: list[float] = []
         cached: list[int] = []
         image_id = None
+        # Steps are numbered through all stages, in order, as Rendering.steps lists them.
+        stage, offset, stage_total = "1", 0, 0
         with self._streaming(response, self._builds):
             for raw in response.iter_lines():
                 if not raw:
@@ -166,10 +169,13 @@ class Podman:
                             seconds.append(time.monotonic() - step.started)
                             if step.cached:
                                 cached.append(step.number)
-                        step = _Step(int(match[1]), int(match[2]))
+                        if (match[1] or "1") != stage:
+                            stage, offset = match[1], offset + stage_total
+                        stage_total = int(match[3])
+                        step = _Step(offset + int(match[2]), offset + stage_total)
                         # FROM runs nothing and podman never says "Using cache" for it.
-                        step.cached = match[3].startswith("FROM ")
-                        on_event(BuildEvent(step.number, step.total, match[3], starts_step=True))
+                        step.cached = match[4].startswith("FROM ")
+                        on_event(BuildEvent(step.number, step.total, match[4], starts_step=True))
                         continue
                     if line.startswith("--> Using cache"):
                         step.cached = True
@@ -221,6 +227,29 @@ class Podman:
             self.client.images.pull(reference, tls_verify=tls_verify)
         except _api_errors() as exc:
             raise NestcustomError(f"cannot pull {reference}: {exc}", _push_hint(str(exc))) from exc
+
+    def load_stream(self, chunks: Iterable[bytes], name: str = "image") -> str:
+        """Load a docker-archive tar, sent as it is produced; returns the image ID.
+
+        Added for base images built from an ISO: the archive carries a config podman's
+        build would not write as is (a HEALTHCHECK, no build-time noise), and streaming
+        it spares writing a copy of the whole root to disk first.
+        """
+        try:
+            response = self.client.api.post(
+                "/images/load",
+                data=iter(chunks),  # type: ignore[arg-type]  # requests streams any iterable
+                headers={"Content-type": "application/x-tar"},
+            )
+        except _api_errors() as exc:
+            raise NestcustomError(f"podman did not load {name}: {exc}") from exc
+        if response.status_code >= 400:
+            raise NestcustomError(f"podman did not load {name}: {_api_message(response)}")
+        names = response.json().get("Names") or []
+        for loaded in names:
+            if match := _IMAGE_ID.match(str(loaded).removeprefix("sha256:")):
+                return match[1]
+        raise NestcustomError(f"podman loaded {name} but named no image: {names}")
 
     # -- push ----------------------------------------------------------------
 

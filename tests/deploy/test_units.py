@@ -12,8 +12,6 @@ import pytest
 
 from nestcustom.deploy.fleetlock import FleetLock, LockError
 from nestcustom.deploy.hoststatus import parse_status
-from nestcustom.deploy.inventory import load_inventory
-from nestcustom.deploy.journal import Journal, read_journal
 from nestcustom.deploy.ssh import Failure, classify
 from nestcustom.errors import BadInputError
 from tests.deploy.fleetlock_server import serve_fleetlock
@@ -64,74 +62,6 @@ def test_status_model() -> None:
     assert status.rollback is None
     assert status.update_driver == "Zincati (zincati.service)"
     assert not status.transaction
-
-
-def test_inventory_own_format(tmp_path: Path) -> None:
-    path = tmp_path / "hosts.yaml"
-    path.write_text(
-        "defaults: {user: core, key: ~/.ssh/id_ed25519}\n"
-        "hosts:\n  - {name: web1, address: 192.0.2.10}\n  - {name: web2, address: 192.0.2.11, port: 2222, user: root}\n"
-        "groups: {canary: [web1], rest: [web2]}\n"
-    )
-    inventory = load_inventory(path)
-    web1, web2 = inventory.hosts
-    assert (web1.user, web1.port, web1.needs_sudo, web1.groups) == ("core", 22, True, ("canary",))
-    assert (web2.user, web2.port, web2.needs_sudo) == ("root", 2222, False)
-    assert web1.key is not None and not web1.key.startswith("~")
-    assert [h.name for h in inventory.select(("rest",))] == ["web2"]
-    with pytest.raises(BadInputError, match="no host or group named nope"):
-        inventory.select(("nope",))
-
-
-def test_inventory_ansible_subset(tmp_path: Path) -> None:
-    path = tmp_path / "inventory.yml"
-    path.write_text(
-        "all:\n  vars: {ansible_user: core}\n  children:\n"
-        "    canary:\n      hosts:\n        web1: {ansible_host: 192.0.2.10, ansible_port: 2201}\n"
-        "    rest:\n      vars: {ansible_become: true}\n      hosts:\n        web2: {ansible_host: 192.0.2.11}\n"
-    )
-    web1, web2 = load_inventory(path).hosts
-    assert (web1.address, web1.port, web1.user, web1.groups) == (
-        "192.0.2.10",
-        2201,
-        "core",
-        ("canary",),
-    )
-    assert (web2.address, web2.sudo, web2.groups) == ("192.0.2.11", True, ("rest",))
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("hosts:\n  - {name: a, address: x, password: hunter2}\n", "never handles passwords"),
-        ("all:\n  hosts:\n    a: {ansible_ssh_pass: hunter2}\n", "never handles passwords"),
-        ("hosts:\n  - {name: a}\n  - {name: a}\n", "hosts listed twice: a"),
-        ("hosts:\n  - {name: a, port: 70000}\n", "port 70000 is out of range"),
-        ("hosts: []\n", "lists no hosts"),
-        ("hosts: [\n", "not valid YAML"),
-    ],
-)
-def test_inventory_errors(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "hosts.yaml"
-    path.write_text(text)
-    with pytest.raises(BadInputError, match=message) as caught:
-        load_inventory(path)
-    assert "hunter2" not in caught.value.message
-
-
-def test_journal_replay_and_torn_last_line(tmp_path: Path) -> None:
-    path = tmp_path / "j.jsonl"
-    journal = Journal(path, {"target": "r/x@sha256:1"})
-    journal.record("a", "preflight", "ok")
-    journal.record("a", "done", "ok", outcome="updated", before="x", after="y")
-    journal.record("b", "rebase", "start")
-    with path.open("a") as handle:
-        handle.write('{"host": "b", "st')  # cut off by the interruption
-    replay = read_journal(path)
-    assert replay.header == {"target": "r/x@sha256:1"}
-    assert set(replay.finished) == {"a"}
-    assert replay.last["b"].step == "rebase"
-    assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
 @pytest.mark.parametrize(
@@ -188,3 +118,81 @@ def test_deploy_refuses_a_malformed_reference_before_any_network(tmp_path: Path)
     assert result.returncode == 2
     assert "error: 'bad ref!' is not a valid image reference" in result.stderr
     assert "hint: write REGISTRY/NAME:TAG" in result.stderr
+
+
+def test_ssh_destination_follows_double_dash(tmp_path: Path) -> None:
+    from nestcustom.deploy.inventory import Host
+    from nestcustom.deploy.ssh import Connection, SshOptions
+
+    argv = Connection(Host("a", "a.example", user="core"), SshOptions(tmp_path)).ssh_argv()
+    assert argv[-2:] == ["--", "a.example"]
+    assert argv.count("--") == 1
+
+
+def test_report_lines_say_what_happened(capsys: pytest.CaptureFixture[str]) -> None:
+    from nestcustom.cli.hosts import _report
+    from nestcustom.deploy.report import NOT_BACK, HostReport
+
+    _report(
+        [
+            HostReport("a", "failed", "x", None, error="did not come back", rollback_note=NOT_BACK),
+            HostReport(
+                "b",
+                "failed",
+                "x",
+                "x",
+                error="came back on x",
+                rolled_back=True,
+                rollback_verified=True,
+            ),
+            HostReport(
+                "c",
+                "failed",
+                "x",
+                "y",
+                error="came back on y",
+                rolled_back=True,
+                rollback_verified=False,
+            ),
+            HostReport("d", "rolled back", "y", "x"),
+        ],
+        False,
+        {},
+    )
+    out = capsys.readouterr().out
+    assert (
+        "a  failed      x -> -\n   error: did not come back\n   rollback: not back; no rollback sent\n"
+        in out
+    )
+    assert "   rollback: verified\n" in out and "   rollback: NOT verified\n" in out
+    assert "d  rolled back y -> x\n" in out
+    assert out.endswith("3 failed, 1 rolled back\n")  # a rollback is not counted as "updated"
+
+
+def test_resume_of_a_corrupt_journal_is_located_bad_input(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text("hosts:\n  - {name: a, address: 127.0.0.1, port: 9}\n")
+    journal = tmp_path / "j.jsonl"
+    journal.write_text(
+        '{"time": "t", "rollout": {"id": "x", "target": "r", "hosts": [], "options": {}}}\n{oops\n'
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nestcustom",
+            "deploy",
+            "-i",
+            str(inventory),
+            "127.0.0.1:9/x/y:1",
+            "--resume",
+            str(journal),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"error: {journal}:2:2: not a journal row: Expecting property name" in result.stderr
+    assert "internal error" not in result.stderr

@@ -60,7 +60,7 @@ def test_context_holds_exactly_what_the_containerfile_copies(
         "containerfiles/r/nestcustom-build.sh",
         "files/motd",
     ]
-    inputs = image_inputs(recipe, project, "0" * 64, provenance(project))
+    inputs = image_inputs(recipe, project, {BASE: "0" * 64}, provenance(project))
     assert [f.path for f in inputs.files] == ["Containerfile", *names]
 
 

@@ -4,6 +4,10 @@ Starts the universe (RPM repo, fixture NestOS base, registry, base mirror),
 validates recipes/, checks containerfiles/ is fresh, builds the buildable
 recipes on the mirror of their base, pushes them to the local registry, runs
 each recipe's tests against the image, and prints the pushed REF@digest.
+Then the NewStart part: builds the NewStart base from the universe's DVD ISO
+(`nestcustom base from-iso`), pushes it, publishes a mirror of it whose
+repositories point at the DVD's served over HTTP, and builds, pushes and
+tests the NewStart example recipe on it.
 Everything goes through the nestcustom command line, as a user would drive it.
 
     python -m tests.universe.main_job [RECIPE ...]
@@ -16,11 +20,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .session import universe
+from .iso.build import build_iso
+from .iso.mirror import publish_mirror, serve_iso
+from .session import Universe, universe
 
 ROOT = Path(__file__).resolve().parents[2]
 # Recipes whose packages the universe's repo provides (the others name example.com repos).
 BUILDABLE = ["recipes/nestos-strace.yaml"]
+NEWSTART = ["recipes/newstart-tools.yaml"]
 
 
 def nestcustom(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
@@ -32,6 +39,51 @@ def nestcustom(*args: str, capture: bool = False) -> subprocess.CompletedProcess
         check=False,
         stdout=subprocess.PIPE if capture else None,
     )
+
+
+def build_push_test(world: Universe, recipes: list[str], base: str) -> tuple[int, list[str]]:
+    """Build the recipes on `base`, push them, test them; (exit code, pinned references)."""
+    built = nestcustom(
+        "build",
+        *recipes,
+        "--base",
+        base,
+        "--jobs",
+        "2",
+        "--push",
+        "--no-tls-verify",
+        "--tag",
+        f"{world.registry.host}/custom/{{name}}:latest",
+        "--json",
+        capture=True,
+    )
+    summary = json.loads(built.stdout or "[]")
+    if built.returncode != 0:
+        return 1, []
+    failed = 0
+    for recipe, item in zip(recipes, summary, strict=True):
+        failed += nestcustom("test", recipe, "--image", item["reference"]).returncode != 0
+    return (1 if failed else 0), [item["pinned"] for item in summary]
+
+
+def newstart(world: Universe) -> tuple[int, list[str]]:
+    """The NewStart base from the universe's DVD ISO, and the NewStart example on it."""
+    print(
+        "\nBuilding the universe's NewStart DVD ISO (first run: about two minutes) ...", flush=True
+    )
+    iso = build_iso("treeinfo")
+    base = f"{world.registry.host}/newstart/newstart:v6.06-x86_64"
+    made = nestcustom(
+        "base", "from-iso", str(iso.path), "--variant", "standard",
+        "--tag", base, "--push", "--no-tls-verify",
+    )  # fmt: skip
+    if made.returncode != 0:
+        return made.returncode, []
+    mirror = f"{world.registry.host}/newstart/newstart-mirror:v6.06-x86_64"
+    with serve_iso(iso) as url:
+        publish_mirror(base, url, mirror)
+        print(f"  NewStart base {base}\n  its mirror    {mirror} (repositories: {url})")
+        return build_push_test(world, NEWSTART, mirror)
 
 
 def main(argv: list[str]) -> int:
@@ -46,30 +98,15 @@ def main(argv: list[str]) -> int:
             return 2
         if nestcustom("render", "--all", "--check").returncode != 0:
             return 1
-        built = nestcustom(
-            "build",
-            *recipes,
-            "--base",
-            world.mirror,
-            "--jobs",
-            "2",
-            "--push",
-            "--no-tls-verify",
-            "--tag",
-            f"{world.registry.host}/custom/{{name}}:latest",
-            "--json",
-            capture=True,
-        )
-        summary = json.loads(built.stdout or "[]")
-        if built.returncode != 0:
-            return 1
-        failed = 0
-        for recipe, item in zip(recipes, summary, strict=True):
-            failed += nestcustom("test", recipe, "--image", item["reference"]).returncode != 0
+        code, pinned = build_push_test(world, recipes, world.mirror)
+        if not argv:
+            newstart_code, newstart_pinned = newstart(world)
+            code = code or newstart_code
+            pinned += newstart_pinned
         print("\nPushed images (what `rpm-ostree rebase ostree-unverified-registry:REF` takes):")
-        for item in summary:
-            print(f"  {item['pinned']}")
-        return 1 if failed else 0
+        for item in pinned:
+            print(f"  {item}")
+        return code
 
 
 if __name__ == "__main__":

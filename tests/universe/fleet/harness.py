@@ -34,6 +34,8 @@ def podman(*args: str, check: bool = True) -> str:
 
 @dataclass(frozen=True)
 class TestHost:
+    __test__ = False  # a fixture type, not a test class
+
     name: str
     address: str
     port: int
@@ -48,6 +50,25 @@ class TestHost:
 
     def clear(self, fault: str) -> None:
         self.exec("rm", "-f", f"{FAULTS}/{fault}")
+
+    def lock(self) -> str | None:
+        """The rollout lock on the host, or None."""
+        text = self.exec("cat", "/var/lib/nestcustom/rollout.lock", check=False)
+        return text.strip() or None
+
+    def commands_run(self) -> int:
+        """Remote commands sshd started on this host (its log, kept by podman across boots)."""
+        return self.sshd_log().count("Starting session: command")
+
+    def connections(self) -> int:
+        """SSH connections sshd accepted on this host."""
+        return self.sshd_log().count("Accepted publickey")
+
+    def sshd_log(self) -> str:
+        done = subprocess.run(
+            ["podman", "logs", self.container], capture_output=True, text=True, check=False
+        )
+        return done.stdout + done.stderr
 
     def boot_id(self) -> str:
         return self.exec("cat", "/proc/sys/kernel/random/boot_id").strip()
@@ -106,8 +127,17 @@ class TestHost:
 class HostFleet:
     """Start `count` hosts; remove them all at exit."""
 
-    def __init__(self, count: int, image: str, workdir: Path, registry: str | None = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        image: str,
+        workdir: Path,
+        registry: str | None = None,
+        versions: dict[str, str] | None = None,
+    ) -> None:
+        """`versions`: rpm-ostree version per host name (default 2022.16; 2022.8 is SP1)."""
         self.count = count
+        self.versions = versions or {}
         self.image = image
         self.workdir = workdir
         self.registry = registry
@@ -136,6 +166,8 @@ class HostFleet:
                     "--restart=always",
                     "--name",
                     container,
+                    "--env",
+                    f"NC_RPM_OSTREE={self.versions.get(f'host{index}', '2022.16')}",
                     self.image,
                     "/usr/local/sbin/nc-init",
                     str(port),

@@ -6,6 +6,11 @@ the shape `status --json` prints. `rebase` really fetches the image manifest
 and config from the registry with skopeo. Reboots are finalised by `boot`,
 which the init script runs at every (re)start of the host container. Faults
 are files under /etc/nestcustom-emu/faults/ written by the test harness.
+
+The host's rpm-ostree version is in /etc/nestcustom-emu/version (written at
+the first boot from the container's NC_RPM_OSTREE): 2022.16 behaves as NestOS
+22.03 SP2 and later, 2022.8 as SP1 (a container rebase needs --experimental,
+no ostree.bootable check, `version` not taken from the image label).
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ STATE = Path("/var/lib/nestcustom-emu/deployments.json")
 FAULTS = Path("/etc/nestcustom-emu/faults")
 REGISTRIES_D = Path("/etc/containers/registries.conf.d")
 AUTH = Path("/etc/ostree/auth.json")
-VERSION = "22.03-LTS-SP2.20230922.0"
+VERSION_FILE = Path("/etc/nestcustom-emu/version")
+OS_VERSIONS = {"2022.8": "22.03-LTS-SP1.20230301.0", "2022.16": "22.03-LTS-SP2.20230922.0"}
 ORIGIN = "openEuler:openEuler/x86_64/nestos/stable"
-TRANSPORTS = ("registry", "docker", "oci", "oci-archive", "containers-storage", "dir")
+TRANSPORTS = ("registry", "docker", "oci", "oci-archive", "containers-storage")  # dir: refused
 NOT_BOOTED_HINT = 'Changes queued for next boot. Run "systemctl reboot" to start a reboot'
 
 
@@ -39,6 +45,14 @@ def fault(name: str) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
+def rpm_ostree_version() -> str:
+    return VERSION_FILE.read_text().strip() if VERSION_FILE.exists() else "2022.16"
+
+
+def sp1() -> bool:
+    return rpm_ostree_version() == "2022.8"
+
+
 def checksum(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
 
@@ -48,7 +62,7 @@ def deployment(
     *,
     booted: bool,
     staged: bool,
-    version: str,
+    version: str | None,
     ref: str | None = None,
     digest: str | None = None,
 ) -> dict[str, Any]:
@@ -62,14 +76,15 @@ def deployment(
         "pinned": False,
         "unlocked": "none",
         "timestamp": int(time.time()),
-        "version": version,
         "requested-packages": [],
         "requested-local-packages": [],
         "requested-base-removals": [],
         "packages": [],
         "base-removals": [],
-        "base-commit-meta": {"version": version},
+        "base-commit-meta": {"version": version} if version else {},
     }
+    if version is not None:  # absent, not "unknown", when the image has no version label
+        d["version"] = version
     if ref:
         d["container-image-reference"] = ref
         d["container-image-reference-digest"] = digest
@@ -81,7 +96,8 @@ def deployment(
 def load() -> list[dict[str, Any]]:
     if not STATE.exists():
         STATE.parent.mkdir(parents=True, exist_ok=True)
-        save([deployment(checksum("base"), booted=True, staged=False, version=VERSION)])
+        version = OS_VERSIONS.get(rpm_ostree_version(), OS_VERSIONS["2022.16"])
+        save([deployment(checksum("base"), booted=True, staged=False, version=version)])
     return list(json.loads(STATE.read_text()))
 
 
@@ -92,8 +108,25 @@ def save(deployments: list[dict[str, Any]]) -> None:
 
 
 def driver() -> dict[str, str] | None:
+    """Zincati registered as the update driver (fault `zincati`: its unit state, 1 = active)."""
     if fault("zincati"):
         return {"driver-name": "Zincati", "driver-sd-unit": "zincati.service"}
+    return None
+
+
+def driver_blocks(args: list[str]) -> bool:
+    """rebase/upgrade/deploy refuse while the driver's unit is active, activating or failed."""
+    state = fault("zincati")
+    if not state or state == "inactive" or "--bypass-driver" in args:
+        return False
+    print("error: Updates and deployments are driven by Zincati (zincati.service)", file=sys.stderr)
+    print("See Zincati's documentation or use --bypass-driver", file=sys.stderr)
+    return True
+
+
+def transaction() -> list[str] | None:
+    if fault("transaction"):
+        return ["rebase", "client(id:cli)", "/org/projectatomic/rpmostree1/nestos"]
     return None
 
 
@@ -102,12 +135,11 @@ def status(args: list[str]) -> int:
     if "--booted" in args:
         deployments = [d for d in deployments if d["booted"]]
     if "--json" in args:
-        transaction = ["rebase", "client(id:cli)"] if fault("transaction") else None
         print(
             json.dumps(
                 {
                     "deployments": deployments,
-                    "transaction": transaction,
+                    "transaction": transaction(),
                     "cached-update": None,
                     "update-driver": driver(),
                 },
@@ -121,7 +153,8 @@ def status(args: list[str]) -> int:
         mark = "*" if d["booted"] else " "
         source = d.get("container-image-reference") or d.get("origin")
         print(
-            f"{mark} {source}\n    Version: {d['version']}" + (" (staged)" if d["staged"] else "")
+            f"{mark} {source}\n    Version: {d.get('version', '')}"
+            + (" (staged)" if d["staged"] else "")
         )
         if d.get("container-image-reference-digest"):
             print(f"    Digest: {d['container-image-reference-digest']}")
@@ -194,27 +227,31 @@ def rebase(args: list[str]) -> int:
         raise Fail(
             "Transaction in progress: rebase\n You can cancel the current transaction with `rpm-ostree cancel`"
         )
-    if driver() and "--bypass-driver" not in args:
-        print(
-            "error: Updates and deployments are driven by Zincati (zincati.service)",
-            file=sys.stderr,
-        )
-        print("See Zincati's documentation or use --bypass-driver", file=sys.stderr)
+    if driver_blocks(args):
         return 1
     deployments = load()
-    booted = next(d for d in deployments if d["booted"])
-    if booted.get("container-image-reference") == ref:
+    # Compared with the first deployment: the staged one if any, else the booted one.
+    first = next((d for d in deployments if d["staged"]), None) or next(
+        d for d in deployments if d["booted"]
+    )
+    if first.get("container-image-reference") == ref:
         raise Fail(f"Old and new refs are equal: {ref}")
+    if ref.startswith("ostree-") and sp1() and "--experimental" not in args:
+        raise Fail("This feature is experimental and subject to change; use --experimental")
     if message := fault("rebase-fails"):
         raise Fail(message)
+    if delay := fault("rebase-slow"):
+        time.sleep(float(delay))
     _, image = parse_ref(ref)
     print(f"Pulling manifest: {ref}")
     manifest = skopeo(image)
     digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     config = json.loads(skopeo(image, "--config"))
     labels = (config.get("config") or {}).get("Labels") or {}
-    if labels.get("ostree.bootable") not in ("true", "1"):
-        raise Fail("Target image does not have ostree.bootable label")
+    if "ostree.bootable" not in labels and not sp1():  # presence only; 0.7.1 does not check
+        raise Fail(
+            "Preparing import: Fetching manifest: Target image does not have ostree.bootable label"
+        )
     print(f"Importing: {ref} (digest: {digest})")
     for layer in json.loads(manifest).get("layers", []):
         print(f"layer: {layer['digest']} ({layer.get('size', 0)} bytes)")
@@ -223,7 +260,7 @@ def rebase(args: list[str]) -> int:
         checksum(digest),
         booted=False,
         staged=True,
-        version=labels.get("version", "unknown"),
+        version=None if sp1() else labels.get("version"),
         ref=ref,
         digest=digest,
     )
@@ -236,6 +273,10 @@ def rebase(args: list[str]) -> int:
 
 
 def upgrade(args: list[str]) -> int:
+    if fault("transaction"):
+        raise Fail("Transaction in progress: rebase")
+    if driver_blocks(args):
+        return 1
     deployments = load()
     booted = next(d for d in deployments if d["booted"])
     ref = booted.get("container-image-reference")
@@ -247,7 +288,7 @@ def upgrade(args: list[str]) -> int:
         print("No upgrade available.")
         return 77 if "--unchanged-exit-77" in args else 0
     config = json.loads(skopeo(image, "--config"))
-    version = ((config.get("config") or {}).get("Labels") or {}).get("version", "unknown")
+    version = ((config.get("config") or {}).get("Labels") or {}).get("version")
     staged = deployment(
         checksum(digest), booted=False, staged=True, version=version, ref=ref, digest=digest
     )
@@ -258,6 +299,9 @@ def upgrade(args: list[str]) -> int:
 
 
 def rollback(args: list[str]) -> int:
+    if any(d["staged"] for d in load()):
+        # rpm-ostree does not quietly discard a staged deployment (contract section 2).
+        raise Fail('A staged deployment exists; drop it first with "rpm-ostree cleanup -p"')
     deployments = [d for d in load() if not d["staged"]]
     if len(deployments) < 2:
         raise Fail("No rollback deployment found")
@@ -307,6 +351,12 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("Usage: rpm-ostree [OPTION...] COMMAND", file=sys.stderr)
         return 1
+    if argv[0] == "--version":
+        version = rpm_ostree_version()
+        print(
+            f"rpm-ostree:\n Version: '{version}'\n Git: 0000000\n Features:\n  - rust\n  - compose"
+        )
+        return 0
     command, args = argv[0], argv[1:]
     handlers = {
         "status": status,

@@ -1,0 +1,192 @@
+"""Inside a private mount and PID namespace: the ISO's own rpm installs the image root.
+
+Run by install.py as ``unshare --mount --pid --fork --kill-child ... python -m
+nestcustom.base.nsinstall REQUEST.json``. Everything mounted here (a small
+tmpfs /dev with the usual device nodes and /proc, in the bootstrap root and in
+the image root, and bind mounts of the image root and the extracted packages)
+exists only in this namespace: it disappears with the last process in it, so
+nothing is left mounted on the host, whatever happens. Killing this process (PID
+1 of the namespace) kills every scriptlet too.
+
+Steps, all with the bootstrap's (the ISO's) own rpm, chrooted into the bootstrap:
+1. import the ISO's keys into a keyring outside the image's database and check
+   every package's digests and signature against them;
+2. install the resolved set into /mnt/sysimage (the image root): rpm orders
+   the transaction, runs the scriptlets inside the image root, and writes the
+   database where and in the format its own configuration says;
+3. read the database back (what the image's rpm will list) and the files it owns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+SYSIMAGE = "/mnt/sysimage"
+PACKAGES = "/mnt/packages"
+KEYRING = "/var/lib/nestcustom-keyring"
+_DEVICES = {
+    "null": (1, 3),
+    "zero": (1, 5),
+    "full": (1, 7),
+    "random": (1, 8),
+    "urandom": (1, 9),
+    "tty": (5, 0),
+}
+_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "HOME": "/root"}
+
+
+def _run(
+    argv: Sequence[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env)
+
+
+def _mount(*args: str) -> None:
+    done = _run(["mount", *args])
+    if done.returncode != 0:
+        raise RuntimeError(f"mount {' '.join(args)}: {done.stderr.strip()}")
+
+
+def _dev_and_proc(root: Path) -> None:
+    """A tmpfs /dev with the device nodes scriptlets use, and /proc (this PID namespace's)."""
+    (root / "dev").mkdir(exist_ok=True)
+    (root / "proc").mkdir(exist_ok=True)
+    _mount("-t", "tmpfs", "-o", "mode=0755,size=1m,nosuid", "tmpfs", str(root / "dev"))
+    for name, (major, minor) in _DEVICES.items():
+        node = root / "dev" / name
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        node.chmod(0o666)  # /dev/null and friends are world-writable by design
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
+        (root / "dev" / name).symlink_to(target)
+    (root / "dev" / "stdout").symlink_to("/proc/self/fd/1")
+    (root / "dev" / "stderr").symlink_to("/proc/self/fd/2")
+    _mount("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", str(root / "proc"))
+
+
+def _in_bootstrap(
+    boot: Path, argv: Sequence[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return _run(["chroot", str(boot), *argv], env=env)
+
+
+def _check_signatures(boot: Path, request: dict[str, Any]) -> list[str]:
+    """Packages whose digests or signature do not verify against the ISO's keys."""
+    env = dict(_ENV)
+    keys = [f"{PACKAGES}/{k.lstrip('/')}" for k in request["keys"]]
+    done = _in_bootstrap(boot, ["rpmkeys", "--dbpath", KEYRING, "--import", *keys], env)
+    if done.returncode != 0:
+        raise RuntimeError(f"the ISO's keys cannot be imported: {done.stderr.strip()[-500:]}")
+    bad: list[str] = []
+    files = [f"{PACKAGES}/{p}" for p in request["packages"]]
+    for start in range(0, len(files), 200):
+        batch = files[start : start + 200]
+        done = _in_bootstrap(boot, ["rpmkeys", "--dbpath", KEYRING, "--checksig", *batch], env)
+        lines = {}
+        for line in done.stdout.splitlines():
+            path, _, verdict = line.partition(": ")
+            lines[path.strip()] = verdict.strip()
+        for path in batch:
+            verdict = lines.get(path, "not checked: " + done.stderr.strip()[-200:])
+            # "digests signatures OK" (rpm >= 4.14.2); "rsa sha1 (md5) pgp md5 OK" (older)
+            signed = "signatures OK" in verdict or (
+                " pgp " in verdict.lower() and "NOT" not in verdict
+            )
+            if not signed or "NOT OK" in verdict:
+                bad.append(f"{Path(path).name}: {verdict or 'no verdict'}")
+    return bad
+
+
+def _install(boot: Path, request: dict[str, Any], progress: Path) -> tuple[int, str]:
+    env = {**_ENV, "SOURCE_DATE_EPOCH": str(request["source_date_epoch"])}
+    argv = ["rpm", "--root", SYSIMAGE, "-iv", "--nosignature"]
+    for name, value in request["macros"].items():
+        argv += ["--define", f"{name} {value}"]
+    argv += request["rpm_options"]
+    argv += [f"{PACKAGES}/{p}" for p in request["packages"]]
+    total = len(request["packages"])
+    names = set(request["nevras"])
+    with progress.open("a") as report:
+        proc = subprocess.Popen(
+            ["chroot", str(boot), *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        done = 0
+        tail: list[str] = []
+        for line in proc.stdout:
+            text = line.strip()
+            if text in names:
+                done += 1
+                report.write(f"install {done}/{total} {text}\n")
+                report.flush()
+            elif text:
+                tail = [*tail[-40:], text]
+        return proc.wait(), "\n".join(tail)
+
+
+def _query(boot: Path, fmt: str) -> list[str]:
+    done = _in_bootstrap(boot, ["rpm", "--root", SYSIMAGE, "-qa", "--qf", fmt], dict(_ENV))
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"the ISO's rpm cannot read the new database: {done.stderr.strip()[-500:]}"
+        )
+    return done.stdout.splitlines()
+
+
+def main(argv: Sequence[str]) -> int:
+    request: dict[str, Any] = json.loads(Path(argv[0]).read_text())
+    boot, root, iso = Path(request["bootstrap"]), Path(request["root"]), Path(request["iso"])
+    result_path, progress = Path(request["result"]), Path(request["progress"])
+    result: dict[str, Any] = {"ok": False}
+    try:
+        _dev_and_proc(boot)
+        (boot / SYSIMAGE.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        (boot / PACKAGES.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        _mount("--bind", str(root), str(boot / SYSIMAGE.lstrip("/")))
+        _mount("--bind", str(iso), str(boot / PACKAGES.lstrip("/")))
+        _mount("-o", "remount,bind,ro", str(boot / PACKAGES.lstrip("/")))
+        _dev_and_proc(boot / SYSIMAGE.lstrip("/"))
+        if request["gpgcheck"]:
+            progress.open("a").write("phase verify\n")
+            bad = _check_signatures(boot, request)
+            if bad:
+                result.update(kind="signature", problems=bad)
+                return 0
+        progress.open("a").write("phase install\n")
+        started = time.monotonic()
+        code, tail = _install(boot, request, progress)
+        result["rpm_seconds"] = time.monotonic() - started
+        if code != 0:
+            result.update(kind="install", code=code, output=tail)
+            return 0
+        result.update(
+            ok=True,
+            output=tail,
+            installed=_query(
+                boot, "%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH} %{INSTALLTID}\n"
+            ),
+            owned=_query(boot, "[%{FILENAMES}\n]"),
+            dbpath=_in_bootstrap(boot, ["rpm", "--eval", "%{_dbpath}"], dict(_ENV)).stdout.strip(),
+            rpm_version=_in_bootstrap(boot, ["rpm", "--version"], dict(_ENV)).stdout.strip(),
+        )
+        return 0
+    except (RuntimeError, OSError) as exc:
+        result.update(kind="namespace", output=str(exc))
+        return 0
+    finally:
+        result_path.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,399 @@
+"""DVD ISO -> base image: the stages in order, the work directory, signals, the report.
+
+check the file -> read the image -> its repositories -> resolve (nothing written
+yet but metadata in a temporary directory) -> extract only the needed RPMs ->
+bootstrap the ISO's rpm -> install the root -> clean -> one tarball -> image
+-> tag (only after all of it succeeded) -> push (optional).
+
+Everything is built in one temporary work directory, removed at the end
+whatever happens; SIGTERM is turned into an exception like Ctrl-C so the same
+clean-up runs, and the namespace the install ran in dies with its processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from nestcustom.base import image as image_writer
+from nestcustom.base import install, packages, repos, resolve, slim, staging, tarball
+from nestcustom.base.isofile import IsoFormat, check_iso, open_iso
+from nestcustom.base.variants import Variant
+from nestcustom.errors import EXIT_INTERRUPTED, BadInputError, NestcustomError
+
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt so every clean-up runs."""
+
+    exit_code = EXIT_TERMINATED
+
+
+@dataclass(frozen=True)
+class Options:
+    iso: Path
+    variant: Variant
+    specs: tuple[str, ...] = ("@core",)
+    tag: str | None = None
+    push: bool = False
+    tls_verify: bool = True
+    gpgcheck: bool = True
+    workdir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    phase: str  # check, read, resolve, extract, bootstrap, verify, install, clean, tar, image, push
+    text: str
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    image_id: str
+    reference: str | None
+    digest: str | None  # the pushed manifest digest
+    variant: str
+    iso_name: str
+    iso_sha256: str
+    release: repos.Release
+    packages: tuple[str, ...]  # NAME-EPOCH:VERSION-RELEASE.ARCH the image's rpm lists
+    install_size: int  # bytes, from the packages' headers
+    layer_size: int  # bytes of the uncompressed layer
+    left_out: dict[str, dict[str, int]]  # optimized: per category
+    dbpath: str
+    rpm_version: str
+    warnings: tuple[str, ...]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pinned(self) -> str | None:
+        """REPOSITORY@sha256:... of the pushed image."""
+        if not (self.reference and self.digest):
+            return None
+        from nestcustom.image.events import split_reference
+
+        return f"{split_reference(self.reference)[0]}@{self.digest}"
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM stopped the build; says what was left behind."""
+
+    def __init__(self, reason: str, exit_code: int, state: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+        self.state = state
+
+
+@contextlib.contextmanager
+def terminate_as_exception() -> Iterator[None]:
+    """SIGTERM raises Terminated in the main thread while the build runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _hash_file(path: Path, out: list[str]) -> None:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    out.append(digest.hexdigest())
+
+
+def build_base(options: Options, on_event: Callable[[Event], None] = lambda e: None) -> BaseImage:
+    """Build (and tag, and push) a base image from the DVD ISO; see the module docstring."""
+    timings: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def lap(phase: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        timings[phase] = timings.get(phase, 0.0) + now - mark
+        mark = now
+
+    with terminate_as_exception():
+        return _in_work_directory(options, on_event, lap, timings)
+
+
+def _in_work_directory(
+    options: Options,
+    on_event: Callable[[Event], None],
+    lap: Callable[[str], None],
+    timings: dict[str, float],
+) -> BaseImage:
+    """Check the ISO, then build in a temporary directory that goes whatever happens."""
+    progress = {"tagged": ""}
+    parent = options.workdir or Path(tempfile.gettempdir())
+    try:
+        on_event(Event("check", f"checking {options.iso}"))
+        fmt = check_iso(options.iso)
+        if not parent.is_dir():
+            raise BadInputError(f"--workdir {parent}: no such directory")
+        with tempfile.TemporaryDirectory(prefix="nestcustom-base-", dir=parent) as tmp:
+            work = Path(tmp)
+            try:
+                with contextlib.ExitStack() as stack:
+                    return _build(options, fmt, work, stack, on_event, lap, timings, progress)
+            finally:
+                on_event(Event("clean", f"removing the work directory {work}"))
+                _remove_work(work)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise NestcustomError(
+                f"no space left in the work directory under {parent}",
+                "free space there or pass --workdir on a larger file system",
+            ) from exc
+        raise
+    except (KeyboardInterrupt, Terminated) as exc:
+        terminated = isinstance(exc, Terminated)
+        left = (
+            f"{progress['tagged']} was already tagged"
+            if progress["tagged"]
+            else "no image was tagged"
+        )
+        raise Interrupted(
+            "terminated" if terminated else "interrupted",
+            EXIT_TERMINATED if terminated else EXIT_INTERRUPTED,
+            f"the work directory and its install namespace are gone; {left}",
+        ) from None
+
+
+def _scratch_bytes(plan: resolve.Plan) -> int:
+    """Bytes of the extracted packages and the unpacked bootstrap (the root comes on top)."""
+    unique = {p.path: p for p in (*plan.packages, *plan.bootstrap)}.values()
+    return sum(p.size for p in unique) + sum(p.install_size for p in plan.bootstrap)
+
+
+def _check_space(work: Path, plan: resolve.Plan, scratch: int) -> None:
+    """Refuse early when the work directory cannot hold what will be written there."""
+    import shutil
+
+    needed = scratch
+    free = shutil.disk_usage(work).free
+    if free < needed:
+        raise NestcustomError(
+            f"not enough space in the work directory {work.parent}: {free / 1e6:.0f} MB free, "
+            f"about {needed / 1e6:.0f} MB needed (no space left for the packages and the root)",
+            "free space there or pass --workdir on a larger file system",
+        )
+
+
+def _remove_work(work: Path) -> None:
+    """Remove the work tree; retried briefly while killed scriptlets are still exiting."""
+    for attempt in range(20):
+        try:
+            staging.remove_tree(work)
+            work.mkdir()  # TemporaryDirectory wants to remove it itself
+            return
+        except OSError:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
+
+
+def _build(
+    options: Options,
+    fmt: IsoFormat,
+    work: Path,
+    stack: contextlib.ExitStack,
+    on_event: Callable[[Event], None],
+    lap: Callable[[str], None],
+    timings: dict[str, float],
+    progress: dict[str, str],
+) -> BaseImage:
+    """The stages in order; `stack` holds the scratch space until the end."""
+    meta_dir = work / "meta"
+    lap("check")
+    iso_sha: list[str] = []
+    hasher = threading.Thread(target=_hash_file, args=(options.iso, iso_sha), daemon=True)
+    hasher.start()
+    with open_iso(options.iso) as reader:
+        on_event(Event("read", f"{fmt.kind} image {fmt.volume_id!r}, {reader.namespace} names"))
+        media = repos.read_media(reader, fmt)
+        if options.gpgcheck and not media.keys:
+            raise BadInputError(
+                f"{options.iso}: the image carries no signing key (RPM-GPG-KEY-*) to check packages against",
+                "pass --no-gpgcheck to build without signature checks (not advised)",
+            )
+        metadata = repos.copy_metadata(reader, media, meta_dir)
+        lap("read")
+        on_event(
+            Event(
+                "resolve",
+                f"resolving {','.join(options.specs)} in {', '.join(r.id for r in media.repos)}",
+            )
+        )
+        plan = resolve.resolve(media, metadata, options.specs, options.variant, work)
+        on_event(
+            Event(
+                "resolve",
+                f"{len(plan.packages)} packages, {plan.install_size / 1e6:.0f} MB installed",
+            )
+        )
+        lap("resolve")
+        # Without --workdir, everything that is thrown away at the end (packages, bootstrap,
+        # the root itself) lives in memory when it fits; an explicit --workdir is obeyed.
+        scratch = _scratch_bytes(plan) + plan.install_size
+        memory = options.workdir is None and staging.in_memory(scratch)
+        stage = stack.enter_context(staging.staged(work, memory))
+        _check_space(work, plan, 0 if memory else scratch)
+        iso_dir, boot, root = stage / "iso", stage / "bootstrap", stage / "root"
+        for key in media.keys:
+            reader.extract(key, iso_dir / key.lstrip("/"))
+        packages.extract_packages(
+            reader,
+            (*plan.packages, *plan.bootstrap),
+            iso_dir,
+            lambda done, total, name: on_event(Event("extract", name, done, total)),
+        )
+        lap("extract")
+    install_started = time.time() - 1  # anything the install touches is newer than this
+    on_event(Event("bootstrap", f"unpacking the ISO's rpm ({len(plan.bootstrap)} packages)"))
+    install.unpack_bootstrap(boot, install.bootstrap_files(iso_dir, plan.bootstrap))
+    lap("bootstrap")
+
+    def relay(line: str) -> None:
+        if line.startswith("phase "):
+            on_event(Event(line.split(" ", 1)[1], line.split(" ", 1)[1]))
+        elif line.startswith("install "):
+            _, counts, name = line.split(" ", 2)
+            done, total = counts.split("/")
+            on_event(Event("install", name, int(done), int(total)))
+
+    installed = install.install_root(
+        work=work,
+        boot=boot,
+        root=root,
+        iso_dir=iso_dir,
+        plan=plan,
+        keys=media.keys,
+        variant=options.variant,
+        gpgcheck=options.gpgcheck,
+        source_date_epoch=media.release.source_date_epoch,
+        on_line=relay,
+    )
+    lap("install")
+    timings["install_rpm"] = installed.seconds
+    wanted = sorted(p.nevra_epoch for p in plan.packages)
+    if list(installed.packages) != wanted:
+        extra = sorted(set(installed.packages) - set(wanted))
+        missing = sorted(set(wanted) - set(installed.packages))
+        raise NestcustomError(
+            f"the image's rpm database does not list the resolved set (extra: {extra[:5]}, missing: {missing[:5]})"
+        )
+    on_event(Event("clean", "cleaning the root"))
+    caches, logs = slim.clean_root(
+        root,
+        owned=installed.owned,
+        dbpath=installed.dbpath,
+        variant=options.variant,
+        source_date_epoch=media.release.source_date_epoch,
+    )
+    left: dict[str, dict[str, int]] = {}
+    if options.variant.slim:
+        counted = slim.left_out(iso_dir / p.path for p in plan.packages)
+        savings = slim.Savings(
+            docs=counted.get("docs", (0, 0)),
+            man_info=counted.get("man_info", (0, 0)),
+            locales=counted.get("locales", (0, 0)),
+            debug=counted.get("debug", (0, 0)),
+            caches=caches,
+            logs=logs,
+        )
+        left = savings.as_dict()
+    lap("clean")
+    on_event(Event("tar", "writing the layer"))
+    slim.settle_times(root, install_started, media.release.source_date_epoch)
+    lap("settle")
+    layer = tarball.measure_layer(root)
+    lap("tar")
+    hasher.join()
+    spec = image_writer.spec_for(
+        options.iso, options.specs, options.variant, media, root, iso_sha[0]
+    )
+    staging.remove_tree(boot)
+    on_event(Event("image", "writing and loading the image"))
+    image_id, archive = image_writer.archive_chunks(spec, layer, tarball.layer_chunks(layer))
+    reference, digest = _load_tag_push(options, archive, image_id, on_event, progress)
+    lap("image")
+    warnings = []
+    if installed.clock_install_times:
+        warnings.append(
+            f"the ISO's rpm ({installed.rpm_version}) records install times from the clock, not "
+            "SOURCE_DATE_EPOCH: the rpm database, and so the image digest, differ between builds"
+        )
+    return BaseImage(
+        image_id=image_id,
+        reference=reference,
+        digest=digest,
+        variant=options.variant.name,
+        iso_name=options.iso.name,
+        iso_sha256=iso_sha[0],
+        release=media.release,
+        packages=installed.packages,
+        install_size=plan.install_size,
+        layer_size=layer.size,
+        left_out=left,
+        dbpath=installed.dbpath,
+        rpm_version=installed.rpm_version,
+        warnings=tuple(warnings),
+        seconds=timings,
+    )
+
+
+def _load_tag_push(
+    options: Options,
+    archive: Iterator[bytes],
+    image_id: str,
+    on_event: Callable[[Event], None],
+    progress: dict[str, str],
+) -> tuple[str | None, str | None]:
+    from nestcustom.image import registry, service
+
+    with service.connect() as podman:
+        existed = podman.exists(image_id)
+        try:
+            loaded = podman.load_stream(archive, "the base image")
+            if loaded != image_id:
+                raise NestcustomError(
+                    f"podman stored the image as {loaded[:12]}, expected {image_id[:12]}"
+                )
+            if options.tag:
+                podman.tag(image_id, options.tag)
+                progress["tagged"] = options.tag
+        except BaseException:
+            if not existed:  # an image this run loaded but never tagged goes again
+                with contextlib.suppress(Exception):
+                    podman.remove(image_id)
+            raise
+        if not options.tag:
+            return None, None
+        on_event(Event("image", f"tagged {options.tag}"))
+        if not options.push:
+            return options.tag, None
+        on_event(Event("push", f"pushing {options.tag}"))
+        podman.push(options.tag, tls_verify=options.tls_verify, on_line=lambda line: None)
+        digest, _ = registry.manifest(options.tag, tls_verify=options.tls_verify)
+        return options.tag, digest

@@ -1,0 +1,51 @@
+"""Build on mirrors: every image a recipe names, read from another registry.
+
+Air-gapped sites (and the test universe) serve hub.oepkgs.net's images from
+their own registry. `--mirror hub.oepkgs.net=registry.local:5000` rewrites the
+base, builder stages and images files are copied from; digests stay, since a
+mirror serves the same manifests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+
+from nestcustom.errors import BadInputError
+from nestcustom.recipe.model import Recipe
+
+_HOST = re.compile(r"^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?$")
+
+
+def parse_mirrors(pairs: Iterable[str]) -> dict[str, str]:
+    """`REGISTRY=MIRROR` pairs -> {registry: mirror}; a located error for a bad pair."""
+    mirrors: dict[str, str] = {}
+    for pair in pairs:
+        registry, sep, mirror = pair.partition("=")
+        if not sep or not _HOST.match(registry) or not _HOST.match(mirror.split("/", 1)[0]):
+            raise BadInputError(
+                f"--mirror {pair!r} is not REGISTRY=MIRROR",
+                "e.g. --mirror hub.oepkgs.net=registry.example.com:5000 (a path may follow "
+                "the mirror's host: registry.example.com/oepkgs)",
+            )
+        mirrors[registry] = mirror
+    return mirrors
+
+
+def mirrored(reference: str, mirrors: Mapping[str, str]) -> str:
+    registry, sep, rest = reference.partition("/")
+    return f"{mirrors[registry]}/{rest}" if sep and registry in mirrors else reference
+
+
+def with_mirrors(recipe: Recipe, mirrors: Mapping[str, str]) -> Recipe:
+    if not mirrors:
+        return recipe
+    return replace(
+        recipe,
+        base=replace(recipe.base, image=mirrored(recipe.base.image, mirrors)),
+        stages=tuple(replace(s, image=mirrored(s.image, mirrors)) for s in recipe.stages),
+        files=tuple(
+            replace(f, source=mirrored(f.source, mirrors)) if f.source else f for f in recipe.files
+        ),
+    )

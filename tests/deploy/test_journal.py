@@ -1,0 +1,152 @@
+"""The journal belongs to one rollout; replay reads exactly what deploy wrote, or says where not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nestcustom.deploy.journal import Journal, read_rows
+from nestcustom.deploy.replay import replay
+from nestcustom.deploy.report import HostReport, StepRecord
+from nestcustom.errors import BadInputError
+
+HEADER = {
+    "id": "0" * 32,
+    "target": "r/x@sha256:" + "1" * 64,
+    "hosts": ["a", "b", "c"],
+    "options": {},
+}
+
+
+def journal(path: Path) -> Journal:
+    return Journal.create(path, "rollout", HEADER)
+
+
+def test_a_new_rollout_never_appends_to_an_existing_journal(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    journal(path).close()
+    before = path.read_bytes()
+    with pytest.raises(
+        BadInputError, match="already exists: a journal belongs to exactly one rollout"
+    ) as caught:
+        journal(path)
+    assert (
+        caught.value.hint
+        == f"continue that rollout with --resume {path}, or give this one another --journal"
+    )
+    assert path.read_bytes() == before
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_one_controller_per_journal(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    first = journal(path)
+    with pytest.raises(BadInputError, match="in use by another running nestcustom"):
+        Journal.reopen(path)
+    first.close()
+    Journal.reopen(path).close()
+
+
+def test_replay_keeps_full_reports_and_what_each_host_was_doing(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    j = journal(path)
+    failed = HostReport(
+        "a",
+        "failed",
+        "x",
+        "x",
+        (StepRecord("verify", False, 1.5, "came back on x"),),
+        error="came back on x",
+        rolled_back=True,
+        rollback_verified=True,
+    )
+    j.record("a", "preflight", "noted", before="x")
+    j.record("a", "rebase", "ok")
+    j.record("a", "slot", "taken")
+    j.record("a", "slot", "released")
+    j.record("a", "failed", "ok", report=failed.as_dict())
+    j.record("b", "preflight", "noted", before="y")
+    j.record("b", "rebase", "ok")
+    j.record("b", "slot", "taken")
+    j.record("b", "reboot", "ok")
+    j.record("b", "interrupted", "ok", error="stopped")
+    j.write({"resume": {"controller": "x:1"}})
+    j.record("c", "skipped", "ok", reason="not started")
+    j.close()
+    with path.open("a") as handle:
+        handle.write('{"host": "c", "st')  # cut off by the crash itself: no newline
+    done = replay(path, read_rows(path))
+    assert done.header.id == "0" * 32 and done.header.hosts == ("a", "b", "c")
+    a, b, c = done.trail("a"), done.trail("b"), done.trail("c")
+    assert a.final == failed  # the whole report, steps and rollback included
+    assert (a.rebooting, a.slot_held, a.before) == (False, False, "x")
+    assert (b.final, b.rebooting, b.slot_held, b.rebased, b.before) == (None, True, True, True, "y")
+    assert (c.final, c.rebooting, c.rebased, c.last) == (None, False, False, ("skipped", "ok"))
+    assert done.failures == 1
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            ['{"time": "t", "rollout": {"id": 1}}'],
+            "j.jsonl:1:1: the rollout header has no id or target",
+        ),
+        (
+            ['{"time": "t", "host": "a"}'],
+            "j.jsonl:1:1: not a nestcustom deploy journal (no rollout header)",
+        ),
+        (
+            ["HEADER", '{"time": "t", "rollout": HEAD}'],
+            "j.jsonl:2:1: a second rollout header: a journal belongs to exactly one rollout",
+        ),
+        (
+            ["HEADER", '{"time": "t", "host": "a", "step": "done"}'],
+            "j.jsonl:2:1: not a journal row: 'state' missing",
+        ),
+        (
+            ["HEADER", '{"time": "t", "host": "a", "step": "x", "state": "ok", "data": []}'],
+            "j.jsonl:2:1: not a journal row: 'data' missing",
+        ),
+        (
+            ["HEADER", '{"time": "t", "host": "a", "step": "done" "state"}'],
+            "j.jsonl:2:43: not a journal row: Expecting ','",
+        ),
+        (
+            ["HEADER", '{"time": "t", "host": "z", "step": "done", "state": "ok", "data": {}}'],
+            "j.jsonl:2:1: host 'z' is not part of this rollout",
+        ),
+        (
+            [
+                "HEADER",
+                '{"time": "t", "host": "a", "step": "done", "state": "ok", "data": {"report": {"host": "a"}}}',
+            ],
+            "j.jsonl:2:1: the done row of a holds no report",
+        ),
+        (["[1, 2]"], "j.jsonl:1:1: not a journal row"),
+    ],
+)
+def test_corrupt_journals_are_located_bad_input(
+    tmp_path: Path, lines: list[str], expected: str
+) -> None:
+    path = tmp_path / "j.jsonl"
+    header = json.dumps({"time": "t", "rollout": HEADER})
+    text = "\n".join(
+        line.replace("HEADER", header).replace("HEAD", json.dumps(HEADER)) for line in lines
+    )
+    path.write_text(text + "\n")
+    with pytest.raises(BadInputError) as caught:
+        replay(path, read_rows(path))
+    assert caught.value.message.replace(str(path), "j.jsonl").startswith(expected)
+
+
+def test_binary_and_torn_only_files_are_not_journals(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(BadInputError, match=r"j.jsonl:1:1: not a nestcustom journal \(not UTF-8"):
+        read_rows(path)
+    path.write_text('{"time": "t", "roll')
+    with pytest.raises(BadInputError, match=r"j\.jsonl:1:1: not a nestcustom journal"):
+        read_rows(path)
