@@ -62,17 +62,23 @@ class BuildPlan:
         return sum(not s.cached for s in self.steps)
 
 
-def base_id(reference: str, tls_verify: bool) -> str:
-    """The base image's ID, as `build` takes it: local storage first, else the registry."""
-    found = local_images([reference]).get(reference)
-    if found is not None:
-        return found.image_id.removeprefix("sha256:")
-    return registry.config_id(reference, tls_verify=tls_verify)
+def image_ids(images: tuple[str, ...], tls_verify: bool) -> dict[str, str]:
+    """The ID of every image a rendering names, as `build` takes them (its `_image_ids`):
+    local storage first, else the registry's config digest (no pull)."""
+    local = local_images(images)
+    return {
+        reference: local[reference].image_id
+        if reference in local
+        else registry.config_id(reference, tls_verify=tls_verify)
+        for reference in dict.fromkeys(images)
+    }
 
 
 def plan_build(recipe: Recipe, project: Path, against: str, tls_verify: bool = True) -> BuildPlan:
-    base = base_id(recipe.base.reference, tls_verify)
-    now = image_inputs(recipe, project, base, NO_PROVENANCE)
+    rendering = render_containerfile(recipe, context_dir(recipe))
+    ids = image_ids(rendering.images, tls_verify)
+    base = ids[recipe.base.reference]
+    now = image_inputs(recipe, project, ids, NO_PROVENANCE, rendering)
     keys = step_keys(now, base)
     image = image_facts(against, tls_verify)
     if image is None:
@@ -81,7 +87,7 @@ def plan_build(recipe: Recipe, project: Path, against: str, tls_verify: bool = T
     if image.labels.get(INPUTS_LABEL) == now.digest:
         steps = tuple(PlannedStep(k.index, k.name, True, "") for k in keys)
         return BuildPlan(recipe.path, against, now.digest, True, steps)
-    before, note = _inputs_at_build(recipe, project, image, base)
+    before, note = _inputs_at_build(recipe, project, image, ids)
     if before is None:
         steps = tuple(PlannedStep(k.index, k.name, False, note) for k in keys)
         return BuildPlan(recipe.path, against, now.digest, False, steps, note)
@@ -136,7 +142,7 @@ def _why(previous: StepKey | None, key: StepKey) -> str:
 
 
 def _inputs_at_build(
-    recipe: Recipe, project: Path, image: ImageFacts, base: str
+    recipe: Recipe, project: Path, image: ImageFacts, ids: dict[str, str]
 ) -> tuple[list[StepKey] | None, str]:
     """The step keys of the build that made `image`, from the commit it names; and a note."""
     revision = image.labels.get(REVISION, "")
@@ -153,11 +159,14 @@ def _inputs_at_build(
             return None, f"{recipe.path} at {commit[:12]} does not load"
         rendering = render_containerfile(old, context_dir(old))
         files = project_files(old, rendering, old_project)
-        old_base = _base_of(image, old.base.reference, base)
-        rebuilt = image_inputs(old, old_project, old_base, NO_PROVENANCE)
-    keys = step_keys(rebuilt, old_base)
+        old_ids = {ref: ids.get(ref, "unknown") for ref in rendering.images}
+        old_ids[old.base.reference] = _base_of(
+            image, old.base.reference, ids.get(old.base.reference, "unknown")
+        )
+        rebuilt = image_inputs(old, old_project, old_ids, NO_PROVENANCE, rendering)
+    keys = step_keys(rebuilt, old_ids[old.base.reference])
     note = ""
-    if input_digest(rendering, files, old_base) != image.labels.get(INPUTS_LABEL):
+    if input_digest(rendering, files, old_ids) != image.labels.get(INPUTS_LABEL):
         note = (
             f"the inputs rebuilt from {revision[:19]} do not match the image's digest "
             "(a dirty tree, another nestcustom version or another base): steps marked "
