@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 GIT_ENV = {
@@ -45,3 +48,19 @@ def commit_all(repo: Path, message: str) -> str:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", message, "--allow-empty")
     return git(repo, "rev-parse", "HEAD").strip()
+
+
+@contextmanager
+def pinned(image: str) -> Iterator[str]:
+    """A private tag of the image `image` names now, removed afterwards.
+
+    The universe's fixture base tag is shared with every worktree on the machine; a
+    session building another version of it retags it meanwhile. Two builds that must
+    stand on the same base use this tag instead.
+    """
+    reference = f"localhost/nctest/gitops-base-{uuid.uuid4().hex[:10]}:1"
+    subprocess.run(["podman", "tag", image, reference], check=True, capture_output=True)
+    try:
+        yield reference
+    finally:
+        subprocess.run(["podman", "untag", reference], check=False, capture_output=True)
