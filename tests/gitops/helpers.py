@@ -20,7 +20,9 @@ GIT_ENV = {
 }
 
 
-def nestcustom(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def nestcustom(
+    *args: str | Path, cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nestcustom", *map(str, args)],
         cwd=cwd,

@@ -121,7 +121,11 @@ def test_init_refuses_to_overwrite_and_force_rewrites(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--registry", "Registry.Example.com/UPPER"), ("--base", "not an image"), ("--default-branch", "a b")],
+    [
+        ("--registry", "Registry.Example.com/UPPER"),
+        ("--base", "not an image"),
+        ("--default-branch", "a b"),
+    ],
 )
 def test_init_refuses_bad_options_clearly(tmp_path: Path, option: str, value: str) -> None:
     result = nestcustom("init", tmp_path / "x", option, value, cwd=tmp_path)
@@ -148,9 +152,10 @@ def test_editing_a_recipe_makes_render_check_fail_and_render_all_fixes_it(repo: 
     assert "containerfiles/example/Containerfile" in stale.stdout + stale.stderr
     assert "containerfiles/web" not in stale.stdout + stale.stderr
     ok("render", "--all", cwd=repo)
-    assert "rpm-ostree install strace tmux" in (
-        repo / "containerfiles/example/Containerfile"
-    ).read_text()
+    assert (
+        "rpm-ostree install strace tmux"
+        in (repo / "containerfiles/example/Containerfile").read_text()
+    )
     assert ok("render", "--all", "--check", cwd=repo).returncode == 0
 
 
@@ -273,7 +278,9 @@ def test_render_all_from_inside_another_git_repository(tmp_path: Path, repo: Pat
     assert f"{other / 'out'}: the output directory is outside the project directory {repo}" in (
         outside.stderr
     )
-    relative = nestcustom("render", "--all", "--recipes", repo / "recipes", "--out", "out", cwd=other)
+    relative = nestcustom(
+        "render", "--all", "--recipes", repo / "recipes", "--out", "out", cwd=other
+    )
     assert relative.returncode == 2
     no_traceback(relative)
     assert not (other / "out").exists()
