@@ -10,7 +10,8 @@
 #   build.sh check [--host-rules] [--base DIR] [--package P] [--file PATH]...
 set -eu
 
-facts_file=/run/nestcustom/facts/facts
+# In a builder stage: the base image's values, copied from the facts stage.
+facts_file=/nestcustom-facts/facts
 
 die() {
     printf 'nestcustom: %s\n' "$*" >&2
@@ -100,6 +101,7 @@ cmd_exec() {
 }
 
 cmd_facts() {
+    facts_file=  # read from this image, never from a facts file
     mkdir -p "$1"
     : >"$1/facts"
     for name in kernel os.id os.version dist arch; do

@@ -31,6 +31,12 @@ HELPER_FILE = "nestcustom-build.sh"
 FACTS_STAGE = "nestcustom-facts"
 FACTS_DIR = "/nestcustom-facts"
 BASE_MOUNT = "/run/nestcustom/base"
+# Kernel modules built in a stage are COPYed here, installed by the kernel step, and
+# removed by it. Not bind-mounted from the stage: podman 4.3 mounts an empty tree for
+# `--mount from=STAGE` when that stage came from the layer cache (podman#16281), and
+# reuses the RUN's cache when the stage changed (buildah#4522). COPY --from is
+# checksummed. The staged copy costs one small layer.
+KMOD_STAGING = "/usr/lib/nestcustom-kmods"
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,6 @@ class StepWriter:
             commands.append(Command(("dnf", "clean", "all")))
         if uses_helper:
             mounts.insert(0, bind(self.helper_source, HELPER))
-            if stage_manager is not None:
-                mounts.insert(1, bind(FACTS_DIR, "/run/nestcustom/facts", FACTS_STAGE))
         sources = tuple(script.path for script in layer.scripts)
         return RunStep(tuple(commands), tuple(mounts), uses_helper, sources)
 
@@ -116,6 +120,14 @@ class StepWriter:
 
     # -- kernel modules and the initramfs -------------------------------------------------
 
+    def staged_modules(self) -> list[tuple[str, str, str]]:
+        """(stage, path there, staging path) of each kernel module a stage built."""
+        return [
+            (m.stage, m.src, f"{KMOD_STAGING}/{index}/{basename(m.src)}")
+            for index, m in enumerate(self.recipe.kernel_modules)
+            if m.stage is not None and m.src is not None
+        ]
+
     def kernel(self) -> RunStep | None:
         recipe = self.recipe
         modules, initramfs = recipe.kernel_modules, recipe.initramfs
@@ -126,15 +138,20 @@ class StepWriter:
         if modules:
             args: list[str] = ["--conf", recipe.name]
             for index, module in enumerate(modules):
-                if module.src is not None:
+                if module.src is not None and module.stage is not None:
+                    staged = f"{KMOD_STAGING}/{index}/{basename(module.src)}"
+                    args += ["--install", module.name, staged]
+                elif module.src is not None:
                     target = f"/run/nestcustom/kmod/{index}/{basename(module.src)}"
-                    mounts.append(bind(module.src, target, module.stage))
+                    mounts.append(bind(module.src, target))
                     args += ["--install", module.name, target]
                 if module.load:
                     args += ["--load", module.name]
                 if module.options:
                     args += ["--options", module.name, self.fill(module.options)]
             commands.append(Command(("sh", HELPER, "kmods"), tuple(args)))
+            if self.staged_modules():
+                commands.append(Command(("rm", "-rf"), (KMOD_STAGING,)))
         if initramfs.regenerate:
             commands.append(Command(("sh", HELPER, "initramfs"), initramfs.drivers))
         commands += [REMOVE_CACHE, COMMIT]

@@ -20,9 +20,10 @@ import shlex
 from dataclasses import dataclass
 from typing import Protocol
 
+from nestcustom.image import imagevalues
 from nestcustom.image.rpmversion import rpm_file_nvr, satisfies
 from nestcustom.recipe.lint import is_rpm_url
-from nestcustom.recipe.model import Flavor, Recipe
+from nestcustom.recipe.model import Flavor, KernelModule, Recipe
 
 _CONSTRAINT = re.compile(r"^(?P<name>[^\s<>=]+)\s*(?:(?P<op><=|>=|=|<|>)\s*(?P<evr>\S+))?$")
 _QUERY_FORMAT = "%{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n"
@@ -82,7 +83,7 @@ echo "file no"
 
 @dataclass(frozen=True)
 class CheckResult:
-    kind: str  # package | file | command | unit | var
+    kind: str  # package | file | command | unit | var | values | module
     subject: str  # "strace", "/etc/motd", "strace -V", "zincati.service", "/var"
     expectation: str  # "installed", "absent", "mode 0644", "exit 0, stdout ~ 'x'"
     passed: bool
@@ -300,6 +301,19 @@ class _Checks:
             problems.append(f"stdout was {out.stdout.strip()[:_SHOWN]!r}")
         return CheckResult("command", line, expectation, not problems, "; ".join(problems))
 
+    # kernel modules
+
+    def kernel_module(self, module: KernelModule, kernel: str | None) -> CheckResult:
+        """Installed for the image's own kernel, where depmod registered it."""
+        expectation = f"installed for kernel {kernel or '?'}"
+        if kernel is None:
+            return CheckResult(
+                "module", module.name, expectation, False, "the image's kernel is unknown"
+            )
+        out = self.host.run("modinfo -k %s -F filename %s", kernel, module.name)
+        detail = "" if out.rc == 0 and out.stdout.strip() else out.why()
+        return CheckResult("module", module.name, expectation, not detail, detail, True)
+
     # units
 
     def unit_state(self, unit: str) -> tuple[bool, str]:
@@ -392,6 +406,22 @@ def run_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
     results += [checks.wanted(name, want) for name, want in layer_packages(recipe).items()]
     for spec in recipe.files:
         results += checks.file(spec.dest, mode=spec.mode, sha256=spec.sha256, builtin=True)
+    facts: dict[str, str] = {}
+    if imagevalues.needs_image(recipe):
+        facts, why = imagevalues.read_facts(host)
+        if why is not None:
+            results.append(CheckResult("values", "{{...}}", "read from the image", False, why))
+    results += [checks.kernel_module(m, facts.get("kernel")) for m in recipe.kernel_modules]
+    conf = f"nestcustom-{recipe.name}.conf"
+    for module in recipe.kernel_modules:
+        if module.load:
+            results += checks.file(
+                f"/usr/lib/modules-load.d/{conf}", contains=module.name, builtin=True
+            )
+        if module.options:
+            options = imagevalues.fill(module.options, recipe, facts)
+            line = f"options {module.name} {options}"
+            results += checks.file(f"/usr/lib/modprobe.d/{conf}", contains=line, builtin=True)
     results += [checks.unit(u, True, builtin=True) for u in dict.fromkeys(recipe.units_enable)]
     results += [checks.unit(u, False, builtin=True) for u in dict.fromkeys(recipe.units_disable)]
     tests = recipe.tests
@@ -401,5 +431,7 @@ def run_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
         results += checks.file(f.path, exists=f.exists, mode=f.mode, contains=f.contains)
     results += [checks.unit(u, True) for u in tests.units_enabled]
     results += [checks.unit(u, False) for u in tests.units_disabled]
-    results += [checks.command(c.run, c.exit, c.stdout, c.timeout) for c in tests.commands]
+    for c in tests.commands:
+        argv = tuple(imagevalues.fill(arg, recipe, facts) for arg in c.run)
+        results.append(checks.command(argv, c.exit, c.stdout, c.timeout))
     return results

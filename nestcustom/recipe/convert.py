@@ -96,15 +96,14 @@ class Converter:
             swap=tuple(Swap(s["remove"], s["install"]) for s in layer.get("swap", ())),
             run=tuple(tuple(command) for command in layer.get("run", ())),
             scripts=tuple(
-                script
-                for index, entry in enumerate(scripts)
-                if (script := self.script(scripts, index, (*path, "script", index))) is not None
+                self.script(scripts, index, (*path, "script", index))
+                for index in range(len(scripts))
             ),
             env=tuple(layer.get("env", {}).items()),
             origin=origin,
         )
 
-    def script(self, scripts: YamlList, index: int, path: Path_) -> Script | None:
+    def script(self, scripts: YamlList, index: int, path: Path_) -> Script:
         entry = scripts[index]
         if isinstance(entry, str):
             relative, args, where = entry, (), scripts.item_origin(index)
@@ -113,8 +112,8 @@ class Converter:
             where = entry.value_origin("path") or scripts.item_origin(index)
             path = (*path, "path")
         found = self.files.find(relative, where.location, path)
-        if found is None:
-            return None
+        if found is None:  # already reported; kept so its layer is not also called empty
+            return Script(relative, args)
         return Script(found.path, args, interpreter(found.head), found.sha256)
 
     # -- files, stages, kernel modules ---------------------------------------------------

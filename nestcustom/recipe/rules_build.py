@@ -39,6 +39,9 @@ def _texts(recipe: Recipe) -> Iterator[tuple[Path_, str, bool]]:
     for i, command in enumerate(recipe.checks.commands):
         for j, arg in enumerate(command):
             yield ("checks", "commands", i, j), arg, True
+    for i, test in enumerate(recipe.tests.commands):  # read from the image by `nestcustom test`
+        for j, arg in enumerate(test.run):
+            yield ("tests", "commands", i, "run", j), arg, True
     for i, repo in enumerate(recipe.repos):
         for key in ("baseurl", "metalink", "mirrorlist", "gpgkey"):
             text = getattr(repo, key)

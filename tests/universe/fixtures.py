@@ -19,6 +19,7 @@ nestos_sp1_image = fixtures_base.nestos_sp1_image
 nestos_sp2_image = fixtures_base.nestos_sp2_image
 nestos_sp1 = fixtures_base.nestos_sp1
 nestos_sp2 = fixtures_base.nestos_sp2
+kmod_builder_image = fixtures_base.kmod_builder_image
 source_rpm = fixtures_base.source_rpm
 
 __all__ = ["rpm_repo", "rpm_repo_url"]

@@ -23,6 +23,7 @@ Usage: ``python tests/universe/base/build.py [sp2|sp1 ...]``
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -30,6 +31,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -89,7 +91,9 @@ VARIANTS: dict[str, Variant] = {
 
 # ------------------------------------------------------------------ rootfs
 
-ROOTFS_PACKAGES = ("rpm", "ostree", "python3", "passwd", "ca-certificates")
+# kmod: the real depmod and modinfo; systemd: the real systemctl (enable, mask, preset
+# offline), as NestOS images have them.
+ROOTFS_PACKAGES = ("rpm", "ostree", "python3", "passwd", "ca-certificates", "kmod", "systemd")
 
 # Runs on the host after the rootfs is complete ($1 is the rootfs).
 ROOTFS_CUSTOMIZE = r"""
@@ -254,6 +258,65 @@ class BasePkg:
     files: tuple[tuple[str, str, str], ...] = ()  # (path, mode, content)
     provides: tuple[str, ...] = ()
     summary: str = ""
+    binaries: tuple[tuple[str, str, bytes], ...] = ()  # (path, mode, content)
+
+
+# A kernel module stand-in: an ELF object whose .modinfo section modinfo and depmod
+# read as they read a real module's (name, license, vermagic, depends).
+KMOD_SOURCE = r"""
+__attribute__((section(".modinfo"), used, aligned(1))) static const char nc_modinfo[] =
+    "license=GPL\0name=@NAME@\0depends=@DEPENDS@\0vermagic=@KVER@ SMP mod_unload \0";
+int @NAME@_init(void) { return 0; }
+"""
+
+
+def fake_module(name: str, kver: str, depends: str = "") -> bytes:
+    """Compile a kernel module stand-in with the host's gcc (an ELF relocatable object)."""
+    source = KMOD_SOURCE.replace("@NAME@", name).replace("@KVER@", kver)
+    source = source.replace("@DEPENDS@", depends)
+    with tempfile.TemporaryDirectory() as tmp:
+        obj = Path(tmp) / f"{name}.ko"
+        subprocess.run(
+            ["gcc", "-c", "-O2", "-x", "c", "-", "-o", str(obj)],
+            input=source.encode(),
+            capture_output=True,
+            check=True,
+        )
+        return obj.read_bytes()
+
+
+# dracut stand-in: checks its arguments as rpm-ostree images call it, then writes an
+# "initramfs" that lists what a real one would hold (its drivers must exist for the kernel).
+DRACUT = r"""#!/bin/sh
+set -eu
+kver= out= hostonly=yes reproducible=no drivers= added=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --no-hostonly) hostonly=no ;;
+        --kver) kver=$2; shift ;;
+        --reproducible) reproducible=yes ;;
+        --add) added="$added $2"; shift ;;
+        --add-drivers) drivers="$drivers $2"; shift ;;
+        -f | --force | -v) ;;
+        -*) echo "dracut: unknown option $1" >&2; exit 1 ;;
+        *) out=$1 ;;
+    esac
+    shift
+done
+[ -n "$kver" ] && [ -d "/usr/lib/modules/$kver" ] ||
+    { echo "dracut: Cannot find module directory /usr/lib/modules/$kver/" >&2; exit 1; }
+[ -n "$out" ] || { echo "dracut: no output file" >&2; exit 1; }
+for driver in $drivers; do
+    modinfo -k "$kver" -F filename "$driver" >/dev/null 2>&1 ||
+        { echo "dracut: FAILED: drivers $driver not found for $kver" >&2; exit 1; }
+done
+{
+    echo "initramfs (nestcustom dracut stand-in) for $kver"
+    echo "hostonly=$hostonly reproducible=$reproducible"
+    for module in $added; do echo "dracut module: $module"; done
+    for driver in $drivers; do echo "driver: $driver"; done
+} >"$out"
+"""
 
 
 def base_packages(v: Variant) -> list[BasePkg]:
@@ -303,8 +366,31 @@ def base_packages(v: Variant) -> list[BasePkg]:
             "kernel",
             v.kernel.split("-")[0],
             f"{v.kernel.split('-')[1]}.{v.dist}",
-            ((f"/usr/lib/modules/{kver}/vmlinuz", "0644", "dummy kernel image\n"),),
+            (
+                (f"/usr/lib/modules/{kver}/vmlinuz", "0644", "dummy kernel image\n"),
+                (
+                    f"/usr/lib/modules/{kver}/modules.order",
+                    "0644",
+                    "kernel/drivers/nestcustom/nc_base.ko\n",
+                ),
+                # A kernel's own list of built-in modules (depmod reads it; one line each).
+                (f"/usr/lib/modules/{kver}/modules.builtin", "0644", "kernel/fs/ext4/ext4.ko\n"),
+            ),
             summary="The Linux Kernel (fixture)",
+            binaries=(
+                (
+                    f"/usr/lib/modules/{kver}/kernel/drivers/nestcustom/nc_base.ko",
+                    "0644",
+                    fake_module("nc_base", kver),
+                ),
+            ),
+        ),
+        BasePkg(
+            "dracut",
+            "055",
+            f"4.{v.dist}",
+            (("/usr/bin/dracut", "0755", DRACUT),),
+            summary="Initramfs generator (fixture stand-in)",
         ),
         BasePkg(
             "rpm-ostree",
@@ -356,6 +442,14 @@ def base_spec(v: Variant) -> str:
         ]
     out.append("%install")
     for pkg in pkgs:
+        for path, mode, data in pkg.binaries:
+            out += [
+                f"mkdir -p %{{buildroot}}{Path(path).parent!s}",
+                f"base64 -d > %{{buildroot}}{path} <<'NESTCUSTOM_EOF'",
+                base64.encodebytes(data).decode().rstrip("\n"),
+                "NESTCUSTOM_EOF",
+                f"chmod {mode} %{{buildroot}}{path}",
+            ]
         for path, mode, content in pkg.files:
             marker = "NESTCUSTOM_EOF"
             out += [
@@ -368,6 +462,8 @@ def base_spec(v: Variant) -> str:
     out.append("")
     for i, pkg in enumerate(pkgs):
         out.append("%files" if i == 0 else f"%files -n {pkg.name}")
+        for path, _mode, _data in pkg.binaries:
+            out.append(path)
         for path, _mode, _content in pkg.files:
             prefix = "%config(noreplace) " if path.startswith("/etc/") else ""
             out.append(prefix + path)
@@ -432,6 +528,8 @@ RUN rm -rf /var/lib/dpkg /var/lib/apt /var/cache/* /var/log/* /etc/apt \\
  && mkdir -p /usr/lib/rpm/macros.d /usr/share/rpm /sysroot/ostree/repo \\
  && printf '%s\\n' '%_dbpath /usr/share/rpm' > /usr/lib/rpm/macros.d/macros.rpm-ostree \\
  && rpm -i --force-debian --nodeps --nosignature /tmp/base-rpms/*.rpm \\
+ && depmod -a {kver} \\
+ && rm -rf /usr/local && ln -s ../var/usrlocal /usr/local \\
  && rm -rf /tmp/base-rpms /var/tmp/* /var/cache/* \\
  && ln -s sysroot/ostree /ostree \\
  && printf '[core]\\nrepo_version=1\\nmode=bare-split-xattrs\\n' > /sysroot/ostree/repo/config \\

@@ -25,6 +25,7 @@ import pytest
 
 from ..rpmrepo import RpmRepo, repo_file
 from .build import build_base_image
+from .builder import build_builder_image
 
 WORKDIR_ENV = "NC_UNIVERSE_BASE_WORKDIR"
 REQUIRED_TOOLS = ("podman", "mmdebstrap", "rpmbuild", "rpm")
@@ -236,3 +237,10 @@ def source_rpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     srpms = sorted((top / "SRPMS").glob("*.src.rpm"))
     assert srpms, "rpmbuild -bs produced no source RPM"
     return srpms[0]
+
+
+@pytest.fixture(scope="session")
+def kmod_builder_image(base_workdir: Path) -> str:
+    """Local reference of the kernel-module builder for the SP2 base's kernel."""
+    _require_tools()
+    return build_builder_image("sp2", base_workdir)

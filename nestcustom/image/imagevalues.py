@@ -1,0 +1,61 @@
+"""Build-time values (`{{kernel}}`, ...) in a recipe's test commands, read from the image.
+
+`nestcustom test` reads them the way the build did: the build helper's `facts`
+runs inside the test container, so a test sees the same kernel version, os-release
+fields and dist the build's steps saw. Values known from the recipe are filled in
+first. The helper's text is passed as `sh -c`'s script: nothing is copied in.
+"""
+
+from __future__ import annotations
+
+import shlex
+from importlib import resources
+from typing import Protocol
+
+from nestcustom.containerfile.render import HELPER_SCRIPT
+from nestcustom.recipe import values
+from nestcustom.recipe.model import Recipe
+
+FACTS_DIR = "/tmp/nestcustom-values"  # in the throwaway test container only  # noqa: S108
+
+
+class _Output(Protocol):
+    @property
+    def rc(self) -> int: ...
+
+    @property
+    def stdout(self) -> str: ...
+
+    def why(self) -> str: ...
+
+
+class _Runner(Protocol):
+    def run(self, command: str, *args: str, timeout: float | None = None) -> _Output: ...
+
+
+def helper_text() -> str:
+    return (resources.files("nestcustom.containerfile") / HELPER_SCRIPT).read_text()
+
+
+def read_facts(host: _Runner) -> tuple[dict[str, str], str | None]:
+    """({name: value} the image gives, or the reason it gave none)."""
+    facts = shlex.join(["sh", "-c", helper_text(), "nestcustom-build", "facts", FACTS_DIR])
+    out = host.run(f"{facts} && cat {FACTS_DIR}/facts", timeout=60)
+    if out.rc != 0:
+        return {}, out.why()
+    found = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    return found, None
+
+
+def fill(text: str, recipe: Recipe, facts: dict[str, str]) -> str:
+    """`text` with every value filled in; a value the image did not give stays a token."""
+    known = values.substitute_known(text, recipe)
+    return values.TOKEN.sub(lambda m: facts.get(m.group(1), m.group(0)), known)
+
+
+def needs_image(recipe: Recipe) -> bool:
+    """Whether the tests name a value only the image can give (or check kernel modules)."""
+    texts = (arg for command in recipe.tests.commands for arg in command.run)
+    return bool(recipe.kernel_modules) or any(
+        values.needs_build(values.substitute_known(text, recipe)) for text in texts
+    )
