@@ -33,6 +33,7 @@ TEMPLATES = {
     "example.yaml": "recipes/example.yaml",
     "motd": "files/motd",
     "README.md": "README.md",
+    "gitignore": ".gitignore",
     "pre-commit-config.yaml": ".pre-commit-config.yaml",
     "gitlab-ci.yml": ".gitlab-ci.yml",
     "github-workflow.yml": ".github/workflows/nestcustom.yml",

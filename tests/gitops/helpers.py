@@ -60,7 +60,8 @@ def pinned(image: str) -> Iterator[str]:
     session building another version of it retags it meanwhile. Two builds that must
     stand on the same base use this tag instead.
     """
-    reference = f"localhost/nctest/gitops-base-{uuid.uuid4().hex[:10]}:1"
+    tag = image.rpartition("/")[2].partition(":")[2] or "1"  # keeps the base's version
+    reference = f"localhost/nctest/gitops-base-{uuid.uuid4().hex[:10]}:{tag}"
     subprocess.run(["podman", "tag", image, reference], check=True, capture_output=True)
     try:
         yield reference
