@@ -247,12 +247,12 @@ def test_generated_pipelines_pass_their_published_schemas(
 ) -> None:
     ok("init", tmp_path / "images", cwd=tmp_path)
     path = tmp_path / "images" / pipeline
-    check = [Path(sys.executable).parent / "check-jsonschema", "--builtin-schema", schema]
-    done = subprocess.run([*check, path], capture_output=True, text=True, check=False)
+    check = [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", schema]
+    done = subprocess.run([*check, str(path)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     # the checker does fail on a broken file: the assertion above can fail
     path.write_text(path.read_text().replace("stage:", "stagee:").replace("runs-on:", "runs_on:"))
-    broken = subprocess.run([*check, path], capture_output=True, text=True, check=False)
+    broken = subprocess.run([*check, str(path)], capture_output=True, text=True, check=False)
     assert broken.returncode != 0
 
 
