@@ -24,7 +24,7 @@ class Pkg:
     release: str = "1"
     # (date as rpm writes it, "Name <mail> - EVR", text): newest first
     changelog: tuple[tuple[str, str, str], ...] = ()
-    size: int = 64  # bytes of its one file
+    size: int = 64  # bytes of its one file (random above 4 KB, so it does not compress away)
 
 
 def _spec(packages: Sequence[Pkg]) -> str:
@@ -50,9 +50,8 @@ def _spec(packages: Sequence[Pkg]) -> str:
         ]
     lines += ["%install", "mkdir -p %{buildroot}/usr/share/nc-gitops"]
     for p in packages:
-        lines.append(
-            f"head -c {p.size} /dev/zero | tr '\\0' x > %{{buildroot}}/usr/share/nc-gitops/{p.name}"
-        )
+        source = "/dev/urandom" if p.size > 4096 else "/dev/zero"
+        lines.append(f"head -c {p.size} {source} > %{{buildroot}}/usr/share/nc-gitops/{p.name}")
     for p in packages:
         lines += [f"%files -n {p.name}", f"/usr/share/nc-gitops/{p.name}"]
     # Changelogs belong to the whole spec; each package's own comes from a separate build.
