@@ -171,6 +171,12 @@ def main() -> None:
     mb = 1_000_000
     print(f"images: {packages[0]} and {packages[1]} packages; changes: {kinds}")
     print(f"layers read: {read} of {layers}")
+    for name, side in zip("AB", sides, strict=True):
+        sizes = [int(layer["size"]) for layer in side["layers"]]
+        print(
+            f"{name}: {len(sizes)} layers, {sum(sizes) / mb:.1f} MB compressed, "
+            f"the largest {max(sizes) / mb:.1f} MB"
+        )
     print("| case | nestcustom diff (registry) | skopeo copy of both | ratio |")
     print("|---|---:|---:|---:|")
     print(
