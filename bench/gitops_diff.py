@@ -123,29 +123,31 @@ def main() -> None:
             served(new, scratch / "repo-b", scratch / "work-b") as url_b,
         ):
             refs = [f"{registry.host}/bench/diff:{t}" for t in ("a", "b")]
-            build_times = []
-            for reference, url, chosen in ((refs[0], url_a, old), (refs[1], url_b, new)):
-                path.write_text(recipe(base, url, chosen))
-                started = time.perf_counter()
-                nestcustom("build", str(path), "--tag", reference, "--push", "--no-tls-verify",
-                           cwd=project)  # fmt: skip
-                build_times.append(time.perf_counter() - started)
-            remote = [f"docker://{r}" for r in refs]
-            local = [f"containers-storage:{r}" for r in refs]
-            diff_walls, copy_walls, local_walls = [], [], []
-            report: dict[str, object] = {}
-            copied = 0
-            for run in range(args.runs):
-                steps = ["diff", "copy"] if run % 2 == 0 else ["copy", "diff"]
-                for step in steps:
-                    if step == "diff":
-                        wall, report = timed_diff(*remote, "--no-tls-verify")
-                        diff_walls.append(wall)
-                    else:
-                        wall, copied = timed_copy(refs, scratch)
-                        copy_walls.append(wall)
-                local_walls.append(timed_diff(*local)[0])
-            subprocess.run(["podman", "rmi", "-f", *refs], capture_output=True, check=False)
+            try:
+                build_times = []
+                for reference, url, chosen in ((refs[0], url_a, old), (refs[1], url_b, new)):
+                    path.write_text(recipe(base, url, chosen))
+                    started = time.perf_counter()
+                    nestcustom("build", str(path), "--tag", reference, "--push", "--no-tls-verify",
+                               cwd=project)  # fmt: skip
+                    build_times.append(time.perf_counter() - started)
+                remote = [f"docker://{r}" for r in refs]
+                local = [f"containers-storage:{r}" for r in refs]
+                diff_walls, copy_walls, local_walls = [], [], []
+                report: dict[str, object] = {}
+                copied = 0
+                for run in range(args.runs):
+                    steps = ["diff", "copy"] if run % 2 == 0 else ["copy", "diff"]
+                    for step in steps:
+                        if step == "diff":
+                            wall, report = timed_diff(*remote, "--no-tls-verify")
+                            diff_walls.append(wall)
+                        else:
+                            wall, copied = timed_copy(refs, scratch)
+                            copy_walls.append(wall)
+                    local_walls.append(timed_diff(*local)[0])
+            finally:
+                subprocess.run(["podman", "rmi", "-f", *refs], capture_output=True, check=False)
     sides: list[dict[str, Any]] = [report["a"], report["b"]]  # type: ignore[list-item]
     downloaded = sum(int(s["downloaded"]) for s in sides)
     layers = sum(len(s["layers"]) for s in sides)
