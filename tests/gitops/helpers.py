@@ -53,16 +53,25 @@ def commit_all(repo: Path, message: str) -> str:
 
 
 @contextmanager
-def pinned(image: str) -> Iterator[str]:
+def pinned(image: str, workdir: Path | None = None) -> Iterator[str]:
     """A private tag of the image `image` names now, removed afterwards.
 
-    The universe's fixture base tag is shared with every worktree on the machine; a
-    session building another version of it retags it meanwhile. Two builds that must
-    stand on the same base use this tag instead.
+    The universe's fixture base tag is shared with every worktree on the machine: a
+    session building another version of it retags or removes it meanwhile. Builds that
+    must stand on one base use this tag instead. With `workdir`, a base tag that has
+    gone is built again (tests.universe.base.build) before it is pinned.
     """
     tag = image.rpartition("/")[2].partition(":")[2] or "1"  # keeps the base's version
     reference = f"localhost/nctest/gitops-base-{uuid.uuid4().hex[:10]}:{tag}"
-    subprocess.run(["podman", "tag", image, reference], check=True, capture_output=True)
+    for attempt in range(3):
+        done = subprocess.run(["podman", "tag", image, reference], capture_output=True, text=True)
+        if done.returncode == 0:
+            break
+        if workdir is None or attempt == 2:
+            raise RuntimeError(f"cannot pin {image}: {done.stderr.strip()}")
+        from tests.universe.base.build import build_base_image
+
+        image = build_base_image("sp2", workdir)
     try:
         yield reference
     finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitops.helpers import nestcustom, pinned
+from tests.gitops.helpers import nestcustom
 from tests.gitops.rpms import Pkg, served
 from tests.universe.registry import Registry
 
@@ -53,11 +53,10 @@ def recipe(base: str, url: str, packages: list[str]) -> str:
 
 @pytest.fixture(scope="module")
 def two_images(
-    tmp_path_factory: pytest.TempPathFactory, nestos_sp2_image: str, registry: Registry
+    tmp_path_factory: pytest.TempPathFactory, gitops_base: str, registry: Registry
 ) -> Iterator[tuple[str, str]]:
     """(old, new) references in the registry, also in local storage."""
-    with pinned(nestos_sp2_image) as base:
-        yield from _build_two(tmp_path_factory, base, registry)
+    yield from _build_two(tmp_path_factory, gitops_base, registry)
 
 
 def _build_two(

@@ -15,12 +15,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.gitops.helpers import GIT_ENV, commit_all, git, nestcustom, pinned
+from tests.gitops.helpers import GIT_ENV, commit_all, git, nestcustom
 from tests.universe.registry import Registry
 
 pytestmark = pytest.mark.universe
@@ -36,12 +35,6 @@ layers:
 tests:
   packages: {{present: [nc-hello]}}
 """
-
-
-@pytest.fixture
-def base(nestos_sp2_image: str) -> Iterator[str]:
-    with pinned(nestos_sp2_image) as reference:
-        yield reference
 
 
 def digest_of(reference: str) -> str:
@@ -85,8 +78,9 @@ def run_pipeline(repo: Path, before: str | None = None) -> subprocess.CompletedP
 
 
 def test_the_generated_gitlab_pipeline_runs_through_build_test_and_push(
-    tmp_path: Path, base: str, rpm_repo_url: str, registry: Registry
+    tmp_path: Path, gitops_base: str, rpm_repo_url: str, registry: Registry
 ) -> None:
+    base = gitops_base
     repo = tmp_path / "images"
     namespace = f"{registry.host}/ci"
     made = nestcustom(
