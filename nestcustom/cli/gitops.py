@@ -59,7 +59,7 @@ def init(
     """Create a recipe repository: recipes, pipelines for GitLab CI and GitHub Actions.
 
     Writes recipes/example.yaml (commented), files/, containerfiles/ (rendered),
-    schema/, a README, .pre-commit-config.yaml, .gitlab-ci.yml and
+    schema/, a README, .gitignore, .pre-commit-config.yaml, .gitlab-ci.yml and
     .github/workflows/nestcustom.yml. The pipelines install this nestcustom
     version. Nothing is overwritten without --force.
     """
