@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nestcustom.errors import BadInputError, NestcustomError
-from nestcustom.gitops.imagedb import ImageDb, open_image
+from nestcustom.gitops.imagedb import ImageDb, check_reference, open_image
 from nestcustom.gitops.pkgdiff import PackageDiff, diff_packages, with_changelogs
 from nestcustom.gitops.recipediff import RecipeDiff, diff_recipes
 from nestcustom.gitops.rpmdb import read_changelogs, read_packages
@@ -27,6 +27,8 @@ def is_recipe(spec: str) -> bool:
 
 
 def diff_images(old_spec: str, new_spec: str, tls_verify: bool = True) -> ImageDiff:
+    check_reference(old_spec)
+    check_reference(new_spec)
     old = open_image(old_spec, tls_verify=tls_verify)
     new = open_image(new_spec, tls_verify=tls_verify)
     for image in (old, new):
@@ -57,6 +59,12 @@ def _load(path: Path, project: Path | None) -> Recipe:
 
 def check_same_kind(old: str, new: str) -> bool:
     """True for two recipes, False for two images; mixing them is refused."""
+    for spec in (old, new):
+        if spec.endswith((".yaml", ".yml")) and not Path(spec).is_file():
+            raise BadInputError(
+                f"{spec}: no such recipe file",
+                "diff takes two recipe files or two images (docker://REF, containers-storage:REF)",
+            )
     a, b = is_recipe(old), is_recipe(new)
     if a != b:
         recipe, image = (old, new) if a else (new, old)

@@ -10,6 +10,7 @@ database are downloaded, streamed, and nothing of them is kept.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +38,27 @@ class ImageDb:
     downloaded: int  # bytes fetched from the registry
 
 
+# registry[:port]/path[:tag][@sha256:hex], or an image ID: what podman and skopeo take
+_REFERENCE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
+
+
+def check_reference(spec: str) -> None:
+    """Refuse what is no image reference before any tool is asked about it."""
+    bare = spec.removeprefix(LOCAL).removeprefix(REGISTRY)
+    if not _REFERENCE.match(bare):
+        raise BadInputError(
+            f"{spec!r} is not an image reference",
+            "e.g. docker://registry.example.com/nestos/web:latest, "
+            "containers-storage:localhost/nestcustom/web:latest, or two recipe .yaml files",
+        )
+
+
 def open_image(spec: str, *, tls_verify: bool = True, arch: str | None = None) -> ImageDb:
     """Find the RPM database of the image `spec` names (see the module's doc)."""
+    check_reference(spec)
     if spec.startswith(LOCAL):
         found = _local(spec.removeprefix(LOCAL))
         if found is None:

@@ -18,6 +18,7 @@ from nestcustom.image.rpmversion import compare_evr, rpm_file_nvr
 from nestcustom.recipe.model import Recipe
 
 FROM_BASE = "(from the base)"
+ANY = "(any version)"  # a package named without a version
 _MISSING = "\0missing"  # not named by the recipe at all
 _CONSTRAINT = re.compile(r"^(?P<name>[^\s<>=]+)\s*(?P<op>[<>=]+)?\s*(?P<evr>\S+)?$")
 
@@ -67,11 +68,16 @@ def diff_recipes(old: Recipe, new: Recipe) -> RecipeDiff:
     for name in sorted(set(before) | set(after)):
         a, b = before.get(name, _MISSING), after.get(name, _MISSING)
         if a != b:
-            changes.append(_change(name, a, b))
+            changes.append(_change(name, _shown(name, a), _shown(name, b)))
     base = None
     if old.base.reference != new.base.reference:
         base = (old.base.reference, new.base.reference)
     return RecipeDiff(base, PackageDiff(tuple(changes)))
+
+
+def _shown(name: str, spec: str | None) -> str | None:
+    """A spec as a diff shows it: a bare name says nothing about the version."""
+    return ANY if spec == name else spec
 
 
 def _change(name: str, old: str | None, new: str | None) -> Change:

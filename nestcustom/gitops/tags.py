@@ -56,7 +56,9 @@ def recipe_version(recipe: Recipe) -> str:
         version = own
     else:
         tag = recipe.base.image.rpartition("/")[2].partition(":")[2]
-        version = _BUILD_ID.sub("", ARCH_SUFFIX.sub("", tag)) or "0"
+        version = _BUILD_ID.sub("", ARCH_SUFFIX.sub("", tag))
+        if version in ("", "latest"):  # a moving tag is no version
+            version = "0"
     version = re.sub(r"[^A-Za-z0-9_.-]", "-", version).lstrip(".-")
     return version[:100] or "0"
 
