@@ -8,13 +8,16 @@ repository made by `init`, and what a user sees (exit codes, output) is asserted
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nestcustom import __version__
+from tests.conftest import ROOT
 from tests.gitops.helpers import commit_all, git, nestcustom
 
 WEB = """\
@@ -284,3 +287,33 @@ def test_render_all_from_inside_another_git_repository(tmp_path: Path, repo: Pat
     assert relative.returncode == 2
     no_traceback(relative)
     assert not (other / "out").exists()
+
+
+def run_hooks(config: Path, repo: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Each hook of a pre-commit config run as pre-commit runs it on every tracked file."""
+    tracked = git(repo, "ls-files").split()
+    results = []
+    for hook in yaml.safe_load(config.read_text())["repos"][0]["hooks"]:
+        files = [f for f in tracked if re.search(hook["files"], f)]
+        assert files, hook["id"]
+        argv = hook["entry"].split()
+        assert argv[0] == "nestcustom"
+        extra = files if hook.get("pass_filenames", True) else []
+        results.append(nestcustom(*argv[1:], *extra, cwd=repo))
+    return results
+
+
+def test_pre_commit_hooks_run_the_first_ci_stage(repo: Path) -> None:
+    for config in (repo / ".pre-commit-config.yaml", ROOT / ".pre-commit-hooks.yaml"):
+        if config.name == ".pre-commit-hooks.yaml":
+            hooks = yaml.safe_load(config.read_text())
+            wrapped = repo / "hooks-as-config.yaml"
+            wrapped.write_text(yaml.safe_dump({"repos": [{"repo": "local", "hooks": hooks}]}))
+            config = wrapped
+        assert [r.returncode for r in run_hooks(config, repo)] == [0, 0]
+    plain = repo / "recipes" / "plain.yaml"
+    plain.write_text(plain.read_text().replace("tmux", "htop"))
+    validate, render_check = run_hooks(repo / ".pre-commit-config.yaml", repo)
+    assert validate.returncode == 0
+    assert render_check.returncode == 1
+    assert "containerfiles/plain/Containerfile" in render_check.stdout + render_check.stderr
