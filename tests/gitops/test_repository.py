@@ -317,3 +317,31 @@ def test_pre_commit_hooks_run_the_first_ci_stage(repo: Path) -> None:
     assert validate.returncode == 0
     assert render_check.returncode == 1
     assert "containerfiles/plain/Containerfile" in render_check.stdout + render_check.stderr
+
+
+def test_matrix_of_a_project_in_a_sub_directory_of_its_repository(tmp_path: Path) -> None:
+    top = tmp_path / "mono"
+    ok("init", top / "os" / "images", cwd=tmp_path)
+    (top / "README").write_text("a monorepo\n")
+    commit_all(top, "mono")
+    project = top / "os" / "images"
+    (top / "README").write_text("changed outside the project\n")
+    assert matrix_names(project, "HEAD") == []
+    (project / "files" / "motd").write_text("changed inside\n")
+    assert matrix_names(project, "HEAD") == ["example"]
+    (project / "files" / "new.txt").write_text("untracked\n")
+    example = project / "recipes" / "example.yaml"
+    motd = '  - {src: files/motd, dest: /etc/motd, mode: "0644"}\n'
+    assert motd in example.read_text()
+    example.write_text(
+        example.read_text().replace(
+            motd, motd + '  - {src: files/new.txt, dest: /etc/new.txt, mode: "0644"}\n'
+        )
+    )
+    commit_all(top, "new file")
+    why = json.loads(ok("matrix", "--changed-since", "HEAD~1", cwd=project).stdout)
+    assert why["include"][0]["reasons"] == [
+        "recipe recipes/example.yaml changed",
+        "file files/motd changed",
+        "file files/new.txt changed",
+    ]
