@@ -137,6 +137,7 @@ def test_the_generated_gitlab_pipeline_runs_through_build_test_and_push(
     diff = (repo / "reports" / "example-diff.md").read_text()
     assert "| added | `jq." in diff
     assert "| removed |" not in diff
+    assert "the package diff failed" not in log
     assert not (repo / "reports" / "other-diff.md").exists()
     tags = registry.tags("ci/example")
     assert "22.03-LTS-SP2.20261130.1" in tags
