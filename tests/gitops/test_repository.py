@@ -345,3 +345,41 @@ def test_matrix_of_a_project_in_a_sub_directory_of_its_repository(tmp_path: Path
         "file files/motd changed",
         "file files/new.txt changed",
     ]
+
+
+def shell_blocks(pipeline: dict[str, object]) -> list[str]:
+    """Every shell script of a pipeline: GitLab's script lists, GitHub's run: steps."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("script", "before_script") and isinstance(value, list):
+                    found.append("\n".join(str(line) for line in value))
+                elif key == "run" and isinstance(value, str):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(pipeline)
+    return found
+
+
+@pytest.mark.parametrize("pipeline", [".gitlab-ci.yml", ".github/workflows/nestcustom.yml"])
+def test_every_pipeline_script_is_valid_shell(tmp_path: Path, pipeline: str) -> None:
+    ok("init", tmp_path / "images", cwd=tmp_path)
+    document = yaml.safe_load((tmp_path / "images" / pipeline).read_text())
+    scripts = shell_blocks(document)
+    assert len(scripts) >= 5
+    for script in scripts:
+        # GitHub expressions are replaced before the shell sees the script
+        text = re.sub(r"\$\{\{.*?\}\}", "EXPR", script)
+        checked = subprocess.run(
+            ["bash", "-n"], input=text, capture_output=True, text=True, check=False
+        )
+        assert checked.returncode == 0, f"{checked.stderr}\n{text}"
+    broken = subprocess.run(["bash", "-n"], input=b"if [ x ]; then\n", capture_output=True)
+    assert broken.returncode != 0
