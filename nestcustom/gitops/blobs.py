@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import platform
 import ssl
 import urllib.error
 import urllib.parse
@@ -64,18 +65,16 @@ class Reference:
 
 
 def manifest_layers(reference: str, tls_verify: bool, arch: str | None = None) -> list[Layer]:
-    """The layers of `reference`, bottom first; an index is resolved for `arch` (or the first)."""
+    """The layers of `reference`, bottom first; an index is resolved for `arch` (default: this
+    machine's architecture, else the index's first image)."""
     document = _raw_manifest(reference, tls_verify)
     if document.get("mediaType") in INDEX_TYPES or "manifests" in document:
-        wanted = {"x86_64": "amd64", "aarch64": "arm64"}.get(arch or "", arch)
+        machine = arch or platform.machine()
+        wanted = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
         entries = document.get("manifests") or []
         chosen = next(
-            (
-                m
-                for m in entries
-                if not wanted or (m.get("platform") or {}).get("architecture") == wanted
-            ),
-            None,
+            (m for m in entries if (m.get("platform") or {}).get("architecture") == wanted),
+            None if arch else next(iter(entries), None),
         )
         if chosen is None:
             raise NestcustomError(f"{reference}: no image for {arch} in its index")

@@ -11,7 +11,9 @@ over the network).
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +183,28 @@ def test_a_bare_reference_is_read_locally_and_a_missing_one_is_a_clear_error(
     assert unknown.returncode != 0
     assert "Traceback" not in unknown.stderr
     assert f"{registry.host}/gitops/none:v9" in unknown.stderr
+
+
+def test_an_image_index_is_read_for_this_machines_architecture(
+    two_images: tuple[str, str], registry: Registry
+) -> None:
+    old, new = two_images
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
+    other = "arm64" if machine == "amd64" else "amd64"
+    index = f"localhost/nctest/gitops-index-{uuid.uuid4().hex[:8]}"
+    pushed = f"{registry.host}/gitops/diff:index"
+
+    def podman(*args: str) -> None:
+        done = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+
+    try:
+        podman("manifest", "create", index)
+        podman("manifest", "add", "--arch", other, index, f"containers-storage:{new}")
+        podman("manifest", "add", "--arch", machine, index, f"containers-storage:{old}")
+        podman("manifest", "push", "--all", "--tls-verify=false", index, f"docker://{pushed}")
+        same = diff(f"docker://{pushed}", f"docker://{old}", "--no-tls-verify")
+        assert same.returncode == 0, same.stderr
+        assert same.stdout.splitlines()[-1] == "No package changes."
+    finally:
+        subprocess.run(["podman", "manifest", "rm", index], capture_output=True, check=False)
