@@ -77,9 +77,8 @@ def image_ids(images: tuple[str, ...], tls_verify: bool) -> dict[str, str]:
 def plan_build(recipe: Recipe, project: Path, against: str, tls_verify: bool = True) -> BuildPlan:
     rendering = render_containerfile(recipe, context_dir(recipe))
     ids = image_ids(rendering.images, tls_verify)
-    base = ids[recipe.base.reference]
     now = image_inputs(recipe, project, ids, NO_PROVENANCE, rendering)
-    keys = step_keys(now, base)
+    keys = step_keys(now, ids)
     image = image_facts(against, tls_verify)
     if image is None:
         steps = tuple(PlannedStep(k.index, k.name, False, f"no image {against}") for k in keys)
@@ -138,6 +137,9 @@ def _why(previous: StepKey | None, key: StepKey) -> str:
     changed = [p for p, h in key.files if old.get(p) != h]
     if BASE in changed:
         return "the base image changed"
+    images = [p.removeprefix("image ") for p in changed if p.startswith("image ")]
+    if images:
+        return f"the image {images[0]} changed"
     return f"content of {', '.join(changed)} changed" if changed else "its inputs changed"
 
 
@@ -164,7 +166,7 @@ def _inputs_at_build(
             image, old.base.reference, ids.get(old.base.reference, "unknown")
         )
         rebuilt = image_inputs(old, old_project, old_ids, NO_PROVENANCE, rendering)
-    keys = step_keys(rebuilt, old_ids[old.base.reference])
+    keys = step_keys(rebuilt, old_ids)
     note = ""
     if input_digest(rendering, files, old_ids) != image.labels.get(INPUTS_LABEL):
         note = (

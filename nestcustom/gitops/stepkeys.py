@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nestcustom.image.inputs import ImageInputs, instructions
@@ -45,8 +46,24 @@ def _names(path: str, instruction: str) -> bool:
 BASE = "base image"
 
 
-def step_keys(inputs: ImageInputs, base_id: str) -> list[StepKey]:
-    """The keys of `inputs`' steps; a FROM of the recipe's base also reads the base's ID."""
+def _images_read(
+    instruction: str, image_ids: Mapping[str, str], base: str
+) -> list[tuple[str, str]]:
+    """(what, ID) of every image the instruction builds from or mounts or copies from."""
+    words = instruction.split()
+    found = []
+    for reference, image_id in image_ids.items():
+        named = words[:2] == ["FROM", reference] or re.search(
+            rf"(?:--from=|[ ,]from=){re.escape(reference)}(?=[\s,]|$)", instruction
+        )
+        if named:
+            found.append((BASE if reference == base else f"image {reference}", image_id))
+    return found
+
+
+def step_keys(inputs: ImageInputs, image_ids: Mapping[str, str]) -> list[StepKey]:
+    """The keys of `inputs`' steps; a step that reads an image (FROM, a mount or a COPY from
+    it) also reads that image's ID, from `image_ids` (every image the rendering names)."""
     content = {
         f.path: hashlib.sha256(f.content).hexdigest()
         for f in inputs.files
@@ -63,8 +80,7 @@ def step_keys(inputs: ImageInputs, base_id: str) -> list[StepKey]:
             if chain:
                 stages.add(chain)
         reads = tuple(sorted((p, h) for p, h in content.items() if _names(p, instruction)))
-        if instruction.split()[:2] == ["FROM", inputs.recipe.base.reference]:
-            reads = ((BASE, base_id), *reads)
+        reads = (*_images_read(instruction, image_ids, inputs.recipe.base.reference), *reads)
         uses = tuple(sorted({s for s in _FROM_STAGE.findall(instruction) if s in stages}))
         name = names[index - 1] if index <= len(names) else f"step {index}"
         keys.append(StepKey(index, name, instruction, reads, chain, uses))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -11,9 +12,13 @@ import pytest
 from nestcustom.gitops.blobs import Reference, repository_of
 from nestcustom.gitops.dblayers import DbSearch, tar_entries
 from nestcustom.gitops.pkgdiff import diff_packages, new_entries, with_changelogs
+from nestcustom.gitops.plan import PlannedStep, compare
 from nestcustom.gitops.rpmdb import ChangelogEntry, Package
+from nestcustom.gitops.stepkeys import StepKey, step_keys
 from nestcustom.gitops.tags import recipe_version
+from nestcustom.image.inputs import Provenance, image_inputs
 from nestcustom.recipe.load import load_recipe
+from tests.conftest import ROOT
 from tests.gitops.helpers import nestcustom
 
 
@@ -215,3 +220,66 @@ def test_diff_of_a_broken_recipe_is_located(two_recipes: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("recipes/new.yaml:2:1: not valid YAML")
+
+
+def kmod_plan(project: Path, ids: dict[str, str]) -> list[StepKey]:
+    recipe = load_recipe(project / "recipes" / "nestos-kmod.yaml", project).recipe
+    inputs = image_inputs(recipe, project, ids, Provenance((), None))
+    return step_keys(inputs, ids)
+
+
+@pytest.fixture
+def kmod_project(tmp_path: Path) -> Path:
+    (tmp_path / "recipes").mkdir()
+    shutil.copy(ROOT / "recipes" / "nestos-kmod.yaml", tmp_path / "recipes")
+    shutil.copytree(ROOT / "files" / "kmod", tmp_path / "files" / "kmod")
+    return tmp_path
+
+
+BASE_REF = "hub.oepkgs.net/nestos/nestos-test:22.03-LTS-SP2.20230922.0-x86_64"
+BUILDER = "hub.oepkgs.net/nestos/kmod-builder:22.03-LTS-SP2-x86_64"
+IDS = {BASE_REF: "b" * 64, BUILDER: "c" * 64}
+
+
+def planned(steps: tuple[PlannedStep, ...]) -> list[tuple[str, str]]:
+    return [(s.name, "cached" if s.cached else s.reason) for s in steps]
+
+
+def test_plan_of_a_changed_builder_image_re_runs_its_stage_and_what_uses_it(
+    kmod_project: Path,
+) -> None:
+    before = kmod_plan(kmod_project, IDS)
+    after = kmod_plan(kmod_project, {**IDS, BUILDER: "d" * 64})
+    assert planned(compare(before, before)) == [(k.name, "cached") for k in before]
+    assert planned(compare(before, after)) == [
+        ("stage nestcustom-facts", "cached"),
+        ("facts", "cached"),
+        ("stage kmod-build", f"the image {BUILDER} changed"),
+        ("stage kmod-build file /src/nc_demo/nc_demo.c", "after stage kmod-build, which re-runs"),
+        ("stage kmod-build file /src/nc_demo/Kbuild", "after stage kmod-build, which re-runs"),
+        ("stage kmod-build facts", "after stage kmod-build, which re-runs"),
+        ("stage kmod-build layer compile", "after stage kmod-build, which re-runs"),
+        ("base", "cached"),
+        ("kernel module /out/nc_demo.ko from kmod-build", "uses stage kmod-build, which re-runs"),
+        ("kernel modules", "after kernel module /out/nc_demo.ko from kmod-build, which re-runs"),
+        ("checks", "after kernel module /out/nc_demo.ko from kmod-build, which re-runs"),
+        ("labels", "after kernel module /out/nc_demo.ko from kmod-build, which re-runs"),
+        ("build labels", "the build labels changed (inputs digest)"),
+    ]
+
+
+def test_plan_of_a_changed_script_and_base(kmod_project: Path) -> None:
+    before = kmod_plan(kmod_project, IDS)
+    script = kmod_project / "files" / "kmod" / "build.sh"
+    script.write_text(script.read_text() + "\n# changed\n")
+    after = dict(planned(compare(before, kmod_plan(kmod_project, IDS))))
+    assert after["stage kmod-build file /src/nc_demo/Kbuild"] == "cached"
+    assert after["stage kmod-build layer compile"] == "content of files/kmod/build.sh changed"
+    assert after["base"] == "cached"
+    assert after["kernel module /out/nc_demo.ko from kmod-build"].startswith("uses stage")
+    rebased = dict(planned(compare(before, kmod_plan(kmod_project, {**IDS, BASE_REF: "e" * 64}))))
+    assert rebased["stage nestcustom-facts"] == "the base image changed"
+    assert rebased["facts"] == "after stage nestcustom-facts, which re-runs"
+    assert rebased["stage kmod-build"] == "cached"
+    assert rebased["stage kmod-build facts"] == "uses stage nestcustom-facts, which re-runs"
+    assert rebased["base"] == "the base image changed"
