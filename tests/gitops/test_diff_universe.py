@@ -208,3 +208,25 @@ def test_an_image_index_is_read_for_this_machines_architecture(
         assert same.stdout.splitlines()[-1] == "No package changes."
     finally:
         subprocess.run(["podman", "manifest", "rm", index], capture_output=True, check=False)
+
+
+def test_an_image_without_an_rpm_database_is_said_so(
+    tmp_path: Path, two_images: tuple[str, str]
+) -> None:
+    (tmp_path / "hello").write_text("hi\n")
+    subprocess.run(
+        ["tar", "-C", str(tmp_path), "-cf", str(tmp_path / "l.tar"), "hello"], check=True
+    )
+    reference = f"localhost/nctest/gitops-norpm-{uuid.uuid4().hex[:8]}:1"
+    subprocess.run(["podman", "import", "-q", str(tmp_path / "l.tar"), reference], check=True)
+    try:
+        result = diff(f"containers-storage:{reference}", f"containers-storage:{two_images[0]}")
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert result.stderr == (
+            f"error: {reference}: no RPM database in its layers "
+            "(looked in usr/share/rpm, usr/lib/sysimage/rpm, var/lib/rpm)\n"
+            "  hint: diff compares RPM-based images such as NestOS and NewStart\n"
+        )
+    finally:
+        subprocess.run(["podman", "rmi", "-f", reference], capture_output=True, check=False)
