@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,18 @@ layers:
 tests:
   packages: {{present: [nc-hello]}}
 """
+
+
+@pytest.fixture
+def namespace(registry: Registry) -> Iterator[str]:
+    """Where the pipeline pushes; the images it leaves in local storage go afterwards."""
+    yield f"{registry.host}/ci"
+    for name in ("example", "other"):
+        subprocess.run(
+            ["podman", "rmi", "-f", f"{registry.host}/ci/{name}:latest"],
+            capture_output=True,
+            check=False,
+        )
 
 
 def digest_of(reference: str) -> str:
@@ -78,11 +91,10 @@ def run_pipeline(repo: Path, before: str | None = None) -> subprocess.CompletedP
 
 
 def test_the_generated_gitlab_pipeline_runs_through_build_test_and_push(
-    tmp_path: Path, gitops_base: str, rpm_repo_url: str, registry: Registry
+    tmp_path: Path, gitops_base: str, rpm_repo_url: str, registry: Registry, namespace: str
 ) -> None:
     base = gitops_base
     repo = tmp_path / "images"
-    namespace = f"{registry.host}/ci"
     made = nestcustom(
         "init", repo, "--registry", namespace, "--base", base, "--no-tls-verify", cwd=tmp_path
     )
