@@ -10,6 +10,7 @@ shows the package it added against the published image.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -158,3 +159,29 @@ def test_the_generated_gitlab_pipeline_runs_through_build_test_and_push(
         f"{namespace}/example@{latest}"
     ]
     assert latest not in digests  # the change was published
+
+
+def pipeline_jobs(repo: Path) -> dict[str, dict[str, object]]:
+    binary = shutil.which("gitlab-ci-local")
+    if binary is None:
+        pytest.fail("gitlab-ci-local is not installed: run scripts/setup-host (as root)")
+    done = subprocess.run(
+        [binary, "--list-json"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return {str(job["name"]): job for job in json.loads(done.stdout)}
+
+
+def test_deploys_are_manual_canary_first_and_only_on_the_default_branch(tmp_path: Path) -> None:
+    repo = tmp_path / "images"
+    assert nestcustom("init", repo, cwd=tmp_path).returncode == 0
+    commit_all(repo, "images")
+    jobs = pipeline_jobs(repo)
+    assert list(jobs) == ["validate", "matrix", "build", "deploy-canary", "deploy-rest"]
+    assert [jobs[name]["when"] for name in jobs] == ["on_success"] * 3 + ["manual"] * 2
+    needs = jobs["deploy-rest"]["needs"]
+    assert isinstance(needs, list)
+    assert [n["job"] for n in needs] == ["build", "deploy-canary"]
+    git(repo, "checkout", "-q", "-b", "feature")
+    feature = pipeline_jobs(repo)  # --list-json lists jobs that will not run as when: never
+    assert [feature[name]["when"] for name in feature] == ["on_success"] * 3 + ["never"] * 2
