@@ -10,9 +10,12 @@ over the network).
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import platform
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ import pytest
 
 from tests.gitops.helpers import nestcustom
 from tests.gitops.rpms import Pkg, served
-from tests.universe.registry import Registry
+from tests.universe.registry import Registry, run_registry
 
 pytestmark = pytest.mark.universe
 
@@ -230,3 +233,36 @@ def test_an_image_without_an_rpm_database_is_said_so(
         )
     finally:
         subprocess.run(["podman", "rmi", "-f", reference], capture_output=True, check=False)
+
+
+def test_diff_from_a_registry_that_asks_for_a_login(
+    tmp_path: Path, two_images: tuple[str, str]
+) -> None:
+    login = ("reviewer", "s3cret-pw")
+    with run_registry(tmp_path / "locked", login=login) as locked:
+        copies = [f"{locked.host}/gitops/diff:{tag}" for tag in ("v1", "v2")]
+        for source, target in zip(two_images, copies, strict=True):
+            subprocess.run(
+                ["skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", ":".join(login),
+                 f"containers-storage:{source}", f"docker://{target}"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        auth = tmp_path / "auth.json"
+        token = base64.b64encode(":".join(login).encode()).decode()
+        auth.write_text(json.dumps({"auths": {locked.host: {"auth": token}}}))
+        args = ["nestcustom", "diff", *(f"docker://{c}" for c in copies), "--no-tls-verify"]
+        env = {**os.environ, "REGISTRY_AUTH_FILE": str(auth)}
+        done = subprocess.run(
+            [sys.executable, "-m", *args, "--format", "json"],
+            capture_output=True, text=True, env=env, check=False, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert changes_of(json.loads(done.stdout)) == EXPECTED
+        env["REGISTRY_AUTH_FILE"] = str(tmp_path / "none.json")
+        refused = subprocess.run(
+            [sys.executable, "-m", *args],
+            capture_output=True, text=True, env=env, check=False, timeout=300,
+        )  # fmt: skip
+        assert refused.returncode == 1
+        assert "Traceback" not in refused.stderr
+        assert f"error: cannot read the manifest of {copies[0]}" in refused.stderr
