@@ -22,6 +22,13 @@ class ImageFacts:
     labels: dict[str, str]
     diff_ids: tuple[str, ...]  # uncompressed layer digests, bottom first
     where: str  # "local" or "registry"
+    history: tuple[str, ...] = ()  # each history entry's created_by, bottom first
+
+
+def _history(entries: object) -> tuple[str, ...]:
+    if not isinstance(entries, list):
+        return ()
+    return tuple(str(e.get("created_by", "")) for e in entries if isinstance(e, dict))
 
 
 def local_facts(reference: str) -> ImageFacts | None:
@@ -37,6 +44,7 @@ def local_facts(reference: str) -> ImageFacts | None:
         {str(k): str(v) for k, v in labels.items()},
         tuple((item.get("RootFS") or {}).get("Layers") or ()),
         "local",
+        _history(item.get("History")),
     )
 
 
@@ -67,6 +75,7 @@ def registry_facts(reference: str, tls_verify: bool = True) -> ImageFacts | None
         {str(k): str(v) for k, v in labels.items()},
         tuple((config.get("rootfs") or {}).get("diff_ids") or ()),
         "registry",
+        _history(config.get("history")),
     )
 
 

@@ -86,7 +86,7 @@ def plan_build(recipe: Recipe, project: Path, against: str, tls_verify: bool = T
     if image.labels.get(INPUTS_LABEL) == now.digest:
         steps = tuple(PlannedStep(k.index, k.name, True, "") for k in keys)
         return BuildPlan(recipe.path, against, now.digest, True, steps)
-    before, note = _inputs_at_build(recipe, project, image, ids)
+    before, note = _inputs_at_build(recipe, project, image, ids, tls_verify)
     if before is None:
         steps = tuple(PlannedStep(k.index, k.name, False, note) for k in keys)
         return BuildPlan(recipe.path, against, now.digest, False, steps, note)
@@ -144,7 +144,7 @@ def _why(previous: StepKey | None, key: StepKey) -> str:
 
 
 def _inputs_at_build(
-    recipe: Recipe, project: Path, image: ImageFacts, ids: dict[str, str]
+    recipe: Recipe, project: Path, image: ImageFacts, ids: dict[str, str], tls_verify: bool
 ) -> tuple[list[StepKey] | None, str]:
     """The step keys of the build that made `image`, from the commit it names; and a note."""
     revision = image.labels.get(REVISION, "")
@@ -163,7 +163,7 @@ def _inputs_at_build(
         files = project_files(old, rendering, old_project)
         old_ids = {ref: ids.get(ref, "unknown") for ref in rendering.images}
         old_ids[old.base.reference] = _base_of(
-            image, old.base.reference, ids.get(old.base.reference, "unknown")
+            image, old.base.reference, ids.get(old.base.reference, "unknown"), tls_verify
         )
         rebuilt = image_inputs(old, old_project, old_ids, NO_PROVENANCE, rendering)
     keys = step_keys(rebuilt, old_ids)
@@ -177,16 +177,19 @@ def _inputs_at_build(
     return keys, note
 
 
-def _base_of(image: ImageFacts, reference: str, current: str) -> str:
-    """The ID of the base `image` was built on, if `reference` names it still (its layers
-    are a prefix of the image's); else "unknown"."""
+def _base_of(image: ImageFacts, reference: str, current: str, tls_verify: bool) -> str:
+    """The ID of the base `image` was built on, if `reference` names it still: its layers and
+    its history (a LABEL or ENV adds an entry, not a layer) begin the image's; else "unknown".
+    """
     try:
-        facts = image_facts(reference)
+        facts = image_facts(reference, tls_verify)
     except NestcustomError:
         facts = None
     if facts is None or not facts.diff_ids:
         return "unknown"
     if image.diff_ids[: len(facts.diff_ids)] != facts.diff_ids:
+        return "unknown"
+    if image.history[: len(facts.history)] != facts.history:
         return "unknown"
     return facts.image_id if facts.image_id else current
 

@@ -80,3 +80,45 @@ def test_plan_against_an_image_that_does_not_exist_re_runs_everything(
     total = len(lines) - 1
     assert lines[-1] == f"{total} of {total} step(s) re-run"
     assert f"{missing} does not exist" in result.stderr
+
+
+def test_plan_after_the_base_tag_moved_re_runs_from_the_base(
+    tmp_path: Path, gitops_base: str, rpm_repo_url: str
+) -> None:
+    """The base's tag now names an image with the same layers but another label."""
+    suffix = uuid.uuid4().hex[:10]
+    base = f"localhost/nctest/plan-base-{suffix}:22.03-LTS-SP2.20230922.0-x86_64"
+    tag = f"localhost/nctest/plan-{suffix}:latest"
+
+    def base_labelled(value: str) -> None:
+        context = tmp_path / f"base-{value}"
+        context.mkdir()
+        (context / "Containerfile").write_text(f"FROM {gitops_base}\nLABEL plan.test={value}\n")
+        done = subprocess.run(
+            ["podman", "build", "-q", "-t", base, str(context)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+
+    project = tmp_path / "images"
+    (project / "recipes").mkdir(parents=True)
+    (project / "recipes" / "moved.yaml").write_text(
+        "name: moved\n"
+        "description: plan test\n"
+        f'base: {{image: "{base}"}}\n'
+        f'repos:\n  - {{id: nctest, baseurl: "{rpm_repo_url}", gpgcheck: false}}\n'
+        "layers:\n  - {name: hello, install: [nc-hello]}\n"
+    )
+    commit_all(project, "moved")
+    try:
+        base_labelled("one")
+        done = nestcustom("build", "recipes/moved.yaml", "--tag", tag, cwd=project, timeout=900)
+        assert done.returncode == 0, done.stderr
+        base_labelled("two")
+        result = nestcustom("plan", "recipes/moved.yaml", "--against", tag, cwd=project)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == "  1 re-run  base: the base image changed"
+        assert lines[1] == "  2 re-run  repos: after base, which re-runs"
+        assert all(" re-run " in line for line in lines[:-1])
+    finally:
+        subprocess.run(["podman", "rmi", "-f", tag, base], capture_output=True, check=False)
