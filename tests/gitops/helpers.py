@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
@@ -76,3 +78,42 @@ def pinned(image: str, workdir: Path | None = None) -> Iterator[str]:
         yield reference
     finally:
         subprocess.run(["podman", "untag", reference], check=False, capture_output=True)
+
+
+def run_github_job(
+    workflow: dict[str, Any], job: str, repo: Path, expressions: dict[str, str]
+) -> dict[str, str]:
+    """The job's `run:` steps in order, as a runner would run them (bash -e, the workflow's
+    and the step's env, `${{ }}` replaced from `expressions`); the outputs they wrote."""
+    outputs = repo.parent / f"{job}.output"
+    outputs.write_text("")
+
+    def expand(text: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            expression = match.group(1).strip()
+            assert expression in expressions, f"no value for ${{{{ {expression} }}}}"
+            return expressions[expression]
+
+        return re.sub(r"\$\{\{(.*?)\}\}", value, text)
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.update({k: expand(str(v)) for k, v in workflow["env"].items()})
+    env["GITHUB_OUTPUT"] = str(outputs)
+    env["GITHUB_STEP_SUMMARY"] = str(repo.parent / f"{job}.summary")
+    env.update({k: expand(str(v)) for k, v in (workflow["jobs"][job].get("env") or {}).items()})
+    for step in workflow["jobs"][job]["steps"]:
+        if "run" not in step or "pip install" in step["run"]:
+            continue  # actions, and installing nestcustom: it is installed here
+        if "if" in step and expressions[f"if: {step['if']}"] != "true":
+            continue
+        step_env = {**env, **{k: expand(str(v)) for k, v in (step.get("env") or {}).items()}}
+        done = subprocess.run(
+            ["bash", "-e", "-c", expand(step["run"])],
+            cwd=repo,
+            env=step_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, f"{step['run']}\n{done.stdout}{done.stderr}"
+    return dict(line.split("=", 1) for line in outputs.read_text().splitlines())

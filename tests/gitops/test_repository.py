@@ -18,7 +18,7 @@ import yaml
 
 from nestcustom import __version__
 from tests.conftest import ROOT
-from tests.gitops.helpers import commit_all, git, nestcustom
+from tests.gitops.helpers import commit_all, git, nestcustom, run_github_job
 
 WEB = """\
 name: web
@@ -383,3 +383,24 @@ def test_every_pipeline_script_is_valid_shell(tmp_path: Path, pipeline: str) -> 
         assert checked.returncode == 0, f"{checked.stderr}\n{text}"
     broken = subprocess.run(["bash", "-n"], input=b"if [ x ]; then\n", capture_output=True)
     assert broken.returncode != 0
+
+
+def test_the_github_check_and_matrix_jobs_run(repo: Path) -> None:
+    workflow = yaml.safe_load((repo / ".github/workflows/nestcustom.yml").read_text())
+    assert run_github_job(workflow, "check", repo, {}) == {}
+    before = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "recipes" / "common" / "org.yaml").write_text("labels: {org.example.team: web}\n")
+    commit_all(repo, "org")
+    event = {"github.event.pull_request.base.sha || github.event.before": before}
+    outputs = run_github_job(workflow, "matrix", repo, event)
+    assert outputs == {
+        "matrix": '{"include":[{"name":"web","recipe":"recipes/web.yaml"}]}',
+        "count": "1",
+    }
+    # the build job's matrix is what fromJSON makes of it: one job per recipe
+    assert json.loads(outputs["matrix"])["include"] == [
+        {"name": "web", "recipe": "recipes/web.yaml"}
+    ]
+    first_push = {"github.event.pull_request.base.sha || github.event.before": "0" * 40}
+    everything = run_github_job(workflow, "matrix", repo, first_push)
+    assert everything["count"] == "4"
