@@ -35,6 +35,20 @@ def nestcustom(
     )
 
 
+# podman 4.3 trips over other sessions' builds and removals in the shared storage
+# (a cache lookup meets a layer removed meanwhile); such a build is tried again.
+STORAGE_RACES = ("layer not known", "identifier is not a container", "image not known")
+
+
+def build(*args: str | Path, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """`nestcustom build ARGS`, tried again (twice at most) when it lost a storage race."""
+    for _ in range(3):
+        done = nestcustom("build", *args, cwd=cwd, timeout=timeout)
+        if done.returncode == 0 or not any(race in done.stderr for race in STORAGE_RACES):
+            break
+    return done
+
+
 def git(repo: Path, *args: str) -> str:
     done = subprocess.run(
         ["git", "-C", str(repo), *args],

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitops.helpers import nestcustom
+from tests.gitops.helpers import build, nestcustom
 from tests.gitops.rpms import Pkg, served
 from tests.universe.registry import Registry, run_registry
 
@@ -81,16 +81,7 @@ def _build_two(
             (new, url_b, ["nc-gitops-up", "nc-gitops-new", "nc-gitops-same"]),
         ):
             path.write_text(recipe(base, url, packages))
-            built = nestcustom(
-                "build",
-                path,
-                "--tag",
-                reference,
-                "--push",
-                "--no-tls-verify",
-                cwd=project,
-                timeout=900,
-            )
+            built = build(path, "--tag", reference, "--push", "--no-tls-verify", cwd=project)
             assert built.returncode == 0, built.stderr
     yield old, new
     subprocess.run(["podman", "rmi", "-f", old, new], capture_output=True, check=False)

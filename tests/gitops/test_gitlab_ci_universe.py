@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitops.helpers import GIT_ENV, commit_all, git, nestcustom
+from tests.gitops.helpers import GIT_ENV, STORAGE_RACES, commit_all, git, nestcustom
 from tests.universe.registry import Registry
 
 pytestmark = pytest.mark.universe
@@ -80,15 +80,19 @@ def run_pipeline(repo: Path, before: str | None = None) -> subprocess.CompletedP
         **GIT_ENV,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
-    return subprocess.run(
-        [binary, "--force-shell-executor", "--no-color", *variables],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-        env=env,
-    )
+    for _ in range(2):  # once more when podman lost a race in the shared storage
+        done = subprocess.run(
+            [binary, "--force-shell-executor", "--no-color", *variables],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+            env=env,
+        )
+        if done.returncode == 0 or not any(r in done.stdout + done.stderr for r in STORAGE_RACES):
+            break
+    return done
 
 
 def test_the_generated_gitlab_pipeline_runs_through_build_test_and_push(

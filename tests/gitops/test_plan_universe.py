@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitops.helpers import commit_all, nestcustom
+from tests.gitops.helpers import build, commit_all, nestcustom
 
 pytestmark = pytest.mark.universe
 
@@ -32,7 +32,7 @@ def built(tmp_path: Path, gitops_base: str, rpm_repo_url: str) -> Iterator[tuple
         "files:\n  - {src: files/motd, dest: /etc/motd, mode: '0644'}\n"
     )
     commit_all(project, "planned")
-    done = nestcustom("build", "recipes/planned.yaml", "--tag", tag, cwd=project, timeout=900)
+    done = build("recipes/planned.yaml", "--tag", tag, cwd=project)
     assert done.returncode == 0, done.stderr
     yield project, tag
     subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=False)
@@ -111,7 +111,7 @@ def test_plan_after_the_base_tag_moved_re_runs_from_the_base(
     commit_all(project, "moved")
     try:
         base_labelled("one")
-        done = nestcustom("build", "recipes/moved.yaml", "--tag", tag, cwd=project, timeout=900)
+        done = build("recipes/moved.yaml", "--tag", tag, cwd=project)
         assert done.returncode == 0, done.stderr
         base_labelled("two")
         result = nestcustom("plan", "recipes/moved.yaml", "--against", tag, cwd=project)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitops.helpers import commit_all, git, nestcustom
+from tests.gitops.helpers import build, commit_all, git, nestcustom
 from tests.universe.registry import Registry
 
 pytestmark = pytest.mark.universe
@@ -70,9 +70,9 @@ def test_release_tags_name_one_digest_and_a_rerun_adds_none(
     commit_all(project, "elsewhere")
     commit = git(project, "rev-parse", "HEAD").strip()
     reference = f"{registry.host}/tags/elsewhere:stable"
-    args = ("build", "recipes/elsewhere.yaml", "--tag", reference, "--push", "--release-tags")
+    args = ("recipes/elsewhere.yaml", "--tag", reference, "--push", "--release-tags")
     try:
-        first = nestcustom(*args, "--no-tls-verify", cwd=project, timeout=900)
+        first = build(*args, "--no-tls-verify", cwd=project)
         assert first.returncode == 0, first.stderr
         digest = first.stdout.strip().rpartition("@")[2]
         version = "22.03-LTS-SP2.20261130.0"
@@ -87,13 +87,13 @@ def test_release_tags_name_one_digest_and_a_rerun_adds_none(
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             assert served.stdout.strip() == digest, name
-        again = nestcustom(*args, "--no-tls-verify", cwd=project, timeout=900)
+        again = build(*args, "--no-tls-verify", cwd=project)
         assert again.returncode == 0, again.stderr
         assert again.stdout == first.stdout
         assert len(registry.tags("tags/elsewhere")) == 3  # the same tags, reused
         # a dirty tree: a new image, the next serial, and no sha- tag
         (project / "files" / "motd").write_text("uncommitted\n")
-        dirty = nestcustom(*args, "--no-tls-verify", cwd=project, timeout=900)
+        dirty = build(*args, "--no-tls-verify", cwd=project)
         assert dirty.returncode == 0, dirty.stderr
         assert "no sha- tag: the work tree has uncommitted changes" in dirty.stderr
         assert sorted(registry.tags("tags/elsewhere")) == sorted(
