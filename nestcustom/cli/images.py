@@ -20,7 +20,7 @@ from nestcustom.cli.common import (
 )
 from nestcustom.containerfile.outputs import load_recipes, write_atomically
 from nestcustom.errors import EXIT_FAILURE
-from nestcustom.recipe.model import DEFAULT_TAG
+from nestcustom.recipe.model import DEFAULT_TAG, Recipe
 
 if TYPE_CHECKING:  # the build modules pull in podman-py: imported where a command needs them
     from nestcustom.image.build import Outcome
@@ -65,6 +65,11 @@ Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
     "--base", "base_image", help="Build on this base instead of the recipe's (a mirror of it)."
 )
 @click.option(
+    "--release-tags",
+    is_flag=True,
+    help="With --push: also tag VERSION.DATE.SERIAL and sha-COMMIT on the same digest.",
+)
+@click.option(
     "--mirror",
     "mirror_pairs",
     multiple=True,
@@ -83,6 +88,7 @@ def build(
     tls_verify: bool,
     jobs: int,
     base_image: str | None,
+    release_tags: bool,
     mirror_pairs: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -96,6 +102,8 @@ def build(
     from nestcustom.image.build import BuildOptions, build_all
     from nestcustom.recipe.mirrors import parse_mirrors, with_mirrors
 
+    if release_tags and not push:
+        raise click.UsageError("--release-tags goes with --push")
     mirrors = parse_mirrors(mirror_pairs)
     if len(recipes) > 1 and "{name}" not in tag_template:
         raise click.UsageError(
@@ -123,6 +131,8 @@ def build(
             up_to_date = outcome.built is not None and bool(outcome.built.up_to_date)
             display.finished(outcome.name, outcome.built is not None, up_to_date)
     _report_builds(outcomes, as_json)
+    if release_tags:
+        _add_release_tags(outcomes, chosen, project, tls_verify)
     if any(o.error for o in outcomes):
         sys.exit(EXIT_FAILURE)
 
@@ -179,6 +189,23 @@ def test_image(
         click.echo(f"{len(report.results) - failed} passed, {failed} failed")
     if not report.passed:
         sys.exit(EXIT_FAILURE)
+
+
+def _add_release_tags(
+    outcomes: list[Outcome], recipes: list[Recipe], project: Path, tls_verify: bool
+) -> None:
+    """The version and commit tags beside the pushed tag, all on the pushed digest."""
+    from nestcustom.gitops.tags import add_tags, choose_tags
+
+    for outcome, recipe in zip(outcomes, recipes, strict=True):
+        built = outcome.built
+        if built is None or not built.digest:
+            continue
+        chosen = choose_tags(recipe, built.reference, built.digest, project, tls_verify)
+        for reference in add_tags(built.reference, built.digest, chosen.tags, tls_verify):
+            err(f"{built.name}: tagged {reference} ({built.digest[:19]})")
+        if chosen.note:
+            err(f"{built.name}: {chosen.note}")
 
 
 def _report_builds(outcomes: list[Outcome], as_json: bool) -> None:

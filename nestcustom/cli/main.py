@@ -28,6 +28,10 @@ COMMANDS: dict[str, str] = {
     "status": "nestcustom.cli.hosts:status",
     "rollback": "nestcustom.cli.hosts:rollback",
     "base": "nestcustom.cli.base:base",
+    "init": "nestcustom.cli.gitops:init",
+    "matrix": "nestcustom.cli.gitops:matrix",
+    "plan": "nestcustom.cli.gitops:plan",
+    "diff": "nestcustom.cli.gitops:diff",
 }
 
 _EPILOG = """\b

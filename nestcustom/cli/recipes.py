@@ -21,6 +21,7 @@ from nestcustom.containerfile.outputs import (
     find_recipes,
     load_recipes,
     plan_outputs,
+    project_holding_recipes,
     write_atomically,
     write_outputs,
 )
@@ -129,9 +130,15 @@ def render(
     if recipe is not None:
         _render_one(settings, recipe, output)
         return
-    project = (settings.project or Path.cwd()).resolve()
+    # The project is the build context: never the current directory by accident.
+    if settings.project:
+        project = settings.project.resolve()
+    elif recipes_dir:
+        project = find_project_root(recipes_dir.resolve() / "recipe.yaml")
+    else:
+        project = project_holding_recipes(Path.cwd()) or Path.cwd().resolve()
     recipes = find_recipes(recipes_dir or project / "recipes")
-    loaded = load_recipes(recipes, settings.project)
+    loaded = load_recipes(recipes, project)
     plan = plan_outputs(loaded, project, (out_dir or project / "containerfiles").resolve())
     print_problems(plan.warnings)
     if check:

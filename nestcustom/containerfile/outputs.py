@@ -63,6 +63,15 @@ def find_recipes(recipes_dir: Path) -> list[Path]:
     return found
 
 
+def project_holding_recipes(start: Path) -> Path | None:
+    """The nearest directory at or above `start` that holds a recipes/ directory."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / "recipes").is_dir():
+            return directory
+    return None
+
+
 def load_recipes(paths: Iterable[Path], project: Path | None) -> list[LoadedRecipe]:
     """Load every recipe; raise one RecipeError with every problem of every file."""
     loaded: list[LoadedRecipe] = []
@@ -92,6 +101,13 @@ def load_recipes(paths: Iterable[Path], project: Path | None) -> list[LoadedReci
 
 
 def plan_outputs(recipes: list[LoadedRecipe], project: Path, out_dir: Path) -> Plan:
+    if not out_dir.is_relative_to(project):
+        # COPY sources are relative to the project, the build context: no context would
+        # hold both a Containerfile out there and the files it copies.
+        raise BadInputError(
+            f"{out_dir}: the output directory is outside the project directory {project}",
+            "write the containerfiles inside the project, or pass --project DIR to name it",
+        )
     outputs: list[Output] = []
     for item in recipes:
         target = out_dir / item.recipe.name
