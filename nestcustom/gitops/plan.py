@@ -127,12 +127,6 @@ def _why(previous: StepKey | None, key: StepKey) -> str:
         return "a new step"
     if previous.key == key.key:
         return ""
-    if previous.instruction != key.instruction:
-        if key.name == "build labels":
-            return "the build labels changed (inputs digest)"
-        return "its instruction changed" + (
-            f" (was {previous.name})" if previous.name != key.name else ""
-        )
     old = dict(previous.files)
     changed = [p for p, h in key.files if old.get(p) != h]
     if BASE in changed:
@@ -140,6 +134,14 @@ def _why(previous: StepKey | None, key: StepKey) -> str:
     images = [p.removeprefix("image ") for p in changed if p.startswith("image ")]
     if images:
         return f"the image {images[0]} changed"
+    # A file's content comes first: mounted files are mounted at a path named by their
+    # content, so the instruction changes with them and would hide the real reason.
+    if previous.instruction != key.instruction and not changed:
+        if key.name == "build labels":
+            return "the build labels changed (inputs digest)"
+        return "its instruction changed" + (
+            f" (was {previous.name})" if previous.name != key.name else ""
+        )
     return f"content of {', '.join(changed)} changed" if changed else "its inputs changed"
 
 

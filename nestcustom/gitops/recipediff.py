@@ -36,8 +36,10 @@ def requested(recipe: Recipe) -> dict[str, str | None]:
         for name in layer.remove:
             wants[name] = None
         for swap in layer.swap:
-            wants[swap.remove] = None
-            wants[_name(swap.install)] = swap.install
+            for name in swap.remove:
+                wants[name] = None
+            for spec in swap.install:
+                wants[_name(spec)] = spec
         for item in (*layer.replace, *layer.install):
             wants[_name(item)] = item
     return wants
