@@ -5,7 +5,10 @@ Installed as /usr/libexec/libostree/ext/ostree-container; the real Debian
 ``ostree`` binary dispatches unknown sub-commands (``ostree container ...``)
 to ``/usr/libexec/libostree/ext/ostree-<name>`` with its argv unchanged.
 Follows shared/contracts/nestos-rpm-ostree.md section 1; the emulated
-version comes from /usr/lib/nestcustom-emu/versions (``ostree-ext=0.9.1``).
+version comes from /usr/lib/nestcustom-emu/versions (``ostree-ext=0.9.1``):
+0.9.1 cleans /run, /tmp, /var/tmp, /var/cache and fails on content left in /var;
+0.7.1 prints ``Checking /var for files`` and every file under /var, cleans nothing
+and always exits 0.
 """
 
 from __future__ import annotations
@@ -114,6 +117,17 @@ class Committer:
                 empty = False
         return empty
 
+    def list_var(self, path: Path) -> None:
+        """0.7.1: record every file or symlink under /var (absolute paths), change nothing."""
+        for child in sorted(path.iterdir()):
+            st = os.lstat(child)
+            if self.foreign(child, st):
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self.list_var(child)
+            else:
+                self.found.append(str(child))
+
     def commit(self) -> None:
         for rel in FORCE_CLEAN_PATHS:
             self.clean(rel)
@@ -126,10 +140,19 @@ def container_commit() -> int:
     if not is_ostree_container():
         raise EmuError("Not in an ostree-based container environment")
     committer = Committer(Path("/"))
+    if ext_version() < (0, 8):
+        # 0.7.1 (NestOS SP1): only reports what /var holds, cleans nothing, never fails.
+        print("Checking /var for files", flush=True)
+        var = Path("/var")
+        if var.is_dir() and not var.is_symlink():
+            committer.list_var(var)
+        for path in committer.found:
+            print(f'Found file: "{path}"', file=sys.stderr)
+        return 0
     committer.commit()
     for rel in committer.found[:MAX_REPORTED]:
         print(f'Found file: "{rel}"', file=sys.stderr)
-    if committer.found and ext_version() >= (0, 8):
+    if committer.found:
         raise EmuError("Found content in var")
     return 0
 
