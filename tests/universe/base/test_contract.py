@@ -567,6 +567,20 @@ REV_SPECS: dict[str, tuple[str, str, str, str, str]] = {
         "%pre\ngroupadd -r ncgrp\n"
         'useradd -r -M -u 4242 -g ncgrp -c "fixed id" -d /nonexistent -s /bin/sh ncfixed',
     ),
+    "nc-units": (
+        "1.0",
+        "",
+        "d=%{buildroot}/usr/lib/systemd\n"
+        "mkdir -p $d/system $d/system-preset\n"
+        "for u in nc-preset nc-ignored; do printf '[Service]\\nExecStart=/bin/true\\n"
+        "[Install]\\nWantedBy=multi-user.target\\n' > $d/system/$u.service; done\n"
+        "echo 'enable nc-preset.service' > $d/system-preset/50-nc-units.preset",
+        "/usr/lib/systemd/system/nc-preset.service\n"
+        "/usr/lib/systemd/system/nc-ignored.service\n"
+        "/usr/lib/systemd/system-preset/50-nc-units.preset",
+        "%post\nsystemctl enable nc-ignored.service\nsystemctl --no-reload start nc-ignored.service\n"
+        "systemctl preset nc-preset.service",
+    ),
 }  # name -> (version, tags, %install body, %files, scriptlets)
 REV_REPO_FILE = (
     f"printf '[{REV_REPO}]\\nname={REV_REPO}\\nbaseurl=file://{REV_MOUNT}/\\n"
@@ -678,6 +692,24 @@ def test_failing_post_fails_the_build(nestos_sp2: NestosImage, revised_rpms: Pat
     )
     assert r.returncode != 0
     assert "error: Running %post for nc-badpost" in r.output
+
+
+def test_scriptlet_systemctl_only_presets(any_nestos: NestosImage, revised_rpms: Path) -> None:
+    wants = "/etc/systemd/system/multi-user.target.wants"
+    r = run_rev(
+        any_nestos,
+        revised_rpms,
+        f"rpm-ostree install nc-units && test -L {wants}/nc-preset.service "
+        f"&& ! test -e {wants}/nc-ignored.service",
+    )
+    assert r.returncode == 0, r.output
+    ignored = [line for line in r.stdout_lines if line.startswith("rpm-ostree-systemctl: ")]
+    assert ignored == [
+        "rpm-ostree-systemctl: Ignoring: enable",
+        "rpm-ostree-systemctl: Ignoring: nc-ignored.service",
+        "rpm-ostree-systemctl: Ignoring: start",
+        "rpm-ostree-systemctl: Ignoring: nc-ignored.service",
+    ]
 
 
 def test_sysusers_fragments_group_and_static_user(

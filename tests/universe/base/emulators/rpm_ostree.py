@@ -17,9 +17,10 @@ locked at its version: a ``Requires`` that only a newer version of a base packag
 satisfies is a depsolve error naming both, never an upgrade of the base. After
 resolving, the packages are installed with ``rpm -i --nodeps`` in one
 transaction, so their scriptlets really run; a failing scriptlet fails the
-transaction. From 2022.16 on, scriptlets find useradd/groupadd wrappers first on
-their PATH (rpm's ``_install_script_path``) that write sysusers.d fragments as
-rpm-ostree's ``scriptlet-intercept`` does, then run the real command.
+transaction. Scriptlets find wrappers first on their PATH (rpm's
+``_install_script_path``): systemctl, which passes on only ``preset``; and from
+2022.16 on useradd/groupadd, which write sysusers.d fragments as rpm-ostree's
+``scriptlet-intercept`` does, then run the real command.
 """
 
 from __future__ import annotations
@@ -633,6 +634,19 @@ WRAPPER = """#!/bin/sh
 exec {real} "$@"
 """
 
+# Scriptlets may only preset units: everything else given to systemctl is ignored.
+SYSTEMCTL_WRAPPER = """#!/bin/sh
+# rpm-ostree's systemctl wrapper for package scriptlets: only `preset` reaches systemctl.
+while [ $# -gt 0 ]; do
+    case "${{1%%=*}}" in
+        --*) ;;
+        preset) exec {real} "$@" ;;
+        *) echo "rpm-ostree-systemctl: Ignoring: $1" ;;
+    esac
+    shift
+done
+"""
+
 # rpm's scriptlet tags -> rpm-ostree's names.
 SCRIPTLET_NAMES = {"prein": "pre", "postin": "post", "preun": "preun", "postun": "postun"}
 SCRIPTLET_FAILED = re.compile(r"^(?:warning|error): %(\w+)\((.+)\) scriptlet failed, (.*)$")
@@ -765,7 +779,14 @@ def cmd_scriptlet_intercept(args: Sequence[str]) -> int:
 
 
 def make_wrappers(directory: Path) -> None:
-    """useradd/groupadd wrappers that scriptlets find first on their PATH."""
+    """The wrappers scriptlets find first on their PATH: systemctl (every version);
+    useradd and groupadd writing sysusers.d fragments (from 2022.16)."""
+    systemctl = shutil.which("systemctl", path=SCRIPT_PATH)
+    if systemctl is not None:
+        (directory / "systemctl").write_text(SYSTEMCTL_WRAPPER.format(real=systemctl))
+        (directory / "systemctl").chmod(0o755)
+    if not at_least(SYSUSERS_SINCE):
+        return
     for tool in ("useradd", "groupadd"):
         real = shutil.which(tool, path=SCRIPT_PATH)
         if real is None:
@@ -784,10 +805,8 @@ def rpm_transaction(mode: Sequence[str], paths: Sequence[Path], names: dict[str,
     """
     wrapdir = Path(tempfile.mkdtemp(prefix="rpmostree-wrappers-"))
     try:
-        script_path = SCRIPT_PATH
-        if at_least(SYSUSERS_SINCE):
-            make_wrappers(wrapdir)
-            script_path = f"{wrapdir}:{SCRIPT_PATH}"
+        make_wrappers(wrapdir)
+        script_path = f"{wrapdir}:{SCRIPT_PATH}"
         cmd = [
             "rpm",
             *mode,
