@@ -388,14 +388,46 @@ def test_commit_without_ostree_repo_config(any_nestos: NestosImage) -> None:
     assert r.stderr_lines == [NOT_IN_CONTAINER]
 
 
-def test_commit_without_container_markers(nestos_sp2: NestosImage) -> None:
+@pytest.mark.parametrize(
+    "evidence", ["INVOCATION_ID=unit-1 ", "touch /run/ostree-booted && "], ids=["unit", "booted"]
+)
+def test_commit_without_container_markers(nestos_sp2: NestosImage, evidence: str) -> None:
+    # No marker plus evidence of a systemd unit or a booted ostree host: not a container build.
     r = nestos_sp2.run(
         "umount /run/.containerenv && rm -f /run/.containerenv "
-        "&& env -u container ostree container commit",
+        f"&& {evidence}env -u container ostree container commit "
+        f"; {evidence}env -u container rpm-ostree install nc-hello",
         privileged=True,
     )
     assert r.returncode == 1
-    assert r.stderr_lines == [NOT_IN_CONTAINER]
+    assert r.stderr_lines == [
+        NOT_IN_CONTAINER,
+        "error: This system was not booted via libostree.",
+        NOT_BOOTED[1],
+    ]
+
+
+def test_no_marker_and_no_host_evidence_is_a_container_build(nestos_sp2: NestosImage) -> None:
+    # ostree-rs-ext 0.9.1: with the container-format repo, a process outside any systemd
+    # unit on a host not booted via ostree is taken for a container build.
+    r = nestos_sp2.run(
+        "umount /run/.containerenv && rm -f /run/.containerenv "
+        "&& env -u container -u INVOCATION_ID sh -c "
+        "'rpm-ostree install nc-libgreet >/dev/null && rm -rf /var/cache/* "
+        "&& ostree container commit'",
+        privileged=True,
+    )
+    assert r.returncode == 0, r.output
+    assert r.stderr == ""
+
+
+def test_dockerenv_marks_a_container_build(nestos_sp2: NestosImage) -> None:
+    r = nestos_sp2.run(
+        "umount /run/.containerenv && rm -f /run/.containerenv && touch /.dockerenv "
+        "&& INVOCATION_ID=unit-1 env -u container ostree container commit",
+        privileged=True,
+    )
+    assert r.returncode == 0, r.output
 
 
 def test_commit_cleans_and_keeps_mounts(nestos_sp2: NestosImage) -> None:

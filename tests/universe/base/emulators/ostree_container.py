@@ -46,7 +46,13 @@ def is_ostree_container() -> bool:
         return False
     if not re.search(r"^\s*mode\s*=\s*bare-split-xattrs\s*$", config, re.MULTILINE):
         return False
-    return "container" in os.environ or Path("/run/.containerenv").exists()
+    # ostree-rs-ext 0.9.1 container_utils.rs: a container-format repo means a container
+    # build unless there is strong evidence otherwise (a systemd unit, a booted ostree host).
+    if "container" in os.environ:
+        return True
+    if Path("/run/.containerenv").exists() or Path("/.dockerenv").exists():
+        return True
+    return "INVOCATION_ID" not in os.environ and not Path("/run/ostree-booted").exists()
 
 
 def mount_points() -> set[str]:
