@@ -7,8 +7,8 @@ to ``/usr/libexec/libostree/ext/ostree-<name>`` with its argv unchanged.
 Follows shared/contracts/nestos-rpm-ostree.md section 1; the emulated
 version comes from /usr/lib/nestcustom-emu/versions (``ostree-ext=0.9.1``):
 0.9.1 cleans /run, /tmp, /var/tmp, /var/cache and fails on content left in /var;
-0.7.1 prints ``Checking /var for files`` and every file under /var, cleans nothing
-and always exits 0.
+0.7.1 prints ``Checking /var for files`` and the files under /var (absolute paths,
+the first 19 as upstream's ``error_count < 20``), cleans nothing and always exits 0.
 """
 
 from __future__ import annotations
@@ -105,22 +105,28 @@ class Committer:
             self.remove_tree(child)
 
     def walk_var(self, path: Path, rel: str) -> bool:
-        """Remove empty dirs under /var, record files; True if ``path`` is now empty."""
+        """Remove empty dirs under /var, record files; True if ``path`` was removed.
+
+        A mount point is skipped as if it were not there, so removing its parent
+        fails (``Validating: var/cache: Directory not empty``), as in 0.9.1.
+        """
         empty = True
         for child in sorted(path.iterdir()):
             child_rel = f"{rel}/{child.name}"
             st = os.lstat(child)
             if self.foreign(child, st):
-                empty = False
                 continue
             if stat.S_ISDIR(st.st_mode):
-                if self.walk_var(child, child_rel):
-                    child.rmdir()
-                else:
+                if not self.walk_var(child, child_rel):
                     empty = False
             else:
                 self.found.append(child_rel)
                 empty = False
+        if empty:
+            try:
+                path.rmdir()
+            except OSError as exc:
+                raise EmuError(f"Validating: {rel}: {exc.strerror} (os error {exc.errno})") from exc
         return empty
 
     def list_var(self, path: Path) -> None:
@@ -152,12 +158,14 @@ def container_commit() -> int:
         var = Path("/var")
         if var.is_dir() and not var.is_symlink():
             committer.list_var(var)
-        for path in committer.found:
+        for path in committer.found[:MAX_REPORTED]:  # its error_count < 20 rule, too
             print(f'Found file: "{path}"', file=sys.stderr)
         return 0
-    committer.commit()
-    for rel in committer.found[:MAX_REPORTED]:
-        print(f'Found file: "{rel}"', file=sys.stderr)
+    try:
+        committer.commit()
+    finally:  # 0.9.1 prints each file as it finds it, before any error
+        for rel in committer.found[:MAX_REPORTED]:
+            print(f'Found file: "{rel}"', file=sys.stderr)
     if committer.found:
         raise EmuError("Found content in var")
     return 0
