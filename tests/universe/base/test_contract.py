@@ -875,8 +875,20 @@ def test_override_replace_obsoleting_other_name(
     ]
 
 
-def test_override_replace_local_fails_on_sp1(nestos_sp1: NestosImage, revised_rpms: Path) -> None:
+def test_override_replace_local_fails_on_sp1(
+    nestos_sp1: NestosImage, revised_rpms: Path, rpm_repo: RpmRepo, rpm_repo_url: str
+) -> None:
     arg = f"{REV_MOUNT}/toolbox-0.0.99.5-1.noarch.rpm"
     r = nestos_sp1.run(f"rpm-ostree override replace {arg}", volumes={revised_rpms: REV_MOUNT})
     assert r.returncode == 1
     assert r.stderr_lines == [f"error: Failed to add local pkg {arg} to sack"]
+    url = f"{rpm_repo_url}extra/{extra_hello(rpm_repo)}"
+    r = nestos_sp1.run(f"rpm-ostree override replace {url}")
+    assert r.returncode == 1
+    assert r.stderr_lines == [f"error: Failed to add local pkg {url} to sack"]
+
+
+def test_override_replace_from_unknown_on_sp1(nestos_sp1: NestosImage) -> None:
+    r = nestos_sp1.run("rpm-ostree override replace --experimental --from repo=nctest nc-hello")
+    assert r.returncode == 1
+    assert r.stderr_lines == ["error: Unknown option --from"]

@@ -1089,7 +1089,6 @@ def override_replace(
         if missing:
             raise EmuError("Packages not found: " + ", ".join(missing))
     replaced: list[tuple[Package, str]] = []
-    added: list[Package] = []
     for pkg in new:
         old = installed_nevra(pkg.name)
         if old is not None:
@@ -1099,7 +1098,6 @@ def override_replace(
             victim = installed_nevra(obs.name)
             if victim is not None and obs.satisfied_by(EVR.parse(victim.rsplit("-", 2)[1])):
                 raise EmuError(f"Package {pkg.nevra} doesn't replace a package of the same name")
-        added.append(pkg)
     removal_nevras = check_removable(removals) if removals else []
     extra: list[Package] = []
     if installs:
