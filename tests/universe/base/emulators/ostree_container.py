@@ -5,7 +5,10 @@ Installed as /usr/libexec/libostree/ext/ostree-container; the real Debian
 ``ostree`` binary dispatches unknown sub-commands (``ostree container ...``)
 to ``/usr/libexec/libostree/ext/ostree-<name>`` with its argv unchanged.
 Follows shared/contracts/nestos-rpm-ostree.md section 1; the emulated
-version comes from /usr/lib/nestcustom-emu/versions (``ostree-ext=0.9.1``).
+version comes from /usr/lib/nestcustom-emu/versions (``ostree-ext=0.9.1``):
+0.9.1 cleans /run, /tmp, /var/tmp, /var/cache and fails on content left in /var;
+0.7.1 prints ``Checking /var for files`` and the files under /var (absolute paths,
+the first 19 as upstream's ``error_count < 20``), cleans nothing and always exits 0.
 """
 
 from __future__ import annotations
@@ -43,7 +46,13 @@ def is_ostree_container() -> bool:
         return False
     if not re.search(r"^\s*mode\s*=\s*bare-split-xattrs\s*$", config, re.MULTILINE):
         return False
-    return "container" in os.environ or Path("/run/.containerenv").exists()
+    # ostree-rs-ext 0.9.1 container_utils.rs: a container-format repo means a container
+    # build unless there is strong evidence otherwise (a systemd unit, a booted ostree host).
+    if "container" in os.environ:
+        return True
+    if Path("/run/.containerenv").exists() or Path("/.dockerenv").exists():
+        return True
+    return "INVOCATION_ID" not in os.environ and not Path("/run/ostree-booted").exists()
 
 
 def mount_points() -> set[str]:
@@ -96,23 +105,40 @@ class Committer:
             self.remove_tree(child)
 
     def walk_var(self, path: Path, rel: str) -> bool:
-        """Remove empty dirs under /var, record files; True if ``path`` is now empty."""
+        """Remove empty dirs under /var, record files; True if ``path`` was removed.
+
+        A mount point is skipped as if it were not there, so removing its parent
+        fails (``Validating: var/cache: Directory not empty``), as in 0.9.1.
+        """
         empty = True
         for child in sorted(path.iterdir()):
             child_rel = f"{rel}/{child.name}"
             st = os.lstat(child)
             if self.foreign(child, st):
-                empty = False
                 continue
             if stat.S_ISDIR(st.st_mode):
-                if self.walk_var(child, child_rel):
-                    child.rmdir()
-                else:
+                if not self.walk_var(child, child_rel):
                     empty = False
             else:
                 self.found.append(child_rel)
                 empty = False
+        if empty:
+            try:
+                path.rmdir()
+            except OSError as exc:
+                raise EmuError(f"Validating: {rel}: {exc.strerror} (os error {exc.errno})") from exc
         return empty
+
+    def list_var(self, path: Path) -> None:
+        """0.7.1: record every file or symlink under /var (absolute paths), change nothing."""
+        for child in sorted(path.iterdir()):
+            st = os.lstat(child)
+            if self.foreign(child, st):
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self.list_var(child)
+            else:
+                self.found.append(str(child))
 
     def commit(self) -> None:
         for rel in FORCE_CLEAN_PATHS:
@@ -126,10 +152,21 @@ def container_commit() -> int:
     if not is_ostree_container():
         raise EmuError("Not in an ostree-based container environment")
     committer = Committer(Path("/"))
-    committer.commit()
-    for rel in committer.found[:MAX_REPORTED]:
-        print(f'Found file: "{rel}"', file=sys.stderr)
-    if committer.found and ext_version() >= (0, 8):
+    if ext_version() < (0, 8):
+        # 0.7.1 (NestOS SP1): only reports what /var holds, cleans nothing, never fails.
+        print("Checking /var for files", flush=True)
+        var = Path("/var")
+        if var.is_dir() and not var.is_symlink():
+            committer.list_var(var)
+        for path in committer.found[:MAX_REPORTED]:  # its error_count < 20 rule, too
+            print(f'Found file: "{path}"', file=sys.stderr)
+        return 0
+    try:
+        committer.commit()
+    finally:  # 0.9.1 prints each file as it finds it, before any error
+        for rel in committer.found[:MAX_REPORTED]:
+            print(f'Found file: "{rel}"', file=sys.stderr)
+    if committer.found:
         raise EmuError("Found content in var")
     return 0
 

@@ -12,9 +12,15 @@ is satisfied, in this order, by ``rpmlib(...)`` (always), an installed RPM's
 provides, a package already chosen, a package of an enabled repository (by
 name, provides or file list), a path that exists in the image, or else, for a
 shared-library soname (``libc.so.6(GLIBC_2.34)(64bit)``) or a path, by the
-base OS itself. Anything else is a depsolve error. After resolving, the
-packages are installed with ``rpm -i --nodeps`` in one transaction, so their
-scriptlets really run.
+base OS itself. Anything else is a depsolve error. Every installed package is
+locked at its version: a ``Requires`` that only a newer version of a base package
+satisfies is a depsolve error naming both, never an upgrade of the base. After
+resolving, the packages are installed with ``rpm -i --nodeps`` in one
+transaction, so their scriptlets really run; a failing scriptlet fails the
+transaction. Scriptlets find wrappers first on their PATH (rpm's
+``_install_script_path``): systemctl, which passes on only ``preset``; and from
+2022.16 on useradd/groupadd, which write sysusers.d fragments as rpm-ostree's
+``scriptlet-intercept`` does, then run the real command.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -48,7 +55,7 @@ NS = {
     "repo": "http://linux.duke.edu/metadata/repo",
 }
 
-CONTAINER_COMMANDS = {"install", "uninstall", "search", "cleanup", "override"}
+CONTAINER_COMMANDS = {"install", "uninstall", "cleanup", "override"}
 KNOWN_COMMANDS = CONTAINER_COMMANDS | {
     "status",
     "upgrade",
@@ -107,7 +114,13 @@ def is_ostree_container() -> bool:
         return False
     if not re.search(r"^\s*mode\s*=\s*bare-split-xattrs\s*$", config, re.MULTILINE):
         return False
-    return "container" in os.environ or Path("/run/.containerenv").exists()
+    # ostree-rs-ext 0.9.1 container_utils.rs: a container-format repo means a container
+    # build unless there is strong evidence otherwise (a systemd unit, a booted ostree host).
+    if "container" in os.environ:
+        return True
+    if Path("/run/.containerenv").exists() or Path("/.dockerenv").exists():
+        return True
+    return "INVOCATION_ID" not in os.environ and not Path("/run/ostree-booted").exists()
 
 
 def not_booted_error() -> EmuError:
@@ -239,6 +252,7 @@ class Package:
     provides: list[tuple[Dep, EVR | None]] = field(default_factory=list)
     requires: list[Dep] = field(default_factory=list)
     files: set[str] = field(default_factory=set)
+    obsoletes: list[Dep] = field(default_factory=list)
     is_source: bool = False
 
     @property
@@ -278,9 +292,31 @@ def installed_nevra(name: str) -> str | None:
     return proc.stdout.splitlines()[0]
 
 
-def installed_provides() -> set[str]:
-    proc = run_rpm(["-qa", "--qf", "[%{PROVIDENAME}\\n]%{NAME}\\n"], check=False)
-    return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+@dataclass(frozen=True)
+class InstalledProvide:
+    nevra: str  # the installed package that provides it
+    evr: EVR | None  # None: an unversioned provide
+
+
+def installed_provides() -> dict[str, list[InstalledProvide]]:
+    """Provide name -> what the RPM database has for it (every base package is locked)."""
+    qf = (
+        "@@%{NAME}-%|EPOCH?{%{EPOCH}:}|%{VERSION}-%{RELEASE}.%{ARCH}\\n"
+        "[%{PROVIDENAME}\\t%{PROVIDEVERSION}\\n]"
+    )
+    proc = run_rpm(["-qa", "--qf", qf], check=False)
+    out: dict[str, list[InstalledProvide]] = {}
+    nevra = ""
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@"):
+            nevra = line[2:]
+            continue
+        name, _, version = line.partition("\t")
+        if name:
+            out.setdefault(name, []).append(
+                InstalledProvide(nevra, EVR.parse(version) if version else None)
+            )
+    return out
 
 
 QF_LOCAL = "%{NAME}\\t%|EPOCH?{%{EPOCH}}:{0}|\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\t%{SUMMARY}\\n"
@@ -313,6 +349,8 @@ def read_local_rpm(path: Path, shown: str) -> Package:
             pkg.provides.append((Dep(dep.name), EVR.parse(dep.evr) if dep.evr else None))
     files = run_rpm(["-qpl", "--nosignature", str(path)], check=False).stdout
     pkg.files = {f for f in files.splitlines() if f.startswith("/")}
+    obs = run_rpm(["-qp", "--nosignature", "--obsoletes", str(path)], check=False).stdout
+    pkg.obsoletes = [Dep.parse(o) for o in obs.splitlines() if o.strip()]
     return pkg
 
 
@@ -340,7 +378,10 @@ def releasever() -> str:
     return ""
 
 
-def enabled_repos(enable: Iterable[str] = (), disable: Iterable[str] = ()) -> list[Repo]:
+def enabled_repos(
+    enable: Iterable[str] = (), disable: Iterable[str] = (), every: bool = False
+) -> list[Repo]:
+    """The repos of /etc/yum.repos.d that are enabled (``every``: also the disabled ones)."""
     enable_set, disable_set = set(enable), set(disable)
     repos: list[Repo] = []
     if not REPOS_DIR.is_dir():
@@ -358,7 +399,7 @@ def enabled_repos(enable: Iterable[str] = (), disable: Iterable[str] = ()) -> li
                 enabled = True
             if section in disable_set or "*" in disable_set:
                 enabled = False
-            if not enabled:
+            if not enabled and not every:
                 continue
             urls = sect.get("baseurl", "").split()
             if not urls:
@@ -394,6 +435,19 @@ def decompress(name: str, data: bytes) -> bytes:
             raise EmuError(f"Cannot decompress {name}")
         return proc.stdout
     return data
+
+
+def entry_dep(entry: ET.Element) -> Dep:
+    """A Requires/Obsoletes entry of primary.xml."""
+    op = FLAG_OPS.get(entry.get("flags", ""), "")
+    evr_text = ""
+    if op:
+        evr_text = entry.get("ver", "")
+        if entry.get("epoch") and entry.get("epoch") != "0":
+            evr_text = f"{entry.get('epoch')}:{evr_text}"
+        if entry.get("rel"):
+            evr_text += f"-{entry.get('rel')}"
+    return Dep(entry.get("name", ""), op, evr_text)
 
 
 def load_repo(repo: Repo) -> None:
@@ -448,16 +502,8 @@ def load_repo(repo: Repo) -> None:
                         int(entry.get("epoch") or 0), entry.get("ver", ""), entry.get("rel", "")
                     )
                 pkg.provides.append((Dep(entry.get("name", "")), evr))
-            for entry in fmt.findall("rpm:requires/rpm:entry", NS):
-                op = FLAG_OPS.get(entry.get("flags", ""), "")
-                evr_text = ""
-                if op:
-                    evr_text = entry.get("ver", "")
-                    if entry.get("epoch") and entry.get("epoch") != "0":
-                        evr_text = f"{entry.get('epoch')}:{evr_text}"
-                    if entry.get("rel"):
-                        evr_text += f"-{entry.get('rel')}"
-                pkg.requires.append(Dep(entry.get("name", ""), op, evr_text))
+            pkg.requires = [entry_dep(e) for e in fmt.findall("rpm:requires/rpm:entry", NS)]
+            pkg.obsoletes = [entry_dep(e) for e in fmt.findall("rpm:obsoletes/rpm:entry", NS)]
             pkg.files = {f.text or "" for f in fmt.findall("c:file", NS)}
         for f in el.findall("c:file", NS):
             pkg.files.add(f.text or "")
@@ -479,42 +525,94 @@ def is_soname(name: str) -> bool:
     return ".so" in name and not name.startswith("/")
 
 
-def resolve(requested: list[Package], repos: list[Repo], installed: set[str]) -> list[Package]:
-    """Close ``requested`` over Requires; see the module docstring for the rule."""
+def origin(pkg: Package) -> str:
+    return "@commandline" if pkg.repo == "commandline" else pkg.repo
+
+
+def depsolve_error(problems: list[list[str]]) -> EmuError:
+    """libdnf's text: `` Problem: `` for one problem, `` Problem N: `` for several."""
+    out = []
+    for i, (title, *rules) in enumerate(problems, 1):
+        head = " Problem: " if len(problems) == 1 else f" Problem {i}: "
+        out.append(head + title + "".join(f"\n  - {rule}" for rule in rules))
+    return EmuError(
+        f"Could not depsolve transaction; {len(problems)} problem"
+        f"{'s' if len(problems) != 1 else ''} detected:\n" + "\n".join(out)
+    )
+
+
+def resolve(
+    requested: list[Package], repos: list[Repo], installed: dict[str, list[InstalledProvide]]
+) -> list[Package]:
+    """Close ``requested`` over Requires; see the module docstring for the rule.
+
+    Every installed (base) package is locked at its version: a Requires that only a
+    newer version of a base package satisfies is a depsolve problem naming both.
+    """
     pool = [p for r in repos for p in r.packages]
+    installed_names = {
+        prov.nevra.rsplit("-", 2)[0] for provs in installed.values() for prov in provs
+    }
     chosen: dict[str, Package] = {p.name: p for p in requested}
     queue = list(requested)
-    problems: list[str] = []
+    problems: list[list[str]] = []
     while queue:
         pkg = queue.pop(0)
         for dep in pkg.requires:
             name = dep.name
             if name.startswith("rpmlib(") or name.startswith("config("):
                 continue
-            if name in installed:
+            have = installed.get(name, [])
+            if any(dep.satisfied_by(prov.evr) for prov in have):
                 continue
             if any(c.provides_dep(dep) for c in chosen.values()):
                 continue
-            provider = best(p for p in pool if p.provides_dep(dep))
+            candidates = [p for p in pool if p.provides_dep(dep)]
+            free = [p for p in candidates if p.name not in installed_names]
+            provider = best(free)
             if provider is not None:
                 chosen[provider.name] = provider
                 queue.append(provider)
                 continue
-            if name.startswith("/") and os.path.lexists(name):
-                continue
-            if is_soname(name) or name.startswith("/"):
-                continue  # provided by the (Debian) base OS, which has no RPM db entries
             shown = f"{dep.name} {dep.op} {dep.evr}".strip()
-            problems.append(f"nothing provides {shown} needed by {pkg.nevra}")
+            locked = best(candidates)
+            if locked is not None:
+                base = installed_nevra(locked.name) or locked.name
+                problems.append(
+                    [
+                        f"package {pkg.nevra} from {origin(pkg)} requires {shown}, "
+                        "but none of the providers can be installed",
+                        f"cannot install both {locked.nevra} from {origin(locked)} "
+                        f"and {base} from @System",
+                        "conflicting requests",
+                    ]
+                )
+                continue
+            if not have:
+                if name.startswith("/") and os.path.lexists(name):
+                    continue
+                if is_soname(name) or name.startswith("/"):
+                    continue  # provided by the (Debian) base OS, which has no RPM db entries
+            problems.append(
+                [
+                    "conflicting requests",
+                    f"nothing provides {shown} needed by {pkg.nevra} from {origin(pkg)}",
+                ]
+            )
     if problems:
-        lines = "\n".join(
-            f" Problem {i}: conflicting requests\n  - {p}" for i, p in enumerate(problems, 1)
-        )
-        raise EmuError(
-            f"Could not depsolve transaction; {len(problems)} problem"
-            f"{'s' if len(problems) != 1 else ''} detected:\n{lines}"
-        )
+        raise depsolve_error(problems)
     return sorted(chosen.values(), key=lambda p: p.name)
+
+
+def resolving(
+    requested: list[Package], repos: list[Repo], installed: dict[str, list[InstalledProvide]]
+) -> list[Package]:
+    """resolve() under rpm-ostree's progress line, which ends in ``done`` even on failure."""
+    print("Resolving dependencies...", end="", flush=True)
+    try:
+        return resolve(requested, repos, installed)
+    finally:
+        print("done", flush=True)
 
 
 def download(pkg: Package) -> Path:
@@ -527,39 +625,236 @@ def download(pkg: Package) -> Path:
     return dest
 
 
-# --------------------------------------------------------------- sysusers
+# ---------------------------------------------------------- scriptlets
 
 
-def read_db(path: Path) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    try:
-        for line in path.read_text().splitlines():
-            parts = line.split(":")
-            if parts and parts[0]:
-                out[parts[0]] = parts
-    except OSError:
-        pass
-    return out
+#: useradd/groupadd in scriptlets write sysusers.d fragments from this version on.
+SYSUSERS_SINCE = "2022.16"
+SYSUSERS_DIR = Path("/usr/lib/sysusers.d")
+EMU_PYTHON = "/usr/libexec/nestcustom-emu/python3"
+SCRIPT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+WRAPPER = """#!/bin/sh
+# rpm-ostree's {tool} wrapper for package scriptlets: a sysusers.d fragment, then the real {tool}.
+{python} {rpm_ostree} scriptlet-intercept {tool} -- "$0" "$@" || exit $?
+exec {real} "$@"
+"""
+
+# Scriptlets may only preset units: everything else given to systemctl is ignored.
+SYSTEMCTL_WRAPPER = """#!/bin/sh
+# rpm-ostree's systemctl wrapper for package scriptlets: only `preset` reaches systemctl.
+while [ $# -gt 0 ]; do
+    case "${{1%%=*}}" in
+        --*) ;;
+        preset) exec {real} "$@" ;;
+        *) echo "rpm-ostree-systemctl: Ignoring: $1" ;;
+    esac
+    shift
+done
+"""
+
+# rpm's scriptlet tags -> rpm-ostree's names.
+SCRIPTLET_NAMES = {"prein": "pre", "postin": "post", "preun": "preun", "postun": "postun"}
+SCRIPTLET_FAILED = re.compile(r"^(?:warning|error): %(\w+)\((.+)\) scriptlet failed, (.*)$")
 
 
-def write_sysusers(before_pw: dict[str, list[str]], before_gr: dict[str, list[str]]) -> None:
-    """Users and groups created by scriptlets become sysusers.d fragments."""
-    after_pw = read_db(Path("/etc/passwd"))
-    after_gr = read_db(Path("/etc/group"))
-    out_dir = Path("/usr/lib/sysusers.d")
-    for name, parts in after_gr.items():
-        if name in before_gr or len(parts) < 3:
-            continue
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"30-rpmostree-pkg-group-{name}.conf").write_text(f"g {name} {parts[2]}\n")
-    for name, parts in after_pw.items():
-        if name in before_pw or len(parts) < 7:
-            continue
-        out_dir.mkdir(parents=True, exist_ok=True)
-        gecos = parts[4].replace('"', "") or "-"
-        (out_dir / f"35-rpmostree-pkg-user-{name}.conf").write_text(
-            f'u {name} {parts[2]}:{parts[3]} "{gecos}" {parts[5] or "-"} {parts[6] or "-"}\n'
+def parse_tool_args(
+    args: Sequence[str], valued: dict[str, str], flags: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """useradd/groupadd command lines: option key -> value ("" for flags), operands."""
+    opts: dict[str, str] = {}
+    operands: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--") and len(arg) > 2:
+            key, eq, value = arg.partition("=")
+            if key in valued:
+                if not eq:
+                    i += 1
+                    value = args[i] if i < len(args) else ""
+                opts[valued[key]] = value
+            elif key in flags:
+                opts[flags[key]] = ""
+        elif arg.startswith("-") and len(arg) > 1:
+            j = 1
+            while j < len(arg):
+                short = "-" + arg[j]
+                if short in valued:
+                    value = arg[j + 1 :]
+                    if not value:
+                        i += 1
+                        value = args[i] if i < len(args) else ""
+                    opts[valued[short]] = value
+                    break
+                if short in flags:
+                    opts[flags[short]] = ""
+                j += 1
+        else:
+            operands.append(arg)
+        i += 1
+    return opts, operands
+
+
+USERADD_VALUED = {
+    **dict.fromkeys(("-c", "--comment"), "comment"),
+    **dict.fromkeys(("-d", "--home-dir"), "home"),
+    **dict.fromkeys(("-g", "--gid"), "group"),
+    **dict.fromkeys(("-G", "--groups"), "groups"),
+    **dict.fromkeys(("-s", "--shell"), "shell"),
+    **dict.fromkeys(("-u", "--uid"), "uid"),
+    **dict.fromkeys(("-b", "--base-dir"), "base"),
+    **dict.fromkeys(("-e", "--expiredate"), "expire"),
+    **dict.fromkeys(("-f", "--inactive"), "inactive"),
+    **dict.fromkeys(("-k", "--skel"), "skel"),
+    **dict.fromkeys(("-K", "--key"), "key"),
+    **dict.fromkeys(("-p", "--password"), "password"),
+    **dict.fromkeys(("-R", "--root"), "root"),
+    **dict.fromkeys(("-P", "--prefix"), "prefix"),
+}
+USERADD_FLAGS = {
+    **dict.fromkeys(("-r", "--system"), "system"),
+    **dict.fromkeys(("-M", "--no-create-home"), "no-create-home"),
+    **dict.fromkeys(("-m", "--create-home"), "create-home"),
+    **dict.fromkeys(("-N", "--no-user-group"), "no-user-group"),
+    **dict.fromkeys(("-U", "--user-group"), "user-group"),
+    **dict.fromkeys(("-o", "--non-unique"), "non-unique"),
+    **dict.fromkeys(("-l", "--no-log-init"), "no-log-init"),
+}
+GROUPADD_VALUED = {
+    **dict.fromkeys(("-g", "--gid"), "gid"),
+    **dict.fromkeys(("-K", "--key"), "key"),
+    **dict.fromkeys(("-p", "--password"), "password"),
+    **dict.fromkeys(("-R", "--root"), "root"),
+    **dict.fromkeys(("-P", "--prefix"), "prefix"),
+    **dict.fromkeys(("-U", "--users"), "users"),
+}
+GROUPADD_FLAGS = {
+    **dict.fromkeys(("-f", "--force"), "force"),
+    **dict.fromkeys(("-o", "--non-unique"), "non-unique"),
+    **dict.fromkeys(("-r", "--system"), "system"),
+}
+
+
+def write_fragment(filename: str, entry: str) -> None:
+    """A sysusers.d fragment, as rpm-ostree's scriptlet-intercept writes it (never overwritten)."""
+    SYSUSERS_DIR.mkdir(parents=True, exist_ok=True)
+    target = SYSUSERS_DIR / filename
+    if target.exists():
+        return
+    target.write_text(f"# Generated by rpm-ostree\n{entry}\n")
+    target.chmod(0o644)
+
+
+def cmd_scriptlet_intercept(args: Sequence[str]) -> int:
+    """``rpm-ostree scriptlet-intercept useradd|groupadd -- ARGV0 ARGS...`` (wrappers only)."""
+    if len(args) < 3 or args[1] != "--":
+        raise EmuError("Usage: rpm-ostree scriptlet-intercept TOOL -- ARGV0 [ARGS...]")
+    tool, rest = args[0], list(args[3:])
+    if tool == "useradd":
+        opts, operands = parse_tool_args(rest, USERADD_VALUED, USERADD_FLAGS)
+        if not operands:
+            raise EmuError("Intercepting useradd: missing required username argument")
+        name = operands[-1]
+        uid, group = opts.get("uid"), opts.get("group")
+        if uid is not None and group is not None:
+            ident = f"{uid}:{group}"
+        elif uid is not None:
+            ident = uid
+        elif group is not None:
+            ident = f"-:{group}"
+        else:
+            ident = "-"
+        gecos = f'"{opts["comment"]}"' if "comment" in opts else "-"
+        home = opts.get("home", "")
+        home = "-" if home in {"", "/"} else home
+        shell = opts.get("shell", "")
+        shell = "-" if shell in {"", "/sbin/nologin", "/usr/sbin/nologin"} else shell
+        write_fragment(
+            f"35-rpmostree-pkg-user-{name}.conf", f"u {name} {ident} {gecos} {home} {shell}"
         )
+        return 0
+    if tool == "groupadd":
+        opts, operands = parse_tool_args(rest, GROUPADD_VALUED, GROUPADD_FLAGS)
+        if not operands:
+            raise EmuError("Intercepting groupadd: missing required groupname argument")
+        name = operands[-1]
+        write_fragment(f"30-rpmostree-pkg-group-{name}.conf", f"g {name} {opts.get('gid', '-')}")
+        return 0
+    raise EmuError(f"Unknown scriptlet-intercept tool '{tool}'")
+
+
+def make_wrappers(directory: Path) -> None:
+    """The wrappers scriptlets find first on their PATH: systemctl (every version);
+    useradd and groupadd writing sysusers.d fragments (from 2022.16)."""
+    systemctl = shutil.which("systemctl", path=SCRIPT_PATH)
+    if systemctl is not None:
+        (directory / "systemctl").write_text(SYSTEMCTL_WRAPPER.format(real=systemctl))
+        (directory / "systemctl").chmod(0o755)
+    if not at_least(SYSUSERS_SINCE):
+        return
+    for tool in ("useradd", "groupadd"):
+        real = shutil.which(tool, path=SCRIPT_PATH)
+        if real is None:
+            continue
+        wrapper = directory / tool
+        wrapper.write_text(
+            WRAPPER.format(tool=tool, python=EMU_PYTHON, rpm_ostree=sys.argv[0], real=real)
+        )
+        wrapper.chmod(0o755)
+
+
+def rpm_transaction(mode: Sequence[str], paths: Sequence[Path], names: dict[str, str]) -> None:
+    """``rpm`` with scriptlets; a failing scriptlet fails the transaction as in rpm-ostree.
+
+    ``names`` maps the NEVRA rpm prints (name-version-release.arch) to the package name.
+    """
+    wrapdir = Path(tempfile.mkdtemp(prefix="rpmostree-wrappers-"))
+    try:
+        make_wrappers(wrapdir)
+        script_path = f"{wrapdir}:{SCRIPT_PATH}"
+        cmd = [
+            "rpm",
+            *mode,
+            "--force-debian",
+            "--nodeps",
+            "--nosignature",
+            "--define",
+            f"_install_script_path {script_path}",
+            *[str(p) for p in paths],
+        ]
+        sys.stdout.flush()
+        proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, check=False)
+    finally:
+        shutil.rmtree(wrapdir, ignore_errors=True)
+    failed: str | None = None
+    for line in proc.stderr.splitlines():
+        match = SCRIPTLET_FAILED.match(line)
+        if match is None:
+            if not line.startswith("error: ") or not line.endswith(": install failed"):
+                print(line, file=sys.stderr)
+            continue
+        if failed is None:
+            tag, nevra, status = match.groups()
+            name = names.get(nevra, nevra)
+            code = re.search(r"exit status (\d+)", status)
+            why = f"Child process exited with code {code.group(1)}" if code else status
+            script = SCRIPTLET_NAMES.get(tag, tag)
+            failed = (
+                f"Running %{script} for {name}: bwrap(/bin/sh): {why}; "
+                f"run journalctl -t 'rpm-ostree({name}.{script})' for more information"
+            )
+    sys.stderr.flush()
+    if failed is not None:
+        raise EmuError(failed)
+    if proc.returncode != 0:
+        raise EmuError(f"Running rpm transaction: rpm exited with status {proc.returncode}")
+
+
+def rpm_install(pkgs: Sequence[tuple[Package, Path]], upgrade: bool = False) -> None:
+    mode = ["-U", "--oldpackage", "--replacefiles"] if upgrade else ["-i"]
+    names = {f"{p.name}-{p.version}-{p.release}.{p.arch}": p.name for p, _ in pkgs}
+    rpm_transaction(mode, [path for _, path in pkgs], names)
 
 
 # ---------------------------------------------------------------- commands
@@ -568,6 +863,7 @@ def write_sysusers(before_pw: dict[str, list[str]], before_gr: dict[str, list[st
 def split_options(
     args: Sequence[str], flags: set[str], valued: set[str]
 ) -> tuple[dict[str, list[str]], list[str]]:
+    """GOption-style parsing; an unknown option is ``Unknown option <arg>`` (as glib says)."""
     opts: dict[str, list[str]] = {}
     positional: list[str] = []
     i = 0
@@ -599,7 +895,17 @@ def is_local_arg(arg: str) -> bool:
     return arg.endswith(".rpm") or arg.startswith(("file://", "http://", "https://"))
 
 
+def source_rpm_error(arg: str) -> EmuError:
+    return EmuError(
+        f"Handling argument {arg}: {arg} appears to be a source RPM "
+        "which are not usually intended to be installed"
+    )
+
+
 def fetch_local(arg: str) -> Package:
+    """A local or remote RPM argument (rpm-ostree's client handles these first)."""
+    if arg.endswith(".src.rpm"):
+        raise source_rpm_error(arg)
     if arg.startswith(("http://", "https://")):
         dest_dir = CACHE_DIR / "pkgs" / "commandline"
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -609,22 +915,23 @@ def fetch_local(arg: str) -> Package:
             dest.write_bytes(fetch(arg))
         except EmuError as exc:
             raise EmuError(f"While fetching {arg}: {exc}") from exc
-        return read_local_rpm(dest, arg)
-    path = (
-        Path(urllib.parse.unquote(urllib.parse.urlparse(arg).path))
-        if arg.startswith("file://")
-        else Path(arg)
-    )
-    if not path.is_file():
-        raise EmuError(f"Opening {arg}: No such file or directory")
-    return read_local_rpm(path, arg)
+        path = dest
+    else:
+        path = (
+            Path(urllib.parse.unquote(urllib.parse.urlparse(arg).path))
+            if arg.startswith("file://")
+            else Path(arg)
+        )
+        if not path.is_file():
+            raise EmuError(f"Handling argument {arg}: No such file or directory (os error 2)")
+    pkg = read_local_rpm(path, arg)
+    if pkg.is_source:
+        raise source_rpm_error(arg)
+    return pkg
 
 
-def refuse_source(arg: str, pkg: Package | None = None) -> None:
-    if arg.endswith(".src.rpm") or (pkg is not None and pkg.is_source):
-        raise EmuError(f"Cannot install source RPM: {arg}")
-
-
+# In a container -n/--dry-run, --uninstall and --idempotent are accepted and ignored;
+# --enablerepo/--disablerepo are not options of 2022.8 or 2022.16.
 INSTALL_FLAGS = {
     "-y",
     "--assumeyes",
@@ -643,34 +950,10 @@ INSTALL_FLAGS = {
     "--unchanged-exit-77",
     "--lock-finalization",
 }
-INSTALL_VALUED = {"--uninstall", "--enablerepo", "--disablerepo", "--sysroot", "--os"}
+INSTALL_VALUED = {"--uninstall", "--sysroot", "--os"}
 
 
-def rpm_install(paths: Sequence[Path], upgrade: bool = False) -> None:
-    before_pw, before_gr = read_db(Path("/etc/passwd")), read_db(Path("/etc/group"))
-    mode = ["-U", "--oldpackage", "--replacefiles"] if upgrade else ["-i"]
-    cmd = ["rpm", *mode, "--force-debian", "--nodeps", "--nosignature", *[str(p) for p in paths]]
-    proc = subprocess.run(cmd, check=False)
-    if proc.returncode != 0:
-        raise EmuError(f"Running rpm transaction: rpm exited with status {proc.returncode}")
-    write_sysusers(before_pw, before_gr)
-
-
-def cmd_install(args: Sequence[str]) -> int:
-    opts, names = split_options(args, INSTALL_FLAGS, INSTALL_VALUED)
-    if not names:
-        raise EmuError("At least one PACKAGE must be specified")
-    removals = opts.get("--uninstall", [])
-    local_ok = at_least("2022.10")
-    not_found: list[str] = []
-    requested: list[Package] = []
-    for arg in names:
-        if is_local_arg(arg) and local_ok:
-            refuse_source(arg)
-            pkg = fetch_local(arg)
-            refuse_source(arg, pkg)
-            requested.append(pkg)
-    repos = enabled_repos(opts.get("--enablerepo", []), opts.get("--disablerepo", []))
+def load_repos(repos: list[Repo]) -> None:
     if repos:
         print("Enabled rpm-md repositories: " + " ".join(r.repo_id for r in repos))
     for repo in repos:
@@ -678,51 +961,83 @@ def cmd_install(args: Sequence[str]) -> int:
         load_repo(repo)
         print("done")
         print(f"rpm-md repo '{repo.repo_id}'; solvables: {len(repo.packages)}")
+
+
+def print_plan(plan: Sequence[Package]) -> None:
+    """The transaction plan; 2022.8 prints none."""
+    if not at_least("2022.10"):
+        return
+    print(f"Installing {len(plan)} packages:")
+    for pkg in plan:
+        print(f"  {pkg.nevra} ({pkg.repo})")
+
+
+def cmd_install(args: Sequence[str]) -> int:
+    _opts, names = split_options(args, INSTALL_FLAGS, INSTALL_VALUED)
+    if not names:
+        raise EmuError("At least one PACKAGE must be specified")
+    local_ok = at_least("2022.10")
+    not_found: list[str] = []
+    requested: list[Package] = []
+    for arg in names:
+        if is_local_arg(arg) and local_ok:
+            requested.append(fetch_local(arg))
+    repos = enabled_repos()
+    load_repos(repos)
     pool = [p for r in repos for p in r.packages]
-    already: list[str] = []
     for arg in names:
         if is_local_arg(arg):
             if not local_ok:
                 not_found.append(arg)
             continue
-        if arg.endswith(".src") or arg.endswith(".src.rpm"):
-            refuse_source(arg + (".rpm" if arg.endswith(".src") else ""))
-        dep = Dep(arg)
-        candidate = best(p for p in pool if p.provides_dep(dep))
+        candidate = best(p for p in pool if p.provides_dep(Dep(arg)))
         if candidate is None:
-            if installed_nevra(arg) is not None:
-                already.append(arg)
-            else:
+            if installed_nevra(arg) is None:
                 not_found.append(arg)
             continue
-        have = installed_nevra(candidate.name)
-        if have is not None:
-            already.append(arg)
-            continue
-        requested.append(candidate)
+        if installed_nevra(candidate.name) is None:
+            requested.append(candidate)
     if not_found:
         raise EmuError("Packages not found: " + ", ".join(not_found))
-    if removals:
-        cmd_override_remove(removals, dry_run=False)
-    print("Resolving dependencies...", end="", flush=True)
-    plan = resolve(requested, repos, installed_provides())
-    print("done")
+    plan = resolving(requested, repos, installed_provides())
     if not plan:
         print("Empty transaction")
         return 0
-    print(f"Installing {len(plan)} packages:")
-    for pkg in plan:
-        print(f"  {pkg.nevra} ({pkg.repo})")
-    if "-n" in opts or "--dry-run" in opts:
-        print("Exiting because of '--dry-run' option")
-        return 0
-    paths = [download(p) for p in plan]
-    sys.stdout.flush()
-    rpm_install(paths)
+    print_plan(plan)
+    rpm_install([(p, download(p)) for p in plan])
     return 0
 
 
-def cmd_override_remove(args: Sequence[str], dry_run: bool = False) -> int:
+def check_removable(names: Sequence[str]) -> list[str]:
+    """The installed NEVRAs of ``names``; libdnf's errors for missing or needed ones."""
+    nevras: list[str] = []
+    for name in names:
+        nevra = installed_nevra(name)
+        if nevra is None:
+            raise EmuError(f"No installed package matches '{name}'")
+        nevras.append(nevra)
+    test = run_rpm(["-e", "--test", *names], check=False)
+    if test.returncode != 0:
+        problems = [
+            [ln.strip()]
+            for ln in (test.stderr + test.stdout).splitlines()
+            if ln.strip() and not ln.startswith("error: Failed dependencies")
+        ]
+        raise depsolve_error(problems)
+    return nevras
+
+
+def remove_packages(names: Sequence[str], nevras: Sequence[str]) -> None:
+    print("Removed:")
+    for nevra in nevras:
+        print(f"  {nevra}")
+    sys.stdout.flush()
+    proc = subprocess.run(["rpm", "-e", "--force-debian", *names], check=False)
+    if proc.returncode != 0:
+        raise EmuError(f"Running rpm transaction: rpm exited with status {proc.returncode}")
+
+
+def cmd_override_remove(args: Sequence[str]) -> int:
     opts, names = split_options(
         args,
         {"-r", "--reboot", "--lock-finalization", "--cache-only", "-C"},
@@ -730,64 +1045,108 @@ def cmd_override_remove(args: Sequence[str], dry_run: bool = False) -> int:
     )
     if not names:
         raise EmuError("At least one PACKAGE must be specified")
-    nevras: list[str] = []
-    for name in names:
-        nevra = installed_nevra(name)
-        if nevra is None:
-            raise EmuError(f'Package "{name}" not found')
-        nevras.append(nevra)
-    test = run_rpm(["-e", "--test", *names], check=False)
-    if test.returncode != 0:
-        problems = [
-            ln.strip()
-            for ln in (test.stderr + test.stdout).splitlines()
-            if ln.strip() and not ln.startswith("error: Failed dependencies")
-        ]
-        raise EmuError(
-            f"Could not depsolve transaction; {len(problems)} problem"
-            f"{'s' if len(problems) != 1 else ''} detected:\n"
-            + "\n".join(f" Problem: {p}" for p in problems)
-        )
-    print("Removed:")
-    for nevra in nevras:
-        print(f"  {nevra}")
-    if dry_run:
-        return 0
-    sys.stdout.flush()
-    proc = subprocess.run(["rpm", "-e", "--force-debian", *names], check=False)
-    if proc.returncode != 0:
-        raise EmuError(f"Running rpm transaction: rpm exited with status {proc.returncode}")
-    installs = opts.get("--install", [])
-    if installs and at_least("2022.17"):
+    replacements = opts.get("--replace", [])
+    # --install beside it is honoured from 2022.17 only; 2022.16 drops it silently.
+    installs = opts.get("--install", []) if at_least("2022.17") else []
+    if replacements:
+        return override_replace(replacements, removals=names, installs=installs)
+    nevras = check_removable(names)
+    remove_packages(names, nevras)
+    if installs:
         return cmd_install(installs)
     return 0
 
 
+def override_replace(
+    items: Sequence[str],
+    removals: Sequence[str] = (),
+    installs: Sequence[str] = (),
+    from_repo: str | None = None,
+) -> int:
+    """Replace base packages by local/remote RPMs (or by a repo's packages with ``from_repo``),
+    removing ``removals`` in the same transaction."""
+    new: list[Package] = []
+    if from_repo is None:
+        if not at_least("2022.10"):
+            raise EmuError(f"Failed to add local pkg {items[0]} to sack")
+        new = [fetch_local(arg) for arg in items]
+    repos = enabled_repos()
+    if from_repo is not None:
+        source = [r for r in enabled_repos(every=True) if r.repo_id == from_repo]
+        if not source:
+            raise EmuError(f"Unknown rpm-md repository: {from_repo}")
+        repos = [*repos, *[r for r in source if r.repo_id not in {x.repo_id for x in repos}]]
+    load_repos(repos)
+    if from_repo is not None:
+        pool = [p for r in repos if r.repo_id == from_repo for p in r.packages]
+        missing: list[str] = []
+        for name in items:
+            candidate = best(p for p in pool if p.name == name)
+            if candidate is None:
+                missing.append(name)
+            else:
+                new.append(candidate)
+        if missing:
+            raise EmuError("Packages not found: " + ", ".join(missing))
+    replaced: list[tuple[Package, str]] = []
+    for pkg in new:
+        old = installed_nevra(pkg.name)
+        if old is not None:
+            replaced.append((pkg, old))
+            continue
+        for obs in pkg.obsoletes:
+            victim = installed_nevra(obs.name)
+            if victim is not None and obs.satisfied_by(EVR.parse(victim.rsplit("-", 2)[1])):
+                raise EmuError(f"Package {pkg.nevra} doesn't replace a package of the same name")
+    removal_nevras = check_removable(removals) if removals else []
+    extra: list[Package] = []
+    if installs:
+        pool = [p for r in repos for p in r.packages]
+        for name in installs:
+            candidate = best(p for p in pool if p.provides_dep(Dep(name)))
+            if candidate is None:
+                raise EmuError(f"Packages not found: {name}")
+            extra.append(candidate)
+    installed = installed_provides()
+    for pkg, _old in replaced:  # the replaced base packages no longer provide anything
+        for provs in installed.values():
+            provs[:] = [p for p in provs if p.nevra.rsplit("-", 2)[0] != pkg.name]
+    plan = resolving([*new, *extra], repos, installed)
+    if removals:
+        remove_packages(removals, removal_nevras)
+    if replaced:
+        print("Replaced:")
+        for pkg, old in replaced:
+            print(f"  {old} -> {pkg.nevra}")
+    rest = [p for p in plan if all(p is not r for r, _ in replaced)]
+    if rest:
+        print_plan(rest)
+    rpm_install([(p, download(p)) for p in plan], upgrade=True)
+    return 0
+
+
 def cmd_override_replace(args: Sequence[str]) -> int:
+    valued = {"--remove", "--install", "--sysroot", "--os"}
+    if at_least("2022.16"):
+        valued.add("--from")
     opts, items = split_options(
         args,
         {"-r", "--reboot", "--experimental", "--lock-finalization", "-C", "--cache-only"},
-        {"--remove", "--from", "--sysroot", "--os"},
+        valued,
     )
     if not items:
         raise EmuError("At least one PACKAGE must be specified")
-    if any(not is_local_arg(a) for a in items) or "--from" in opts:
+    removals = opts.get("--remove", [])
+    installs = opts.get("--install", []) if at_least("2022.17") else []
+    froms = opts.get("--from", [])
+    if froms and "--experimental" in opts:
+        kind, _, repo_id = froms[-1].partition("=")
+        if kind != "repo" or not repo_id:
+            raise EmuError(f"Invalid --from argument: {froms[-1]}")
+        return override_replace(items, removals, installs, from_repo=repo_id)
+    if any(not is_local_arg(a) for a in items):
         raise EmuError("Non-local replacement overrides not implemented yet")
-    plan: list[tuple[Package, str]] = []
-    for arg in items:
-        refuse_source(arg)
-        pkg = fetch_local(arg)
-        refuse_source(arg, pkg)
-        old = installed_nevra(pkg.name)
-        if old is None:
-            raise EmuError(f"Package {pkg.name} doesn't replace a package of the same name")
-        plan.append((pkg, old))
-    print("Replaced:")
-    for pkg, old in plan:
-        print(f"  {old} -> {pkg.nevra}")
-    sys.stdout.flush()
-    rpm_install([Path(p.location) for p, _ in plan], upgrade=True)
-    return 0
+    return override_replace(items, removals, installs)
 
 
 def cmd_override(args: Sequence[str]) -> int:
@@ -822,29 +1181,6 @@ def cmd_cleanup(args: Sequence[str]) -> int:
     return 0
 
 
-def cmd_search(args: Sequence[str]) -> int:
-    opts, terms = split_options(args, {"-C", "--cache-only"}, {"--enablerepo", "--disablerepo"})
-    if not terms:
-        raise EmuError("At least one search term must be specified")
-    repos = enabled_repos(opts.get("--enablerepo", []), opts.get("--disablerepo", []))
-    for repo in repos:
-        load_repo(repo)
-    matches: dict[str, Package] = {}
-    for repo in repos:
-        for pkg in repo.packages:
-            if all(t.lower() in pkg.name.lower() for t in terms):
-                prev = matches.get(pkg.name)
-                if prev is None or pkg.evr.compare(prev.evr) > 0:
-                    matches[pkg.name] = pkg
-    if not matches:
-        print("No matches found.")
-        return 0
-    print("===== Name Matched =====")
-    for name in sorted(matches):
-        print(f"{name} : {matches[name].summary}")
-    return 0
-
-
 def print_version() -> None:
     ver = emulated_versions()["rpm-ostree"]
     print("rpm-ostree:")
@@ -869,6 +1205,8 @@ def dispatch(argv: Sequence[str]) -> int:
         print("Builtin Commands:\n  " + "\n  ".join(sorted(KNOWN_COMMANDS)))
         return 0
     command, rest = args[0], args[1:]
+    if command == "scriptlet-intercept" and at_least(SYSUSERS_SINCE):
+        return cmd_scriptlet_intercept(rest)
     if command not in KNOWN_COMMANDS:
         raise EmuError(f"Unknown command '{command}'")
     if not is_ostree_container() or command not in CONTAINER_COMMANDS:
@@ -879,9 +1217,7 @@ def dispatch(argv: Sequence[str]) -> int:
         return cmd_override_remove(rest)
     if command == "override":
         return cmd_override(rest)
-    if command == "cleanup":
-        return cmd_cleanup(rest)
-    return cmd_search(rest)
+    return cmd_cleanup(rest)
 
 
 def main() -> int:
