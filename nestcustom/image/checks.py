@@ -351,6 +351,9 @@ class Checks:
         # directories. Nothing else is exempt: a host drops every file, link (and fifo or
         # socket) under /var. Nothing is mounted there (see throwaway_container), so -xdev
         # skips nothing of the image.
+        # No /var at all is the emptiest /var: ostree-ext 0.9.1's commit removes an empty one.
+        if self.host.run("test -e /var").rc == 1:
+            return CheckResult("var", "/var", expectation, True, "", builtin=True)
         out = self.host.run("find /var -xdev %s -type d -print0", "!")
         if out.rc != 0:
             return CheckResult("var", "/var", expectation, False, out.why(), builtin=True)
