@@ -74,7 +74,7 @@ Examples:
   nestcustom deploy -i hosts.yaml registry.example.com/custom/nestos-debug@sha256:4e85...
   nestcustom deploy -i hosts.yaml registry.example.com/custom/nestos-debug:latest --batch 4 --max-failures 2
   nestcustom deploy -i hosts.yaml REF --hosts canary --dry-run
-  nestcustom deploy -i hosts.yaml REF --resume nestcustom-deploy-20261124T091500Z.jsonl
+  nestcustom deploy -i hosts.yaml REF --resume nestcustom-deploy-20261124T091500Z-3f2a9c1e.jsonl
 """
 )
 @inventory_option
@@ -125,7 +125,7 @@ Examples:
     "--journal",
     "journal_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to record each step (default: ./nestcustom-deploy-TIME.jsonl).",
+    help="Where to record each step (default: ./nestcustom-deploy-TIME-ID.jsonl, ID the rollout id's first 8 digits).",
 )
 @click.option(
     "--resume",

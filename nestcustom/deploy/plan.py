@@ -130,14 +130,18 @@ def plan_rollout(request: RolloutRequest) -> RolloutPlan:
             "a resumed rollout covers exactly the hosts it was started with",
         )
     if request.resume is None:
-        journal_path = request.journal or Path(f"nestcustom-deploy-{timestamp()}.jsonl")
+        rollout_id = uuid.uuid4().hex
+        # The default name carries the rollout's id too: two rollouts started in the same
+        # second (a retry, a second terminal) must not collide on one journal.
+        default = Path(f"nestcustom-deploy-{timestamp()}-{rollout_id[:8]}.jsonl")
+        journal_path = request.journal or default
         if journal_path.exists():
             raise journal_exists(journal_path)
         inventory = load_inventory(request.inventory)
         hosts = inventory.select(request.host_names)
         target = resolve_target(request.reference, request.signed, request.tls_verify)
         return RolloutPlan(
-            uuid.uuid4().hex,
+            rollout_id,
             target,
             hosts,
             request.options,

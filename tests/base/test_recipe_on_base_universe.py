@@ -24,6 +24,7 @@ def test_newstart_example_recipe_builds_and_passes_its_tests(
 ) -> None:
     (tmp_path / "recipes").mkdir()
     shutil.copy(ROOT / "recipes" / "newstart-tools.yaml", tmp_path / "recipes")
+    shutil.copytree(ROOT / "files" / "newstart", tmp_path / "files" / "newstart")  # its script
     recipe = tmp_path / "recipes" / "newstart-tools.yaml"
     mirror = f"{registry.host}/newstart/mirror:test"
     tag = f"{registry.host}/custom/newstart-tools:test"
