@@ -11,7 +11,8 @@
 #   build.sh check [--host-rules] [--base DIR] [--package P] [--file PATH]...
 #   build.sh files [--remove PATH] [--dir PATH MODE] [--copy SRC DEST MODE OWNER]
 #                  [--tree SRC DEST OWNER] [--fetch URL SHA256 DEST MODE extract|-]
-#                  [--link PATH TARGET]...   (OWNER - is root)
+#                  [--link PATH TARGET] [--set FILE SECTION KEY VALUE]...
+#                  (OWNER - is root; SECTION - is outside any section)
 #   build.sh repos [--enable ID] [--disable ID]...   in the base's /etc/yum.repos.d
 set -eu
 
@@ -199,6 +200,61 @@ fetch() {
     fi
 }
 
+key_of() {
+    # The key of a KEY=VALUE line, blanks around it trimmed; empty for other lines.
+    case $1 in
+        *=*) ;;
+        *) return 0 ;;
+    esac
+    key=${1%%=*}
+    key=${key#"${key%%[![:space:]]*}"}
+    printf '%s' "${key%"${key##*[![:space:]]}"}"
+}
+
+set_key() {
+    # FILE SECTION KEY VALUE: replace KEY's line in SECTION (- for none), or add it there.
+    # The file is rewritten in place (cat >), so its mode, owner and inode stay.
+    file=$(readlink -f "$1") || die "edits: $1 does not exist in the image"
+    [ -f "$file" ] || die "edits: $1 does not exist in the image"
+    inside=
+    [ "$2" != - ] || inside=1
+    done=
+    seen=
+    tmp=/tmp/nestcustom-edit.$$
+    while IFS= read -r line || [ -n "$line" ]; do
+        case $line in
+            "["*"]")
+                if [ -n "$inside" ] && [ -z "$done" ] && [ "$2" != - ]; then
+                    printf '%s=%s\n' "$3" "$4"
+                    done=1
+                fi
+                inside=
+                if [ "$line" = "[$2]" ]; then
+                    inside=1
+                    seen=1
+                fi
+                printf '%s\n' "$line"
+                continue
+                ;;
+        esac
+        if [ -n "$inside" ] && [ -z "$done" ] && [ "$(key_of "$line")" = "$3" ]; then
+            printf '%s=%s\n' "$3" "$4"
+            done=1
+            continue
+        fi
+        printf '%s\n' "$line"
+    done <"$file" >"$tmp"
+    if [ -z "$done" ]; then
+        if [ -n "$inside" ]; then
+            printf '%s=%s\n' "$3" "$4" >>"$tmp"
+        elif [ "$2" != - ] && [ -z "$seen" ]; then
+            printf '\n[%s]\n%s=%s\n' "$2" "$3" "$4" >>"$tmp"
+        fi
+    fi
+    cat "$tmp" >"$file"
+    rm -f "$tmp"
+}
+
 cmd_files() {
     while [ $# -gt 0 ]; do
         case $1 in
@@ -228,6 +284,10 @@ cmd_files() {
             --fetch)
                 fetch "$2" "$3" "$4" "$5" "$6"
                 shift 6
+                ;;
+            --set)
+                set_key "$2" "$3" "$4" "$5"
+                shift 5
                 ;;
             --link)
                 parent "$2"

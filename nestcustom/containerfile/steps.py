@@ -249,6 +249,9 @@ class StepWriter:
             ]
         for link in recipe.symlinks:
             args += ["--link", link.path, link.target]
+        for edit in recipe.edits:  # last: a copied file may be edited too
+            for key, value in edit.values:
+                args += ["--set", edit.file, edit.section or "-", key, value]
         commands = [Command(("sh", HELPER, "files"), tuple(args))]
         if self.nestos:
             commands.append(COMMIT)

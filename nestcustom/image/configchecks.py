@@ -53,6 +53,9 @@ def config_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
     if units.default_target:
         target = units.default_target
         results.append(unit_link(host, "default.target", target, f"is {target}"))
+    for edit in recipe.edits:
+        for name, value in edit.values:
+            results += file_checks(host, edit.file, contains=f"{name}={value}")
     for scope in recipe.signing.scopes:
         key = scope.key
         results += file_checks(host, key.dest, sha256=key.sha256)

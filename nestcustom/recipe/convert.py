@@ -16,6 +16,7 @@ from nestcustom.recipe.model import (
     CommandCheck,
     Directory,
     Download,
+    Edit,
     FileCheck,
     FileSpec,
     Flavor,
@@ -84,6 +85,10 @@ class Converter:
                 for d in doc.get("directories", ())
             ),
             removals=tuple(doc.get("remove-files", ())),
+            edits=tuple(
+                Edit(e["file"], e.get("section"), tuple(e["set"].items()))
+                for e in doc.get("edits", ())
+            ),
             downloads=tuple(
                 Download(
                     x["url"],

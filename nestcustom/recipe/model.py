@@ -181,6 +181,15 @@ class Download:
 
 
 @dataclass(frozen=True)
+class Edit:
+    """KEY=VALUE lines set in a file of the image, in [section] or outside any."""
+
+    file: str
+    section: str | None
+    values: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Directory:
     path: str
     mode: str = "0755"
@@ -280,6 +289,7 @@ class Recipe:
     directories: tuple[Directory, ...] = ()
     removals: tuple[str, ...] = ()
     downloads: tuple[Download, ...] = ()
+    edits: tuple[Edit, ...] = ()
     units: Units = field(default_factory=Units)
     users: tuple[User, ...] = ()
     groups: tuple[Group, ...] = ()
@@ -300,6 +310,7 @@ class Recipe:
             or self.directories
             or self.removals
             or self.downloads
+            or self.edits
             or self.users
             or self.groups
             or self.signing.scopes
@@ -349,6 +360,7 @@ class Recipe:
             "directories": [astuple(d) for d in self.directories],
             "removals": list(self.removals),
             "downloads": [astuple(x) for x in self.downloads],
+            "edits": [astuple(e) for e in self.edits],
             "units-more": astuple(self.units),
             "users": [astuple(u) for u in self.users],
             "groups": [astuple(g) for g in self.groups],

@@ -78,6 +78,7 @@ def paths_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         ("directories", "path", [d.path for d in recipe.directories]),
         ("remove-files", None, list(recipe.removals)),
         ("downloads", "dest", [x.dest for x in recipe.downloads]),
+        ("edits", "file", [e.file for e in recipe.edits]),
     ):
         for i, path in enumerate(paths):
             where = (key, i, field) if field else (key, i)

@@ -353,3 +353,23 @@ def test_downloads_are_verified_placed_and_unpacked(
     assert code == 1
     assert f"nestcustom: {url}/other has sha256 {sha('other')}; the recipe pins {pinned}" in stderr
     assert pushed == "" and not image_exists(pushed_tag + "-2")
+
+
+def test_site_config_example_edits_os_release_and_ships_the_trust_policy(
+    mirrors: tuple[str, str], pushed_tag: str
+) -> None:
+    base, mirror = mirrors
+    code, stderr, _ = build("recipes/nestos-site-config.yaml", base, mirror, pushed_tag)
+    assert code == 0, stderr
+    out = in_image(pushed_tag, "grep ^VARIANT /etc/os-release")
+    assert out == 'VARIANT="Example Corp site"\nVARIANT_ID=examplecorp\n'
+    policy = json.loads(in_image(pushed_tag, "cat /etc/containers/policy.json"))
+    [requirement] = policy["transports"]["docker"]["registry.example.com/site"]
+    assert requirement["type"] == "sigstoreSigned"
+    assert requirement["keyPath"] == "/etc/pki/containers/cosign.pub"
+    tested = nestcustom("test", "recipes/nestos-site-config.yaml", "--image", pushed_tag, cwd=ROOT)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert (
+        "PASS  file     /etc/os-release contains 'VARIANT_ID=examplecorp' (built-in)"
+        in tested.stdout
+    )
