@@ -130,12 +130,14 @@ class StepWriter:
             return None
         mounts = [bind(self.helper_source, HELPER)]
         commands = []
-        if recipe.keys:
+        if recipe.keys or recipe.repo_files:
             args: list[str] = []
             for key in recipe.keys:
                 target = content_path("/run/nestcustom/files", key.sha256, basename(key.src))
                 mounts.append(bind(key.src, target))
                 args += ["--copy", target, key.dest, key.mode, "-"]
+            for repo in recipe.repo_files:
+                args += ["--fetch", repo.url, repo.sha256, repo.dest, "0644", "-"]
             commands.append(Command(("sh", HELPER, "files"), tuple(args)))
         if recipe.base_repos_enable or recipe.base_repos_disable:
             args = []

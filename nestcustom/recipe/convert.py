@@ -76,6 +76,10 @@ class Converter:
             files=self.file_specs(doc.get("files"), ("files",)),
             dropins=self.dropins(systemd.get("dropins")),
             keys=self.keys(doc.get("keys")),
+            repo_files=tuple(
+                Download(r["url"], r["sha256"], "/etc/yum.repos.d/" + r["url"].rsplit("/", 1)[1])
+                for r in doc.get("repo-files", ())
+            ),
             signing=self.signing(doc.get("signing")),
             base_repos_enable=tuple(doc.get("base-repos", {}).get("enable", ())),
             base_repos_disable=tuple(doc.get("base-repos", {}).get("disable", ())),

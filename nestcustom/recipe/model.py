@@ -283,6 +283,7 @@ class Recipe:
     checks: BuildChecks = field(default_factory=BuildChecks)
     dropins: tuple[FileSpec, ...] = ()  # unit drop-ins, installed like files
     keys: tuple[FileSpec, ...] = ()  # repo signing keys, installed before the layers
+    repo_files: tuple[Download, ...] = ()  # vendors' .repo files, fetched before the layers
     base_repos_enable: tuple[str, ...] = ()
     base_repos_disable: tuple[str, ...] = ()
     symlinks: tuple[Symlink, ...] = ()
@@ -298,7 +299,9 @@ class Recipe:
     @property
     def has_early_step(self) -> bool:
         """Whether keys or base repos are set up before the layers."""
-        return bool(self.keys or self.base_repos_enable or self.base_repos_disable)
+        return bool(
+            self.keys or self.repo_files or self.base_repos_enable or self.base_repos_disable
+        )
 
     @property
     def has_files_step(self) -> bool:
@@ -355,6 +358,7 @@ class Recipe:
             ],
             "dropins": [astuple(s) for s in self.dropins],
             "keys": [astuple(s) for s in self.keys],
+            "repo-files": [astuple(r) for r in self.repo_files],
             "base-repos": [sorted(self.base_repos_enable), sorted(self.base_repos_disable)],
             "symlinks": [astuple(s) for s in self.symlinks],
             "directories": [astuple(d) for d in self.directories],

@@ -373,3 +373,29 @@ def test_site_config_example_edits_os_release_and_ships_the_trust_policy(
         "PASS  file     /etc/os-release contains 'VARIANT_ID=examplecorp' (built-in)"
         in tested.stdout
     )
+
+
+def test_a_vendor_repo_file_fetched_by_url_is_verified_and_used(
+    mirrors: tuple[str, str],
+    scratch: Path,
+    pushed_tag: str,
+    served: tuple[str, Path],
+    rpm_repo_url: str,
+) -> None:
+    import hashlib
+
+    url, root = served
+    (root / "vendor.repo").write_text(
+        f"[vendor]\nname=Vendor\nbaseurl={rpm_repo_url}\nenabled=1\ngpgcheck=0\n"
+    )
+    digest = hashlib.sha256((root / "vendor.repo").read_bytes()).hexdigest()
+    path = recipe(
+        scratch,
+        f"repo-files: [{{url: '{url}/vendor.repo', sha256: {digest}}}]\n"
+        "base-repos: {disable: [everything]}\n"
+        "layers: [{name: tools, install: [strace]}]\n",
+    )
+    code, stderr, _ = build(path, *mirrors, pushed_tag, cwd=scratch)
+    assert code == 0, stderr
+    out = in_image(pushed_tag, "cat /etc/yum.repos.d/vendor.repo; rpm -q strace")
+    assert out.startswith("[vendor]\n") and "\nstrace-" in out

@@ -192,3 +192,24 @@ def test_downloads_render_pinned_into_the_files_step(write_recipe: WriteRecipe) 
         "sh", HELPER, "files",
         "--fetch", "https://dl.example.com/tool", digest, "/usr/bin/tool", "0755", "-",
     ]  # fmt: skip
+
+
+def test_repo_files_are_fetched_pinned_before_the_layers(write_recipe: WriteRecipe) -> None:
+    digest = "cd" * 32
+    path = write_recipe(
+        HEAD
+        + f"repo-files: [{{url: 'https://vendor.example.com/el8/vendor.repo', sha256: {digest}}}]\n"
+        "layers: [{name: a, install: [tool]}]\n"
+    )
+    first, second = runs(path)[:2]
+    assert first[0] == [
+        "sh", HELPER, "files", "--fetch", "https://vendor.example.com/el8/vendor.repo", digest,
+        "/etc/yum.repos.d/vendor.repo", "0644", "-",
+    ]  # fmt: skip
+    assert second[0] == ["rpm-ostree", "install", "tool"]
+    bad = write_recipe(
+        HEAD + f"repo-files: [{{url: 'https://v.example.com/x.txt', sha256: {digest}}}]\n"
+    )
+    assert problems(bad) == [
+        "repo-files[0].url: 'https://v.example.com/x.txt' is not an http or https URL of a .repo file"
+    ]
