@@ -14,6 +14,7 @@
 #                  [--link PATH TARGET] [--set FILE SECTION KEY VALUE]...
 #                  (OWNER - is root; SECTION - is outside any section)
 #   build.sh repos [--enable ID] [--disable ID]...   in the base's /etc/yum.repos.d
+#   build.sh remove-matching GLOB...   rpm-ostree override remove of the installed matches
 set -eu
 
 # In a builder stage: the base image's values, copied from the facts stage.
@@ -340,6 +341,19 @@ cmd_repos() {
     done
 }
 
+cmd_remove_matching() {
+    names=
+    for glob do
+        found=$(rpm -qa --qf '%{NAME}\n' "$glob")
+        [ -n "$found" ] || die "no installed package matches '$glob'"
+        names="$names $found"
+    done
+    # Names are RPM names (no blanks, no glob characters): split on white space on purpose.
+    # shellcheck disable=SC2086
+    set -- $(printf '%s\n' $names | sort -u)
+    rpm-ostree override remove "$@"
+}
+
 failures=0
 fail() {
     printf 'nestcustom check: %s\n' "$*" >&2
@@ -420,7 +434,7 @@ cmd_check() {
     [ "$failures" -eq 0 ] || die "$failures check(s) failed; no image was tagged"
 }
 
-[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check|files|repos ..."
+[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check|files|repos|remove-matching ..."
 command=$1
 shift
 case $command in
@@ -431,5 +445,6 @@ case $command in
     check) cmd_check "$@" ;;
     files) cmd_files "$@" ;;
     repos) cmd_repos "$@" ;;
+    remove-matching) cmd_remove_matching "$@" ;;
     *) die "unknown command $command" ;;
 esac

@@ -57,6 +57,10 @@ REMOVE_CACHE = Command(("rm", "-rf", "/var/cache"))
 COMMIT = Command(("ostree", "container", "commit"))
 
 
+def is_glob(name: str) -> bool:
+    return any(char in name for char in "*?[")
+
+
 def sorted_set(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(items)))
 
@@ -64,8 +68,12 @@ def sorted_set(items: Iterable[str]) -> tuple[str, ...]:
 def nestos_package_commands(layer: Layer) -> list[Command]:
     """The rpm-ostree commands of one NestOS layer, in the manual's form."""
     commands: list[Command] = []
-    if layer.remove:
-        commands.append(Command(("rpm-ostree", "override", "remove"), sorted_set(layer.remove)))
+    names = [name for name in layer.remove if not is_glob(name)]
+    globs = [name for name in layer.remove if is_glob(name)]
+    if names:
+        commands.append(Command(("rpm-ostree", "override", "remove"), sorted_set(names)))
+    if globs:  # rpm-ostree takes names only: the build helper matches the installed ones
+        commands.append(Command(("sh", HELPER, "remove-matching"), sorted_set(globs)))
     if layer.swap:
         # `--install` is honoured from rpm-ostree 2022.17; the version gate refuses older bases.
         removes = sorted_set(name for s in layer.swap for name in s.remove)

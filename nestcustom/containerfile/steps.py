@@ -103,7 +103,7 @@ class StepWriter:
         for command in (*packages, *own):
             done, late = self.filled(command)
             commands.append(done.through_helper() if late else done)
-            uses_helper = uses_helper or late
+            uses_helper = uses_helper or late or command.verb[:2] == ("sh", HELPER)
         if stage_manager is None and self.nestos:
             if layer.changes_packages:
                 commands.append(REMOVE_CACHE)

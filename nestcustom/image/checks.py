@@ -176,6 +176,15 @@ class Checks:
         return CheckResult("package", name, expectation, not detail, detail, builtin)
 
     def absent(self, name: str, *, builtin: bool = False, why: str = "") -> CheckResult:
+        if any(char in name for char in "*?["):  # a glob: nothing installed may match it
+            out = self.host.run(
+                "rpm -qa --qf %s %s", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n", name
+            )
+            listed = sorted(out.stdout.split())
+            detail = out.why() if out.rc else ""
+            if listed:
+                detail = f"installed: {', '.join(listed[:5])}" + (f" ({why})" if why else "")
+            return CheckResult("package", name, "absent", not detail, detail, builtin)
         found, error = self.installed(name)
         detail = error or ""
         if found:

@@ -399,3 +399,21 @@ def test_a_vendor_repo_file_fetched_by_url_is_verified_and_used(
     assert code == 0, stderr
     out = in_image(pushed_tag, "cat /etc/yum.repos.d/vendor.repo; rpm -q strace")
     assert out.startswith("[vendor]\n") and "\nstrace-" in out
+
+
+def test_a_glob_removes_every_installed_match_and_one_matching_nothing_fails(
+    mirrors: tuple[str, str], scratch: Path, pushed_tag: str
+) -> None:
+    path = recipe(scratch, "layers: [{name: slim, remove: ['zinc*']}]\n")
+    code, stderr, _ = build(path, *mirrors, pushed_tag, cwd=scratch)
+    assert code == 0, stderr
+    assert "package zincati is not installed" in in_image(pushed_tag, "rpm -q zincati || true")
+    tested = nestcustom("test", path, "--image", pushed_tag, cwd=scratch)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "PASS  package  zinc* absent (built-in)" in tested.stdout
+
+    nothing = recipe(scratch, "layers: [{name: slim, remove: ['nomatch*']}]\n")
+    code, stderr, pushed = build(nothing, *mirrors, pushed_tag + "-2", cwd=scratch)
+    assert code == 1
+    assert "nestcustom: no installed package matches 'nomatch*'" in stderr
+    assert pushed == "" and not image_exists(pushed_tag + "-2")

@@ -213,3 +213,15 @@ def test_repo_files_are_fetched_pinned_before_the_layers(write_recipe: WriteReci
     assert problems(bad) == [
         "repo-files[0].url: 'https://v.example.com/x.txt' is not an http or https URL of a .repo file"
     ]
+
+
+def test_removal_globs_go_through_the_helper_on_nestos_and_to_dnf_on_newstart(
+    write_recipe: WriteRecipe,
+) -> None:
+    layer = "layers: [{name: slim, remove: [toolbox, 'kernel-devel*']}]\n"
+    assert runs(write_recipe(HEAD + layer))[0][:2] == [
+        ["rpm-ostree", "override", "remove", "toolbox"],
+        ["sh", HELPER, "remove-matching", "kernel-devel*"],
+    ]
+    newstart = f"name: r\nbase: {{image: {BASE}, flavor: newstart}}\n" + layer
+    assert runs(write_recipe(newstart))[0][0] == ["dnf", "-y", "remove", "kernel-devel*", "toolbox"]
