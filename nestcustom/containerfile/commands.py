@@ -82,6 +82,10 @@ def nestos_package_commands(layer: Layer) -> list[Command]:
         commands.append(Command(("rpm-ostree", "override", "remove"), removes + installs))
     if layer.replace:
         commands.append(Command(("rpm-ostree", "override", "replace"), sorted_set(layer.replace)))
+    if layer.replace_from:
+        repo, packages = layer.replace_from
+        verb = ("rpm-ostree", "override", "replace", "--experimental", "--from", f"repo={repo}")
+        commands.append(Command(verb, sorted_set(packages)))
     if layer.install:
         commands.append(Command(("rpm-ostree", "install"), sorted_set(layer.install)))
     return commands
@@ -104,6 +108,10 @@ def dnf_package_commands(layer: Layer) -> list[Command]:
         commands.append(
             Command(("dnf", "-y", "--allowerasing", "install"), sorted_set(layer.replace))
         )
+    if layer.replace_from:  # the repo's version, up or down
+        repo, packages = layer.replace_from
+        verb = ("dnf", "-y", f"--repo={repo}", "distro-sync")
+        commands.append(Command(verb, sorted_set(packages)))
     if layer.install:
         commands.append(Command(("dnf", "-y", "install"), sorted_set(layer.install)))
     return commands

@@ -234,6 +234,7 @@ def unit_commands(recipe: Recipe) -> list[Command]:
         (("systemctl", "disable"), recipe.units_disable),
         (("systemctl", "--global", "enable"), more.user_enable),
         (("systemctl", "--global", "disable"), more.user_disable),
+        (("systemctl", "preset"), more.preset),
         (("systemctl", "mask"), more.mask),
     ):
         if names:

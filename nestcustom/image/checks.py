@@ -382,6 +382,9 @@ def layer_packages(recipe: Recipe) -> dict[str, _Want]:
     for layer in recipe.layers:
         for name in layer.remove:
             wants[name] = _Want(False, layer.name)
+        if layer.replace_from:
+            for name in layer.replace_from[1]:
+                _want_spec(wants, name, layer.name)
         for swap in layer.swap:
             for name in swap.remove:
                 wants[name] = _Want(False, layer.name)

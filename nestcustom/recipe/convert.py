@@ -111,6 +111,7 @@ class Converter:
                 else None,
                 user_enable=units(systemd.get("user", {}).get("enable")),
                 user_disable=units(systemd.get("user", {}).get("disable")),
+                preset=units(systemd.get("preset")),
             ),
             users=tuple(
                 User(
@@ -165,6 +166,11 @@ class Converter:
             ),
             env=tuple(layer.get("env", {}).items()),
             repos=tuple(self.repo(r) for r in layer.get("repos", ())),
+            replace_from=(
+                (layer["replace-from"]["repo"], tuple(layer["replace-from"]["packages"]))
+                if "replace-from" in layer
+                else None
+            ),
             origin=origin,
         )
 

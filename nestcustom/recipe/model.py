@@ -37,6 +37,7 @@ class RpmOstreeVersion:
 # The contract's version gates (section 0 and 1).
 DEFAULT_RPM_OSTREE = RpmOstreeVersion(2022, 16)
 LOCAL_RPM_INSTALL_SINCE = RpmOstreeVersion(2022, 10)
+REPLACE_FROM_REPO_SINCE = RpmOstreeVersion(2022, 16)
 REMOVE_WITH_INSTALL_SINCE = RpmOstreeVersion(2022, 17)
 KERNEL_REPLACE_INITRAMFS_SINCE = RpmOstreeVersion(2022, 18)
 
@@ -91,12 +92,13 @@ class Layer:
     scripts: tuple[Script, ...] = ()  # after the commands
     env: tuple[tuple[str, str], ...] = ()  # for the commands and scripts
     repos: tuple[Repo, ...] = ()  # for this layer's step only (mounted, never in the image)
+    replace_from: tuple[str, tuple[str, ...]] | None = None  # (repo id, base packages)
     # Where the layer was written (FILE:LINE:COL), for build errors; not part of its identity.
     origin: str = field(default="", compare=False)
 
     @property
     def changes_packages(self) -> bool:
-        return bool(self.install or self.remove or self.replace or self.swap)
+        return bool(self.install or self.remove or self.replace or self.swap or self.replace_from)
 
     @property
     def is_empty(self) -> bool:
@@ -235,6 +237,7 @@ class Units:
     default_target: str | None = None
     user_enable: tuple[str, ...] = ()
     user_disable: tuple[str, ...] = ()
+    preset: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -387,4 +390,5 @@ def _layer_identity(layer: Layer) -> list[Any]:
         [astuple(s) for s in layer.scripts],
         list(layer.env),
         [astuple(repo) for repo in layer.repos],
+        layer.replace_from,
     ]

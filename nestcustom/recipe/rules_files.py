@@ -47,6 +47,7 @@ def layer_count(recipe: Recipe) -> int:
         or units.default_target
         or units.user_enable
         or units.user_disable
+        or units.preset
         else 0
     )
     checks = recipe.checks

@@ -15,6 +15,7 @@ from nestcustom.recipe.model import (
     KERNEL_REPLACE_INITRAMFS_SINCE,
     LOCAL_RPM_INSTALL_SINCE,
     REMOVE_WITH_INSTALL_SINCE,
+    REPLACE_FROM_REPO_SINCE,
     Flavor,
     Recipe,
     Repo,
@@ -135,6 +136,15 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 f"(honoured from {REMOVE_WITH_INSTALL_SINCE})",
                 "list the package under remove: and its replacement under install: "
                 "(they run as two commands in the same layer)",
+            )
+        if layer.replace_from and version < REPLACE_FROM_REPO_SINCE:
+            yield _problem(
+                locate,
+                ("layers", i, "replace-from"),
+                "replace-from-unsupported",
+                f"rpm-ostree {version} cannot replace from a repo "
+                f"(override replace --experimental --from, from {REPLACE_FROM_REPO_SINCE})",
+                "replace with RPM files by URL (replace:) where the base's rpm-ostree takes them",
             )
         if version < LOCAL_RPM_INSTALL_SINCE:
             for j, spec in enumerate(layer.install):

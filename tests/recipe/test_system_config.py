@@ -225,3 +225,22 @@ def test_removal_globs_go_through_the_helper_on_nestos_and_to_dnf_on_newstart(
     ]
     newstart = f"name: r\nbase: {{image: {BASE}, flavor: newstart}}\n" + layer
     assert runs(write_recipe(newstart))[0][0] == ["dnf", "-y", "remove", "kernel-devel*", "toolbox"]
+
+
+def test_replace_from_a_repo_and_presets(write_recipe: WriteRecipe) -> None:
+    layer = "layers: [{name: pin, replace-from: {repo: updates, packages: [toolbox]}}]\n"
+    path = write_recipe(HEAD + layer + "systemd: {preset: [chronyd]}\n")
+    steps = runs(path)
+    assert steps[0][0] == [
+        "rpm-ostree", "override", "replace", "--experimental", "--from", "repo=updates", "toolbox",
+    ]  # fmt: skip
+    assert steps[1][0] == ["systemctl", "preset", "chronyd.service"]
+    sp1 = write_recipe(f"name: r\nbase: {{image: {BASE}, rpm-ostree: '2022.8'}}\n" + layer)
+    assert problems(sp1) == [
+        "layers[0].replace-from: rpm-ostree 2022.8 cannot replace from a repo "
+        "(override replace --experimental --from, from 2022.16)"
+    ]
+    newstart = f"name: r\nbase: {{image: {BASE}, flavor: newstart}}\n" + layer
+    assert runs(write_recipe(newstart))[0][0] == [
+        "dnf", "-y", "--repo=updates", "distro-sync", "toolbox",
+    ]  # fmt: skip
