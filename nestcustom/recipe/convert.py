@@ -8,8 +8,10 @@ by `ProjectFiles`, located where the path was written.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from nestcustom.recipe import values
 from nestcustom.recipe.model import (
     Base,
     BuildChecks,
@@ -60,7 +62,7 @@ class Converter:
         doc = self.doc
         base = doc["base"]
         systemd = doc.get("systemd", {})
-        return Recipe(
+        recipe = Recipe(
             path=path,
             name=doc["name"],
             description=doc.get("description", ""),
@@ -137,6 +139,12 @@ class Converter:
             initramfs=self.initramfs(doc.get("initramfs", {})),
             checks=self.checks(doc.get("checks", {})),
         )
+        # Destinations may name values the recipe fixes ({{arch}}, {{recipe.name}}): filled
+        # in here, once, so every later stage sees the real path.
+        files = tuple(
+            replace(spec, dest=values.substitute_known(spec.dest, recipe)) for spec in recipe.files
+        )
+        return replace(recipe, files=files)
 
     # -- layers -------------------------------------------------------------------------
 

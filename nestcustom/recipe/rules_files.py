@@ -83,6 +83,8 @@ def paths_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     ):
         for i, path in enumerate(paths):
             where = (key, i, field) if field else (key, i)
+            if path.rstrip("/") in _PROTECTED:
+                continue  # a system tree itself: remove-system-tree below says why
             if not path.startswith(_KEPT_ROOTS) or path.startswith(_DROPPED_UNDER_USR):
                 yield _problem(
                     locate, where, "dropped-path", f"{path} would be dropped: {kept}", hint

@@ -244,3 +244,12 @@ def test_replace_from_a_repo_and_presets(write_recipe: WriteRecipe) -> None:
     assert runs(write_recipe(newstart))[0][0] == [
         "dnf", "-y", "--repo=updates", "distro-sync", "toolbox",
     ]  # fmt: skip
+
+
+def test_a_destination_may_name_values_the_recipe_fixes(write_recipe: WriteRecipe) -> None:
+    path = write_recipe(
+        HEAD
+        + "arch: x86_64\nfiles: [{src: files/motd, dest: '/etc/{{recipe.name}}/{{arch}}.conf'}]\n"
+    )
+    assert load_recipe(path).recipe.files[0].dest == "/etc/r/x86_64.conf"
+    assert runs(path)[0][0][5:8] == ["/etc/r/x86_64.conf", "0644", "-"]
