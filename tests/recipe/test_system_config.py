@@ -253,3 +253,26 @@ def test_a_destination_may_name_values_the_recipe_fixes(write_recipe: WriteRecip
     )
     assert load_recipe(path).recipe.files[0].dest == "/etc/r/x86_64.conf"
     assert runs(path)[0][0][5:8] == ["/etc/r/x86_64.conf", "0644", "-"]
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        (
+            "hub.oepkgs.net/nestos/nestos:22.03-LTS-SP2.20230922.0-x86_64",
+            "22.03-LTS-SP2.20230922.0",
+        ),
+        (
+            "registry.example.com:5000/nestos/nestos:22.03-LTS-SP3.20240110.0-aarch64",
+            "22.03-LTS-SP3.20240110.0",
+        ),
+        ("registry.example.com/nestos/nestos:beta", "beta"),
+    ],
+)
+def test_base_version_is_the_tag_without_its_architecture(
+    write_recipe: WriteRecipe, image: str, version: str
+) -> None:
+    path = write_recipe(
+        f"name: r\nbase: {{image: '{image}'}}\nlayers: [{{name: a, run: [[echo, '{{{{base.version}}}}']]}}]\n"
+    )
+    assert runs(path)[0][0] == ["echo", version]
