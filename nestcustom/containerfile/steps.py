@@ -207,10 +207,11 @@ class StepWriter:
     # -- files, links, directories, removals, users ------------------------------------------
 
     def files(self, generated: tuple[tuple[str, str, str], ...] = ()) -> RunStep | None:
-        """One step for every project file, tree, link, directory and removal: one layer
-        however many there are (each COPY would be a layer of its own, and a NestOS base
-        leaves room for about 60). `generated`: (context path, sha256, dest) of files
-        nestcustom writes, such as the sysusers.d fragment."""
+        """One step for every project file and tree, drop-in, signing key, removal,
+        directory, download, link and edit: one layer however many there are (each COPY
+        would be a layer of its own, and a NestOS base leaves room for about 60).
+        `generated`: (context path, sha256, dest) of files nestcustom writes, such as the
+        sysusers.d fragment and policy.json."""
         recipe = self.recipe
         if not recipe.has_files_step:
             return None
@@ -257,8 +258,10 @@ class StepWriter:
         commands = [Command(("sh", HELPER, "files"), tuple(args))]
         if self.nestos:
             commands.append(COMMIT)
-        own_sources = tuple(s for s in sources if s not in {g[0] for g in generated})
-        return RunStep(tuple(commands), tuple(mounts), True, own_sources)
+        ours = {path for path, _, _ in generated}  # written by nestcustom, not project files
+        return RunStep(
+            tuple(commands), tuple(mounts), True, tuple(s for s in sources if s not in ours)
+        )
 
     # -- checks -----------------------------------------------------------------------------
 
