@@ -37,6 +37,11 @@ HELPER = content_path(
 )
 
 
+def helper_text() -> str:
+    """The build helper's text (package data, read once at import)."""
+    return _HELPER_TEXT.decode("utf-8")
+
+
 @dataclass(frozen=True)
 class Command:
     """One program invocation: the verb (`rpm-ostree install`) and its arguments."""

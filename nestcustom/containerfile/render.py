@@ -14,10 +14,9 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 
 from nestcustom.containerfile import signing
-from nestcustom.containerfile.commands import COMMIT, HELPER_SCRIPT, Command, run_line, sorted_set
+from nestcustom.containerfile.commands import COMMIT, Command, helper_text, run_line, sorted_set
 from nestcustom.containerfile.repofile import repo_file
 from nestcustom.containerfile.steps import FACTS_DIR, FACTS_STAGE, HELPER_FILE, RunStep, StepWriter
 from nestcustom.recipe.model import Flavor, Recipe
@@ -262,8 +261,7 @@ def render_sysusers(recipe: Recipe) -> str:
 
 def build_helper() -> str:
     """The build helper's text (package data, fixed code), marked as generated."""
-    text = resources.files("nestcustom.containerfile").joinpath(HELPER_SCRIPT).read_text("utf-8")
-    return f"{GENERATED_MARK} (its build helper; run with sh). Do not edit.\n{text}"
+    return f"{GENERATED_MARK} (its build helper; run with sh). Do not edit.\n{helper_text()}"
 
 
 def _comment(kind: str, name: str, description: str) -> str:

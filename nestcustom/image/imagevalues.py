@@ -9,35 +9,16 @@ first. The helper's text is passed as `sh -c`'s script: nothing is copied in.
 from __future__ import annotations
 
 import shlex
-from importlib import resources
-from typing import Protocol
 
-from nestcustom.containerfile.commands import HELPER_SCRIPT
+from nestcustom.containerfile.commands import helper_text
+from nestcustom.image.checks import Runner
 from nestcustom.recipe import values
 from nestcustom.recipe.model import Recipe
 
 FACTS_DIR = "/tmp/nestcustom-values"  # in the throwaway test container only  # noqa: S108
 
 
-class _Output(Protocol):
-    @property
-    def rc(self) -> int: ...
-
-    @property
-    def stdout(self) -> str: ...
-
-    def why(self) -> str: ...
-
-
-class _Runner(Protocol):
-    def run(self, command: str, *args: str, timeout: float | None = None) -> _Output: ...
-
-
-def helper_text() -> str:
-    return (resources.files("nestcustom.containerfile") / HELPER_SCRIPT).read_text()
-
-
-def read_facts(host: _Runner) -> tuple[dict[str, str], str | None]:
+def read_facts(host: Runner) -> tuple[dict[str, str], str | None]:
     """({name: value} the image gives, or the reason it gave none)."""
     facts = shlex.join(["sh", "-c", helper_text(), "nestcustom-build", "facts", FACTS_DIR])
     out = host.run(f"{facts} && cat {FACTS_DIR}/facts", timeout=60)
