@@ -29,12 +29,13 @@ from nestcustom.deploy.inventory import Host
 from nestcustom.deploy.journal import Journal
 from nestcustom.deploy.report import StepRecord
 from nestcustom.deploy.signals import StopFlags
-from nestcustom.deploy.ssh import Connection, Failure, SshError
+from nestcustom.deploy.ssh import Connection, Failure, SshError, answers
 from nestcustom.deploy.target import Target
 from nestcustom.errors import NestcustomError
 
 ZINCATI_OFF = "/etc/zincati/config.d/90-disable-auto-updates.toml"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
+PROBE_EVERY = 0.25  # seconds between greeting probes while a host reboots (no ssh process each)
 _POLL = f'cat {BOOT_ID}; [ "$(cat {BOOT_ID})" = "$1" ] || {{ echo ==status; rpm-ostree status --json; }}'
 _CHANGE = (
     hostlock.TAKE_SCRIPT
@@ -107,6 +108,9 @@ class HostRun:
     was_rebooting: bool = False  # ... and stopped while the host rebooted
     lock_held: bool = False
     slot_held: bool = False
+    # sshd greeted at the inventory's address before the reboot, so a greeting there is a fair
+    # sign the host is back (not so behind an ssh_config ProxyJump or alias)
+    greets_directly: bool = False
 
     def step(
         self, name: str, action: Callable[[], str | None], *, stoppable: bool = True
@@ -236,6 +240,7 @@ class HostRun:
         return (self.facts.machine_id if self.facts else "") or self.host.name
 
     def _systemctl_reboot(self) -> None:
+        self.greets_directly = answers(self.host.address, self.host.port)
         try:
             self.conn.run(["systemctl", "reboot"], privileged=True, timeout=30)
         except SshError as exc:
@@ -247,27 +252,37 @@ class HostRun:
         return self.wait_for_new_boot(self.facts.boot_id)
 
     def wait_for_new_boot(self, old: str) -> str:
-        """Poll until the boot id differs from `old`; the status then is kept in `self.after`."""
+        """Poll until the boot id differs from `old`; the status then is kept in `self.after`.
+
+        Each poll is one SSH connection: the first soon, then backing off gently. Where sshd
+        greeted at the host's address before the reboot, a greeting probe every
+        PROBE_EVERY seconds gates them: no ssh process while the host is down, and a poll as
+        soon as it is back."""
         deadline = time.monotonic() + self.options.reboot_timeout
-        delay = 0.5  # start soon, back off gently: each attempt is one cheap SSH connection
+        delay = 0.5
+        next_poll = time.monotonic() + delay
         while True:
-            if self.stops.hard.wait(delay):
+            pause = PROBE_EVERY if self.greets_directly else next_poll - time.monotonic()
+            if self.stops.hard.wait(max(pause, 0.0)):
                 raise Stop("wait")
-            try:
-                out = self.conn.script(_POLL, old, name="reading the boot id").stdout
-                now, _, status = out.partition("\n==status\n")
-                if now.strip() and now.strip() != old and status:
-                    self.after = parse_status(status)
-                    return f"back with boot id {now.strip()}"
-            except SshError as exc:
-                if exc.failure is not Failure.UNREACHABLE:
-                    raise
+            due = time.monotonic() >= next_poll
+            if due and (not self.greets_directly or answers(self.host.address, self.host.port)):
+                delay = min(delay * 1.5, 5.0)
+                next_poll = time.monotonic() + delay
+                try:
+                    out = self.conn.script(_POLL, old, name="reading the boot id").stdout
+                    now, _, status = out.partition("\n==status\n")
+                    if now.strip() and now.strip() != old and status:
+                        self.after = parse_status(status)
+                        return f"back with boot id {now.strip()}"
+                except SshError as exc:
+                    if exc.failure is not Failure.UNREACHABLE:
+                        raise
             if time.monotonic() > deadline:
                 raise NotBack(
                     f"did not come back within {self.options.reboot_timeout:.0f} s of the reboot",
                     "check the host's console; it may need a hand",
                 )
-            delay = min(delay * 1.5, 5.0)
 
     def verify(self) -> str:
         assert self.target is not None
