@@ -14,7 +14,7 @@ from nestcustom.containerfile.commands import HELPER
 from nestcustom.containerfile.render import render_containerfile
 from nestcustom.recipe.load import load_recipe
 from nestcustom.recipe.selinuxmodules import pp_name
-from tests.conftest import BASE, WriteRecipe
+from tests.conftest import BASE, FIXTURES, WriteRecipe
 from tests.recipe.test_system_config import problems, runs
 
 HEAD = f"name: r\nbase: {{image: {BASE}}}\n"
@@ -134,3 +134,8 @@ def test_selinux_problems_are_located(write_recipe: WriteRecipe, modules: Path) 
 def test_an_empty_selinux_section_does_nothing(write_recipe: WriteRecipe) -> None:
     path = write_recipe(HEAD + "selinux: {booleans: {}}\n")
     assert problems(path) == [": the recipe changes nothing in its base"]
+
+
+def test_a_package_checkmodule_made_is_read_by_its_compiled_in_name() -> None:
+    pp = FIXTURES / "files" / "selinux" / "nc_demo.pp"  # source: nc_demo.te beside it
+    assert pp_name(pp.read_bytes()) == "nc_demo"
