@@ -15,6 +15,8 @@
 #                  (OWNER - is root; SECTION - is outside any section)
 #   build.sh repos [--enable ID] [--disable ID]...   in the base's /etc/yum.repos.d
 #   build.sh remove-matching GLOB...   rpm-ostree override remove of the installed matches
+#   build.sh selinux [--nestos] [--priority N] [--module FILE] [--boolean NAME on|off]...
+#                  semodule -N -X N -i FILE..., then setsebool -P -N NAME=on|off...
 set -eu
 
 # In a builder stage: the base image's values, copied from the facts stage.
@@ -412,6 +414,79 @@ check_host_rules() {
     rm -f /tmp/nestcustom-found
 }
 
+# The SELinux policy store semodule and setsebool write: STORE-ROOT/TYPE, where
+# semanage.conf's store-root= (default /var/lib/selinux) and /etc/selinux/config's
+# SELINUXTYPE= say. rpm-ostree's compose moves it to /etc/selinux (store-root=/etc/selinux,
+# rpmostree-postprocess.cxx), so on NestOS it reaches the host with /etc.
+selinux_store() {
+    type=
+    [ -r /etc/selinux/config ] &&
+        type=$(sed -n 's/^[[:space:]]*SELINUXTYPE[[:space:]]*=[[:space:]]*"\{0,1\}\([^"[:space:]]*\).*/\1/p' /etc/selinux/config | tail -n 1)
+    [ -n "$type" ] ||
+        die "selinux: /etc/selinux/config names no SELINUXTYPE: the image has no SELinux policy"
+    root=
+    [ -r /etc/selinux/semanage.conf ] &&
+        root=$(sed -n 's/^[[:space:]]*store-root[[:space:]]*=[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/selinux/semanage.conf | tail -n 1)
+    printf '%s/%s' "${root:-/var/lib/selinux}" "$type"
+}
+
+cmd_selinux() {
+    set -f  # names and paths are checked by the recipe's schema; never globbed here
+    nestos= priority=400 modules= booleans=
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --nestos) nestos=1; shift ;;
+            --priority) priority=$2; shift 2 ;;
+            --module) modules="$modules -i $2"; shift 2 ;;
+            --boolean)
+                case $3 in
+                    on) booleans="$booleans $2=1" ;;
+                    off) booleans="$booleans $2=0" ;;
+                    *) die "selinux: boolean $2: $3 is neither on nor off" ;;
+                esac
+                shift 3
+                ;;
+            *) die "selinux: unknown option $1" ;;
+        esac
+    done
+    for tool in ${modules:+semodule} ${booleans:+setsebool}; do
+        command -v "$tool" >/dev/null 2>&1 ||
+            die "selinux: the image has no $tool: install policycoreutils in a layer, or build on a base that has it"
+    done
+    store=$(selinux_store)
+    [ -d "$store/active" ] ||
+        die "selinux: no policy store at $store/active: install the image's policy (e.g. selinux-policy-targeted) in a layer first"
+    if [ -n "$nestos" ]; then
+        case $store in
+            /etc/*) ;;
+            *) die "selinux: the policy store is $store, which a NestOS host drops; rpm-ostree images keep it in /etc/selinux (store-root=/etc/selinux in /etc/selinux/semanage.conf)" ;;
+        esac
+    fi
+    # libsemanage commits by renaming active -> previous and tmp -> active. On a container
+    # build's overlayfs a directory of a lower layer cannot be renamed (EXDEV; libsemanage
+    # before 3.4 fails, later ones fall back to copying, which can fail with "Directory not
+    # empty"). Moving it once copies it into this layer (coreutils mv copies on EXDEV),
+    # and in the same RUN the renames stay within one layer (the documented workaround:
+    # coreos/layering-examples selinux, SELinuxProject/selinux#343).
+    mv "$store/active" "$store/active.nestcustom"
+    mv "$store/active.nestcustom" "$store/active"
+    # -N: no policy reload; SELinux is off in a build, and the host loads the policy at boot.
+    if [ -n "$modules" ]; then
+        printf '+ semodule -N -X %s%s\n' "$priority" "$modules" >&2
+        # shellcheck disable=SC2086  # $modules: -i FILE pairs, content paths without blanks
+        semodule -N -X "$priority" $modules ||
+            die "selinux: semodule could not install the modules (its messages are above)"
+    fi
+    if [ -n "$booleans" ]; then
+        printf '+ setsebool -P -N%s\n' "$booleans" >&2
+        # shellcheck disable=SC2086  # $booleans: NAME=0|1 words, names checked by the schema
+        setsebool -P -N $booleans ||
+            die "selinux: setsebool could not set the booleans (its messages are above); each must be defined by the image's policy or by one of the recipe's modules"
+    fi
+    # Lock files libsemanage leaves in the store; rpm-ostree's compose removes them too.
+    rm -f "$store/semanage.read.LOCK" "$store/semanage.trans.LOCK"
+}
+
 cmd_check() {
     base=
     host_rules=
@@ -434,7 +509,7 @@ cmd_check() {
     [ "$failures" -eq 0 ] || die "$failures check(s) failed; no image was tagged"
 }
 
-[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check|files|repos|remove-matching ..."
+[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check|files|repos|remove-matching|selinux ..."
 command=$1
 shift
 case $command in
@@ -446,5 +521,6 @@ case $command in
     files) cmd_files "$@" ;;
     repos) cmd_repos "$@" ;;
     remove-matching) cmd_remove_matching "$@" ;;
+    selinux) cmd_selinux "$@" ;;
     *) die "unknown command $command" ;;
 esac

@@ -61,7 +61,7 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
 
     The project root is the build context, so COPY sources are project-relative.
     The order: builder stages, then the image: repos, layers, kernel modules and
-    the initramfs, files, units, the build's checks, labels.
+    the initramfs, files, SELinux, units, the build's checks, labels.
     """
     out = _Writer(recipe, context_dir)
     out.header()
@@ -122,6 +122,10 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
     if files is not None:
         out.run(files, "# files, links, directories and users")
         out.step(Step("files", program="nestcustom files"))
+    selinux = out.steps_of.selinux()
+    if selinux is not None:
+        out.run(selinux, "# SELinux: policy modules and booleans, in the image's policy store")
+        out.step(Step("selinux", program="nestcustom selinux"))
     units = unit_commands(recipe)
     if units:
         out.run(RunStep(tuple([*units, COMMIT] if out.nestos else units)))

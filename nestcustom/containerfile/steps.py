@@ -263,6 +263,32 @@ class StepWriter:
             tuple(commands), tuple(mounts), True, tuple(s for s in sources if s not in ours)
         )
 
+    # -- SELinux ----------------------------------------------------------------------------
+
+    def selinux(self) -> RunStep | None:
+        """Modules (semodule -N -i), then booleans (setsebool -P -N: a module may define
+        them), in the image's policy store, through the build helper. Module files are
+        bind-mounted at paths named by their content, under their own names (semodule
+        names a .cil module after its file)."""
+        selinux = self.recipe.selinux
+        if not selinux.is_set:
+            return None
+        mounts = [bind(self.helper_source, HELPER)]
+        args: list[str] = ["--nestos"] if self.nestos else []
+        if selinux.modules:
+            args += ["--priority", str(selinux.priority)]
+        for module in selinux.modules:
+            target = content_path("/run/nestcustom/selinux", module.sha256, basename(module.src))
+            mounts.append(bind(module.src, target))
+            args += ["--module", target]
+        for name, value in sorted(selinux.booleans):
+            args += ["--boolean", name, "on" if value else "off"]
+        commands = [Command(("sh", HELPER, "selinux"), tuple(args))]
+        if self.nestos:
+            commands.append(COMMIT)
+        sources = tuple(module.src for module in selinux.modules)
+        return RunStep(tuple(commands), tuple(mounts), True, sources)
+
     # -- checks -----------------------------------------------------------------------------
 
     def checks(self) -> RunStep | None:

@@ -1,12 +1,13 @@
 """Every check of a built image, in an order where none can spoil another.
 
 The checks themselves live in checks (packages, files, units, commands, /var) and
-configchecks (what the files and unit steps made); this module only orders them.
+configchecks (what the files and unit steps made) and selinuxchecks (the policy
+store); this module only orders them.
 """
 
 from __future__ import annotations
 
-from nestcustom.image import configchecks, imagevalues
+from nestcustom.image import configchecks, imagevalues, selinuxchecks
 from nestcustom.image.checks import CheckResult, Checks, Runner, layer_packages
 from nestcustom.recipe.model import Flavor, Recipe
 
@@ -25,6 +26,7 @@ def run_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
             sha256 = spec.sha256 or None  # none for a file from a stage or image
             results += checks.file(spec.dest, mode=spec.mode, sha256=sha256, builtin=True)
     results += configchecks.config_checks(recipe, host)
+    results += selinuxchecks.selinux_checks(recipe, host)
     facts: dict[str, str] = {}
     if imagevalues.needs_image(recipe):
         facts, why = imagevalues.read_facts(host)

@@ -30,6 +30,8 @@ from nestcustom.recipe.model import (
     Repo,
     RpmOstreeVersion,
     Script,
+    Selinux,
+    SelinuxModule,
     Signing,
     SigningScope,
     Stage,
@@ -40,6 +42,7 @@ from nestcustom.recipe.model import (
     User,
 )
 from nestcustom.recipe.projectfiles import ProjectFiles, interpreter
+from nestcustom.recipe.selinuxmodules import module_name
 from nestcustom.recipe.source import YamlList, YamlMap
 
 Path_ = tuple[str | int, ...]
@@ -83,6 +86,7 @@ class Converter:
                 for r in doc.get("repo-files", ())
             ),
             signing=self.signing(doc.get("signing")),
+            selinux=self.selinux(doc.get("selinux")),
             base_repos_enable=tuple(doc.get("base-repos", {}).get("enable", ())),
             base_repos_disable=tuple(doc.get("base-repos", {}).get("disable", ())),
             symlinks=tuple(Symlink(s["path"], s["target"]) for s in doc.get("symlinks", ())),
@@ -243,6 +247,24 @@ class Converter:
                 key = FileSpec(found.path, f"/etc/pki/containers/{name}", "0644", found.sha256)
                 scopes.append(SigningScope(item["scope"], key))
         return Signing(tuple(scopes), entry.get("default", "accept") == "reject")
+
+    def selinux(self, entry: YamlMap | None) -> Selinux:
+        if entry is None:
+            return Selinux()
+        modules = []
+        items = entry.get("modules", ())
+        for index, relative in enumerate(items):
+            where = items.item_origin(index)
+            found = self.files.find(relative, where.location, ("selinux", "modules", index))
+            if found is not None:
+                try:
+                    data = (self.files.root / found.path).read_bytes()
+                except OSError:  # found a moment ago: a .pp that cannot be read is not one
+                    data = b""
+                name = module_name(found.path, data) or ""
+                modules.append(SelinuxModule(found.path, found.sha256, name, index))
+        booleans = tuple((name, value) for name, value in entry.get("booleans", {}).items())
+        return Selinux(booleans, tuple(modules), entry.get("priority", 400))
 
     def dropins(self, items: YamlList | None) -> tuple[FileSpec, ...]:
         """Unit drop-ins: files installed as /usr/lib/systemd/system/UNIT.d/NAME."""

@@ -3,13 +3,13 @@
 `lint_recipe` runs every rule; each is a small function in rules_image (what
 the image holds), rules_files (files, links, users, units, the layer count)
 or rules_build (what its build runs: commands, scripts,
-stages, values, kernel modules).
+stages, values, kernel modules), rules_selinux (booleans and policy modules).
 """
 
 from __future__ import annotations
 
 from nestcustom.errors import Problem
-from nestcustom.recipe import rules_build, rules_files, rules_image
+from nestcustom.recipe import rules_build, rules_files, rules_image, rules_selinux
 from nestcustom.recipe.model import Recipe
 from nestcustom.recipe.rules_common import Locate, Rule, is_rpm_url, package_name
 
@@ -26,6 +26,7 @@ RULES: tuple[Rule, ...] = (
     rules_image.labels,
     *rules_build.RULES,
     *rules_files.RULES,
+    *rules_selinux.RULES,
 )
 
 

@@ -229,6 +229,29 @@ class Signing:
 
 
 @dataclass(frozen=True)
+class SelinuxModule:
+    """A policy module file of the project, for semodule -i."""
+
+    src: str  # POSIX path relative to the project root
+    sha256: str
+    name: str  # what semodule calls it: a .cil file's name, a .pp's compiled-in name ("": unread)
+    index: int = 0  # its place in selinux.modules, to locate problems
+
+
+@dataclass(frozen=True)
+class Selinux:
+    """Booleans (setsebool -P -N) and modules (semodule -N -i) set in the policy store."""
+
+    booleans: tuple[tuple[str, bool], ...] = ()
+    modules: tuple[SelinuxModule, ...] = ()
+    priority: int = 400  # semodule -X
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.booleans or self.modules)
+
+
+@dataclass(frozen=True)
 class Units:
     """systemd beyond enable/disable: every name with its suffix (.service added)."""
 
@@ -298,6 +321,7 @@ class Recipe:
     users: tuple[User, ...] = ()
     groups: tuple[Group, ...] = ()
     signing: Signing = field(default_factory=Signing)
+    selinux: Selinux = field(default_factory=Selinux)
 
     @property
     def has_early_step(self) -> bool:
@@ -373,6 +397,8 @@ class Recipe:
             "groups": [astuple(g) for g in self.groups],
             "signing": astuple(self.signing),
         }
+        if self.selinux != Selinux():  # absent: the digests of recipes without it stay as they were
+            data["selinux"] = astuple(self.selinux)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

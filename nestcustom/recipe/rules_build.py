@@ -242,6 +242,7 @@ def does_something(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         or recipe.has_early_step
         or recipe.has_files_step
         or recipe.units != Units()
+        or recipe.selinux.is_set
     ):
         yield _problem(
             locate,

@@ -50,6 +50,7 @@ def layer_count(recipe: Recipe) -> int:
         or units.preset
         else 0
     )
+    count += 1 if recipe.selinux.is_set else 0
     checks = recipe.checks
     host_rules = checks.host_rules and recipe.base.flavor is Flavor.NESTOS
     count += 1 if host_rules or checks.packages or checks.files or checks.commands else 0
