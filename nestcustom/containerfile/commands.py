@@ -98,27 +98,24 @@ def nestos_package_commands(layer: Layer) -> list[Command]:
 
 def dnf_package_commands(layer: Layer) -> list[Command]:
     """A NewStart layer's package changes: the distribution's dnf."""
+    dnf = ("dnf", "-y") if layer.weak_deps else ("dnf", "-y", "--setopt=install_weak_deps=False")
     commands: list[Command] = []
     if layer.remove:
         commands.append(Command(("dnf", "-y", "remove"), sorted_set(layer.remove)))
     for swap in sorted(set(layer.swap), key=lambda s: (s.remove, s.install)):
         if len(swap.remove) == 1 and len(swap.install) == 1:
-            commands.append(Command(("dnf", "-y", "swap"), (*swap.remove, *swap.install)))
+            commands.append(Command((*dnf, "swap"), (*swap.remove, *swap.install)))
         else:  # dnf swaps one for one; N:M is an install that may replace, then the removal
-            commands.append(
-                Command(("dnf", "-y", "--allowerasing", "install"), sorted_set(swap.install))
-            )
+            commands.append(Command((*dnf, "--allowerasing", "install"), sorted_set(swap.install)))
             commands.append(Command(("dnf", "-y", "remove"), sorted_set(swap.remove)))
     if layer.replace:
-        commands.append(
-            Command(("dnf", "-y", "--allowerasing", "install"), sorted_set(layer.replace))
-        )
+        commands.append(Command((*dnf, "--allowerasing", "install"), sorted_set(layer.replace)))
     if layer.replace_from:  # the repo's version, up or down
         repo, packages = layer.replace_from
-        verb = ("dnf", "-y", f"--repo={repo}", "distro-sync")
+        verb = (*dnf, f"--repo={repo}", "distro-sync")
         commands.append(Command(verb, sorted_set(packages)))
     if layer.install:
-        commands.append(Command(("dnf", "-y", "install"), sorted_set(layer.install)))
+        commands.append(Command((*dnf, "install"), sorted_set(layer.install)))
     return commands
 
 

@@ -183,6 +183,7 @@ class Converter:
                 if "replace-from" in layer
                 else None
             ),
+            weak_deps=layer.get("weak-deps", True),
             origin=origin,
         )
 
@@ -323,14 +324,19 @@ class Converter:
 
     @staticmethod
     def repo(entry: YamlMap) -> Repo:
+        copr = (
+            copr_repo(entry["copr"], entry["chroot"], entry.get("copr-instance"))
+            if "copr" in entry
+            else {}
+        )
         return Repo(
-            id=entry["id"],
+            id=copr.get("id") or entry["id"],
             name=entry.get("name"),
-            baseurl=entry.get("baseurl"),
+            baseurl=copr.get("baseurl") or entry.get("baseurl"),
             metalink=entry.get("metalink"),
             mirrorlist=entry.get("mirrorlist"),
             gpgcheck=entry.get("gpgcheck", True),
-            gpgkey=entry.get("gpgkey"),
+            gpgkey=copr.get("gpgkey") or entry.get("gpgkey"),
             enabled=entry.get("enabled", True),
             repo_gpgcheck=entry.get("repo_gpgcheck", False),
         )
@@ -391,3 +397,20 @@ def _mode(mode: str) -> str:
 def _names(value: str | list[str]) -> tuple[str, ...]:
     """One package or a list of them (swap's two forms)."""
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+EUR = "https://eur.openeuler.openatom.cn"  # openEuler's COPR instance
+
+
+def copr_repo(project: str, chroot: str, instance: str | None) -> dict[str, str]:
+    """A COPR project's repo as `dnf copr enable` writes it: id copr:HOST:OWNER:PROJECT (a
+    group's @ spelled group_), results/OWNER/PROJECT/CHROOT-$basearch/, its pubkey.gpg."""
+    base = (instance or EUR).rstrip("/")
+    owner, name = project.split("/", 1)
+    host = base.split("://", 1)[-1].split("/", 1)[0]
+    results = f"{base}/results/{owner}/{name}"
+    return {
+        "id": f"copr:{host}:{owner.replace('@', 'group_')}:{name}",
+        "baseurl": f"{results}/{chroot}-$basearch/",
+        "gpgkey": f"{results}/pubkey.gpg",
+    }

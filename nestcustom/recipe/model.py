@@ -93,6 +93,7 @@ class Layer:
     env: tuple[tuple[str, str], ...] = ()  # for the commands and scripts
     repos: tuple[Repo, ...] = ()  # for this layer's step only (mounted, never in the image)
     replace_from: tuple[str, tuple[str, ...]] | None = None  # (repo id, base packages)
+    weak_deps: bool = True  # installs bring Recommends too (dnf only can skip them)
     # Where the layer was written (FILE:LINE:COL), for build errors; not part of its identity.
     origin: str = field(default="", compare=False)
 
@@ -417,4 +418,4 @@ def _layer_identity(layer: Layer) -> list[Any]:
         list(layer.env),
         [astuple(repo) for repo in layer.repos],
         layer.replace_from,
-    ]
+    ] + ([] if layer.weak_deps else ["no-weak-deps"])  # the default keeps earlier digests

@@ -127,6 +127,17 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         return
     version = recipe.base.rpm_ostree
     for i, layer in enumerate(recipe.layers):
+        if not layer.weak_deps:
+            yield _problem(
+                locate,
+                ("layers", i, "weak-deps"),
+                "weak-deps-unsupported",
+                f"rpm-ostree {version} installs the weak dependencies (Recommends) of what it "
+                "installs and has no option to skip them (rpm-ostreed.conf's Recommends= came "
+                "in 2024.7)",
+                "drop weak-deps: false, and remove the unwanted packages by name in a later "
+                "layer's remove:",
+            )
         if layer.swap and version < REMOVE_WITH_INSTALL_SINCE:
             yield _problem(
                 locate,
