@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import as_installed
 from tests.universe.session import Universe, universe
 
 PACKAGES = ["nc-libgreet", "nc-hello", "nc-scriptlet", "strace"]
@@ -218,6 +219,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--recipes", type=int, default=20, help="recipes in the no-change row")
     args = parser.parse_args()
+    as_installed()
     with universe() as world, tempfile.TemporaryDirectory() as tmp:
         rows = bench(world, Path(tmp), args.recipes)
     if args.json:

@@ -33,6 +33,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench import as_installed
 from bench.ansible_rollout import write_project
 from tests.universe.fleet.harness import HostFleet
 from tests.universe.fleet.image import build_host_image
@@ -170,6 +171,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    as_installed()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     image = build_host_image(CACHE)
