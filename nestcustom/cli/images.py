@@ -34,6 +34,7 @@ Examples:
   nestcustom build recipes/*.yaml --jobs 2 --tag 127.0.0.1:5000/custom/{name}:latest --push
   nestcustom build recipes/host-agent.yaml --base 127.0.0.1:5000/mirror/nestos:22.03-LTS-SP3.20240110.0-x86_64
   nestcustom build recipes/nestos-kmod.yaml --mirror hub.oepkgs.net=registry.local:5000
+  nestcustom build recipes/nestos-tools.yaml --download-mirror https://github.com/=https://artifacts.local/github/
 Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
 """
 )
@@ -76,6 +77,14 @@ Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
     metavar="REGISTRY=MIRROR",
     help="Read REGISTRY's images (base, builder stages, files' from:) from MIRROR (repeatable).",
 )
+@click.option(
+    "--download-mirror",
+    "download_mirror_pairs",
+    multiple=True,
+    metavar="PREFIX=MIRROR",
+    help="Fetch downloads whose URL starts with PREFIX from MIRROR instead (repeatable); "
+    "their sha256 is checked as always.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.pass_obj
 @handle_errors
@@ -90,6 +99,7 @@ def build(
     base_image: str | None,
     release_tags: bool,
     mirror_pairs: tuple[str, ...],
+    download_mirror_pairs: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Build recipes into images with podman, and optionally push them.
@@ -100,11 +110,17 @@ def build(
     """
     from nestcustom.cli.progress import LiveProgress, PlainProgress
     from nestcustom.image.build import BuildOptions, build_all
-    from nestcustom.recipe.mirrors import parse_mirrors, with_mirrors
+    from nestcustom.recipe.mirrors import (
+        parse_download_mirrors,
+        parse_mirrors,
+        with_download_mirrors,
+        with_mirrors,
+    )
 
     if release_tags and not push:
         raise click.UsageError("--release-tags goes with --push")
     mirrors = parse_mirrors(mirror_pairs)
+    download_mirrors = parse_download_mirrors(download_mirror_pairs)
     if len(recipes) > 1 and "{name}" not in tag_template:
         raise click.UsageError(
             "with several recipes, --tag needs {name} so each image gets its own tag"
@@ -112,7 +128,10 @@ def build(
     project = project_for(settings, recipes[0])
     loaded = load_recipes(recipes, project)
     print_problems(w for item in loaded for w in item.warnings)
-    chosen = [with_mirrors(item.recipe, mirrors) for item in loaded]
+    chosen = [
+        with_download_mirrors(with_mirrors(item.recipe, mirrors), download_mirrors)
+        for item in loaded
+    ]
     if base_image:
         chosen = [
             dataclasses.replace(r, base=dataclasses.replace(r.base, image=base_image, digest=None))

@@ -1,9 +1,12 @@
-"""Build on mirrors: every image a recipe names, read from another registry.
+"""Build on mirrors: every image a recipe names, read from another registry, and
+every download from another server.
 
 Air-gapped sites (and the test universe) serve hub.oepkgs.net's images from
 their own registry. `--mirror hub.oepkgs.net=registry.local:5000` rewrites the
 base, builder stages and images files are copied from; digests stay, since a
-mirror serves the same manifests.
+mirror serves the same manifests. `--download-mirror https://github.com/=
+https://artifacts.local/github/` does the same for downloads: the pinned sha256
+still decides what is used, so a mirror cannot change the image's content.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import replace
 from nestcustom.errors import BadInputError
 from nestcustom.recipe.model import Recipe
 
+_URL_PREFIX = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/%+@!$&'()*,;:-]*)?$")
 _HOST = re.compile(r"^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?$")
 
 
@@ -49,3 +53,33 @@ def with_mirrors(recipe: Recipe, mirrors: Mapping[str, str]) -> Recipe:
             replace(f, source=mirrored(f.source, mirrors)) if f.source else f for f in recipe.files
         ),
     )
+
+
+def parse_download_mirrors(pairs: Iterable[str]) -> dict[str, str]:
+    """`PREFIX=MIRROR` pairs (URL prefixes) -> {prefix: mirror}; an error for a bad pair."""
+    mirrors: dict[str, str] = {}
+    for pair in pairs:
+        prefix, sep, mirror = pair.partition("=")
+        if not sep or not _URL_PREFIX.match(prefix) or not _URL_PREFIX.match(mirror):
+            raise BadInputError(
+                f"--download-mirror {pair!r} is not PREFIX=MIRROR",
+                "two http or https URL prefixes, e.g. --download-mirror "
+                "https://github.com/=https://artifacts.example.com/github/",
+            )
+        mirrors[prefix] = mirror
+    return mirrors
+
+
+def with_download_mirrors(recipe: Recipe, mirrors: Mapping[str, str]) -> Recipe:
+    """Downloads read from the mirror of the longest prefix that begins their URL."""
+    if not mirrors:
+        return recipe
+
+    def moved(url: str) -> str:
+        prefixes = [p for p in mirrors if url.startswith(p)]
+        if not prefixes:
+            return url
+        prefix = max(prefixes, key=len)
+        return mirrors[prefix] + url[len(prefix) :]
+
+    return replace(recipe, downloads=tuple(replace(d, url=moved(d.url)) for d in recipe.downloads))

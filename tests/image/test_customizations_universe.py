@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.image.universe import image_exists, nestcustom, podman
 from tests.universe.base.build import VARIANTS, machine_arch
+from tests.universe.download_site import FILES, mirror_argument, serve_download_site
 from tests.universe.registry import Registry
 from tests.universe.session import publish_mirror
 
@@ -47,7 +48,9 @@ def pushed_tag(registry: Registry) -> Iterator[str]:
     podman("rmi", "-f", reference)
 
 
-def build(recipe: str, base: str, mirror: str, tag: str, cwd: Path = ROOT) -> tuple[int, str, str]:
+def build(
+    recipe: str, base: str, mirror: str, tag: str, cwd: Path = ROOT, more: tuple[str, ...] = ()
+) -> tuple[int, str, str]:
     """(exit code, stderr, the pushed REF@digest) of building and pushing `recipe`."""
     done = nestcustom(
         "build",
@@ -61,6 +64,7 @@ def build(recipe: str, base: str, mirror: str, tag: str, cwd: Path = ROOT) -> tu
         "--push",
         "--no-tls-verify",
         "--json",
+        *more,
         cwd=cwd,
         timeout=900,
     )
@@ -417,3 +421,46 @@ def test_a_glob_removes_every_installed_match_and_one_matching_nothing_fails(
     assert code == 1
     assert "nestcustom: no installed package matches 'nomatch*'" in stderr
     assert pushed == "" and not image_exists(pushed_tag + "-2")
+
+
+DOWNLOADS_EXAMPLE = "recipes/nestos-downloads.yaml"
+
+
+def test_the_downloads_example_builds_from_a_mirror_and_passes_its_tests(
+    mirrors: tuple[str, str], pushed_tag: str
+) -> None:
+    with serve_download_site() as site:
+        code, stderr, pushed = build(
+            DOWNLOADS_EXAMPLE,
+            *mirrors,
+            pushed_tag,
+            more=("--download-mirror", mirror_argument(site)),
+        )
+    assert code == 0, stderr
+    assert pushed.startswith(pushed_tag.rsplit(":", 1)[0] + "@sha256:")
+    assert in_image(pushed_tag, "nc-tool --version") == "nc-tool 2.1.0\n"
+    tested = nestcustom("test", DOWNLOADS_EXAMPLE, "--image", pushed_tag, cwd=ROOT)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "FAIL" not in tested.stdout
+
+
+def test_a_mirror_serving_other_bytes_fails_the_build_and_sets_no_tag(
+    mirrors: tuple[str, str], pushed_tag: str, tmp_path: Path
+) -> None:
+    tampered = tmp_path / "site"
+    shutil.copytree(FILES, tampered)
+    binary = tampered / "nc-tool" / "2.1.0" / "nc-tool-linux-x86_64"
+    binary.write_text("#!/bin/sh\necho not the vendor's nc-tool\n")
+    with serve_download_site(tampered) as site:
+        code, stderr, pushed = build(
+            DOWNLOADS_EXAMPLE,
+            *mirrors,
+            pushed_tag,
+            more=("--download-mirror", mirror_argument(site)),
+        )
+    assert code == 1
+    assert f"{site}nc-tool/2.1.0/nc-tool-linux-x86_64 has sha256 " in stderr
+    assert (
+        "the recipe pins 361df4e3e2fbff03edba58fdb76dbc2787be17b0cdf76313a6007cdcd921d5d2" in stderr
+    )
+    assert pushed == "" and not image_exists(pushed_tag)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .download_site import mirror_argument, serve_download_site
 from .iso.build import build_iso
 from .iso.mirror import publish_mirror, serve_iso
 from .session import CACHE, Universe, publish_builder, universe
@@ -32,6 +33,7 @@ BUILDABLE = [
     "recipes/nestos-kmod.yaml",
     "recipes/nestos-site-config.yaml",
     "recipes/nestos-agent-files.yaml",
+    "recipes/nestos-downloads.yaml",
 ]
 NEWSTART = ["recipes/newstart-tools.yaml"]
 
@@ -47,7 +49,9 @@ def nestcustom(*args: str, capture: bool = False) -> subprocess.CompletedProcess
     )
 
 
-def build_push_test(world: Universe, recipes: list[str], base: str) -> tuple[int, list[str]]:
+def build_push_test(
+    world: Universe, recipes: list[str], base: str, *more: str
+) -> tuple[int, list[str]]:
     """Build the recipes on `base`, push them, test them; (exit code, pinned references)."""
     built = nestcustom(
         "build",
@@ -56,6 +60,7 @@ def build_push_test(world: Universe, recipes: list[str], base: str) -> tuple[int
         base,
         "--mirror",  # builder stages' images, from the local registry
         f"hub.oepkgs.net={world.registry.host}",
+        *more,
         "--jobs",
         "2",
         "--push",
@@ -108,7 +113,11 @@ def main(argv: list[str]) -> int:
             return 1
         builder = publish_builder(world.registry, CACHE / "base")
         print(f"  builder    {builder}")
-        code, pinned = build_push_test(world, recipes, world.mirror)
+        with serve_download_site() as site:  # the downloads' vendor site, mirrored here
+            mirror = mirror_argument(site)
+            code, pinned = build_push_test(
+                world, recipes, world.mirror, "--download-mirror", mirror
+            )
         if not argv:
             newstart_code, newstart_pinned = newstart(world)
             code = code or newstart_code

@@ -1,0 +1,87 @@
+"""--mirror and --download-mirror: what a build reads from where."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nestcustom.errors import BadInputError
+from nestcustom.recipe.mirrors import (
+    parse_download_mirrors,
+    parse_mirrors,
+    with_download_mirrors,
+    with_mirrors,
+)
+from nestcustom.recipe.model import Base, Download, Recipe, Stage
+
+VENDOR = "https://downloads.example.com/"
+
+
+def recipe() -> Recipe:
+    return Recipe(
+        name="r",
+        path="recipes/r.yaml",
+        base=Base("hub.oepkgs.net/nestos/nestos:22.03-LTS-SP2.20230922.0-x86_64"),
+        stages=(Stage("build", "hub.oepkgs.net/openeuler/openeuler:22.03-lts"),),
+        downloads=(
+            Download(f"{VENDOR}tool/1/tool", "a" * 64, "/usr/bin/tool"),
+            Download(f"{VENDOR}special/x.tar.gz", "b" * 64, "/usr/share/x", extract=True),
+            Download("https://other.example.org/y", "c" * 64, "/usr/bin/y"),
+        ),
+    )
+
+
+def test_images_are_read_from_the_registry_mirror() -> None:
+    mirrored = with_mirrors(recipe(), parse_mirrors(["hub.oepkgs.net=127.0.0.1:5000/oe"]))
+    assert mirrored.base.image == "127.0.0.1:5000/oe/nestos/nestos:22.03-LTS-SP2.20230922.0-x86_64"
+    assert mirrored.stages[0].image == "127.0.0.1:5000/oe/openeuler/openeuler:22.03-lts"
+
+
+def test_downloads_are_read_from_the_mirror_of_the_longest_matching_prefix() -> None:
+    mirrors = parse_download_mirrors(
+        [f"{VENDOR}=http://127.0.0.1:8080/vendor/", f"{VENDOR}special/=http://10.0.0.9/sp/"]
+    )
+    urls = [d.url for d in with_download_mirrors(recipe(), mirrors).downloads]
+    assert urls == [
+        "http://127.0.0.1:8080/vendor/tool/1/tool",
+        "http://10.0.0.9/sp/x.tar.gz",
+        "https://other.example.org/y",  # no prefix matches: unchanged
+    ]
+    # the pins travel with the URLs: a mirror changes where, never what
+    assert [d.sha256[0] for d in with_download_mirrors(recipe(), mirrors).downloads] == list("abc")
+    assert with_download_mirrors(recipe(), {}) == recipe()
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        "https://downloads.example.com/",  # no =
+        "downloads.example.com=http://127.0.0.1/",  # not a URL
+        "https://a.example.com/=file:///srv/mirror/",  # the mirror must be http(s)
+        "https://a.example.com/=http://127.0.0.1/a b/",  # a blank
+    ],
+)
+def test_a_bad_download_mirror_is_refused_with_the_form_to_use(pair: str) -> None:
+    with pytest.raises(BadInputError) as caught:
+        parse_download_mirrors([pair])
+    assert caught.value.message == f"--download-mirror {pair!r} is not PREFIX=MIRROR"
+    assert "two http or https URL prefixes" in str(caught.value.hint)
+
+
+def test_the_build_command_refuses_a_bad_download_mirror_before_any_build() -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "nestcustom", "build", "recipes/nestos-downloads.yaml"),
+            *("--download-mirror", "nonsense"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--download-mirror 'nonsense' is not PREFIX=MIRROR" in done.stderr
+    assert "Traceback" not in done.stderr
