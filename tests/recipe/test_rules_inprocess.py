@@ -534,3 +534,10 @@ def test_regenerating_after_a_kernel_replace_rpm_ostree_already_did(
     )
     if twice:
         assert [w.code for w in load_recipe(write_recipe(text)).warnings] == ["initramfs-twice"]
+
+
+def test_an_unknown_value_in_a_repo_is_reported_once(write_recipe: WriteRecipe) -> None:
+    # {{nope}} is no value at all, so not one "read in the build" either.
+    repo = "{id: t, baseurl: 'https://r/{{nope}}/', gpgkey: 'https://r/k'}"
+    problems = errors(write_recipe(HEAD + LAYER + f"repos: [{repo}]\n"))
+    assert [(p.path, p.code) for p in problems] == [("repos[0].baseurl", "unknown-value")]
