@@ -25,6 +25,7 @@ from nestcustom.image.rpmversion import compare_evr, rpm_file_nvr, rpm_vercmp
         ("5.10.0", "5.9.99", 1),
         ("1.0B", "1.0", 1),  # capitals are letters too
         ("1.0^git1", "1.0^git2", -1),  # after two carets, the rest still counts
+        ("1.0^git1", "1.0A", -1),  # a caret sorts before any segment, not by its ASCII code
     ],
 )
 def test_rpm_vercmp(a: str, b: str, order: int) -> None:

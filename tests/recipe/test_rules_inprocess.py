@@ -315,6 +315,21 @@ def test_a_name_used_twice_points_at_the_first(
     ]
 
 
+def test_a_name_used_twice_names_the_line_of_the_first_name(
+    write_recipe: WriteRecipe, here: Path
+) -> None:
+    # Entries written over several lines: "(line N)" is where the first `id: t` is written.
+    repo = "  - baseurl: 'https://r/'\n    gpgkey: 'https://r/k'\n    id: {}\n"
+    text = HEAD + LAYER + "repos:\n" + repo.format("a") + repo.format("t") + repo.format("t")
+    [problem] = errors(write_recipe(text))
+    first = at(text, "id: t").split(":")[1]
+    assert (problem.path, problem.message) == (
+        "repos[2].id",
+        f"'t' is already used by repos[1] (line {first})",
+    )
+    assert first == "10"
+
+
 @pytest.mark.parametrize(
     ("version", "problems"),
     [
@@ -427,7 +442,8 @@ def test_build_values_may_wait_for_the_build_where_the_build_reads_them(
     test` in the image): {{kernel}} there is no problem."""
     path = write_recipe(
         HEAD
-        + "layers: [{name: a, install: [x], env: {K: '{{kernel}}'}}]\n"
+        + "layers: [{name: a, install: [x, 'kernel-devel-{{kernel}}'], env: {K: '{{kernel}}'},"
+        + " run: [[depmod, '{{kernel}}']]}]\n"
         + "kernel-modules: [{name: m, options: 'dir={{kernel}}'}]\n"
         + "checks: {commands: [[ls, '/usr/lib/modules/{{kernel}}']]}\n"
         + "tests: {commands: [{run: [ls, '/usr/lib/modules/{{kernel}}']}]}\n"
