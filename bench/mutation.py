@@ -38,6 +38,7 @@ STAGES: dict[str, tuple[list[str], list[str]]] = {
         [
             "tests/recipe",
             "tests/containerfile/test_render.py",
+            "tests/containerfile/test_commands.py",
             "tests/image/test_rpmversion.py",
             "tests/image/test_constraints.py",
         ],

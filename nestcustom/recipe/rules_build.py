@@ -80,7 +80,8 @@ def _layer_texts(prefix: Path_, layers: tuple[Layer, ...]) -> Iterator[tuple[Pat
 def known_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     known = ", ".join(f"{{{{{v.name}}}}}" for v in values.VALUES)
     for path, text, may_wait in _texts(recipe):
-        for name in values.unknown_names(text):
+        unknown = values.unknown_names(text)
+        for name in unknown:
             yield _problem(
                 locate,
                 path,
@@ -88,7 +89,8 @@ def known_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 f"{{{{{name}}}}} is not a build-time value",
                 f"the values are {known}",
             )
-        if may_wait or not values.needs_build(values.substitute_known(text, recipe)):
+        # An unknown name is reported once, above: it is no value the build reads.
+        if may_wait or unknown or not values.needs_build(values.substitute_known(text, recipe)):
             continue
         if "repos" in path:
             yield _problem(
@@ -98,7 +100,7 @@ def known_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 "a repo file is copied as written: it cannot hold a value read in the build",
                 "use dnf's own variables, $releasever and $basearch",
             )
-        elif not values.unknown_names(text):
+        else:
             yield _problem(
                 locate,
                 path,

@@ -23,6 +23,9 @@ from nestcustom.image.rpmversion import compare_evr, rpm_file_nvr, rpm_vercmp
         ("1.0^git1", "1.0.1", -1),
         ("a", "1", -1),
         ("5.10.0", "5.9.99", 1),
+        ("1.0B", "1.0", 1),  # capitals are letters too
+        ("1.0^git1", "1.0^git2", -1),  # after two carets, the rest still counts
+        ("1.0^git1", "1.0A", -1),  # a caret sorts before any segment, not by its ASCII code
     ],
 )
 def test_rpm_vercmp(a: str, b: str, order: int) -> None:
@@ -34,6 +37,8 @@ def test_epoch_and_release() -> None:
     assert compare_evr("1:1.0-1", "0:2.0-1") == 1
     assert compare_evr("0:6.1-2", "6.1") == 0  # no release on one side: any release matches
     assert compare_evr("0:6.1-2", "6.1-10") == -1
+    assert compare_evr("6.1", "0:6.1-2") == 0  # either side may lack the release
+    assert compare_evr("0:2.0", "1:1.0") == -1  # -1, 0 or 1, as rpmvercmp answers
 
 
 @pytest.mark.parametrize(
