@@ -90,6 +90,7 @@ FIXTURE_CODES = {
         "stage-path",
     ],
     "swap-2022-16": ["swap-unsupported"],
+    "weak-deps-nestos": ["weak-deps-unsupported"],
     "values-misplaced": ["value-in-repo", "unknown-value", "value-in-path"],
 }
 
