@@ -194,3 +194,33 @@ def test_a_trailing_newline_does_not_slip_past_a_pattern(write_recipe: WriteReci
     with pytest.raises(RecipeError) as caught:
         load_recipe(path)
     assert [p.path for p in caught.value.problems] == ["name", "layers[0].install[0]"]
+
+
+def test_the_compiled_validator_is_kept_between_runs_and_a_bad_copy_is_replaced(
+    tmp_path: Path,
+) -> None:
+    """The second run reads the validator fastjsonschema generated in the first; a cache
+    that cannot be read or written never changes what validation says."""
+    import os
+    import subprocess
+    import sys
+
+    def validate(cache: Path, recipe: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+        argv = [sys.executable, "-m", "nestcustom", "--project", str(FIXTURES)]
+        argv += ["validate", recipe]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=FIXTURES)
+
+    cache = tmp_path / "cache"
+    assert validate(cache, "pass/everything.yaml").returncode == 0
+    [kept] = (cache / "nestcustom").glob("recipe-validator-*.marshal")
+    first = kept.stat().st_mtime_ns
+    assert validate(cache, "fail/typo-key.yaml").returncode == 2
+    assert kept.stat().st_mtime_ns == first  # read, not written again
+    kept.write_bytes(b"not marshal data")
+    bad = validate(cache, "fail/typo-key.yaml")
+    assert bad.returncode == 2 and "unknown key" in bad.stdout + bad.stderr
+    assert kept.read_bytes() != b"not marshal data"  # compiled again and replaced
+    unusable = tmp_path / "a-file"  # (root may write anywhere: a file is no directory to it)
+    unusable.write_text("")
+    assert validate(unusable, "pass/everything.yaml").returncode == 0
