@@ -147,6 +147,8 @@ LAYER_CASES = {
     "user enable": (HEAD + NOCHECK + "systemd: {user: {enable: [a]}}\n", 1),
     "user disable": (HEAD + NOCHECK + "systemd: {user: {disable: [a]}}\n", 1),
     "preset": (HEAD + NOCHECK + "systemd: {preset: [a]}\n", 1),
+    "selinux booleans": (HEAD + NOCHECK + "selinux: {booleans: {a_b: true}}\n", 1),
+    "selinux and a layer": (HEAD + NOCHECK + LAYER + "selinux: {booleans: {a_b: false}}\n", 2),
 }
 
 
