@@ -15,6 +15,7 @@ stopped, and `proc.Interrupted` leaves with a line saying what was left.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import signal
 import threading
 import time
@@ -138,6 +139,10 @@ def build_all(
     origin = provenance(project)
     renderings = [render_containerfile(r, context_dir(r)) for r in recipes]
     images = [ref for rendering in renderings for ref in rendering.images]
+    # A build that must run needs podman-py (~0.1 s to import, with requests and rich):
+    # imported while podman's CLI reads the local images, a subprocess that frees the GIL.
+    preload = threading.Thread(target=importlib.import_module, args=("podman",), daemon=True)
+    preload.start()
     local = local_images([*images, *references])
     image_ids = _image_ids(images, local, options.tls_verify)
     outcomes: dict[str, Outcome] = {}

@@ -42,9 +42,9 @@ def _answers(url: str) -> bool:
 @contextlib.contextmanager
 def connect(timeout: float = 30) -> Iterator[Podman]:
     """A Podman on the service CONTAINER_HOST names, or on one started for this run."""
-    from podman import PodmanClient
-
     if url := os.environ.get("CONTAINER_HOST"):
+        from podman import PodmanClient
+
         if not _answers(url):
             raise PodmanUnavailable(
                 f"no podman API answers at CONTAINER_HOST={url}",
@@ -59,6 +59,9 @@ def connect(timeout: float = 30) -> Iterator[Podman]:
         url = f"unix://{tmp}/podman.sock"
         service = proc.start([binary, "system", "service", "--time=0", url])
         try:
+            # Imported while the service starts: podman-py (requests, rich) takes ~0.1 s.
+            from podman import PodmanClient
+
             deadline = time.monotonic() + timeout
             while not _answers(url):
                 if service.poll() is not None or time.monotonic() > deadline:
