@@ -101,7 +101,9 @@ def compare(before: list[StepKey], after: list[StepKey]) -> tuple[PlannedStep, .
     for position, key in _positions(after):
         previous = old.get((key.chain, position))
         reason = _why(previous, key)
-        if not reason and key.chain in rerun_chains:
+        # The labels name the commit, so they change whenever anything does: an earlier
+        # step that re-runs is the better reason.
+        if key.chain in rerun_chains and (not reason or key.name == "labels"):
             reason = f"after {rerun_chains[key.chain]}, which re-runs"
         if not reason:
             changed = [s for s in key.uses if s in rerun_chains]
@@ -137,8 +139,8 @@ def _why(previous: StepKey | None, key: StepKey) -> str:
     # A file's content comes first: mounted files are mounted at a path named by their
     # content, so the instruction changes with them and would hide the real reason.
     if previous.instruction != key.instruction and not changed:
-        if key.name == "build labels":
-            return "the build labels changed (inputs digest)"
+        if key.name == "labels":  # they name the commit and the inputs digest
+            return "the labels changed (revision, inputs digest)"
         return "its instruction changed" + (
             f" (was {previous.name})" if previous.name != key.name else ""
         )

@@ -69,7 +69,7 @@ def step_keys(inputs: ImageInputs, image_ids: Mapping[str, str]) -> list[StepKey
         for f in inputs.files
         if f.path != "Containerfile"
     }
-    names = [s.name for s in inputs.rendering.steps] + ["build labels"]
+    names = [s.name for s in inputs.rendering.steps]
     keys: list[StepKey] = []
     chain = ""
     stages: set[str] = set()

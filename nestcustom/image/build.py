@@ -333,7 +333,7 @@ def build_one(
         digest=digest,
         size=int(attrs.get("Size", 0)),
         layers=len(attrs.get("RootFS", {}).get("Layers", [])),
-        step_names=(*(s.name for s in inputs.rendering.steps), "build labels"),
+        step_names=tuple(s.name for s in inputs.rendering.steps),
         step_seconds=seconds,
         cached_steps=cached,
         seconds=time.monotonic() - started,
@@ -363,7 +363,7 @@ def _explain_failure(recipe: Recipe, rendering: Rendering, exc: BuildFailed) -> 
         hint = "check the package name and that a repo in the image (or the recipe's repos:) provides it"
     return RecipeBuildError(
         recipe.name,
-        f"{step.name}{where} failed at step {number}/{exc.total or len(steps) + 1}: {cause}",
+        f"{step.name}{where} failed at step {number}/{exc.total or len(steps)}: {cause}",
         hint,
         exc.output,
     )

@@ -7,10 +7,11 @@ digest is already under the tag (locally or in the registry), nothing needs
 building. `input_digest` is the stage's function for that, for `build` and
 for anything that plans builds.
 
-Labels known only at build time (provenance) go into one LABEL instruction in
-a fixed order, appended to the Containerfile: podman's own `labels` option
-adds one step per label in no fixed order, which made the image ID a coin
-toss. Times come from the commit, never from the clock.
+Labels known only at build time (provenance) join the rendered Containerfile's
+closing LABEL instruction, in a fixed order: podman's own `labels` option adds
+one step per label in no fixed order, which made the image ID a coin toss, and
+a LABEL of their own would be one more step to commit in every cold build.
+Times come from the commit, never from the clock.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nestcustom import __version__, git
-from nestcustom.containerfile.render import Rendering, label_line, render_containerfile
+from nestcustom.containerfile.render import (
+    Rendering,
+    image_labels,
+    label_line,
+    render_containerfile,
+)
 from nestcustom.errors import NestcustomError
 from nestcustom.image.context import ContextFile, build_context
 from nestcustom.recipe.model import Recipe
@@ -69,7 +75,7 @@ class ImageInputs:
 
     recipe: Recipe
     rendering: Rendering
-    files: tuple[ContextFile, ...]  # the context; its Containerfile ends in the build labels
+    files: tuple[ContextFile, ...]  # the context; its Containerfile's LABEL has the build labels
     labels: tuple[tuple[str, str], ...]  # the build-time labels, in their fixed order
     timestamp: int | None
     digest: str  # INPUTS_LABEL's value
@@ -159,7 +165,7 @@ def image_inputs(
     origin: Provenance,
     rendering: Rendering | None = None,
 ) -> ImageInputs:
-    """Gather `recipe`'s context (rendering it unless given), with the build labels appended.
+    """Gather `recipe`'s context (rendering it unless given), with the build labels added.
 
     `image_ids` maps every image the rendering names (`Rendering.images`) to its ID.
     """
@@ -167,7 +173,7 @@ def image_inputs(
     files = project_files(recipe, rendering, project)
     digest = input_digest(rendering, files, image_ids)
     labels = tuple(sorted((*origin.labels, (INPUTS_LABEL, digest))))
-    containerfile = rendering.containerfile + "\n" + label_line(labels) + "\n"
+    containerfile = with_build_labels(rendering.containerfile, recipe, labels)
     return ImageInputs(
         recipe,
         rendering,
@@ -176,6 +182,17 @@ def image_inputs(
         origin.epoch,
         digest,
     )
+
+
+def with_build_labels(
+    containerfile: str, recipe: Recipe, labels: tuple[tuple[str, str], ...]
+) -> str:
+    """The rendered Containerfile with `labels` added to its closing LABEL instruction."""
+    rendered = label_line(image_labels(recipe))
+    head, found, tail = containerfile.rpartition("\n" + rendered)
+    if not found or tail.strip():  # rendering always ends with the recipe's labels
+        raise NestcustomError(f"internal error: {recipe.name}'s Containerfile ends unexpectedly")
+    return head + "\n" + label_line((*image_labels(recipe), *labels)) + "\n"
 
 
 def step_keys(inputs: ImageInputs) -> list[str]:

@@ -46,7 +46,7 @@ def test_build_tags_labels_and_inherits_nestos_labels(
     result = nestcustom("build", "recipes/strace.yaml", "--tag", tag, cwd=project)
     assert result.returncode == 0, result.stderr
     assert (
-        "STEP 3/7: RUN rpm-ostree install strace && rm -rf /var/cache && ostree container commit"
+        "STEP 3/6: RUN rpm-ostree install strace && rm -rf /var/cache && ostree container commit"
         in result.stderr
     )
     labels = json.loads(podman("image", "inspect", tag, "--format", "{{json .Labels}}").stdout)
@@ -79,7 +79,7 @@ def test_missing_package_fails_naming_layer_line_and_package(
     result = nestcustom("build", "recipes/broken.yaml", "--tag", tag, cwd=project)
     assert result.returncode == 1
     assert (
-        "error: broken: layer bad (recipes/broken.yaml:8:5) failed at step 4/7: "
+        "error: broken: layer bad (recipes/broken.yaml:8:5) failed at step 4/6: "
         "rpm-ostree: Packages not found: no-such-package"
     ) in result.stderr
     assert "Traceback" not in result.stderr
@@ -99,7 +99,7 @@ def test_var_content_fails_the_commit_on_sp2(
     result = nestcustom("build", "recipes/varwriter.yaml", "--tag", tag, cwd=project)
     assert result.returncode == 1
     assert (
-        "layer state (recipes/varwriter.yaml:7:5) failed at step 3/6: ostree container commit: Found content in var"
+        "layer state (recipes/varwriter.yaml:7:5) failed at step 3/5: ostree container commit: Found content in var"
         in result.stderr
     )
     assert "hint: a package wrote to /var" in result.stderr
