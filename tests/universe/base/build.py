@@ -553,6 +553,18 @@ CMD ["/bin/bash"]
 """
 
 
+def assemble_base(v: Variant, rootfs_ref: str, ref: str, digest: str, ctx: Path) -> None:
+    """Tag `ref`: `rootfs_ref` with the variant's RPMs and the two emulators, built in `ctx`."""
+    shutil.rmtree(ctx, ignore_errors=True)
+    ctx.mkdir(parents=True)
+    build_base_rpms(v, ctx)
+    shutil.copy2(EMULATORS / "rpm_ostree.py", ctx / "rpm_ostree.py")
+    shutil.copy2(EMULATORS / "ostree_container.py", ctx / "ostree_container.py")
+    (ctx / "Containerfile").write_text(containerfile(v, rootfs_ref, digest))
+    _run(["podman", "build", "--pull=never", "-t", ref, "-f", str(ctx / "Containerfile"), str(ctx)])
+    shutil.rmtree(ctx)
+
+
 def build_base_image(variant: str, workdir: Path) -> str:
     """Build (or reuse) the fixture NestOS base image; returns its local reference."""
     if variant not in VARIANTS:
@@ -565,28 +577,7 @@ def build_base_image(variant: str, workdir: Path) -> str:
         if image_label(ref, INPUTS_LABEL) == digest:
             return ref
         previous = image_id(ref)
-        rootfs_ref = build_rootfs(workdir)
-        ctx = workdir / f"base-{variant}"
-        if ctx.exists():
-            shutil.rmtree(ctx)
-        ctx.mkdir(parents=True)
-        build_base_rpms(v, ctx)
-        shutil.copy2(EMULATORS / "rpm_ostree.py", ctx / "rpm_ostree.py")
-        shutil.copy2(EMULATORS / "ostree_container.py", ctx / "ostree_container.py")
-        (ctx / "Containerfile").write_text(containerfile(v, rootfs_ref, digest))
-        _run(
-            [
-                "podman",
-                "build",
-                "--pull=never",
-                "-t",
-                ref,
-                "-f",
-                str(ctx / "Containerfile"),
-                str(ctx),
-            ]
-        )
-        shutil.rmtree(ctx)
+        assemble_base(v, build_rootfs(workdir), ref, digest, workdir / f"base-{variant}")
         if previous is not None and previous != image_id(ref):
             # The outdated image is untagged now; drop it unless something still uses it.
             subprocess.run(["podman", "rmi", previous], capture_output=True, check=False)

@@ -14,12 +14,10 @@ of its inputs like the others) keeps the other bases small.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 from .build import (
     DPKG_EXCLUDES,
-    EMULATORS,
     HOST_SOURCES,
     IMAGE_REPO,
     INPUTS_LABEL,
@@ -29,8 +27,7 @@ from .build import (
     VARIANTS,
     _build_lock,
     _run,
-    build_base_rpms,
-    containerfile,
+    assemble_base,
     image_label,
     inputs_hash,
     machine_arch,
@@ -111,25 +108,5 @@ def build_selinux_base(workdir: Path) -> str:
     with _build_lock():
         if image_label(ref, INPUTS_LABEL) == digest:
             return ref
-        rootfs_ref = _build_rootfs(workdir)
-        ctx = workdir / "base-sp2-selinux"
-        shutil.rmtree(ctx, ignore_errors=True)
-        ctx.mkdir(parents=True)
-        build_base_rpms(v, ctx)
-        shutil.copy2(EMULATORS / "rpm_ostree.py", ctx / "rpm_ostree.py")
-        shutil.copy2(EMULATORS / "ostree_container.py", ctx / "ostree_container.py")
-        (ctx / "Containerfile").write_text(containerfile(v, rootfs_ref, digest))
-        _run(
-            [
-                "podman",
-                "build",
-                "--pull=never",
-                "-t",
-                ref,
-                "-f",
-                str(ctx / "Containerfile"),
-                str(ctx),
-            ]
-        )
-        shutil.rmtree(ctx)
+        assemble_base(v, _build_rootfs(workdir), ref, digest, workdir / "base-sp2-selinux")
     return ref
