@@ -116,9 +116,7 @@ def scripts(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         return
     for i, layer in enumerate(recipe.layers):
         for j, script in enumerate(layer.scripts):
-            program = script.interpreter[-1] if basename(script.interpreter[0]) == "env" else ""
-            program = program or script.interpreter[0]
-            if _MISSING_ON_NESTOS.search(program.split()[0] if program else ""):
+            if _MISSING_ON_NESTOS.search(_program(script.interpreter)):
                 yield _problem(
                     locate,
                     ("layers", i, "script", j),
@@ -127,6 +125,20 @@ def scripts(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     "which NestOS images do not have",
                     "write it for sh or bash, or run it in a builder stage (stages:)",
                 )
+
+
+def _program(interpreter: tuple[str, ...]) -> str:
+    """The program a #! line starts: env's first operand, past its options (-S splits the
+    rest into words, -u NAME unsets, NAME=VALUE sets); else the interpreter itself."""
+    if basename(interpreter[0]) != "env" or len(interpreter) < 2:
+        return interpreter[0]
+    words = iter(interpreter[1].split())
+    for word in words:
+        if word in ("-u", "--unset", "-C", "--chdir"):
+            next(words, None)  # the option's own argument
+        elif not word.startswith("-") and "=" not in word:
+            return word
+    return ""
 
 
 def stages(recipe: Recipe, locate: Locate) -> Iterator[Problem]:

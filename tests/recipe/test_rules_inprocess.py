@@ -489,6 +489,9 @@ def test_base_version_of_an_image_without_a_registry(write_recipe: WriteRecipe) 
         ("#!/usr/bin/env python3", True),
         ("#!/usr/bin/env python3 -u", True),  # the kernel passes "python3 -u" as one argument
         ("#!/usr/bin/python3 -u", True),
+        ("#!/usr/bin/env -S perl -w", True),  # env -S: the program is the first operand
+        ("#!/usr/bin/env -u LANG PYTHONUTF8=1 python3", True),
+        ("#!/usr/bin/env -S bash -eu", False),
         ("#!/usr/bin/env bash", False),
         ("#!/bin/bash -e", False),
         ("echo no shebang: sh", False),
