@@ -54,6 +54,7 @@ STAGES: dict[str, tuple[list[str], list[str]]] = {
             "tests/deploy/test_decisions.py",
             "tests/deploy/test_journal.py",
             "tests/deploy/test_inventory.py",
+            "tests/deploy/test_facts.py",
         ],
     ),
 }

@@ -248,3 +248,44 @@ def test_selection_errors_name_every_unknown(tmp_path: Path) -> None:
     with pytest.raises(BadInputError) as caught:
         inventory.select(("alphx", "betx"))
     assert caught.value.hint == "did you mean 'alpha'?"
+
+
+def test_every_problem_is_its_own_located_line(tmp_path: Path) -> None:
+    assert problems(tmp_path, "hosts:\n  - {name: a, port: x}\n  - {name: b, user: '-x'}\n") == (
+        "hosts.yaml:2:21: hosts[0].port: expected a whole number, got the text 'x'\n"
+        "hosts.yaml:3:21: hosts[1].user: '-x' is not a user name\n"
+        "  hint: a login name such as core or root; it may not start with '-' (ssh would read it "
+        "as an option)\n"
+        "2 problems in the inventory"
+    )
+
+
+def test_a_password_on_the_first_of_several_hosts_is_refused_as_one(tmp_path: Path) -> None:
+    said = problems(tmp_path, "hosts:\n  - {name: a, password: x}\n  - {name: b}\n")
+    assert said.startswith(
+        "hosts.yaml:2:15: hosts[0].password: 'password' holds a password: "
+        "nestcustom never handles passwords\n"
+    )
+    assert said.endswith("\n1 problem in the inventory")
+
+
+def test_a_yaml_problem_in_a_mapping_inventory_stops_the_load(tmp_path: Path) -> None:
+    assert problems(tmp_path, "hosts:\n  - {name: a}\nhosts:\n  - {name: b}\n") == (
+        "hosts.yaml:3:1: duplicate key 'hosts' (first at line 1, column 1)\n"
+        "  hint: YAML keeps only the last of duplicate keys; remove one of them\n"
+        "1 problem in the inventory"
+    )
+
+
+def test_unused_ansible_vars_of_hosts_and_child_groups_are_located(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "all:\n  hosts:\n    h1: {ansible_connection: ssh}\n  children:\n    g:\n"
+        "      vars: {ansible_shell_type: sh}\n      hosts: {h2: }\n",
+    )
+    inventory = load_inventory(path)
+    assert [w.split(" is not used")[0] for w in inventory.warnings] == [
+        f"{path}:3:10: warning: ansible_connection",
+        f"{path}:6:14: warning: ansible_shell_type",
+    ]
+    assert [(h.name, h.groups) for h in inventory.hosts] == [("h1", ()), ("h2", ("g",))]

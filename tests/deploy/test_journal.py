@@ -150,3 +150,19 @@ def test_binary_and_torn_only_files_are_not_journals(tmp_path: Path) -> None:
     path.write_text('{"time": "t", "roll')
     with pytest.raises(BadInputError, match=r"j\.jsonl:1:1: not a nestcustom journal"):
         read_rows(path)
+
+
+def test_replay_keeps_the_header_the_first_before_and_a_blank_trail(tmp_path: Path) -> None:
+    from nestcustom.deploy.replay import Header, Trail
+
+    path = tmp_path / "j.jsonl"
+    j = Journal.create(path, "rollout", {**HEADER, "options": {"max_failures": 2}})
+    j.record("a", "preflight", "noted", before="x")
+    j.record("a", "rebase", "ok")
+    j.record("a", "preflight", "noted", before="y")  # a resumed preflight: the host moved on
+    j.close()
+    done = replay(path, read_rows(path))
+    target = "r/x@sha256:" + "1" * 64
+    assert done.header == Header("0" * 32, target, ("a", "b", "c"), {"max_failures": 2})
+    assert done.trail("a").before == "x"  # what it booted when this rollout first saw it
+    assert done.trail("b") == Trail()  # no row yet: not started, nothing to resume from
