@@ -31,7 +31,7 @@ from typing import Any
 from nestcustom.deploy.inventory_schema import locate, schema_problems
 from nestcustom.errors import BadInputError, Location, Problem
 from nestcustom.recipe.schema import format_path
-from nestcustom.recipe.source import YamlList, YamlMap, load_yaml
+from nestcustom.recipe.source import INVENTORY, YamlList, YamlMap, load_yaml
 
 _ANSIBLE = {
     "ansible_host": "address",
@@ -84,7 +84,7 @@ class Inventory:
 
 def load_inventory(path: Path) -> Inventory:
     """Read and check an inventory; every problem at once, located, as one BadInputError."""
-    doc, problems = load_yaml(path)
+    doc, problems = load_yaml(path, kind=INVENTORY)
     fallback = Location(str(path), 1, 1)
     if doc is not None and not isinstance(doc, YamlMap):
         problems.append(

@@ -249,7 +249,27 @@ def _decode(name: str, data: bytes) -> tuple[str | None, list[Problem]]:
     return text, []
 
 
-def load_yaml(path: Path, display_name: str | None = None) -> tuple[Any, list[Problem]]:
+@dataclass(frozen=True)
+class FileKind:
+    """What a YAML file is, for the words of its problems: the loader serves recipes and
+    inventories alike."""
+
+    plural: str = "recipes"
+    needs: str = "a recipe needs at least name, base and layers"
+    too_big: str = "split it, or share fragments with include:"
+
+
+RECIPE = FileKind()
+INVENTORY = FileKind(
+    "inventories",
+    "an inventory needs hosts: (or Ansible groups with hosts)",
+    "split the fleet into several inventories",
+)
+
+
+def load_yaml(
+    path: Path, display_name: str | None = None, kind: FileKind = RECIPE
+) -> tuple[Any, list[Problem]]:
     """Parse one YAML file into YamlMap/YamlList/scalars, with every problem found.
 
     Returns (None, problems) when the file cannot be read as YAML at all.
@@ -263,9 +283,9 @@ def load_yaml(path: Path, display_name: str | None = None) -> tuple[Any, list[Pr
                 Problem(
                     start,
                     "",
-                    f"file is {size / 1024 / 1024:.1f} MiB; recipes are limited to "
+                    f"file is {size / 1024 / 1024:.1f} MiB; {kind.plural} are limited to "
                     f"{MAX_FILE_BYTES // 1024 // 1024} MiB",
-                    "split it, or share fragments with include:",
+                    kind.too_big,
                     code="yaml",
                 )
             ]
@@ -275,10 +295,10 @@ def load_yaml(path: Path, display_name: str | None = None) -> tuple[Any, list[Pr
     text, problems = _decode(name, data)
     if text is None:
         return None, problems
-    return parse_yaml(text, name)
+    return parse_yaml(text, name, kind)
 
 
-def parse_yaml(text: str, name: str) -> tuple[Any, list[Problem]]:
+def parse_yaml(text: str, name: str, kind: FileKind = RECIPE) -> tuple[Any, list[Problem]]:
     """Like `load_yaml`, for text already in memory."""
     start = Location(name, 1, 1)
     try:
@@ -293,7 +313,7 @@ def parse_yaml(text: str, name: str) -> tuple[Any, list[Problem]]:
                 start,
                 "",
                 "the file is empty",
-                "a recipe needs at least name, base and layers",
+                kind.needs,
                 code="yaml",
             )
         ]

@@ -121,6 +121,11 @@ def test_ansible_subset_and_unknown_vars_warned(tmp_path: Path) -> None:
             "unknown key 'adress'\n  hint: did you mean 'address'?",
         ),
         ("hosts: [\n", "hosts.yaml:2:1: not valid YAML"),
+        (
+            "# no hosts yet\n",
+            "hosts.yaml:1:1: the file is empty\n"
+            "  hint: an inventory needs hosts: (or Ansible groups with hosts)",
+        ),
         ("- a\n", "hosts.yaml:1:1: an inventory is a mapping"),
     ],
 )
