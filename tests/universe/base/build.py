@@ -172,29 +172,34 @@ def _build_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def rootfs_hash() -> str:
+def rootfs_hash(packages: tuple[str, ...] = (), hooks: tuple[str, ...] = ()) -> str:
+    """The hash of the rootfs recipe: the base's packages and hook, plus any extra ones."""
     h = hashlib.sha256()
-    for part in (*ROOTFS_PACKAGES, ROOTFS_CUSTOMIZE, *DPKG_EXCLUDES, machine_arch(), "bookworm"):
+    parts = (*ROOTFS_PACKAGES, *packages, ROOTFS_CUSTOMIZE, *hooks)
+    for part in (*parts, *DPKG_EXCLUDES, machine_arch(), "bookworm"):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
 
 
-def build_rootfs(workdir: Path) -> str:
-    """The imported Debian rootfs image (cached by the hash of its recipe)."""
-    digest = rootfs_hash()
-    ref = f"{ROOTFS_REPO}:{digest[:16]}"
+def build_rootfs(
+    workdir: Path, packages: tuple[str, ...] = (), hooks: tuple[str, ...] = (), name: str = ""
+) -> str:
+    """The imported Debian rootfs image (cached by the hash of its recipe); `packages` and
+    `hooks` add to the base's, `name` tells such a rootfs apart in its tag."""
+    digest = rootfs_hash(packages, hooks)
+    ref = f"{ROOTFS_REPO}:{name + '-' if name else ''}{digest[:16]}"
     if image_label(ref, INPUTS_LABEL) == digest:
         return ref
-    tarball = workdir / "rootfs.tar"
+    tarball = workdir / f"rootfs{'-' + name if name else ''}.tar"
     cmd = [
         "mmdebstrap",
         "--variant=minbase",
         "--quiet",
-        "--include=" + ",".join(ROOTFS_PACKAGES),
+        "--include=" + ",".join((*ROOTFS_PACKAGES, *packages)),
         '--aptopt=Acquire::Check-Valid-Until "false"',
         *[f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES],
-        "--customize-hook=" + ROOTFS_CUSTOMIZE,
+        *[f"--customize-hook={hook}" for hook in (ROOTFS_CUSTOMIZE, *hooks)],
         "bookworm",
         str(tarball),
     ]
@@ -202,16 +207,7 @@ def build_rootfs(workdir: Path) -> str:
         cmd.append(str(HOST_SOURCES))
     _run(cmd)
     try:
-        _run(
-            [
-                "podman",
-                "import",
-                "--change",
-                f"LABEL {INPUTS_LABEL}={digest}",
-                str(tarball),
-                ref,
-            ]
-        )
+        _run(["podman", "import", "--change", f"LABEL {INPUTS_LABEL}={digest}", str(tarball), ref])
     finally:
         tarball.unlink(missing_ok=True)
     return ref

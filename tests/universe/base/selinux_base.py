@@ -17,20 +17,16 @@ import hashlib
 from pathlib import Path
 
 from .build import (
-    DPKG_EXCLUDES,
-    HOST_SOURCES,
     IMAGE_REPO,
     INPUTS_LABEL,
-    ROOTFS_CUSTOMIZE,
-    ROOTFS_PACKAGES,
-    ROOTFS_REPO,
     VARIANTS,
     _build_lock,
-    _run,
     assemble_base,
+    build_rootfs,
     image_label,
     inputs_hash,
     machine_arch,
+    rootfs_hash,
 )
 
 SELINUX_PACKAGES = ("policycoreutils", "semodule-utils", "selinux-policy-default")
@@ -51,39 +47,11 @@ rm -f "$root"/etc/selinux/*/semanage.*.LOCK
 
 
 def _rootfs_hash() -> str:
-    h = hashlib.sha256()
-    parts = (*ROOTFS_PACKAGES, *SELINUX_PACKAGES, ROOTFS_CUSTOMIZE, SELINUX_CUSTOMIZE)
-    for part in (*parts, *DPKG_EXCLUDES, machine_arch(), "bookworm"):
-        h.update(part.encode() + b"\0")
-    return h.hexdigest()
+    return rootfs_hash(SELINUX_PACKAGES, (SELINUX_CUSTOMIZE,))
 
 
 def _build_rootfs(workdir: Path) -> str:
-    digest = _rootfs_hash()
-    ref = f"{ROOTFS_REPO}:selinux-{digest[:16]}"
-    if image_label(ref, INPUTS_LABEL) == digest:
-        return ref
-    tarball = workdir / "rootfs-selinux.tar"
-    cmd = [
-        "mmdebstrap",
-        "--variant=minbase",
-        "--quiet",
-        "--include=" + ",".join((*ROOTFS_PACKAGES, *SELINUX_PACKAGES)),
-        '--aptopt=Acquire::Check-Valid-Until "false"',
-        *[f"--dpkgopt={opt}" for opt in DPKG_EXCLUDES],
-        "--customize-hook=" + ROOTFS_CUSTOMIZE,
-        "--customize-hook=" + SELINUX_CUSTOMIZE,
-        "bookworm",
-        str(tarball),
-    ]
-    if HOST_SOURCES.exists():
-        cmd.append(str(HOST_SOURCES))
-    _run(cmd)
-    try:
-        _run(["podman", "import", "--change", f"LABEL {INPUTS_LABEL}={digest}", str(tarball), ref])
-    finally:
-        tarball.unlink(missing_ok=True)
-    return ref
+    return build_rootfs(workdir, SELINUX_PACKAGES, (SELINUX_CUSTOMIZE,), "selinux")
 
 
 def selinux_image_ref() -> str:
