@@ -3,10 +3,10 @@
 Neither `podman import` (refuses HEALTHCHECK) nor `podman build` (the Docker
 format adds a random container id and hostname to the config; the OCI format
 drops HEALTHCHECK) can give a reproducible image with a health check, so the
-image is made as a docker-archive: a Docker image config (which has a
-Healthcheck field) whose every value comes from the inputs, the layer, and a
-manifest, streamed straight into podman's storage (no copy of the root is
-written first). Its ID is the config's digest: the same ISO, variant and
+image is made as a docker-archive: the layer, a Docker image config (which
+has a Healthcheck field) whose every value comes from the inputs and the
+layer's digest, and a manifest, streamed straight into podman's storage in
+one pass (no copy of the root is written first). Its ID is the config's digest: the same ISO, variant and
 package set give the same ID, and the same pushed digest.
 """
 
@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import json
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,7 +46,8 @@ def _created(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def config_json(spec: ImageSpec, layer: Layer) -> bytes:
+def config_json(spec: ImageSpec, diff_id: str) -> bytes:
+    """The Docker image config; `diff_id` is the layer's sha256:... ."""
     config: dict[str, object] = {
         "Env": [
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -70,7 +71,7 @@ def config_json(spec: ImageSpec, layer: Layer) -> bytes:
         "os": "linux",
         "created": _created(spec.created),
         "config": config,
-        "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": _created(spec.created), "created_by": spec.history}],
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
@@ -86,25 +87,62 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % tarfile.BLOCKSIZE)
 
 
-def archive_chunks(
-    spec: ImageSpec, layer: Layer, layer_bytes: Iterable[bytes]
-) -> tuple[str, Iterator[bytes]]:
-    """(image ID, the docker-archive's bytes): manifest, config, then the layer as it streams."""
-    config = config_json(spec, layer)
-    image_id = hashlib.sha256(config).hexdigest()
-    layer_name = f"{layer.digest.removeprefix('sha256:')}/layer.tar"
-    manifest = json.dumps(
-        [{"Config": f"{image_id}.json", "RepoTags": None, "Layers": [layer_name]}]
-    ).encode()
+def _file(name: str, data: bytes, mtime: int) -> bytes:
+    return _member(name, len(data), mtime) + data + _padding(len(data))
 
-    def chunks() -> Iterator[bytes]:
-        for name, data in (("manifest.json", manifest), (f"{image_id}.json", config)):
-            yield _member(name, len(data), spec.created) + data + _padding(len(data))
-        yield _member(layer_name, layer.size, spec.created)
-        yield from layer_bytes
-        yield _padding(layer.size) + b"\0" * (2 * tarfile.BLOCKSIZE)
 
-    return image_id, chunks()
+LAYER_NAME = "layer.tar"
+
+
+class DockerArchive:
+    """A docker-archive, produced in one pass: the layer, then the config and the manifest.
+
+    The config names the layer's digest, known only once the layer has gone by, so
+    it comes after the layer; podman reads the whole archive before it looks for
+    manifest.json, so the order does not matter to it. Iterate once; `image_id`
+    (the config's digest) is known once the layer has gone by, and is handed then to
+    `on_image_id`, while podman has not yet stored anything.
+    """
+
+    def __init__(
+        self,
+        spec: ImageSpec,
+        layer: Layer,
+        layer_bytes: Iterable[bytes],
+        on_image_id: Callable[[str], None] = lambda image_id: None,
+    ) -> None:
+        self._spec, self._layer, self._layer_bytes = spec, layer, layer_bytes
+        self._on_image_id = on_image_id
+        self._image_id: str | None = None
+
+    @property
+    def image_id(self) -> str:
+        if self._image_id is None:
+            raise RuntimeError("the archive's layer has not been streamed yet")
+        return self._image_id
+
+    @property
+    def image_id_known(self) -> bool:
+        return self._image_id is not None
+
+    def __iter__(self) -> Iterator[bytes]:
+        created, size = self._spec.created, self._layer.size
+        digest = hashlib.sha256()
+        yield _member(LAYER_NAME, size, created)
+        for chunk in self._layer_bytes:
+            digest.update(chunk)
+            yield chunk
+        yield _padding(size)
+        config = config_json(self._spec, "sha256:" + digest.hexdigest())
+        image_id = hashlib.sha256(config).hexdigest()
+        manifest = json.dumps(
+            [{"Config": f"{image_id}.json", "RepoTags": None, "Layers": [LAYER_NAME]}]
+        ).encode()
+        self._image_id = image_id
+        self._on_image_id(image_id)
+        yield _file(f"{image_id}.json", config, created)
+        yield _file("manifest.json", manifest, created)
+        yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
 def _os_release(root: Path) -> dict[str, str]:

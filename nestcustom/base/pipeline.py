@@ -327,16 +327,22 @@ def _build(
     on_event(Event("tar", "writing the layer"))
     slim.settle_times(root, install_started, media.release.source_date_epoch)
     lap("settle")
-    layer = tarball.measure_layer(root)
+    layer = tarball.size_layer(root)
     lap("tar")
     hasher.join()
     spec = image_writer.spec_for(
         options.iso, options.specs, options.variant, media, root, iso_sha[0]
     )
     staging.remove_tree(boot)
-    on_event(Event("image", "writing and loading the image"))
-    image_id, archive = image_writer.archive_chunks(spec, layer, tarball.layer_chunks(layer))
-    reference, digest = _load_tag_push(options, archive, image_id, on_event, progress)
+    on_event(Event("image", f"writing and loading the image ({layer.size / 1e6:.0f} MB layer)"))
+    reference, digest, image_id = _load_tag_push(
+        options,
+        lambda on_image_id: image_writer.DockerArchive(
+            spec, layer, _counted(tarball.layer_chunks(layer), layer.size, on_event), on_image_id
+        ),
+        on_event,
+        progress,
+    )
     lap("image")
     warnings = []
     if installed.clock_install_times:
@@ -363,19 +369,40 @@ def _build(
     )
 
 
+def _counted(
+    chunks: Iterator[bytes], total: int, on_event: Callable[[Event], None]
+) -> Iterator[bytes]:
+    """The layer's chunks, with a progress event every 16 MB."""
+    done = reported = 0
+    for chunk in chunks:
+        done += len(chunk)
+        if done - reported >= 16_000_000:
+            reported = done
+            on_event(Event("image", "MB of the layer", done // 1_000_000, total // 1_000_000))
+        yield chunk
+
+
 def _load_tag_push(
     options: Options,
-    archive: Iterator[bytes],
-    image_id: str,
+    make_archive: Callable[[Callable[[str], None]], image_writer.DockerArchive],
     on_event: Callable[[Event], None],
     progress: dict[str, str],
-) -> tuple[str | None, str | None]:
+) -> tuple[str | None, str | None, str]:
+    """Load the archive, tag it, push it: (reference, pushed digest, image ID)."""
     from nestcustom.image import registry, service
 
     with service.connect() as podman:
-        existed = podman.exists(image_id)
+        existed: set[str] = set()
+
+        def note_existing(image_id: str) -> None:  # before podman stores anything
+            if podman.exists(image_id):
+                existed.add(image_id)
+
+        archive = make_archive(note_existing)
+        loaded = ""
         try:
             loaded = podman.load_stream(archive, "the base image")
+            image_id = archive.image_id
             if loaded != image_id:
                 raise NestcustomError(
                     f"podman stored the image as {loaded[:12]}, expected {image_id[:12]}"
@@ -384,16 +411,19 @@ def _load_tag_push(
                 podman.tag(image_id, options.tag)
                 progress["tagged"] = options.tag
         except BaseException:
-            if not existed:  # an image this run loaded but never tagged goes again
+            # An image this run loaded but never tagged goes again; one that was there
+            # before (the same build done earlier) stays.
+            sent = archive.image_id if archive.image_id_known else ""
+            for stored in {loaded, sent} - existed - {""}:
                 with contextlib.suppress(Exception):
-                    podman.remove(image_id)
+                    podman.remove(stored)
             raise
         if not options.tag:
-            return None, None
+            return None, None, image_id
         on_event(Event("image", f"tagged {options.tag}"))
         if not options.push:
-            return options.tag, None
+            return options.tag, None, image_id
         on_event(Event("push", f"pushing {options.tag}"))
         podman.push(options.tag, tls_verify=options.tls_verify, on_line=lambda line: None)
         digest, _ = registry.manifest(options.tag, tls_verify=options.tls_verify)
-        return options.tag, digest
+        return options.tag, digest, image_id

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import tarfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from nestcustom.base import image as image_writer
+from nestcustom.base import tarball
 from nestcustom.base.slim import _category, clean_root, settle_times
 from nestcustom.base.tarball import Layer
 from nestcustom.base.variants import OPTIMIZED, STANDARD
 from nestcustom.cli.main import cli
+from nestcustom.errors import NestcustomError
 
 SPEC = image_writer.ImageSpec(
     arch="x86_64",
@@ -25,33 +29,69 @@ SPEC = image_writer.ImageSpec(
     stop_signal="SIGRTMIN+3",
     history="nestcustom base from-iso x.iso --variant standard --packages @core",
 )
-LAYER = Layer(Path("/nonexistent"), "sha256:" + "ab" * 32, 1024)
+DIFF_ID = "sha256:" + "ab" * 32
 
 
 def test_config_is_a_pure_function_of_the_inputs() -> None:
-    first = image_writer.config_json(SPEC, LAYER)
-    assert first == image_writer.config_json(SPEC, LAYER)
+    first = image_writer.config_json(SPEC, DIFF_ID)
+    assert first == image_writer.config_json(SPEC, DIFF_ID)
     config = json.loads(first)
     assert config["architecture"] == "amd64"
     assert config["created"] == "2023-11-10T12:00:00Z"
     assert config["config"]["Healthcheck"]["Test"] == ["CMD", "systemctl", "is-system-running"]
     assert list(config["config"]["Labels"]) == ["a", "b"]
-    assert config["rootfs"]["diff_ids"] == [LAYER.digest]
+    assert config["rootfs"]["diff_ids"] == [DIFF_ID]
     assert "hostname" not in first.decode().lower()  # nothing of the machine that built it
 
 
-def test_archive_stream_is_a_docker_archive() -> None:
-    image_id, chunks = image_writer.archive_chunks(SPEC, LAYER, iter([b"x" * 1000, b"y" * 24]))
-    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
-        names = archive.getnames()
-        manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
-        layer = archive.extractfile(f"{'ab' * 32}/layer.tar")
-        content = layer.read() if layer else b""
-    assert names == ["manifest.json", f"{image_id}.json", f"{'ab' * 32}/layer.tar"]
-    assert manifest == [
-        {"Config": f"{image_id}.json", "RepoTags": None, "Layers": [f"{'ab' * 32}/layer.tar"]}
+def test_archive_stream_is_a_docker_archive_naming_the_layer_digest() -> None:
+    content = b"x" * 1000 + b"y" * 24
+    archive = image_writer.DockerArchive(
+        SPEC, Layer(Path("/nonexistent"), len(content)), iter([b"x" * 1000, b"y" * 24])
+    )
+    with pytest.raises(RuntimeError):
+        archive.image_id  # noqa: B018  # not known before the layer has gone by
+    streamed = b"".join(archive)
+    image_id = archive.image_id
+    with tarfile.open(fileobj=io.BytesIO(streamed)) as tar:
+        names = tar.getnames()
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        config_bytes = tar.extractfile(f"{image_id}.json").read()  # type: ignore[union-attr]
+        layer = tar.extractfile("layer.tar")
+        stored = layer.read() if layer else b""
+    assert names == ["layer.tar", f"{image_id}.json", "manifest.json"]
+    assert manifest == [{"Config": f"{image_id}.json", "RepoTags": None, "Layers": ["layer.tar"]}]
+    assert stored == content
+    assert hashlib.sha256(config_bytes).hexdigest() == image_id
+    assert json.loads(config_bytes)["rootfs"]["diff_ids"] == [
+        "sha256:" + hashlib.sha256(content).hexdigest()
     ]
-    assert content == b"x" * 1000 + b"y" * 24
+
+
+def test_layer_size_from_metadata_equals_the_streamed_tar(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/tool").write_bytes(b"\x7fELF" + b"z" * 70_000)
+    (root / "usr/bin/tool").chmod(0o4755)
+    (root / "usr/bin/link").symlink_to("tool")
+    (root / "etc").mkdir()
+    (root / ("etc/a-very-long-file-name-" + "n" * 120)).write_text("long names take PAX headers")
+    layer = tarball.size_layer(root)
+    streamed = b"".join(tarball.layer_chunks(layer))
+    assert len(streamed) == layer.size
+    with tarfile.open(fileobj=io.BytesIO(streamed)) as tar:
+        assert tar.getmember("./usr/bin/tool").mode == 0o4755
+        assert tar.getmember("./usr/bin/link").linkname == "tool"
+
+
+def test_a_root_that_changes_between_sizing_and_streaming_fails(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "file").write_bytes(b"a" * 10)
+    layer = tarball.size_layer(root)
+    (root / "grown").write_bytes(b"b" * 100_000)
+    with pytest.raises(NestcustomError, match="changed while it was archived"):
+        b"".join(tarball.layer_chunks(layer))
 
 
 def test_categories_of_left_out_files() -> None:
