@@ -75,9 +75,29 @@ def build(iso: Path, variant: str, env: dict[str, str]) -> tuple[float, dict[str
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"from-iso {variant} failed:\n{done.stderr[-2000:]}")
-    subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, check=False, env=env)
     report: dict[str, object] = json.loads(done.stdout)
+    report["load_s"] = _load_alone(tag, env)
     return wall, report
+
+
+def _load_alone(tag: str, env: dict[str, str]) -> float:
+    """Seconds `podman load` takes to import the image just built, cold (the lower bound
+    of the image phase: podman's own work, with no tar and no API upload)."""
+    with tempfile.TemporaryDirectory(prefix="nc-bench-iso-save-", dir="/var/tmp") as tmp:
+        archive = Path(tmp) / "image.tar"
+        podman = ["podman", "--log-level=error"]
+        subprocess.run([*podman, "save", "-q", "-o", str(archive), tag], env=env, check=True)
+        subprocess.run([*podman, "rmi", "-f", tag], capture_output=True, check=True, env=env)
+        started = time.perf_counter()
+        loaded = subprocess.run(
+            [*podman, "load", "-q", "-i", str(archive)], capture_output=True, text=True, env=env
+        )
+        seconds = time.perf_counter() - started
+        if loaded.returncode != 0:
+            raise RuntimeError(f"podman load failed: {loaded.stderr[-500:]}")
+        image = loaded.stdout.strip().rsplit(":", 1)[-1]
+        subprocess.run([*podman, "rmi", "-f", image], capture_output=True, check=False, env=env)
+    return seconds
 
 
 def main() -> None:
@@ -98,7 +118,7 @@ def main() -> None:
 def _measure(iso: Path, runs: int, env: dict[str, str]) -> dict[str, dict[str, object]]:
     results: dict[str, dict[str, object]] = {}
     for variant in ("standard", "optimized"):
-        walls, installs, phases = [], [], []
+        walls, installs, loads, phases = [], [], [], []
         ids: set[str] = set()
         report: dict[str, object] = {}
         for _ in range(runs):
@@ -108,6 +128,7 @@ def _measure(iso: Path, runs: int, env: dict[str, str]) -> dict[str, dict[str, o
             assert isinstance(seconds, dict)
             walls.append(wall)
             installs.append(float(seconds["install_rpm"]))
+            loads.append(float(str(report["load_s"])))
             phases.append(seconds)
         results[variant] = {
             "image_size": report["image_size"],
@@ -116,6 +137,7 @@ def _measure(iso: Path, runs: int, env: dict[str, str]) -> dict[str, dict[str, o
             "image_ids": sorted(ids),  # one per variant when every run gave the same image
             "wall_s": statistics.median(walls),
             "install_s": statistics.median(installs),
+            "podman_load_s": statistics.median(loads),
             "ratio": statistics.median(w / i for w, i in zip(walls, installs, strict=True)),
             "phases_s": {
                 key: round(statistics.median(float(p.get(key, 0)) for p in phases), 2)
@@ -144,6 +166,9 @@ def _print(iso: Path, args: argparse.Namespace, results: dict[str, dict[str, obj
             "(goal <= 1.5)"
         )
         print(f"            phases: {row['phases_s']}")
+        print(
+            f"            `podman load` of the finished image alone, cold: {row['podman_load_s']:.1f} s"
+        )
     print(f"  optimized / standard image size = {size_ratio:.2f} (goal <= 0.75)")
     same = all(len(r["image_ids"]) == 1 for r in results.values())  # type: ignore[arg-type]
     print(f"  the same image ID in every run of a variant: {'yes' if same else 'no'}")
