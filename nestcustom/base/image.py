@@ -6,8 +6,9 @@ drops HEALTHCHECK) can give a reproducible image with a health check, so the
 image is made as a docker-archive: the layer, a Docker image config (which
 has a Healthcheck field) whose every value comes from the inputs and the
 layer's digest, and a manifest, streamed straight into podman's storage in
-one pass (no copy of the root is written first). Its ID is the config's digest: the same ISO, variant and
-package set give the same ID, and the same pushed digest.
+one pass (no copy of the root is written first). Its ID is the config's
+digest: the same ISO, variant and package set give the same ID, and the same
+pushed digest.
 """
 
 from __future__ import annotations
