@@ -173,10 +173,13 @@ def _render_one(settings: Settings, recipe: Path, output: Path | None) -> None:
             f"{output}: outside the project directory {project}",
             "the project is the build context: write the Containerfile inside it",
         )
-    rendering = render_containerfile(loaded.recipe, target.parent.relative_to(project).as_posix())
+    # One recipe written to a file of the user's choosing: its generated files, the
+    # build helper too, go beside it.
+    where = target.parent.relative_to(project).as_posix()
+    rendering = render_containerfile(loaded.recipe, where, shared_dir=where)
     write_atomically(target, rendering.containerfile)
     for generated in rendering.files:
-        write_atomically(target.parent / generated.name, generated.content)
+        write_atomically(project / generated.path, generated.content)
     click.echo(f"wrote {show_path(target)}")
 
 

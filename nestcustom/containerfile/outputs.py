@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nestcustom.containerfile.render import GENERATED_MARK, render_containerfile
 from nestcustom.containerfile.signing import POLICY_FILE
+from nestcustom.containerfile.steps import HELPER_FILE
 from nestcustom.errors import BadInputError, Location, Problem, RecipeError
 from nestcustom.recipe.load import LoadedRecipe, load_recipe
 
@@ -83,6 +84,17 @@ def load_recipes(paths: Iterable[Path], project: Path | None) -> list[LoadedReci
             problems.extend(exc.problems)
     first_by_name: dict[str, LoadedRecipe] = {}
     for item in loaded:
+        if item.recipe.name == HELPER_FILE:
+            problems.append(
+                Problem(
+                    Location(item.recipe.path, 1, 1),
+                    "name",
+                    f"image name {item.recipe.name!r} is the name of the build helper every "
+                    "recipe shares in the rendered tree",
+                    "choose another name",
+                    code="reserved",
+                )
+            )
         other = first_by_name.setdefault(item.recipe.name, item)
         if other is not item:
             problems.append(
@@ -108,15 +120,16 @@ def plan_outputs(recipes: list[LoadedRecipe], project: Path, out_dir: Path) -> P
             f"{out_dir}: the output directory is outside the project directory {project}",
             "write the containerfiles inside the project, or pass --project DIR to name it",
         )
-    outputs: list[Output] = []
+    outputs: dict[Path, Output] = {}
     for item in recipes:
         target = out_dir / item.recipe.name
         context = target.relative_to(project).as_posix()
         rendering = render_containerfile(item.recipe, context)
-        outputs.append(Output(target / CONTAINERFILE, rendering.containerfile))
-        outputs.extend(Output(target / f.name, f.content) for f in rendering.files)
+        outputs[target / CONTAINERFILE] = Output(target / CONTAINERFILE, rendering.containerfile)
+        for file in rendering.files:  # a shared file (the build helper) is written once
+            outputs[project / file.path] = Output(project / file.path, file.content)
     warnings = tuple(w for item in recipes for w in item.warnings)
-    return Plan(out_dir, tuple(outputs), warnings)
+    return Plan(out_dir, tuple(outputs.values()), warnings)
 
 
 def _generated_files(out_dir: Path) -> list[Path]:

@@ -14,11 +14,19 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from posixpath import basename, dirname
 
 from nestcustom.containerfile import signing
 from nestcustom.containerfile.commands import COMMIT, Command, helper_text, run_line, sorted_set
 from nestcustom.containerfile.repofile import repo_file
-from nestcustom.containerfile.steps import FACTS_DIR, FACTS_STAGE, HELPER_FILE, RunStep, StepWriter
+from nestcustom.containerfile.steps import (
+    FACTS_DIR,
+    FACTS_STAGE,
+    HELPER_FILE,
+    RunStep,
+    StepWriter,
+    context_path,
+)
 from nestcustom.recipe.model import Flavor, Recipe
 
 SYSUSERS_FILE = "sysusers.conf"  # the generated sysusers.d fragment, beside the Containerfile
@@ -29,8 +37,12 @@ _COPY_SAFE = re.compile(r"^[A-Za-z0-9._+@=,:%~/-]+$")
 
 @dataclass(frozen=True)
 class GeneratedFile:
-    name: str  # relative to the directory the Containerfile is written to
+    path: str  # in the build context, the project: e.g. containerfiles/NAME/nestcustom.repo
     content: str
+
+    @property
+    def name(self) -> str:
+        return basename(self.path)
 
 
 @dataclass(frozen=True)
@@ -56,20 +68,25 @@ class Rendering:
     images: tuple[str, ...] = ()
 
 
-def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
+def render_containerfile(
+    recipe: Recipe, context_dir: str, shared_dir: str | None = None
+) -> Rendering:
     """Render `recipe`; `context_dir` is where the output lives, relative to the project root.
 
     The project root is the build context, so COPY sources are project-relative.
+    Files every recipe shares (the build helper) live in `shared_dir`, by default
+    the parent of `context_dir` (containerfiles/, beside the recipes' directories),
+    so that a GitOps repository holds, and reviews, one copy.
     The order: builder stages, then the image: repos, layers, kernel modules and
     the initramfs, files, SELinux, units, the build's checks, labels.
     """
-    out = _Writer(recipe, context_dir)
+    out = _Writer(recipe, context_dir, shared_dir)
     out.header()
     out.stages()
     out.line(f"FROM {recipe.base.reference}")
     out.step(Step("base"))
     if recipe.repos:
-        out.generated(GeneratedFile(REPO_FILE, repo_file(recipe.path, recipe.repos)))
+        out.generated(REPO_FILE, repo_file(recipe.path, recipe.repos))
         target = f"/etc/yum.repos.d/nestcustom-{recipe.name}.repo"
         out.block(_copy(out.context_path(REPO_FILE), target, "0644"), Step("repos"))
     early = out.steps_of.early()
@@ -101,7 +118,7 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
     generated = []
     if recipe.users or recipe.groups:
         text = render_sysusers(recipe)
-        out.generated(GeneratedFile(SYSUSERS_FILE, text))
+        out.generated(SYSUSERS_FILE, text)
         dest = f"/usr/lib/sysusers.d/nestcustom-{recipe.name}.conf"
         digest = hashlib.sha256(text.encode()).hexdigest()
         generated.append((out.context_path(SYSUSERS_FILE), digest, dest))
@@ -114,7 +131,7 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
                 signing.registries_dest(recipe),
             ),
         ):
-            out.generated(GeneratedFile(name, text))
+            out.generated(name, text)
             generated.append(
                 (out.context_path(name), hashlib.sha256(text.encode()).hexdigest(), dest)
             )
@@ -141,11 +158,16 @@ def render_containerfile(recipe: Recipe, context_dir: str) -> Rendering:
 class _Writer:
     """Collects lines, steps, generated files and project sources while rendering."""
 
-    def __init__(self, recipe: Recipe, context_dir: str) -> None:
+    def __init__(self, recipe: Recipe, context_dir: str, shared_dir: str | None) -> None:
         self.recipe = recipe
         self.context_dir = context_dir if context_dir not in ("", ".") else ""
+        if shared_dir is None:
+            shared_dir = dirname(self.context_dir)
+        self.shared_dir = shared_dir if shared_dir not in ("", ".") else ""
         self.nestos = recipe.base.flavor is Flavor.NESTOS
-        self.steps_of = StepWriter(recipe, self.context_dir)
+        self.steps_of = StepWriter(
+            recipe, self.context_dir, context_path(self.shared_dir, HELPER_FILE)
+        )
         self.lines: list[str] = []
         self.steps: list[Step] = []
         self.files: list[GeneratedFile] = []
@@ -153,7 +175,7 @@ class _Writer:
         self.helper = False
 
     def context_path(self, name: str) -> str:
-        return f"{self.context_dir}/{name}" if self.context_dir else name
+        return context_path(self.context_dir, name)
 
     def header(self) -> None:
         self.lines += [
@@ -171,14 +193,16 @@ class _Writer:
     def step(self, step: Step) -> None:
         self.steps.append(step)
 
-    def generated(self, file: GeneratedFile) -> None:
-        self.files.append(file)
+    def generated(self, name: str, text: str) -> None:
+        """A file written for this recipe, beside its Containerfile."""
+        self.files.append(GeneratedFile(self.context_path(name), text))
 
     def run(self, step: RunStep, comment: str | None = None) -> None:
         self.lines += ["", *([comment] if comment else []), run_line(step.commands, step.mounts)]
         self.helper = self.helper or step.uses_helper
         self.sources += step.sources
-        self.files += [GeneratedFile(name, text) for name, text in step.generated]
+        for name, text in step.generated:
+            self.generated(name, text)
 
     def stages(self) -> None:
         recipe = self.recipe
@@ -210,7 +234,7 @@ class _Writer:
 
     def rendering(self) -> Rendering:
         if self.helper:
-            self.files.append(GeneratedFile(HELPER_FILE, build_helper()))
+            self.files.append(GeneratedFile(self.steps_of.helper_source, build_helper()))
         recipe = self.recipe
         images = [
             recipe.base.reference,

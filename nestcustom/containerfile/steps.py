@@ -30,7 +30,7 @@ from nestcustom.containerfile.repofile import repo_file
 from nestcustom.recipe import values
 from nestcustom.recipe.model import Flavor, Layer, Recipe, Script
 
-HELPER_FILE = "nestcustom-build.sh"
+HELPER_FILE = "nestcustom-build.sh"  # shared: one copy beside the recipes' directories
 FACTS_STAGE = "nestcustom-facts"
 FACTS_DIR = "/nestcustom-facts"
 BASE_MOUNT = "/run/nestcustom/base"
@@ -51,6 +51,11 @@ class RunStep:
     generated: tuple[tuple[str, str], ...] = ()  # (name, text) of files it mounts that we write
 
 
+def context_path(directory: str, name: str) -> str:
+    """A file's path in the build context (the project), `directory` being project-relative."""
+    return f"{directory}/{name}" if directory else name
+
+
 def bind(source: str, target: str, stage: str | None = None) -> str:
     origin = f"from={stage}," if stage else ""
     return f"--mount=type=bind,{origin}source={source},target={target}"
@@ -59,15 +64,15 @@ def bind(source: str, target: str, stage: str | None = None) -> str:
 class StepWriter:
     """Writes the RUN steps of one recipe; `context_dir` is where its generated files live."""
 
-    def __init__(self, recipe: Recipe, context_dir: str) -> None:
+    def __init__(self, recipe: Recipe, context_dir: str, helper_source: str) -> None:
         self.recipe = recipe
         self.context_dir = context_dir
-        self.helper_source = self.in_context(HELPER_FILE)
+        self.helper_source = helper_source  # the build helper's path in the build context
         self.nestos = recipe.base.flavor is Flavor.NESTOS
 
     def in_context(self, name: str) -> str:
         """Where a file nestcustom writes for this recipe is in the build context."""
-        return f"{self.context_dir}/{name}" if self.context_dir else name
+        return context_path(self.context_dir, name)
 
     # -- values ---------------------------------------------------------------------------
 

@@ -95,8 +95,7 @@ def context_dir(recipe: Recipe) -> str:
 
 def project_files(recipe: Recipe, rendering: Rendering, project: Path) -> list[ContextFile]:
     """The files the Containerfile copies: generated ones and the project's own."""
-    where = context_dir(recipe)
-    files = [ContextFile(f"{where}/{f.name}", f.content.encode()) for f in rendering.files]
+    files = [ContextFile(f.path, f.content.encode()) for f in rendering.files]
     for source in rendering.sources:
         try:
             files += _context_entries(project, source)

@@ -269,8 +269,9 @@ def test_render_all_from_inside_another_git_repository(tmp_path: Path, repo: Pat
     no_traceback(result)
     containerfile = (out / "web" / "Containerfile").read_text()
     assert containerfile == (repo / "containerfiles/web/Containerfile").read_text().replace(
-        "containerfiles/web/", "rendered/web/"
+        "containerfiles/", "rendered/"
     )
+    assert (out / "nestcustom-build.sh").is_file()  # the helper every recipe shares, once
     assert list(other.iterdir()) == [other / ".git"]
     # --out outside the project: refused, naming both
     outside = nestcustom(

@@ -57,7 +57,7 @@ def test_context_holds_exactly_what_the_containerfile_copies(
     names = [f.path for f in project_files(recipe, rendering, project)]
     assert names == [
         "containerfiles/r/nestcustom.repo",
-        "containerfiles/r/nestcustom-build.sh",
+        "containerfiles/nestcustom-build.sh",
         "files/motd",
     ]
     inputs = image_inputs(recipe, project, {BASE: "0" * 64}, provenance(project))
