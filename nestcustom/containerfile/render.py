@@ -161,13 +161,10 @@ class _Writer:
     def __init__(self, recipe: Recipe, context_dir: str, shared_dir: str | None) -> None:
         self.recipe = recipe
         self.context_dir = context_dir if context_dir not in ("", ".") else ""
-        if shared_dir is None:
-            shared_dir = dirname(self.context_dir)
-        self.shared_dir = shared_dir if shared_dir not in ("", ".") else ""
+        shared = dirname(self.context_dir) if shared_dir is None else shared_dir
+        helper = context_path(shared if shared not in ("", ".") else "", HELPER_FILE)
         self.nestos = recipe.base.flavor is Flavor.NESTOS
-        self.steps_of = StepWriter(
-            recipe, self.context_dir, context_path(self.shared_dir, HELPER_FILE)
-        )
+        self.steps_of = StepWriter(recipe, self.context_dir, helper)
         self.lines: list[str] = []
         self.steps: list[Step] = []
         self.files: list[GeneratedFile] = []
