@@ -2,7 +2,7 @@
 
 A rule is a small function `rule(recipe, locate)` that yields located
 Problems; `locate(*path)` maps a path in the merged recipe to where it was
-written. The facts behind the rules are in shared/contracts/nestos-rpm-ostree.md.
+written. The facts behind the rules are in docs/contracts/nestos-rpm-ostree.md.
 """
 
 from __future__ import annotations

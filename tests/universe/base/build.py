@@ -2,7 +2,7 @@
 
 A NestOS 22.03 LTS base image cannot be pulled here, so this builds a stand-in
 that behaves like one inside a container build (see
-shared/contracts/nestos-rpm-ostree.md sections 0 and 1):
+docs/contracts/nestos-rpm-ostree.md sections 0 and 1):
 
 1. ``mmdebstrap`` makes a Debian bookworm rootfs with the real ``rpm`` and the
    real ``ostree``; python3 is moved off PATH (it runs the emulators only),

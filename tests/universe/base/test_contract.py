@@ -1,4 +1,4 @@
-"""The fixture NestOS images against shared/contracts/nestos-rpm-ostree.md, sections 0 and 1.
+"""The fixture NestOS images against docs/contracts/nestos-rpm-ostree.md, sections 0 and 1.
 
 Every case runs the way a user hits it: ``podman run --rm`` of the fixture
 image (podman sets ``container=podman`` and mounts /run/.containerenv) or

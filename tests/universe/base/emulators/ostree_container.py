@@ -4,7 +4,7 @@
 Installed as /usr/libexec/libostree/ext/ostree-container; the real Debian
 ``ostree`` binary dispatches unknown sub-commands (``ostree container ...``)
 to ``/usr/libexec/libostree/ext/ostree-<name>`` with its argv unchanged.
-Follows shared/contracts/nestos-rpm-ostree.md section 1; the emulated
+Follows docs/contracts/nestos-rpm-ostree.md section 1; the emulated
 version comes from /usr/lib/nestcustom-emu/versions (``ostree-ext=0.9.1``):
 0.9.1 cleans /run, /tmp, /var/tmp, /var/cache and fails on content left in /var;
 0.7.1 prints ``Checking /var for files`` and the files under /var (absolute paths,

@@ -1,7 +1,7 @@
 #!/usr/libexec/nestcustom-emu/python3
 """Test-universe emulator of ``rpm-ostree`` inside a NestOS container build.
 
-Follows shared/contracts/nestos-rpm-ostree.md section 1. Installed into the
+Follows docs/contracts/nestos-rpm-ostree.md section 1. Installed into the
 fixture base image as /usr/bin/rpm-ostree; the interpreter lives off PATH
 because NestOS has no python3. The emulated version comes from
 /usr/lib/nestcustom-emu/versions (``rpm-ostree=2022.16``).
