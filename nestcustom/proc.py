@@ -48,6 +48,13 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM
 
 
+def stop_signal_of(exc: BaseException) -> tuple[int, str]:
+    """The signal that stopped the work and what it left: SIGINT for a bare KeyboardInterrupt."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    state = getattr(exc, "state", "")
+    return int(signum), str(state or "")
+
+
 def raise_on_stop_signals() -> None:
     """Make SIGINT and SIGTERM raise `Interrupted` in the main thread.
 

@@ -24,19 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from nestcustom import proc
 from nestcustom.base import image as image_writer
 from nestcustom.base import install, packages, repos, resolve, slim, staging, tarball
 from nestcustom.base.isofile import IsoFormat, check_iso, open_iso
 from nestcustom.base.variants import Variant
-from nestcustom.errors import EXIT_INTERRUPTED, BadInputError, NestcustomError
-
-EXIT_TERMINATED = 143
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: unwinds like KeyboardInterrupt so every clean-up runs."""
-
-    exit_code = EXIT_TERMINATED
+from nestcustom.errors import BadInputError, NestcustomError
 
 
 @dataclass(frozen=True)
@@ -87,25 +80,19 @@ class BaseImage:
         return f"{split_reference(self.reference)[0]}@{self.digest}"
 
 
-class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM stopped the build; says what was left behind."""
-
-    def __init__(self, reason: str, exit_code: int, state: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.exit_code = exit_code
-        self.state = state
-
-
 @contextlib.contextmanager
 def terminate_as_exception() -> Iterator[None]:
-    """SIGTERM raises Terminated in the main thread while the build runs."""
+    """SIGTERM raises `proc.Interrupted` in the main thread while the build runs.
+
+    The CLI already does this for every command; a program that calls
+    `build_base` itself gets the same clean-up on SIGTERM as on Ctrl-C.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
+        raise proc.Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -166,17 +153,15 @@ def _in_work_directory(
                 "free space there or pass --workdir on a larger file system",
             ) from exc
         raise
-    except (KeyboardInterrupt, Terminated) as exc:
-        terminated = isinstance(exc, Terminated)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as proc.Interrupted
+        signum, _ = proc.stop_signal_of(exc)
         left = (
             f"{progress['tagged']} was already tagged"
             if progress["tagged"]
             else "no image was tagged"
         )
-        raise Interrupted(
-            "terminated" if terminated else "interrupted",
-            EXIT_TERMINATED if terminated else EXIT_INTERRUPTED,
-            f"the work directory and its install namespace are gone; {left}",
+        raise proc.Interrupted(
+            signum, f"the work directory and its install namespace are gone; {left}"
         ) from None
 
 

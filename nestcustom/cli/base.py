@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from nestcustom.cli import output
 from nestcustom.cli.common import Settings, err, handle_errors
 
 if TYPE_CHECKING:
@@ -151,7 +150,7 @@ def from_iso(
     root becomes a single-layer image FROM scratch. The same ISO, variant and
     package set always give the same image digest.
     """
-    from nestcustom.base.pipeline import Interrupted, Options, build_base
+    from nestcustom.base.pipeline import Options, build_base
     from nestcustom.base.variants import VARIANTS
 
     if push and not tag:
@@ -167,14 +166,10 @@ def from_iso(
         gpgcheck=gpgcheck,
         workdir=workdir,
     )
-    try:
-        result = build_base(options, _Progress())
-    except Interrupted as exc:
-        err(f"{exc.reason}: {exc.state}")
-        sys.exit(exc.exit_code)
+    result = build_base(options, _Progress())
     _report(result)
     if as_json:
-        click.echo(json.dumps(_as_json(result), indent=2))
+        output.emit(_as_json(result))
     elif result.pinned:
         click.echo(result.pinned)
     elif result.reference:

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from nestcustom.cli import output
 from nestcustom.errors import (
     EXIT_FAILURE,
     NestcustomError,
@@ -53,24 +54,46 @@ def print_problems(problems: Iterable[Problem]) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Turn project errors, Ctrl-C and surprises into messages and exit codes."""
+    """Turn project errors, Ctrl-C and surprises into messages and exit codes.
+
+    In JSON mode each path also writes the run's one document (cli/output.py).
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        settings = click.get_current_context().find_object(Settings)
+        ctx = click.get_current_context()
+        settings = ctx.find_object(Settings)
         debug = settings.debug if settings else False
+        command = ctx.command_path.partition(" ")[2] or ctx.command_path
+        output.begin(command, bool(kwargs.get("as_json")) or kwargs.get("fmt") == "json")
         try:
             return func(*args, **kwargs)
         except RecipeError as exc:
             print_problems(exc.problems)
             errors = sum(p.severity is Severity.ERROR for p in exc.problems)
             err(f"{errors} error{'s' if errors != 1 else ''}; nothing was written")
+            output.emit_error(
+                exc.exit_code,
+                "bad-input",
+                exc.message,
+                exc.hint,
+                problems=[p.as_json() for p in exc.problems],
+            )
             sys.exit(exc.exit_code)
         except NestcustomError as exc:
             err(f"error: {exc.message}")
             if exc.hint:
                 err(f"  hint: {exc.hint}")
+            output.emit_error(
+                exc.exit_code,
+                output.KIND_BY_EXIT.get(exc.exit_code, "failure"),
+                exc.message,
+                exc.hint,
+            )
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            output.emit_error(exc.exit_code, "usage", exc.format_message())
+            raise
         except KeyboardInterrupt as exc:
             exit_interrupted(exc)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
@@ -80,19 +103,32 @@ def handle_errors(func: F) -> F:
                 traceback.print_exc()
             err(f"internal error: {type(exc).__name__}: {exc}")
             err("  hint: rerun with --debug for the traceback, and report it")
+            output.emit_error(EXIT_FAILURE, "internal", f"{type(exc).__name__}: {exc}")
             sys.exit(EXIT_FAILURE)
 
     return wrapper  # type: ignore[return-value]
 
 
-def exit_interrupted(exc: BaseException) -> NoReturn:
-    """One line saying which signal stopped the command and what it left; exit 128+N."""
-    from nestcustom.proc import Interrupted
+def exit_interrupted(exc: BaseException, payload: dict[str, Any] | None = None) -> NoReturn:
+    """One line saying which signal stopped the command and what it left; exit 128+N.
+
+    `Interrupted` (proc) says the signal; a bare KeyboardInterrupt is Ctrl-C.
+    """
+    from nestcustom.proc import stop_signal_of
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the exit is under way: one line, no traceback
-    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-    state = exc.state if isinstance(exc, Interrupted) else ""
-    err(f"interrupted by {signal.Signals(signum).name}" + (f": {state}" if state else ""))
+    signum, state = stop_signal_of(exc)
+    name = signal.Signals(signum).name
+    err(f"interrupted by {name}" + (f": {state}" if state else ""))
+    output.emit_error(
+        128 + signum,
+        "interrupted",
+        f"interrupted by {name}",
+        None,
+        payload,
+        signal=name,
+        state=state,
+    )
     sys.exit(128 + signum)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from nestcustom.cli import output
 from nestcustom.cli.common import (
     Settings,
     err,
@@ -103,14 +104,17 @@ def matrix(settings: Settings, since: str | None, fmt: str) -> None:
     copies, a script it runs, a kernel-module file or its base reference
     changed since REV (committed or not, counted from the merge base with HEAD).
     """
-    from nestcustom.gitops.changes import change_matrix, format_matrix
+    from nestcustom.gitops.changes import change_matrix, format_matrix, matrix_document
 
     project = _project(settings)
     loaded = load_recipes(find_recipes(project / "recipes"), project)
     result = change_matrix([item.recipe for item in loaded], project, since)
     if result.note and since:
         err(f"note: {result.note}: every recipe is in the matrix")
-    click.echo(format_matrix(result, fmt), nl=False)
+    if fmt == "json":
+        output.emit(matrix_document(result))
+    else:
+        click.echo(format_matrix(result, fmt), nl=False)
 
 
 @click.command(
@@ -123,9 +127,12 @@ Examples:
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--against", "image", help=f"The image to compare with (default: {DEFAULT_TAG}).")
 @tls_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON document.")
 @click.pass_obj
 @handle_errors
-def plan(settings: Settings, recipe: Path, image: str | None, tls_verify: bool) -> None:
+def plan(
+    settings: Settings, recipe: Path, image: str | None, tls_verify: bool, as_json: bool
+) -> None:
     """Which build steps re-run and which stay cached, and why.
 
     Compares content keys of each step's inputs (instruction, the files it
@@ -140,6 +147,27 @@ def plan(settings: Settings, recipe: Path, image: str | None, tls_verify: bool) 
     print_problems(loaded.warnings)
     against = image or DEFAULT_TAG.replace("{name}", loaded.recipe.name)
     result = plan_build(loaded.recipe, project, against, tls_verify)
+    if as_json:
+        output.emit(
+            {
+                "recipe": loaded.recipe.name,
+                "against": against,
+                "inputs_digest": result.digest,
+                "up_to_date": result.up_to_date,
+                "rerun": result.rerun,
+                "note": result.note or None,
+                "steps": [
+                    {
+                        "step": s.index,
+                        "name": s.name,
+                        "cached": s.cached,
+                        "reason": s.reason or None,
+                    }
+                    for s in result.steps
+                ],
+            }
+        )
+        return
     if result.up_to_date:
         click.echo(
             f"{loaded.recipe.name}: up to date: {against} was built from these inputs; "
@@ -191,19 +219,17 @@ def diff(settings: Settings, old: str, new: str, fmt: str, tls_verify: bool) -> 
 
     if check_same_kind(old, new):
         result = diff_recipe_files(Path(old), Path(new), settings.project)
-        render = {
-            "text": diffreport.recipe_text,
-            "markdown": diffreport.recipe_markdown,
-            "json": diffreport.recipe_json,
-        }[fmt]
+        if fmt == "json":
+            output.emit(diffreport.recipe_document(result, old, new))
+            return
+        render = {"text": diffreport.recipe_text, "markdown": diffreport.recipe_markdown}[fmt]
         click.echo(render(result, old, new), nl=False)
         return
     images = diff_images(old, new, tls_verify)
-    show = {
-        "text": diffreport.image_text,
-        "markdown": diffreport.image_markdown,
-        "json": diffreport.image_json,
-    }[fmt]
+    if fmt == "json":
+        output.emit(diffreport.image_document(images))
+        return
+    show = {"text": diffreport.image_text, "markdown": diffreport.image_markdown}[fmt]
     click.echo(show(images), nl=False)
 
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import json
+import signal
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from nestcustom.cli import output
 from nestcustom.cli.common import Settings, err, handle_errors, live_display
-from nestcustom.errors import EXIT_FAILURE, EXIT_INTERRUPTED
+from nestcustom.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
     from nestcustom.cli.progress import HostProgress
-    from nestcustom.deploy.report import HostReport
+    from nestcustom.deploy.report import HostReport, RolloutResult
 
 
 def _progress(hosts: list[str], live: bool) -> HostProgress:
@@ -42,10 +44,27 @@ accept_option = click.option(
 )
 
 
-def _report(reports: list[HostReport], as_json: bool, extra: dict[str, Any]) -> None:
+def _report(
+    reports: list[HostReport],
+    as_json: bool,
+    extra: dict[str, Any],
+    exit_code: int = 0,
+    error: dict[str, Any] | None = None,
+) -> None:
+    """The hosts' reports: text on stdout, or the run's one JSON document."""
+    counts = Counter(r.outcome for r in reports)
     if as_json:
-        click.echo(
-            json.dumps({**extra, "hosts": [dataclasses.asdict(r) for r in reports]}, indent=2)
+        failed = [r.host for r in reports if not r.ok]
+        if exit_code and error is None:
+            error = {
+                "kind": "failure",
+                "message": f"{len(failed)} of {len(reports)} host(s) failed: {', '.join(failed)}",
+                "hint": None,
+            }
+        output.emit(
+            {**extra, "counts": dict(counts), "hosts": [dataclasses.asdict(r) for r in reports]},
+            exit_code=exit_code,
+            error=error,
         )
         return
     if not reports:
@@ -62,9 +81,6 @@ def _report(reports: list[HostReport], as_json: bool, extra: dict[str, Any]) -> 
         if rollback_line:
             line += f"\n{'':{width}}  rollback: {rollback_line}"
         click.echo(line)
-    counts: dict[str, int] = {}
-    for r in reports:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
     click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
 
 
@@ -230,6 +246,21 @@ def deploy(
     for warning in plan.warnings:
         err(warning)
     chosen = plan.options
+    if dry_run and as_json:
+        output.emit(
+            {
+                "dry_run": True,
+                "rollout": plan.id,
+                "target": plan.target.pinned,
+                "ostree_ref": plan.target.ostree_ref,
+                "hosts": [h.name for h in plan.hosts],
+                "batch": chosen.batch,
+                "max_failures": chosen.max_failures,
+                "reboot": chosen.reboot,
+                "reboot_timeout": chosen.reboot_timeout,
+            }
+        )
+        return
     if dry_run:
         click.echo(f"target   {plan.target.ostree_ref}")
         click.echo(f"hosts    {', '.join(h.name for h in plan.hosts) or '(none left)'}")
@@ -248,17 +279,31 @@ def deploy(
     )
     with _progress([h.name for h in plan.hosts], live_display(settings)) as progress:
         result = run_rollout(plan, accept_new_host_keys, progress.event, _notice)
-    reports = list(result.reports)
-    _report(
-        reports,
+    _finish(
+        result,
         as_json,
         {"rollout": plan.id, "target": plan.target.pinned, "journal": str(result.journal_path)},
+        f"finish with --resume {result.journal_path}",
     )
-    if result.interrupted:
-        err(f"interrupted: finish with --resume {result.journal_path}")
-        sys.exit(EXIT_INTERRUPTED)
-    if any(not r.ok for r in reports):
-        sys.exit(EXIT_FAILURE)
+
+
+def _finish(result: RolloutResult, as_json: bool, extra: dict[str, Any], resume: str) -> None:
+    """Report every host, then exit: 0, 1 when a host failed, 128+N when signal N stopped it."""
+    reports = list(result.reports)
+    code = EXIT_FAILURE if any(not r.ok for r in reports) else 0
+    stopped: dict[str, Any] | None = None
+    if result.stopped_by:
+        code = 128 + signal.Signals[result.stopped_by].value
+        err(f"interrupted by {result.stopped_by}: {resume}")
+        stopped = {
+            "kind": "interrupted",
+            "message": f"interrupted by {result.stopped_by}",
+            "hint": resume,
+            "signal": result.stopped_by,
+        }
+    _report(reports, as_json, extra, code, stopped)
+    if code:
+        sys.exit(code)
 
 
 def _notice(text: str) -> None:
@@ -293,8 +338,19 @@ def status(
     for warning in inventory.warnings:
         err(warning)
     rows = fleet_status(inventory.select(host_names), accept_new_host_keys)
+    unreachable = [row["host"] for row in rows if not row["reachable"]]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        output.emit(
+            {"hosts": rows},
+            exit_code=EXIT_FAILURE if unreachable else 0,
+            error={
+                "kind": "failure",
+                "message": f"{len(unreachable)} host(s) could not be read: {', '.join(unreachable)}",
+                "hint": None,
+            }
+            if unreachable
+            else None,
+        )
     else:
         for row in rows:
             if not row["reachable"]:
@@ -308,7 +364,7 @@ def status(
                 + ("  TRANSACTION RUNNING" if row["transaction"] else "")
                 + (f"  driver: {row['update_driver']}" if row["update_driver"] else "")
             )
-    if any(not row["reachable"] for row in rows):
+    if unreachable:
         sys.exit(EXIT_FAILURE)
 
 
@@ -350,9 +406,12 @@ def rollback(
     options = RolloutOptions(batch=batch, reboot_timeout=reboot_timeout)
     journal_path = Path(f"nestcustom-rollback-{timestamp()}.jsonl")
     with _progress([h.name for h in hosts], live_display(settings)) as progress:
-        reports = run_rollback(
+        result = run_rollback(
             hosts, options, journal_path, accept_new_host_keys, progress.event, _notice
         )
-    _report(reports, as_json, {})
-    if any(not r.ok for r in reports):
-        sys.exit(EXIT_FAILURE)
+    _finish(
+        result,
+        as_json,
+        {"journal": str(journal_path)},
+        "run the rollback again for the hosts it did not reach",
+    )

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from nestcustom.cli import output
 from nestcustom.cli.common import (
     Settings,
     err,
+    exit_interrupted,
     handle_errors,
     live_display,
     print_problems,
     project_for,
 )
 from nestcustom.containerfile.outputs import load_recipes, write_atomically
-from nestcustom.errors import EXIT_FAILURE
+from nestcustom.errors import EXIT_FAILURE, NestcustomError
 from nestcustom.recipe.model import DEFAULT_TAG, Recipe
 
 if TYPE_CHECKING:  # the build modules pull in podman-py: imported where a command needs them
-    from nestcustom.image.build import Outcome
+    from nestcustom.image.build import Built, Outcome
     from nestcustom.image.podman import BuildEvent
 
 
@@ -149,10 +150,22 @@ def build(
         for outcome in outcomes:
             up_to_date = outcome.built is not None and bool(outcome.built.up_to_date)
             display.finished(outcome.name, outcome.built is not None, up_to_date)
+    extra_tags = _add_release_tags(outcomes, chosen, project, tls_verify) if release_tags else {}
     _report_builds(outcomes, as_json)
-    if release_tags:
-        _add_release_tags(outcomes, chosen, project, tls_verify)
-    if any(o.error for o in outcomes):
+    failed = [o.name for o in outcomes if o.error]
+    if as_json:
+        output.emit(
+            {"images": [_build_json(o, extra_tags.get(o.name, [])) for o in outcomes]},
+            exit_code=EXIT_FAILURE if failed else 0,
+            error={
+                "kind": "failure",
+                "message": f"{len(failed)} of {len(outcomes)} build(s) failed: {', '.join(failed)}",
+                "hint": None,
+            }
+            if failed
+            else None,
+        )
+    if failed:
         sys.exit(EXIT_FAILURE)
 
 
@@ -186,14 +199,43 @@ def test_image(
     absent, nothing under /var that a NestOS host would drop. Exit 1 when a
     check fails.
     """
-    from nestcustom.image.verify import junit_xml, verify_image  # testinfra is slow to import
+    from nestcustom.image.checks import CheckResult
+    from nestcustom.image.verify import VerifyReport, junit_xml, verify_image
 
     loaded = load_recipes([recipe], project_for(settings, recipe))[0]
-    report = verify_image(loaded.recipe, image)
+    results: list[CheckResult] = []
+
+    def partial_report(error: str) -> None:
+        """What ran before the run stopped, in the JUnit file (the JSON says it too)."""
+        if junit:
+            partial = VerifyReport(image, tuple(results))
+            write_atomically(junit, junit_xml(partial, loaded.recipe.name, error))
+
+    try:
+        report = verify_image(loaded.recipe, image, results)
+    except NestcustomError as exc:  # no such image, or no container could start
+        partial_report(exc.message)
+        raise
+    except KeyboardInterrupt as exc:
+        partial_report("interrupted before every check ran")
+        exit_interrupted(exc, {"image": image, "results": [dataclasses.asdict(r) for r in results]})
     if junit:
         write_atomically(junit, junit_xml(report, loaded.recipe.name))
+    failed = len(report.failures)
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(r) for r in report.results], indent=2))
+        output.emit(
+            {
+                "recipe": loaded.recipe.name,
+                "image": image,
+                "passed": len(report.results) - failed,
+                "failed": failed,
+                "results": [dataclasses.asdict(r) for r in report.results],
+            },
+            exit_code=EXIT_FAILURE if failed else 0,
+            error={"kind": "failure", "message": f"{failed} check(s) failed", "hint": None}
+            if failed
+            else None,
+        )
     else:
         for result in report.results:
             mark = (
@@ -204,32 +246,33 @@ def test_image(
             click.echo(
                 f"{mark}  {result.kind:8} {result.subject} {result.expectation}{origin}{detail}"
             )
-        failed = sum(not r.passed for r in report.results)
         click.echo(f"{len(report.results) - failed} passed, {failed} failed")
-    if not report.passed:
+    if failed:
         sys.exit(EXIT_FAILURE)
 
 
 def _add_release_tags(
     outcomes: list[Outcome], recipes: list[Recipe], project: Path, tls_verify: bool
-) -> None:
+) -> dict[str, list[str]]:
     """The version and commit tags beside the pushed tag, all on the pushed digest."""
     from nestcustom.gitops.tags import add_tags, choose_tags
 
+    added: dict[str, list[str]] = {}
     for outcome, recipe in zip(outcomes, recipes, strict=True):
         built = outcome.built
         if built is None or not built.digest:
             continue
         chosen = choose_tags(recipe, built.reference, built.digest, project, tls_verify)
-        for reference in add_tags(built.reference, built.digest, chosen.tags, tls_verify):
+        added[built.name] = add_tags(built.reference, built.digest, chosen.tags, tls_verify)
+        for reference in added[built.name]:
             err(f"{built.name}: tagged {reference} ({built.digest[:19]})")
         if chosen.note:
             err(f"{built.name}: {chosen.note}")
+    return added
 
 
 def _report_builds(outcomes: list[Outcome], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps([_build_json(o) for o in outcomes], indent=2))
+    """What each build did, on stderr; the pinned references on stdout (unless JSON)."""
     for outcome in outcomes:
         if outcome.error:
             err(f"error: {outcome.error.message}")
@@ -249,7 +292,7 @@ def _report_builds(outcomes: list[Outcome], as_json: bool) -> None:
             if built.pinned and not as_json:
                 click.echo(built.pinned)
             continue
-        cached = f", {len(built.cached_steps)}/{len(built.step_names)} steps cached"
+        cached = _cached_words(built)
         err(
             f"{built.name}: built {built.reference} ({built.image_id[:12]}, {built.layers} layers, "
             f"{built.size / 1e6:.0f} MB, {built.seconds:.1f} s{cached})"
@@ -258,18 +301,31 @@ def _report_builds(outcomes: list[Outcome], as_json: bool) -> None:
             click.echo(built.pinned)
 
 
-def _build_json(outcome: Outcome) -> dict[str, object]:
+def _cached_words(built: Built) -> str:
+    """ ", 3/5 steps cached", or what a run that built nothing new really did."""
+    steps, cached = len(built.step_names), len(built.cached_steps)
+    if not built.step_seconds:  # no podman build ran: the image was there, only pushed
+        return ", built before from the same inputs; pushed only"
+    if cached >= steps:
+        return f", every step ({steps}) from the cache"
+    return f", {cached}/{steps} steps cached"
+
+
+def _build_json(outcome: Outcome, extra_tags: list[str]) -> dict[str, object]:
     if outcome.error or outcome.built is None:
         return {
             "name": outcome.name,
             "ok": False,
-            "error": outcome.error.message if outcome.error else None,
+            "error": {"message": outcome.error.message, "hint": outcome.error.hint}
+            if outcome.error
+            else None,
         }
     built = outcome.built
     return {
         "name": built.name,
         "ok": True,
         "reference": built.reference,
+        "release_tags": extra_tags,
         "image_id": built.image_id,
         "digest": built.digest,
         "pinned": built.pinned,

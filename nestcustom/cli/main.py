@@ -104,8 +104,16 @@ def __getattr__(name: str) -> Any:  # `from nestcustom.cli.main import cli` stil
     raise AttributeError(name)
 
 
+class _Stopped(KeyboardInterrupt):
+    """A stop signal before proc's handler is in place; carries the signal (143 for SIGTERM)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # until proc's handler (which says which signal) is in place
+    raise _Stopped(signum)  # until proc's handler (which also says which signal) is in place
 
 
 def main() -> None:
@@ -114,17 +122,28 @@ def main() -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
+        from nestcustom.cli import output
+
+        output.request_from_argv(sys.argv[1:])
         from nestcustom.proc import raise_on_stop_signals
 
         raise_on_stop_signals()
         _run(make_cli())
     except KeyboardInterrupt as exc:
-        _exit_interrupted(exc)
+        from nestcustom.cli.common import exit_interrupted
+
+        exit_interrupted(exc)
 
 
 def _run(cli: click.Group) -> None:
-    """What click's main() does, except Ctrl-C: click would print "Aborted!" and exit 1."""
+    """What click's main() does, except Ctrl-C: click would print "Aborted!" and exit 1.
+
+    Usage errors found while parsing (before any command runs) get their JSON
+    document here when the command line asked for one.
+    """
     import click
+
+    from nestcustom.cli import output
 
     try:
         with cli.make_context("nestcustom", sys.argv[1:]) as ctx:
@@ -136,17 +155,10 @@ def _run(cli: click.Group) -> None:
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()
+        output.emit_error(
+            exc.exit_code,
+            "usage" if isinstance(exc, click.UsageError) else "failure",
+            exc.format_message(),
+        )
         sys.exit(exc.exit_code)
     sys.exit(0)
-
-
-def _exit_interrupted(exc: KeyboardInterrupt) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the exit is under way: one line, no traceback
-    signum = int(getattr(exc, "signum", signal.SIGINT))
-    state = str(getattr(exc, "state", ""))
-    sys.stderr.write(
-        f"interrupted by {signal.Signals(signum).name}" + (f": {state}" if state else "") + "\n"
-    )
-    sys.exit(128 + signum)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from nestcustom.cli import output
 from nestcustom.cli.common import (
     Settings,
     err,
@@ -40,7 +41,9 @@ Examples:
 """
 )
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON list.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document: the problems, located."
+)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.pass_obj
 @handle_errors
@@ -56,14 +59,19 @@ def validate(settings: Settings, recipes: tuple[Path, ...], as_json: bool, stric
     except RecipeError as exc:
         problems = exc.problems
     failed = any(p.severity is Severity.ERROR or strict for p in problems)
+    errors = sum(p.severity is Severity.ERROR for p in problems)
+    warnings = len(problems) - errors
+    summary = f"{errors} error(s), {warnings} warning(s) in {len(recipes)} recipe(s)"
     if as_json:
-        click.echo(json.dumps([p.as_json() for p in problems], indent=2))
+        output.emit(
+            {"recipes": len(recipes), "problems": [p.as_json() for p in problems]},
+            exit_code=EXIT_BAD_INPUT if failed else 0,
+            error={"kind": "bad-input", "message": summary, "hint": None} if failed else None,
+        )
     else:
         print_problems(problems)
-        errors = sum(p.severity is Severity.ERROR for p in problems)
-        warnings = len(problems) - errors
         if failed:
-            err(f"{errors} error(s), {warnings} warning(s) in {len(recipes)} recipe(s)")
+            err(summary)
         else:
             suffix = f" ({warnings} warning(s))" if warnings else ""
             click.echo(f"{len(recipes)} recipe(s) valid{suffix}")

@@ -24,7 +24,7 @@ from nestcustom.deploy.hoststatus import parse_status
 from nestcustom.deploy.inventory import Host, load_inventory
 from nestcustom.deploy.journal import Journal, journal_exists, read_rows
 from nestcustom.deploy.replay import Replay, replay
-from nestcustom.deploy.report import HostReport
+from nestcustom.deploy.report import HostReport, RolloutResult
 from nestcustom.deploy.rollout import rollout
 from nestcustom.deploy.signals import StopFlags, stop_on_signals
 from nestcustom.deploy.ssh import Connection, SshOptions, ssh_session
@@ -69,13 +69,6 @@ class RolloutPlan:
     replay: Replay | None = None
     warnings: tuple[str, ...] = ()
     take_over: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RolloutResult:
-    reports: tuple[HostReport, ...]
-    journal_path: Path
-    interrupted: bool
 
 
 def timestamp() -> str:
@@ -252,7 +245,7 @@ def run_rollout(
         journal.close()
     by_name = {r.host: r for r in (*earlier, *reports)}
     order = plan.replay.header.hosts if plan.replay else tuple(h.name for h in plan.hosts)
-    return RolloutResult(tuple(by_name[n] for n in order), plan.journal_path, stops.soft.is_set())
+    return RolloutResult(tuple(by_name[n] for n in order), plan.journal_path, stops.stopped_by)
 
 
 def _host_run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # updated: on the target, verified | unchanged: was already there | staged: --no-reboot
@@ -61,3 +62,16 @@ def report_from_dict(data: dict[str, Any]) -> HostReport:
     steps = tuple(StepRecord(**step) for step in data.get("steps", ()))
     fields = {f.name for f in dataclasses.fields(HostReport)} - {"steps"}
     return HostReport(**{k: v for k, v in data.items() if k in fields}, steps=steps)
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """A rollout's (or a rollback's) reports, its journal, and the signal that stopped it."""
+
+    reports: tuple[HostReport, ...]
+    journal_path: Path
+    stopped_by: str | None  # the stop signal's name (SIGINT, SIGTERM, SIGHUP), None: ran to the end
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by is not None

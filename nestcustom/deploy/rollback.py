@@ -25,7 +25,7 @@ from nestcustom.deploy.hostrun import (
 from nestcustom.deploy.hoststatus import identity
 from nestcustom.deploy.inventory import Host
 from nestcustom.deploy.journal import Journal
-from nestcustom.deploy.report import HostReport
+from nestcustom.deploy.report import HostReport, RolloutResult
 from nestcustom.deploy.signals import StopFlags, stop_on_signals
 from nestcustom.deploy.ssh import Connection, SshOptions, ssh_session
 from nestcustom.errors import NestcustomError
@@ -114,7 +114,7 @@ def run_rollback(
     accept_new_host_keys: bool,
     listen: Listener,
     notice: Callable[[str], None],
-) -> list[HostReport]:
+) -> RolloutResult:
     """Roll back `hosts` under the stop signals, journalled in `journal_path`."""
     rollout_id = uuid.uuid4().hex
     owner = Owner(rollout_id, str(journal_path.resolve()), this_controller())
@@ -123,6 +123,7 @@ def run_rollback(
     )
     try:
         with stop_on_signals(notice) as stops, ssh_session(accept_new_host_keys) as ssh:
-            return rollback_hosts(hosts, ssh, options, journal, listen, stops, owner)
+            reports = rollback_hosts(hosts, ssh, options, journal, listen, stops, owner)
+        return RolloutResult(tuple(reports), journal_path, stops.stopped_by)
     finally:
         journal.close()

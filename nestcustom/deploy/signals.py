@@ -24,6 +24,13 @@ class StopFlags:
     hard: threading.Event = field(default_factory=threading.Event)
     signal_name: list[str] = field(default_factory=list)  # the first stop signal's name
 
+    @property
+    def stopped_by(self) -> str | None:
+        """The first stop signal's name once one came, else None."""
+        if not self.soft.is_set():
+            return None
+        return self.signal_name[0] if self.signal_name else "SIGINT"
+
 
 @contextmanager
 def stop_on_signals(notice: Callable[[str], None]) -> Iterator[StopFlags]:

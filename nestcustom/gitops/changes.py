@@ -143,11 +143,15 @@ def format_matrix(matrix: Matrix, fmt: str) -> str:
             f"NESTCUSTOM_RECIPES={recipes}\nNESTCUSTOM_NAMES={names}\n"
             f"NESTCUSTOM_COUNT={len(matrix.entries)}\n"
         )
-    document = {
+    return json.dumps(matrix_document(matrix), indent=2) + "\n"
+
+
+def matrix_document(matrix: Matrix) -> dict[str, object]:
+    """The matrix with the reason each recipe is in it (`--format json`)."""
+    return {
         "since": matrix.since,
         "note": matrix.note or None,
         "include": [
             {"name": e.name, "recipe": e.recipe, "reasons": list(e.reasons)} for e in matrix.entries
         ],
     }
-    return json.dumps(document, indent=2) + "\n"

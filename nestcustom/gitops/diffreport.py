@@ -155,20 +155,26 @@ def _image_json(image: ImageDb, count: int) -> dict[str, object]:
     }
 
 
-def image_json(diff: ImageDiff) -> str:
-    document = {
+def image_document(diff: ImageDiff) -> dict[str, object]:
+    return {
         "a": _image_json(diff.old, diff.counts[0]),
         "b": _image_json(diff.new, diff.counts[1]),
         "changes": _changes_json(diff.packages),
     }
-    return json.dumps(document, indent=2) + "\n"
 
 
-def recipe_json(diff: RecipeDiff, old: str, new: str) -> str:
-    document = {
+def recipe_document(diff: RecipeDiff, old: str, new: str) -> dict[str, object]:
+    return {
         "a": old,
         "b": new,
         "base": {"old": diff.base[0], "new": diff.base[1]} if diff.base else None,
         "changes": _changes_json(diff.packages),
     }
-    return json.dumps(document, indent=2) + "\n"
+
+
+def image_json(diff: ImageDiff) -> str:
+    return json.dumps(image_document(diff), indent=2) + "\n"
+
+
+def recipe_json(diff: RecipeDiff, old: str, new: str) -> str:
+    return json.dumps(recipe_document(diff, old, new), indent=2) + "\n"

@@ -244,9 +244,7 @@ def _run(
             if stopped
             else "; podman was still writing a layer: its working container may remain"
         )
-        raise proc.Interrupted(
-            signum, f"the build stopped; no tag was set, nothing was pushed{left}"
-        ) from exc
+        raise proc.Interrupted(signum, f"the build stopped; {stop.left()}{left}") from exc
     return [  # an exception that is not a project error is a bug: say it, keep the others
         r
         if isinstance(r, Outcome)

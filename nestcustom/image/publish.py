@@ -46,12 +46,30 @@ class Publisher(Protocol):
 
 
 class StopFlag:
-    """Set once by the interrupted main thread; checked under its lock before each change."""
+    """Set once by the interrupted main thread; checked under its lock before each change.
+
+    It also keeps what the run changed (tags set, pushes finished), so an
+    interrupted run can say exactly what it left.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requested = False
         self._stopped = False
+        self.tagged: list[str] = []
+        self.pushed: list[str] = []
+
+    def left(self) -> str:
+        """What the run changed before it stopped, in words."""
+        if not self.tagged:
+            return "no tag was set, nothing was pushed"
+        unpushed = [r for r in self.tagged if r not in self.pushed]
+        text = f"{len(self.tagged)} image(s) were tagged before the stop: {', '.join(self.tagged)}"
+        if self.pushed:
+            text += f"; pushed: {', '.join(self.pushed)}"
+        elif unpushed:
+            text += "; nothing was pushed"
+        return text + "; no other tag was set"
 
     def stop(self) -> None:
         """Stop: returns once no change is under way, and none starts afterwards."""
@@ -115,9 +133,12 @@ def publish(
             )
         with stop.unless_stopped("tagging; no tag was set"):
             podman.tag(image_id, reference)
+            stop.tagged.append(reference)
         if not push:
             return None
-        return push_checked(podman, image_id, reference, tls_verify, stop, on_line)
+        digest = push_checked(podman, image_id, reference, tls_verify, stop, on_line)
+        stop.pushed.append(reference)
+        return digest
 
 
 def push_checked(

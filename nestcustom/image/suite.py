@@ -12,10 +12,16 @@ from nestcustom.image.checks import CheckResult, Checks, Runner, layer_packages
 from nestcustom.recipe.model import Flavor, Recipe
 
 
-def run_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
-    """Every check, in an order where none can spoil another: the tests' commands run last."""
+def run_checks(
+    recipe: Recipe, host: Runner, results: list[CheckResult] | None = None
+) -> list[CheckResult]:
+    """Every check, in an order where none can spoil another: the tests' commands run last.
+
+    Results are appended to `results` as they come, so a caller that is
+    interrupted midway still holds (and can report) the checks that ran.
+    """
     checks = Checks(host)
-    results: list[CheckResult] = []
+    results = [] if results is None else results
     # A NewStart image is a plain container: /var/lib/rpm, dnf's state and the like
     # belong there. Only an ostree host drops /var.
     if recipe.base.flavor is Flavor.NESTOS:

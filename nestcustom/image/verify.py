@@ -110,13 +110,22 @@ class _TestinfraRunner:
         return Output(done.returncode, done.raw_stdout, done.stderr)
 
 
-def verify_image(recipe: Recipe, image: str) -> VerifyReport:
-    """Run every check of `recipe` against `image` in a throwaway container."""
+def verify_image(
+    recipe: Recipe, image: str, results: list[CheckResult] | None = None
+) -> VerifyReport:
+    """Run every check of `recipe` against `image` in a throwaway container.
+
+    Each result is also appended to `results` as it comes: what an interrupted
+    run's report is made of.
+    """
     import testinfra  # slow to import: only when a check really runs
 
+    results = [] if results is None else results
     with throwaway_container(image, recipe.path) as container:
         host = testinfra.get_host(f"podman://{container}")
-        return VerifyReport(image, tuple(run_checks(recipe, _TestinfraRunner(host, container))))
+        return VerifyReport(
+            image, tuple(run_checks(recipe, _TestinfraRunner(host, container), results))
+        )
 
 
 # Colour and cursor sequences (CSI ... final byte, OSC ... BEL/ST): noise in a report.
@@ -131,19 +140,22 @@ def xml_safe(text: str) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def junit_xml(report: VerifyReport, recipe_name: str) -> str:
+def junit_xml(report: VerifyReport, recipe_name: str, error: str | None = None) -> str:
     """The report as JUnit XML: one testcase per check, a <failure> for each failed one.
 
-    Well-formed for any output a check quotes: command output may carry colours or
-    other control characters, which XML 1.0 cannot hold even as references.
+    `error` says why the run did not finish (the image is missing, the run was
+    interrupted): one more testcase carrying an <error>, so CI shows a red
+    report rather than none. Well-formed for any output a check quotes: command
+    output may carry colours or other control characters, which XML 1.0 cannot
+    hold even as references.
     """
     recipe_name = xml_safe(recipe_name)
     suite = ElementTree.Element(
         "testsuite",
         name=recipe_name,
-        tests=str(len(report.results)),
+        tests=str(len(report.results) + (error is not None)),
         failures=str(len(report.failures)),
-        errors="0",
+        errors=str(int(error is not None)),
         skipped="0",
     )
     properties = ElementTree.SubElement(suite, "properties")
@@ -160,5 +172,11 @@ def junit_xml(report: VerifyReport, recipe_name: str) -> str:
             detail = xml_safe(result.detail)
             failure = ElementTree.SubElement(case, "failure", message=detail or "failed")
             failure.text = detail
+    if error is not None:
+        case = ElementTree.SubElement(
+            suite, "testcase", classname=f"{recipe_name}.run", name="the checks ran to the end"
+        )
+        problem = ElementTree.SubElement(case, "error", message=xml_safe(error))
+        problem.text = xml_safe(error)
     ElementTree.indent(suite)
     return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"

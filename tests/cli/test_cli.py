@@ -52,7 +52,9 @@ def test_validate_json(write_recipe: WriteRecipe, project: Path) -> None:
     write_recipe("name: x\nbase: {image: x}\nlayers: [{name: a, instal: [b]}]\n")
     result = run("validate", "--json", "recipes/r.yaml", cwd=project)
     assert result.returncode == 2
-    [problem] = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert document["ok"] is False and document["exit_code"] == 2
+    [problem] = document["problems"]
     assert problem | {"hint": None} == {
         "file": "recipes/r.yaml",
         "line": 3,

@@ -63,7 +63,7 @@ def test_deploy_pins_the_digest_updates_hosts_and_reruns_idempotently(
     assert again.returncode == 0, again.stderr
     assert {r["outcome"] for r in report(again).values()} == {"unchanged"}
     listed = nestcustom(tmp_path, "status", "-i", str(inventory), "--json")
-    rows = json.loads(listed.stdout)
+    rows = json.loads(listed.stdout)["hosts"]
     assert [row["digest"] for row in rows] == [digest, digest]
     assert all(row["rollback"] == "openEuler:openEuler/x86_64/nestos/stable" for row in rows)
 

@@ -206,7 +206,7 @@ def test_parallel_builds_json_summary(
             cwd=project,
         )
         assert result.returncode == 0, result.stderr
-        summary = json.loads(result.stdout)
+        summary = json.loads(result.stdout)["images"]
         assert [item["name"] for item in summary] == ["one", "two"]
         for item in summary:
             assert item["ok"] is True
@@ -236,7 +236,7 @@ def test_unchanged_rebuild_reruns_nothing_and_last_layer_change_reruns_one(
     def steps() -> list[dict[str, object]]:
         result = nestcustom("build", "recipes/cache.yaml", "--tag", tag, "--json", cwd=project)
         assert result.returncode == 0, result.stderr
-        return list(json.loads(result.stdout)[0]["steps"])
+        return list(json.loads(result.stdout)["images"][0]["steps"])
 
     def rerun_layers(run: list[dict[str, object]]) -> list[object]:
         return [s["name"] for s in run if str(s["name"]).startswith("layer ") and not s["cached"]]

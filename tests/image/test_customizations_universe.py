@@ -68,7 +68,7 @@ def build(
         cwd=cwd,
         timeout=900,
     )
-    summary = json.loads(done.stdout or "[]")
+    summary = json.loads(done.stdout)["images"] if done.stdout else []
     pushed = (summary[0].get("pinned") or "") if summary else ""
     return done.returncode, done.stderr, pushed
 

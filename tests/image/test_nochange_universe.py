@@ -33,7 +33,7 @@ def test_an_unchanged_recipe_is_not_built_again(
     assert again.returncode == 0, again.stderr
     assert "STEP" not in again.stderr  # podman was not asked to build at all
     assert f"same: up to date: {tag} ({built[:12]}) locally" in again.stderr
-    [summary] = json.loads(again.stdout)
+    [summary] = json.loads(again.stdout)["images"]
     assert (summary["image_id"], summary["up_to_date"]) == (built, "local")
     (project / "files" / "motd").write_text("changed\n")
     changed = nestcustom("build", "recipes/same.yaml", "--tag", tag, cwd=project)

@@ -70,7 +70,7 @@ def build_push_test(
         "--json",
         capture=True,
     )
-    summary = json.loads(built.stdout or "[]")
+    summary = json.loads(built.stdout)["images"] if built.stdout else []
     if built.returncode != 0:
         return 1, []
     failed = 0
