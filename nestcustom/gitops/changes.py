@@ -106,13 +106,27 @@ def change_matrix(recipes: Sequence[Recipe], project: Path, since: str | None) -
     chosen = []
     for recipe in recipes:
         reasons = tuple(
-            f"{item.kind} {item.path} changed"
-            for item in recipe_inputs(recipe, project)
-            if item.path in changed
+            reason for item in recipe_inputs(recipe, project) if (reason := _changed(item, changed))
         )
         if reasons:
             chosen.append(Entry(recipe.name, recipe.path, reasons))
     return Matrix(tuple(chosen), since)
+
+
+def _changed(item: Input, changed: frozenset[str]) -> str:
+    """Why `item` counts as changed ("" when it does not).
+
+    A source may be a directory (`files: [{src: files/tree, ...}]` copies a whole
+    tree): a change to any file below it changes the image, and git names only
+    the files.
+    """
+    if item.path in changed:
+        return f"{item.kind} {item.path} changed"
+    below = sorted(path for path in changed if path.startswith(item.path.rstrip("/") + "/"))
+    if below:
+        more = f" and {len(below) - 1} more" if len(below) > 1 else ""
+        return f"{item.kind} {item.path}/ changed: {below[0]}{more}"
+    return ""
 
 
 def matrix_json(matrix: Matrix) -> str:

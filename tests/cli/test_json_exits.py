@@ -88,15 +88,23 @@ def world(tmp: Path, silent_port: int, closed: int) -> dict[str, str]:
     (tmp / "recipes").mkdir()
     (tmp / "recipes" / "ok.yaml").write_text(RECIPE.replace("BASE", "localhost/nctest/none:1"))
     (tmp / "recipes" / "hang.yaml").write_text(
-        RECIPE.replace("BASE", f"127.0.0.1:{silent_port}/nestos/base:1").replace("name: r", "name: hang")
+        RECIPE.replace("BASE", f"127.0.0.1:{silent_port}/nestos/base:1").replace(
+            "name: r", "name: hang"
+        )
     )
     (tmp / "recipes" / "gone.yaml").write_text(
         RECIPE.replace("BASE", f"127.0.0.1:{closed}/nestos/base:1").replace("name: r", "name: gone")
     )
     (tmp / "bad").mkdir()
-    (tmp / "bad" / "bad.yaml").write_text("name: bad\nbase: {image: x}\nlayers: [{name: a, instal: [b]}]\n")
-    (tmp / "silent.yaml").write_text(f"hosts:\n  - {{name: h1, address: 127.0.0.1, port: {silent_port}}}\n")
-    (tmp / "closed.yaml").write_text(f"hosts:\n  - {{name: h1, address: 127.0.0.1, port: {closed}}}\n")
+    (tmp / "bad" / "bad.yaml").write_text(
+        "name: bad\nbase: {image: x}\nlayers: [{name: a, instal: [b]}]\n"
+    )
+    (tmp / "silent.yaml").write_text(
+        f"hosts:\n  - {{name: h1, address: 127.0.0.1, port: {silent_port}}}\n"
+    )
+    (tmp / "closed.yaml").write_text(
+        f"hosts:\n  - {{name: h1, address: 127.0.0.1, port: {closed}}}\n"
+    )
     (tmp / "broken.yaml").write_text("hosts:\n  - {name: h1, address: [\n")
     with zipfile.ZipFile(tmp / "dvd.iso", "w") as archive:
         archive.writestr("readme.txt", "not an ISO")
@@ -116,8 +124,16 @@ CASES = [
     Case("build-bad-recipe", ("build", "bad/bad.yaml", "--json"), 2, "bad-input"),
     Case("build-usage", ("build", "recipes/ok.yaml", "--json", "--release-tags"), 2, "usage"),
     Case("build-base-unreachable", ("build", "recipes/gone.yaml", "--json"), 1, "failure"),
-    Case("build-sigint", ("build", "recipes/hang.yaml", "--json"), 130, "interrupted", signal.SIGINT),
-    Case("build-sigterm", ("build", "recipes/hang.yaml", "--json"), 143, "interrupted", signal.SIGTERM),
+    Case(
+        "build-sigint", ("build", "recipes/hang.yaml", "--json"), 130, "interrupted", signal.SIGINT
+    ),
+    Case(
+        "build-sigterm",
+        ("build", "recipes/hang.yaml", "--json"),
+        143,
+        "interrupted",
+        signal.SIGTERM,
+    ),
     # test
     Case("test-no-recipe", ("test", "recipes/none.yaml", "--image", "x", "--json"), 2, "bad-input"),
     Case(
@@ -128,31 +144,84 @@ CASES = [
     ),
     # deploy
     Case("deploy-no-inventory", ("deploy", "-i", "none.yaml", "x/y:1", "--json"), 2, "bad-input"),
-    Case("deploy-broken-inventory", ("deploy", "-i", "broken.yaml", "x/y:1", "--json"), 2, "bad-input"),
-    Case("deploy-dry-run-unreachable", ("deploy", "-i", "closed.yaml", CLOSED_IMAGE, "--dry-run", "--json"), 1, "failure"),
-    Case("deploy-sigint", ("deploy", "-i", "closed.yaml", SILENT_IMAGE, "--json"), 130, "interrupted", signal.SIGINT),
-    Case("deploy-sigterm", ("deploy", "-i", "closed.yaml", SILENT_IMAGE, "--dry-run", "--json"), 143, "interrupted", signal.SIGTERM),
+    Case(
+        "deploy-broken-inventory",
+        ("deploy", "-i", "broken.yaml", "x/y:1", "--json"),
+        2,
+        "bad-input",
+    ),
+    Case(
+        "deploy-dry-run-unreachable",
+        ("deploy", "-i", "closed.yaml", CLOSED_IMAGE, "--dry-run", "--json"),
+        1,
+        "failure",
+    ),
+    Case(
+        "deploy-sigint",
+        ("deploy", "-i", "closed.yaml", SILENT_IMAGE, "--json"),
+        130,
+        "interrupted",
+        signal.SIGINT,
+    ),
+    Case(
+        "deploy-sigterm",
+        ("deploy", "-i", "closed.yaml", SILENT_IMAGE, "--dry-run", "--json"),
+        143,
+        "interrupted",
+        signal.SIGTERM,
+    ),
     # status
     Case("status-no-inventory", ("status", "-i", "none.yaml", "--json"), 2, "bad-input"),
     Case("status-unreachable", ("status", "-i", "closed.yaml", "--json"), 1, "failure"),
-    Case("status-sigint", ("status", "-i", "silent.yaml", "--json"), 130, "interrupted", signal.SIGINT),
-    Case("status-sigterm", ("status", "-i", "silent.yaml", "--json"), 143, "interrupted", signal.SIGTERM),
+    Case(
+        "status-sigint",
+        ("status", "-i", "silent.yaml", "--json"),
+        130,
+        "interrupted",
+        signal.SIGINT,
+    ),
+    Case(
+        "status-sigterm",
+        ("status", "-i", "silent.yaml", "--json"),
+        143,
+        "interrupted",
+        signal.SIGTERM,
+    ),
     # rollback
     Case("rollback-no-inventory", ("rollback", "-i", "none.yaml", "--json"), 2, "bad-input"),
     Case("rollback-unreachable", ("rollback", "-i", "closed.yaml", "--json"), 1, "failure"),
-    Case("rollback-sigterm", ("rollback", "-i", "silent.yaml", "--json"), 143, "interrupted", signal.SIGTERM),
+    Case(
+        "rollback-sigterm",
+        ("rollback", "-i", "silent.yaml", "--json"),
+        143,
+        "interrupted",
+        signal.SIGTERM,
+    ),
     # plan
     Case("plan-no-recipe", ("plan", "recipes/none.yaml", "--json"), 2, "bad-input"),
     Case("plan-sigint", ("plan", "recipes/hang.yaml", "--json"), 130, "interrupted", signal.SIGINT),
-    Case("plan-sigterm", ("plan", "recipes/hang.yaml", "--json"), 143, "interrupted", signal.SIGTERM),
+    Case(
+        "plan-sigterm", ("plan", "recipes/hang.yaml", "--json"), 143, "interrupted", signal.SIGTERM
+    ),
     # matrix
     Case("matrix-outside-git", ("matrix", "--format", "json"), 0),
     Case("matrix-usage", ("matrix", "--format", "json", "--bogus"), 2, "usage"),
     Case("matrix-no-recipes", ("--project", "bad", "matrix", "--format=json"), 2, "bad-input"),
     # diff
     Case("diff-recipes", ("diff", "recipes/ok.yaml", "recipes/gone.yaml", "--format", "json"), 0),
-    Case("diff-unreachable", ("diff", CLOSED_IMAGE, CLOSED_IMAGE, "--format", "json", "--no-tls-verify"), 1, "failure"),
-    Case("diff-sigterm", ("diff", SILENT_IMAGE, SILENT_IMAGE, "--format", "json"), 143, "interrupted", signal.SIGTERM),
+    Case(
+        "diff-unreachable",
+        ("diff", CLOSED_IMAGE, CLOSED_IMAGE, "--format", "json", "--no-tls-verify"),
+        1,
+        "failure",
+    ),
+    Case(
+        "diff-sigterm",
+        ("diff", SILENT_IMAGE, SILENT_IMAGE, "--format", "json"),
+        143,
+        "interrupted",
+        signal.SIGTERM,
+    ),
     # base from-iso
     Case("from-iso-not-an-iso", ("base", "from-iso", "dvd.iso", "--json"), 2, "bad-input"),
     Case("from-iso-usage", ("base", "from-iso", "dvd.iso", "--push", "--json"), 2, "usage"),
