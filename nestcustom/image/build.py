@@ -356,7 +356,16 @@ def _explain_failure(recipe: Recipe, rendering: Rendering, exc: BuildFailed) -> 
         cause = f"{'ostree container commit' if committing else step.program}: {cause}"
     hint = None
     if "Found content in var" in cause:
-        hint = "a package wrote to /var, which a NestOS host drops: relocate it or create it at boot (tmpfiles.d)"
+        layer = next((x for x in recipe.layers if f"layer {x.name}" == step.name), None)
+        writer = (
+            "a command or script of this layer (or a package it installed)"
+            if layer is not None and (layer.run or layer.scripts)
+            else "a package"
+        )
+        hint = (
+            f"{writer} wrote to /var, which a NestOS host drops: write it under /usr or /etc, "
+            "or create it at boot (tmpfiles.d)"
+        )
     elif "Packages not found" in cause:
         hint = "check the package name and that a repo in the image (or the recipe's repos:) provides it"
     return RecipeBuildError(

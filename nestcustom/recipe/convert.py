@@ -215,12 +215,15 @@ class Converter:
             found = self.files.find_file_or_tree(
                 entry["src"], where.location, (*path, index, "src")
             )
-            if found is not None:
-                file, tree = found
-                owner = entry.get("owner")
-                specs.append(
-                    FileSpec(file.path, entry["dest"], mode, file.sha256, None, owner, tree)
-                )
+            owner = entry.get("owner")
+            if found is None:
+                # Missing or unreadable: ProjectFiles reported it. The entry stays in the
+                # model so that the rules judge the rest of it (its dest) and do not call
+                # the recipe empty; a recipe with a problem is never built.
+                specs.append(FileSpec(entry["src"], entry["dest"], mode, "", None, owner))
+                continue
+            file, tree = found
+            specs.append(FileSpec(file.path, entry["dest"], mode, file.sha256, None, owner, tree))
         return tuple(specs)
 
     def keys(self, items: YamlList | None) -> tuple[FileSpec, ...]:

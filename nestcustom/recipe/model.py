@@ -40,6 +40,7 @@ LOCAL_RPM_INSTALL_SINCE = RpmOstreeVersion(2022, 10)
 REPLACE_FROM_REPO_SINCE = RpmOstreeVersion(2022, 16)
 REMOVE_WITH_INSTALL_SINCE = RpmOstreeVersion(2022, 17)
 KERNEL_REPLACE_INITRAMFS_SINCE = RpmOstreeVersion(2022, 18)
+RECOMMENDS_KNOB_SINCE = RpmOstreeVersion(2024, 7)  # rpm-ostreed.conf Recommends= (#4974)
 
 
 @dataclass(frozen=True)

@@ -258,13 +258,37 @@ def does_something(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         or recipe.units != Units()
         or recipe.selinux.is_set
     ):
+        # At `layers:` when it is written (`layers: []`), else at the top of the recipe.
+        where = ("layers",) if locate("layers") != locate() else ()
         yield _problem(
             locate,
-            (),
+            where,
             "nothing-to-do",
             "the recipe changes nothing in its base",
-            "give it layers:, files:, systemd: units or kernel-modules:",
+            f"give it at least one of {', '.join(k + ':' for k in IMAGE_CHANGING_KEYS)}",
         )
+
+
+# Every top-level key that changes an image (what does_something looks for).
+IMAGE_CHANGING_KEYS = (
+    "layers",
+    "files",
+    "symlinks",
+    "directories",
+    "remove-files",
+    "downloads",
+    "edits",
+    "systemd",
+    "users",
+    "groups",
+    "kernel-modules",
+    "initramfs",
+    "selinux",
+    "signing",
+    "keys",
+    "repo-files",
+    "base-repos",
+)
 
 
 RULES: tuple[Rule, ...] = (known_values, scripts, stages, kernel, does_something)

@@ -18,6 +18,18 @@ Locate = Callable[..., Location]
 Rule = Callable[[Recipe, Locate], Iterator[Problem]]
 
 _NAME = re.compile(r"[^\s<>=]*")
+_KEPT_ROOTS = ("/etc/", "/usr/")
+# /usr/local is a symlink into /var on NestOS, so content there is dropped too.
+_DROPPED_UNDER_USR = "/usr/local/"
+
+
+def reaches_host(path: str) -> bool:
+    """A NestOS host takes `path` from an image: /usr, /etc or anything below them, except
+    /usr/local (contract section 1: a host keeps only /usr and /etc of a derived image)."""
+    path = path.rstrip("/") or "/"
+    if path in ("/usr", "/etc"):
+        return True
+    return path.startswith(_KEPT_ROOTS) and not (path + "/").startswith(_DROPPED_UNDER_USR)
 
 
 def package_name(spec: str) -> str:

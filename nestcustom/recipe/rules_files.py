@@ -13,12 +13,10 @@ from collections.abc import Iterator
 
 from nestcustom.errors import Problem, Severity
 from nestcustom.recipe.model import Flavor, Recipe
-from nestcustom.recipe.rules_common import Locate
+from nestcustom.recipe.rules_common import Locate, reaches_host
 from nestcustom.recipe.rules_common import problem as _problem
 
 MAX_LAYERS = 60
-_KEPT_ROOTS = ("/etc/", "/usr/")
-_DROPPED_UNDER_USR = ("/usr/local/", "/usr/local")
 # A project file bind-mounted into a RUN: its path goes into `--mount=...,source=PATH`,
 # which ends at a blank and splits at a comma, so only these characters are safe.
 _MOUNTABLE = re.compile(r"^[A-Za-z0-9._+@=:%~/-]+$")
@@ -78,26 +76,38 @@ def paths_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     for key, field, paths in (
         ("symlinks", "path", [link.path for link in recipe.symlinks]),
         ("directories", "path", [d.path for d in recipe.directories]),
-        ("remove-files", None, list(recipe.removals)),
         ("downloads", "dest", [x.dest for x in recipe.downloads]),
         ("edits", "file", [e.file for e in recipe.edits]),
     ):
         for i, path in enumerate(paths):
-            where = (key, i, field) if field else (key, i)
+            where = (key, i, field)
             if path.rstrip("/") in _PROTECTED:
-                continue  # a system tree itself: remove-system-tree below says why
-            if not path.startswith(_KEPT_ROOTS) or path.startswith(_DROPPED_UNDER_USR):
+                continue  # a system tree itself: not dropped; other rules judge it
+            if not reaches_host(path):
                 yield _problem(
                     locate, where, "dropped-path", f"{path} would be dropped: {kept}", hint
                 )
     for i, path in enumerate(recipe.removals):
-        if path.rstrip("/") in _PROTECTED:
+        if path.rstrip("/") in _PROTECTED or not path.strip("/"):
             yield _problem(
                 locate,
                 ("remove-files", i),
                 "remove-system-tree",
                 f"removing {path} would take the system's own files with it",
                 "name the files or directories to remove",
+            )
+        elif not reaches_host(path):
+            # Nothing is dropped here: the image's copy goes, but a host never takes that
+            # tree from an image, and its own copy stays as it is.
+            top = "/" + path.strip("/").split("/")[0]
+            yield _problem(
+                locate,
+                ("remove-files", i),
+                "remove-outside-image",
+                f"removing {path} from the image changes nothing on a host: a NestOS host "
+                f"takes only /usr and /etc from an image and keeps its own {top} as it is",
+                "to remove it on hosts, ship a tmpfiles.d fragment (an `r` or `R` line) "
+                "under /usr/lib/tmpfiles.d; otherwise drop this entry",
             )
 
 

@@ -14,18 +14,16 @@ from nestcustom.errors import Problem, Severity
 from nestcustom.recipe.model import (
     KERNEL_REPLACE_INITRAMFS_SINCE,
     LOCAL_RPM_INSTALL_SINCE,
+    RECOMMENDS_KNOB_SINCE,
     REMOVE_WITH_INSTALL_SINCE,
     REPLACE_FROM_REPO_SINCE,
     Flavor,
     Recipe,
     Repo,
 )
-from nestcustom.recipe.rules_common import Locate, is_rpm_url, package_name
+from nestcustom.recipe.rules_common import Locate, is_rpm_url, package_name, reaches_host
 from nestcustom.recipe.rules_common import problem as _problem
 
-_KEPT_ROOTS = ("/etc/", "/usr/")
-# /usr/local is a symlink into /var on NestOS, so content there is dropped too.
-_DROPPED_UNDER_USR = ("/usr/local/",)
 _ACCOUNT_FILES = {"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"}
 _RPM_ARCH = re.compile(r"\.(x86_64|aarch64|riscv64|loongarch64|noarch)\.rpm$")
 # The kernel by RPM file name or package name, real-time kernels included.
@@ -47,7 +45,7 @@ def files_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 "system users come from sysusers.d fragments in /usr/lib/sysusers.d; "
                 "people are added on the host (Ignition), not in the image",
             )
-        elif not spec.dest.startswith(_KEPT_ROOTS) or spec.dest.startswith(_DROPPED_UNDER_USR):
+        elif not reaches_host(spec.dest):
             yield _problem(
                 locate,
                 path,
@@ -128,13 +126,22 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     version = recipe.base.rpm_ostree
     for i, layer in enumerate(recipe.layers):
         if not layer.weak_deps:
+            # Judged by the version: before 2024.7 there is no knob at all; from 2024.7
+            # rpm-ostreed.conf has Recommends=, which `rpm-ostree install` in a container
+            # build does not read (no daemon: coreos/rpm-ostree#718, ublue-os/main#632).
+            why = (
+                "has no option to skip them (rpm-ostreed.conf's Recommends= came in "
+                f"{RECOMMENDS_KNOB_SINCE})"
+                if version < RECOMMENDS_KNOB_SINCE
+                else "ignores rpm-ostreed.conf's Recommends= in a container build (it is read "
+                "by the daemon on a host only), so nothing can skip them there"
+            )
             yield _problem(
                 locate,
                 ("layers", i, "weak-deps"),
                 "weak-deps-unsupported",
                 f"rpm-ostree {version} installs the weak dependencies (Recommends) of what it "
-                "installs and has no option to skip them (rpm-ostreed.conf's Recommends= came "
-                "in 2024.7)",
+                f"installs and {why}",
                 "drop weak-deps: false, and remove the unwanted packages by name in a later "
                 "layer's remove:",
             )

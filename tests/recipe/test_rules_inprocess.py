@@ -198,11 +198,13 @@ def test_removals_protected_trees_and_dropped_paths(write_recipe: WriteRecipe, h
     assert report(path) == [
         f"{at(text, '/usr/lib/')}: remove-files[0]: removing /usr/lib/ would take the system's "
         "own files with it\n  hint: name the files or directories to remove",
-        f"{at(text, '/var/lib/x')}: remove-files[1]: /var/lib/x would be dropped: a NestOS host "
-        "keeps only /usr and /etc from an image\n"
-        "  hint: use a path under /usr or /etc; create /var content at boot with tmpfiles.d",
+        f"{at(text, '/var/lib/x')}: remove-files[1]: removing /var/lib/x from the image changes "
+        "nothing on a host: a NestOS host takes only /usr and /etc from an image and keeps its "
+        "own /var as it is\n"
+        "  hint: to remove it on hosts, ship a tmpfiles.d fragment (an `r` or `R` line) under "
+        "/usr/lib/tmpfiles.d; otherwise drop this entry",
     ]
-    assert [p.code for p in errors(path)] == ["remove-system-tree", "dropped-path"]
+    assert [p.code for p in errors(path)] == ["remove-system-tree", "remove-outside-image"]
 
 
 def test_a_directory_where_a_link_is_made(write_recipe: WriteRecipe, here: Path) -> None:
@@ -563,3 +565,20 @@ def test_an_unknown_value_in_a_repo_is_reported_once(write_recipe: WriteRecipe) 
     repo = "{id: t, baseurl: 'https://r/{{nope}}/', gpgkey: 'https://r/k'}"
     problems = errors(write_recipe(HEAD + LAYER + f"repos: [{repo}]\n"))
     assert [(p.path, p.code) for p in problems] == [("repos[0].baseurl", "unknown-value")]
+
+
+def test_a_tree_copied_onto_usr_or_etc_reaches_the_host(
+    write_recipe: WriteRecipe, here: Path
+) -> None:
+    """/usr and /etc themselves are what a host keeps: not "dropped"."""
+    (here / "files" / "usr-tree" / "lib").mkdir(parents=True)
+    (here / "files" / "usr-tree" / "lib" / "x.conf").write_text("x\n")
+    (here / "files" / "etc-tree").mkdir()
+    (here / "files" / "etc-tree" / "y.conf").write_text("y\n")
+    text = (
+        HEAD
+        + "files:\n  - {src: files/usr-tree, dest: /usr}\n  - {src: files/etc-tree, dest: /etc}\n"
+    )
+    loaded = load_recipe(write_recipe(text))
+    assert [spec.dest for spec in loaded.recipe.files] == ["/usr", "/etc"]
+    assert loaded.warnings == ()
