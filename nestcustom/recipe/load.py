@@ -60,9 +60,11 @@ def find_project_root(recipe: Path) -> Path:
     """The directory recipes' paths are relative to and the build context.
 
     It is the parent of the nearest enclosing `recipes` directory (the layout
-    `nestcustom` documents), else the recipe's own directory.
+    `nestcustom` documents), else the recipe's own directory. Found from where the
+    recipe is named, not where a symlink points: a link to a file elsewhere must
+    not move the project there (load_recipe refuses such a link).
     """
-    return _project_of(recipe.resolve().parent)
+    return _resolved(_project_of(Path(os.path.abspath(recipe)).parent))  # noqa: PTH100
 
 
 @lru_cache(maxsize=256)
@@ -81,8 +83,15 @@ def _resolved(directory: Path) -> Path:
 def load_recipe(path: Path, project: Path | None = None) -> LoadedRecipe:
     """Load, validate and lint one recipe; raise RecipeError with every error found."""
     resolved = path.resolve()
-    project = _resolved(project) if project else _project_of(resolved.parent)
+    project = _resolved(project) if project else find_project_root(path)
     if not resolved.is_relative_to(project):
+        if path.is_symlink() or resolved != Path(os.path.abspath(path)):  # noqa: PTH100
+            raise BadInputError(
+                f"{path}: the recipe is a link to {resolved}, outside the project directory "
+                f"{project}",
+                "every file a recipe builds from must be inside the project: copy the recipe "
+                "into it (or include a fragment that is)",
+            )
         raise BadInputError(
             f"{path}: the recipe is outside the project directory {project}",
             "run nestcustom from the project root or pass --project",
