@@ -2,7 +2,8 @@
 
 A build runs inside the service: each RUN step is a container it starts (via
 buildah's OCI runtime), in a session of its own. Because the service is this
-process's child, an interrupted build can be stopped at once and exactly: the
+process's child (and dies with it, even when nestcustom is SIGKILLed: see
+orphans), an interrupted build can be stopped at once and exactly: the
 step containers below *our* service pid are killed, the step fails, and
 buildah removes its own working container (we never remove containers by
 name). With only a socket (CONTAINER_HOST, e.g. a remote podman), none of that
@@ -15,12 +16,14 @@ import contextlib
 import logging
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from nestcustom import proc
+from nestcustom.image import orphans
 from nestcustom.image.podman import Podman, PodmanUnavailable
 from nestcustom.image.processes import kill_step_processes
 
@@ -55,9 +58,12 @@ def connect(timeout: float = 30) -> Iterator[Podman]:
             yield Podman(client)
         return
     binary = proc.require("podman", "podman")
-    with tempfile.TemporaryDirectory(prefix="nestcustom-podman-") as tmp:
+    orphans.remove_leftovers()
+    with tempfile.TemporaryDirectory(prefix=orphans.PREFIX) as tmp:
         url = f"unix://{tmp}/podman.sock"
-        service = proc.start([binary, "system", "service", "--time=0", url])
+        # The service runs below a guard that stops it when this process dies (image/guard.py).
+        guard = [sys.executable, "-m", "nestcustom.image.guard", tmp, "--"]
+        service = proc.start([*guard, binary, "system", "service", "--time=0", url])
         try:
             # Imported while the service starts: podman-py (requests, rich) takes ~0.1 s.
             from podman import PodmanClient
@@ -74,12 +80,15 @@ def connect(timeout: float = 30) -> Iterator[Podman]:
                         "check that `podman info` works for this user",
                     )
                 time.sleep(0.02)  # the service answers within a few tens of ms
+            record = orphans.read_record(Path(tmp))  # written before the service could answer
+            service_pid = record.service_pid if record else None
             with PodmanClient(base_url=url, timeout=3600) as client:
-                yield Podman(client, service_pid=service.pid)
+                yield Podman(client, service_pid=service_pid)
         finally:
             # Steps still running (an error or a second Ctrl-C cut the stop short) die
-            # with their service rather than run on orphaned.
-            kill_step_processes(service.pid)
+            # with their service rather than run on orphaned; the guard stops the service.
+            if record := orphans.read_record(Path(tmp)):
+                kill_step_processes(record.service_pid)
             _stop(service)
 
 

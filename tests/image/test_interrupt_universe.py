@@ -140,3 +140,34 @@ def test_a_second_ctrl_c_exits_at_once_without_a_traceback(
     while containers_from(base_id) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert containers_from(base_id) == []
+
+
+def test_kill_9_leaves_no_service_or_step_and_the_next_run_removes_its_directory(
+    project: Path, stalled_repo: str, own_base: tuple[str, str], tag: str
+) -> None:
+    """SIGKILL gives nestcustom no chance to clean up: the kernel stops its service (a
+    parent-death signal), the step goes with the service, and the next run removes the
+    socket directory the killed one left (it proves the run is gone by pid and start time)."""
+    base, base_id = own_base
+    write_recipe(project, "stalled", base, stalled_repo, "  - {name: hello, install: [nc-hello]}\n")
+    process = start_nestcustom("build", "recipes/stalled.yaml", "--tag", tag, cwd=project)
+    read_until(process, "STEP 3/")
+    time.sleep(1)
+    pids, socket_dir = service_of(process)
+    process.kill()
+    process.communicate(timeout=60)
+    deadline = time.monotonic() + 15
+    while pids_alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pids_alive(pids) == [], "the API service or a step process outlived a SIGKILLed run"
+    assert not image_exists(tag)
+    # The killed run could not remove its socket directory; the next run that starts a
+    # service does (any nestcustom on this machine may be first, so it is not checked here).
+    later = start_nestcustom("build", "recipes/stalled.yaml", "--tag", tag, cwd=project)
+    read_until(later, "STEP 3/")
+    interrupt(later)
+    assert not Path(socket_dir).exists()
+    deadline = time.monotonic() + 10
+    while containers_from(base_id) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert containers_from(base_id) == []
