@@ -28,7 +28,7 @@ from nestcustom import proc
 from nestcustom.containerfile.render import Rendering, Step, render_containerfile
 from nestcustom.errors import NestcustomError
 from nestcustom.image import registry
-from nestcustom.image.events import BuildEvent, BuildFailed, split_reference
+from nestcustom.image.events import BuildEvent, BuildFailed, BuildResult, split_reference
 from nestcustom.image.inputs import (
     ImageInputs,
     context_dir,
@@ -301,11 +301,15 @@ def build_one(
         )
     else:
         try:
-            result = podman.build(
-                inputs.context,
-                no_cache=options.no_cache,
-                timestamp=inputs.timestamp,
-                on_event=listen,
+            result = _build_past_storage_race(
+                lambda: podman.build(
+                    inputs.context,
+                    no_cache=options.no_cache,
+                    timestamp=inputs.timestamp,
+                    on_event=listen,
+                ),
+                listen,
+                stop,
             )
         except BuildFailed as exc:
             if stop.stopped:
@@ -336,6 +340,32 @@ def build_one(
         cached_steps=cached,
         seconds=time.monotonic() - started,
     )
+
+
+# What podman 4.3 answers when another process removes images while a build looks up its
+# layer cache (the build fails at once; a full test run met it): one more try meets a
+# settled storage.
+STORAGE_RACES = ("layer not known", "image not known")
+
+
+def _build_past_storage_race(
+    build: Callable[[], BuildResult], listen: Callable[[BuildEvent], None], stop: StopFlag
+) -> BuildResult:
+    """`build()`, run once more (and said so) when it lost a race in podman's storage."""
+    try:
+        return build()
+    except BuildFailed as exc:
+        if stop.stopped or not any(race in exc.message for race in STORAGE_RACES):
+            raise
+        listen(
+            BuildEvent(
+                0,
+                0,
+                f"podman's storage changed under the build ({exc.message}): another process "
+                "removed images meanwhile; building once more",
+            )
+        )
+        return build()
 
 
 def _current(podman: Podman, reference: str) -> str | None:

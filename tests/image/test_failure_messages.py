@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from nestcustom.containerfile.render import render_containerfile
 from nestcustom.image.build import _explain_failure
 from nestcustom.image.events import BuildFailed
@@ -42,3 +44,54 @@ def test_var_written_by_a_command_names_the_command(
     assert hint.startswith(
         "a command or script of this layer (or a package it installed) wrote to /var"
     )
+
+
+def test_a_storage_race_is_built_once_more_and_said(project: Path) -> None:
+    """Another process removed images during the cache lookup: one more try, one line."""
+    from nestcustom.image.build import _build_past_storage_race
+    from nestcustom.image.events import BuildEvent, BuildResult
+    from nestcustom.image.publish import StopFlag
+
+    answers: list[BuildFailed | BuildResult] = [
+        BuildFailed("layer not known", None, 2, ()),
+        BuildResult("abc123", (0.1,), ()),
+    ]
+
+    def build() -> BuildResult:
+        answer = answers.pop(0)
+        if isinstance(answer, BuildFailed):
+            raise answer
+        return answer
+
+    heard: list[BuildEvent] = []
+    result = _build_past_storage_race(build, heard.append, StopFlag())
+    assert result.image_id == "abc123"
+    assert [e.text for e in heard] == [
+        "podman's storage changed under the build (layer not known): another process removed "
+        "images meanwhile; building once more"
+    ]
+
+
+@pytest.mark.parametrize("second", ["layer not known", "exit status 1"])
+def test_only_one_more_try_and_only_for_a_storage_race(project: Path, second: str) -> None:
+    from nestcustom.image.build import _build_past_storage_race
+    from nestcustom.image.events import BuildResult
+    from nestcustom.image.publish import StopFlag
+
+    tries: list[str] = []
+
+    def build() -> BuildResult:
+        tries.append("x")
+        raise BuildFailed("layer not known" if len(tries) == 1 else second, None, 2, ())
+
+    with pytest.raises(BuildFailed, match=second):
+        _build_past_storage_race(build, lambda e: None, StopFlag())
+    assert len(tries) == 2
+
+    def step_fails() -> BuildResult:
+        tries.append("y")
+        raise BuildFailed("error building at STEP: exit status 1", None, 2, ())
+
+    with pytest.raises(BuildFailed):
+        _build_past_storage_race(step_fails, lambda e: None, StopFlag())
+    assert tries.count("y") == 1
