@@ -109,12 +109,16 @@ def render_containerfile(
             out.step(Step(f"kernel module {source} from {stage}"))
         out.run(kernel)
         out.step(Step("kernel modules", program="nestcustom kernel modules"))
-    copied = [spec for spec in recipe.files if spec.source is not None]
+    # Out of a stage or image (COPY --from), or a file podman mounts over the image's in
+    # a RUN (RUN_MOUNTED_FILES): one COPY layer each.
+    copied = [spec for spec in recipe.files if spec.source is not None or spec.copied_alone]
     if copied:
         out.line("")
-        for spec in copied:  # out of a stage or image: COPY --from, one layer each
-            out.line(_copy(spec.src, spec.dest, spec.mode, spec.source))
+        for spec in copied:
+            out.line(_copy(spec.src, spec.dest, spec.mode, spec.source, spec.owner))
             out.step(Step(f"file {spec.dest}"))
+            if spec.source is None:
+                out.sources.append(spec.src)
     generated = []
     if recipe.users or recipe.groups:
         text = render_sysusers(recipe)
@@ -317,8 +321,12 @@ def _label_value(value: str) -> str:
     return json.dumps(value, ensure_ascii=False).replace("$", "\\$")
 
 
-def _copy(source: str, dest: str, mode: str, origin: str | None = None) -> str:
+def _copy(
+    source: str, dest: str, mode: str, origin: str | None = None, owner: str | None = None
+) -> str:
     flags = f"--from={origin} --chmod={mode}" if origin else f"--chmod={mode}"
+    if owner:
+        flags += f" --chown={owner}"
     if _COPY_SAFE.match(source) and _COPY_SAFE.match(dest):
         return f"COPY {flags} {source} {dest}"
     return f"COPY {flags} {json.dumps([source, dest], ensure_ascii=False)}"

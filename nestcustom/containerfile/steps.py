@@ -230,7 +230,7 @@ class StepWriter:
         copies = [
             (spec.src, spec.sha256, spec.dest, spec.mode, spec.owner, spec.tree)
             for spec in (*recipe.files, *recipe.dropins)
-            if spec.source is None
+            if spec.source is None and not spec.copied_alone
         ]
         copies += [
             (s.key.src, s.key.sha256, s.key.dest, "0644", None, False)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from nestcustom.image.rpmversion import rpm_file_nvr, satisfies
 from nestcustom.recipe.lint import is_rpm_url
-from nestcustom.recipe.model import KernelModule, Recipe
+from nestcustom.recipe.model import RUN_MOUNTED_FILES, KernelModule, Layer, Recipe
 
 _CONSTRAINT = re.compile(r"^(?P<name>[^\s<>=]+)\s*(?:(?P<op><=|>=|=|<|>)\s*(?P<evr>\S+))?$")
 _QUERY_FORMAT = "%{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n"
@@ -127,11 +128,28 @@ class _Want:
     evr: str | None = None
     exact: str | None = None  # version-release of an RPM file that must be the one installed
     unknown: str | None = None  # an RPM URL whose file name does not tell the package
+    # A layer whose commands (run:, script:) ran after the package was installed: they
+    # may have removed it on purpose (`rpm -e`), so its absence is no failure.
+    commands_after: str | None = None
 
 
 class Checks:
-    def __init__(self, host: Runner) -> None:
+    """The checks, run through `host`.
+
+    `image_view`: where the image itself is mounted read-only in the container, for
+    the files podman mounts its own copies over (RUN_MOUNTED_FILES): /etc/hostname in
+    a container is podman's, the image's is under the view.
+    """
+
+    def __init__(self, host: Runner, image_view: str | None = None) -> None:
         self.host = host
+        self.image_view = image_view
+
+    def _seen(self, path: str) -> str:
+        """Where the image's own `path` can be read in the container."""
+        if self.image_view and path in RUN_MOUNTED_FILES:
+            return f"{self.image_view}{path}"
+        return path
 
     # packages
 
@@ -216,6 +234,18 @@ class Checks:
             )
         if not want.present:
             return self.absent(name, builtin=True, why=f"{layer} removes it")
+        if want.commands_after:
+            found, error = self.installed(name)
+            if not found and error is None:
+                return CheckResult(
+                    "package",
+                    name,
+                    f"installed, unless layer {want.commands_after}'s commands removed it",
+                    True,
+                    f"not installed: layer {want.commands_after} runs commands after "
+                    f"{layer} installed it (an `rpm -e` there is the recipe's own doing)",
+                    builtin=True,
+                )
         try:
             return self.present(
                 name, want.op, want.evr, exact=want.exact, builtin=True, why=f"{layer} installs it"
@@ -236,8 +266,9 @@ class Checks:
         builtin: bool = False,
     ) -> list[CheckResult]:
         def result(expectation: str, detail: str) -> CheckResult:
-            return CheckResult("file", path, expectation, not detail, detail, builtin)
+            return CheckResult("file", shown, expectation, not detail, detail, builtin)
 
+        shown, path = path, self._seen(path)
         probe = self.host.run("test -e %s || test -L %s", path, path)
         there = probe.rc == 0
         if probe.rc not in (0, 1):
@@ -373,26 +404,36 @@ class Checks:
         return CheckResult("var", "/var", expectation, not paths, detail, builtin=True)
 
 
-def layer_packages(recipe: Recipe) -> dict[str, _Want]:
+def layer_packages(recipe: Recipe, fill: Callable[[str], str] = str) -> dict[str, _Want]:
     """What the layers leave behind, package by package: later layers win.
 
-    Within a layer the commands run as rendered: remove, swap, replace, install.
+    Within a layer the commands run as rendered: remove, swap, replace, install, then
+    the layer's commands and scripts. `fill` fills build-time values (`{{dist}}`) into
+    each spec, as the build did.
     """
     wants: dict[str, _Want] = {}
     for layer in recipe.layers:
-        for name in layer.remove:
-            wants[name] = _Want(False, layer.name)
-        if layer.replace_from:
-            for name in layer.replace_from[1]:
-                _want_spec(wants, name, layer.name)
-        for swap in layer.swap:
-            for name in swap.remove:
-                wants[name] = _Want(False, layer.name)
-            for spec in swap.install:
-                _want_spec(wants, spec, layer.name)
-        for spec in (*layer.replace, *layer.install):
-            _want_spec(wants, spec, layer.name)
+        _layer_wants(wants, layer, fill)
+        if layer.run or layer.scripts:
+            for name, want in wants.items():
+                if want.present:
+                    wants[name] = replace(want, commands_after=layer.name)
     return wants
+
+
+def _layer_wants(wants: dict[str, _Want], layer: Layer, fill: Callable[[str], str]) -> None:
+    for name in layer.remove:
+        wants[name] = _Want(False, layer.name)
+    if layer.replace_from:
+        for name in layer.replace_from[1]:
+            _want_spec(wants, fill(name), layer.name)
+    for swap in layer.swap:
+        for name in swap.remove:
+            wants[name] = _Want(False, layer.name)
+        for spec in swap.install:
+            _want_spec(wants, fill(spec), layer.name)
+    for spec in (*layer.replace, *layer.install):
+        _want_spec(wants, fill(spec), layer.name)
 
 
 def _want_spec(wants: dict[str, _Want], spec: str, layer: str) -> None:

@@ -35,8 +35,13 @@ def fill(text: str, recipe: Recipe, facts: dict[str, str]) -> str:
 
 
 def needs_image(recipe: Recipe) -> bool:
-    """Whether the tests name a value only the image can give (or check kernel modules)."""
-    texts = (arg for command in recipe.tests.commands for arg in command.run)
+    """Whether the checks name a value only the image can give: in a test command, a
+    package version the layers or the tests ask for (`1.0-1{{dist}}`), or kernel modules."""
+    texts = [arg for command in recipe.tests.commands for arg in command.run]
+    texts += recipe.tests.present
+    for layer in recipe.layers:
+        texts += [*layer.install, *layer.replace]
+        texts += [spec for swap in layer.swap for spec in swap.install]
     return bool(recipe.kernel_modules) or any(
         values.needs_build(values.substitute_known(text, recipe)) for text in texts
     )

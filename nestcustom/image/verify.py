@@ -21,6 +21,8 @@ from nestcustom.image.checks import CheckResult, Output
 from nestcustom.image.suite import run_checks
 from nestcustom.recipe.model import Recipe
 
+IMAGE_VIEW = "/run/nestcustom/image"
+
 
 @dataclass(frozen=True)
 class VerifyReport:
@@ -63,6 +65,9 @@ def throwaway_container(image: str, recipe_path: str = "RECIPE") -> Iterator[str
                 "--network=none",
                 "--no-hosts",
                 "--image-volume=ignore",
+                # The image itself, read-only, for the files podman mounts over (/etc/hostname).
+                "--mount",
+                f"type=image,source={image},target={IMAGE_VIEW}",
                 "--entrypoint",
                 "sleep",
                 image,
@@ -123,9 +128,8 @@ def verify_image(
     results = [] if results is None else results
     with throwaway_container(image, recipe.path) as container:
         host = testinfra.get_host(f"podman://{container}")
-        return VerifyReport(
-            image, tuple(run_checks(recipe, _TestinfraRunner(host, container), results))
-        )
+        runner = _TestinfraRunner(host, container)
+        return VerifyReport(image, tuple(run_checks(recipe, runner, results, IMAGE_VIEW)))
 
 
 # Colour and cursor sequences (CSI ... final byte, OSC ... BEL/ST): noise in a report.

@@ -158,6 +158,13 @@ class Repo:
     repo_gpgcheck: bool = False
 
 
+# podman and buildah bind-mount these over the image's own in every RUN step and every
+# container: what a RUN writes there never reaches the image, and a container shows
+# podman's copy. A recipe's file for one of them is COPYed, and checked through a view of
+# the image itself (image/checks.py).
+RUN_MOUNTED_FILES = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
+
+
 @dataclass(frozen=True)
 class FileSpec:
     src: str  # POSIX path relative to the project root (the build context), or in `source`
@@ -167,6 +174,11 @@ class FileSpec:
     source: str | None = None  # a stage or image to copy from (COPY --from)
     owner: str | None = None  # USER:GROUP or UID:GID; None: root
     tree: bool = False  # src is a directory: its whole tree is copied, modes as they are
+
+    @property
+    def copied_alone(self) -> bool:
+        """A project file that gets a COPY of its own instead of the files step's RUN."""
+        return self.source is None and not self.tree and self.dest in RUN_MOUNTED_FILES
 
 
 @dataclass(frozen=True)
@@ -336,7 +348,7 @@ class Recipe:
     def has_files_step(self) -> bool:
         """Whether the image gets the step that installs files, links, directories, users."""
         return bool(
-            any(spec.source is None for spec in self.files)
+            any(spec.source is None and not spec.copied_alone for spec in self.files)
             or self.dropins
             or self.symlinks
             or self.directories

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 
 from nestcustom.errors import Problem, Severity
-from nestcustom.recipe.model import Flavor, Recipe
+from nestcustom.recipe.model import RUN_MOUNTED_FILES, Flavor, Recipe
 from nestcustom.recipe.rules_common import Locate, reaches_host
 from nestcustom.recipe.rules_common import problem as _problem
 
@@ -33,7 +33,7 @@ def layer_count(recipe: Recipe) -> int:
     modules = recipe.kernel_modules
     count += sum(1 for m in modules if m.stage is not None and m.src is not None)
     count += 1 if modules or recipe.initramfs.regenerate else 0
-    count += sum(1 for spec in recipe.files if spec.source is not None)
+    count += sum(1 for spec in recipe.files if spec.source is not None or spec.copied_alone)
     count += 1 if recipe.has_files_step else 0
     units = recipe.units
     count += (
@@ -247,4 +247,35 @@ def repo_ids(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             )
 
 
-RULES = (repo_ids, mountable_paths, layer_budget, paths_reach_host, unique_paths, users, more_units)
+def run_mounted(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    """Links, edits, downloads and the like of a file podman mounts over in every RUN: the
+    step changes podman's copy, and the image keeps its own."""
+    for key, field, paths in (
+        ("symlinks", "path", [link.path for link in recipe.symlinks]),
+        ("directories", "path", [d.path for d in recipe.directories]),
+        ("remove-files", None, list(recipe.removals)),
+        ("downloads", "dest", [x.dest for x in recipe.downloads]),
+        ("edits", "file", [e.file for e in recipe.edits]),
+    ):
+        for i, path in enumerate(paths):
+            if path.rstrip("/") in RUN_MOUNTED_FILES:
+                yield _problem(
+                    locate,
+                    (key, i, field) if field else (key, i),
+                    "run-mounted",
+                    f"{path} cannot be changed by a build step: podman mounts its own {path} "
+                    "over the image's in every RUN, so the change would never reach the image",
+                    f"ship the whole file with files: (src: ..., dest: {path}); it is COPYed",
+                )
+
+
+RULES = (
+    repo_ids,
+    mountable_paths,
+    layer_budget,
+    paths_reach_host,
+    unique_paths,
+    users,
+    more_units,
+    run_mounted,
+)
