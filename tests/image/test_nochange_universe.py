@@ -103,7 +103,7 @@ def test_jobs_build_shared_first_layers_once(project: Path, cold_base: str) -> N
         prefixes = {tuple(found[: base_layers + 2]) for found in layers.values()}
         assert len(prefixes) == 1, "the shared layers were stored more than once"
         assert len({found[base_layers + 2] for found in layers.values()}) == 3  # each its own
-        summary = json.loads(result.stdout)
+        summary = json.loads(result.stdout)["images"]
         ran = [
             step["name"]
             for item in summary

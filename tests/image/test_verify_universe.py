@@ -381,7 +381,7 @@ def test_container_is_removed_on_interrupt(
     recipe = load(project, "layers:\n  - {name: tools, install: [strace]}\n")
     seen: list[str] = []
 
-    def interrupted(recipe: Recipe, host: Any) -> list[CheckResult]:
+    def interrupted(recipe: Recipe, host: Any, *more: Any) -> list[CheckResult]:
         seen.append(containers_of(images["good"]))
         raise KeyboardInterrupt
 
