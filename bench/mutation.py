@@ -68,7 +68,7 @@ source_paths = ["nestcustom"]
 only_mutate = {modules!r}
 also_copy = ["recipes", "containerfiles", "files", "README.md"]
 pytest_add_cli_args_test_selection = {tests!r}
-pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-m", "not universe"]
+pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-m", "not universe and not slow"]
 """
 
 

@@ -33,6 +33,7 @@ Examples:
   nestcustom init images
   nestcustom init images --registry registry.example.com/nestos --base hub.oepkgs.net/nestos/nestos:22.03-LTS-SP3.20240110.0-x86_64
   nestcustom init . --force        # rewrite the scaffold's files in an existing repository
+  nestcustom init images --install git+https://git.example.com/tools/nestcustom.git@v0.1.0
 """
 )
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
@@ -47,6 +48,14 @@ Examples:
     "--default-branch", default="main", show_default=True, help="The branch CI publishes from."
 )
 @tls_option
+@click.option(
+    "--install",
+    "install",
+    metavar="SPEC",
+    help="What the pipelines pip-install: nestcustom==VERSION (default: this version, from "
+    "PyPI), a pinned git ref (git+https://HOST/nestcustom.git@REF) or a wheel URL "
+    "(https://HOST/.../nestcustom-VERSION-py3-none-any.whl#sha256=...).",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @handle_errors
 def init(
@@ -55,6 +64,7 @@ def init(
     base: str | None,
     default_branch: str,
     tls_verify: bool,
+    install: str | None,
     force: bool,
 ) -> None:
     """Create a recipe repository: recipes, pipelines for GitLab CI and GitHub Actions.
@@ -64,9 +74,21 @@ def init(
     .github/workflows/nestcustom.yml. The pipelines install this nestcustom
     version. Nothing is overwritten without --force.
     """
-    from nestcustom.gitops.scaffold import DEFAULT_BASE, InitOptions, init_repository
+    from nestcustom.gitops.scaffold import (
+        DEFAULT_BASE,
+        DEFAULT_INSTALL,
+        InitOptions,
+        init_repository,
+    )
 
-    options = InitOptions(registry, base or DEFAULT_BASE, tls_verify, default_branch, force)
+    options = InitOptions(
+        registry,
+        base or DEFAULT_BASE,
+        tls_verify,
+        default_branch,
+        force,
+        install or DEFAULT_INSTALL,
+    )
     written = init_repository(directory, options)
     for path in written:
         click.echo(f"wrote {show_path(directory / path)}")

@@ -41,6 +41,21 @@ TEMPLATES = {
 SCHEMA = "schema/recipe.schema.json"
 
 
+# What the pipelines give pip to install nestcustom: this version from PyPI by default,
+# else a pinned git ref or a wheel URL (an internal mirror, a fork, a release not on PyPI).
+DEFAULT_INSTALL = f"nestcustom=={__version__}"
+_INSTALL_SPECS = (
+    re.compile(r"^nestcustom==[0-9][A-Za-z0-9.+!-]*$"),
+    re.compile(
+        r"^(nestcustom @ )?git\+https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/-]+@[A-Za-z0-9._/-]+$"
+    ),
+    re.compile(
+        r"^(nestcustom @ )?https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~%/-]*"
+        r"nestcustom-[0-9][A-Za-z0-9.+!_]*-py3-none-any\.whl(#sha256=[0-9a-f]{64})?$"
+    ),
+)
+
+
 @dataclass(frozen=True)
 class InitOptions:
     registry: str = DEFAULT_REGISTRY
@@ -48,6 +63,7 @@ class InitOptions:
     tls_verify: bool = True
     default_branch: str = "main"
     force: bool = False
+    install: str = DEFAULT_INSTALL
 
 
 def _check(options: InitOptions) -> None:
@@ -58,12 +74,20 @@ def _check(options: InitOptions) -> None:
     ):
         if not pattern.match(value):
             raise BadInputError(f"{what} {value!r} is not valid", f"for example {example}")
+    if not any(pattern.match(options.install) for pattern in _INSTALL_SPECS):
+        raise BadInputError(
+            f"--install {options.install!r} is not a pinned nestcustom",
+            f"give {DEFAULT_INSTALL}, a git ref (git+https://git.example.com/nestcustom.git@"
+            "v0.1.0, best a commit), or a wheel URL (https://.../nestcustom-0.1.0-py3-none-any"
+            ".whl#sha256=...); https only, so the pipelines install what was reviewed",
+        )
 
 
 def scaffold_files(options: InitOptions) -> dict[str, str]:
     """Relative path -> content of every file of the new repository."""
     _check(options)
     marks = {
+        "@INSTALL@": options.install,
         "@VERSION@": __version__,
         "@REGISTRY@": options.registry,
         "@BASE@": options.base,
