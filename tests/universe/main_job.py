@@ -4,7 +4,8 @@ Starts the universe (RPM repo, fixture NestOS base, registry, base mirror),
 validates recipes/, checks containerfiles/ is fresh, builds the buildable
 recipes on the mirror of their base, pushes them to the local registry, runs
 each recipe's tests against the image, and prints the pushed REF@digest.
-Then the NewStart part: builds the NewStart base from the universe's DVD ISO
+It also builds the nestcustom tool image (tool-image/Containerfile, from the wheel
+`python -m build` makes) and runs nestcustom and a podman build in it. Then the NewStart part: builds the NewStart base from the universe's DVD ISO
 (`nestcustom base from-iso`), pushes it, publishes a mirror of it whose
 repositories point at the DVD's served over HTTP, and builds, pushes and
 tests the NewStart example recipe on it.
@@ -24,6 +25,7 @@ from .download_site import mirror_argument, serve_download_site
 from .iso.build import build_iso
 from .iso.mirror import publish_mirror, serve_iso
 from .session import CACHE, Universe, publish_builder, universe
+from .tool_image import build_tool_image, check_tool_image
 
 ROOT = Path(__file__).resolve().parents[2]
 # Recipes whose packages the universe's repo provides (the others name example.com repos).
@@ -111,6 +113,10 @@ def main(argv: list[str]) -> int:
             return 2
         if nestcustom("render", "--all", "--check").returncode != 0:
             return 1
+        print("\nBuilding the nestcustom tool image (tool-image/Containerfile) ...", flush=True)
+        tool = build_tool_image()
+        for line in check_tool_image(tool):
+            print(f"  {tool}: {line}")
         builder = publish_builder(world.registry, CACHE / "base")
         print(f"  builder    {builder}")
         with serve_download_site() as site:  # the downloads' vendor site, mirrored here
