@@ -41,6 +41,7 @@ class DriftKind(str, Enum):
     MISSING = "missing"
     STALE = "stale"
     ORPHAN = "not produced by any recipe"
+    FOREIGN = "in the way: not written by nestcustom, so render --all will not overwrite it"
 
 
 @dataclass(frozen=True)
@@ -132,20 +133,26 @@ def plan_outputs(recipes: list[LoadedRecipe], project: Path, out_dir: Path) -> P
     return Plan(out_dir, tuple(outputs.values()), warnings)
 
 
+def _written_by_us(path: Path) -> bool:
+    """Whether nestcustom wrote `path`: only such a file is ever overwritten or removed.
+
+    Generated files start with the generated mark. policy.json is JSON, with no room
+    for one (containers/image refuses unknown keys): it is ours beside a Containerfile
+    that carries the mark, where `render --all` puts it.
+    """
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            if handle.read(len(GENERATED_MARK)) == GENERATED_MARK:
+                return True
+    except OSError:
+        return False
+    return path.name == POLICY_FILE and _written_by_us(path.parent / CONTAINERFILE)
+
+
 def _generated_files(out_dir: Path) -> list[Path]:
     if not out_dir.is_dir():
         return []
-    found = []
-    for path in sorted(out_dir.rglob("*")):
-        if path.is_file():
-            try:
-                head = path.read_text("utf-8", errors="replace")[: len(GENERATED_MARK)]
-            except OSError:
-                continue
-            # policy.json is JSON: no room for the mark; its name says whose it is.
-            if head == GENERATED_MARK or path.name == POLICY_FILE:
-                found.append(path)
-    return found
+    return [p for p in sorted(out_dir.rglob("*")) if p.is_file() and _written_by_us(p)]
 
 
 def find_drift(plan: Plan) -> list[Drift]:
@@ -155,7 +162,8 @@ def find_drift(plan: Plan) -> list[Drift]:
         if not output.path.is_file():
             drift.append(Drift(output.path, DriftKind.MISSING))
         elif output.path.read_text("utf-8", errors="replace") != output.content:
-            drift.append(Drift(output.path, DriftKind.STALE))
+            ours = _written_by_us(output.path)
+            drift.append(Drift(output.path, DriftKind.STALE if ours else DriftKind.FOREIGN))
     drift.extend(
         Drift(p, DriftKind.ORPHAN) for p in _generated_files(plan.out_dir) if p not in wanted
     )
@@ -163,8 +171,19 @@ def find_drift(plan: Plan) -> list[Drift]:
 
 
 def write_outputs(plan: Plan) -> list[Drift]:
-    """Bring the disk in line with the plan; return what was changed."""
+    """Bring the disk in line with the plan; return what was changed.
+
+    A file in the way that nestcustom did not write (a user's own Containerfile where a
+    recipe's goes) stops the run before anything is written.
+    """
     changes = find_drift(plan)
+    foreign = [c.path for c in changes if c.kind is DriftKind.FOREIGN]
+    if foreign:
+        raise BadInputError(
+            f"{len(foreign)} file(s) where render --all writes were not written by nestcustom: "
+            + ", ".join(str(p) for p in foreign),
+            "move them away (or rename the recipe whose output goes there); nothing was written",
+        )
     contents = {o.path: o.content for o in plan.outputs}
     for change in changes:
         if change.kind is DriftKind.ORPHAN:
