@@ -86,7 +86,7 @@ class _TestinfraRunner:
 
     testinfra's run() has no timeout; a command with one runs as testinfra would
     run it (`podman exec NAME /bin/sh -c LINE`, the line quoted by testinfra), through
-    proc with the timeout. The abandoned process goes with the container.
+    proc with the timeout; what it left running in the container is then killed.
     """
 
     def __init__(self, host: Any, container: str) -> None:
@@ -110,9 +110,25 @@ class _TestinfraRunner:
             done = proc.run(argv, check=False, timeout=timeout)
         except proc.CommandError as exc:
             if exc.returncode == -1:  # proc's word for "did not finish in time"
+                self._stop_commands()
                 return Output(-1, b"", f"still running after {timeout:g} s", timed_out=timeout)
             return Output(-1, b"", f"cannot run podman exec: {exc.message}")
         return Output(done.returncode, done.raw_stdout, done.stderr)
+
+    def _stop_commands(self) -> None:
+        """Kill what a timed-out command left running in the container.
+
+        Killing the `podman exec` client does not stop the command inside, which would
+        go on using the container (and what the next checks see). Checks run one at a
+        time, so every process but the container's own `sleep` (pid 1) and this
+        killer is the timed-out command's.
+        """
+        podman = proc.require("podman", "podman")
+        script = (
+            "for p in /proc/[0-9]*; do p=${p#/proc/}; "
+            '[ "$p" = 1 ] || [ "$p" = $$ ] || kill -9 "$p" 2>/dev/null; done; exit 0'
+        )
+        proc.run([podman, "exec", self.container, "/bin/sh", "-c", script], check=False, timeout=30)
 
 
 def verify_image(

@@ -13,6 +13,7 @@ import random
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -505,3 +506,39 @@ def test_cli_prints_a_table_and_writes_junit(project: Path, images: dict[str, st
     assert re.search(r"^\d+ passed, 1 failed$", result.stdout.splitlines()[-1])
     suite = ElementTree.parse(junit).getroot()
     assert suite.get("failures") == "1"
+
+
+def test_a_hung_command_is_stopped_in_the_container_at_its_timeout(
+    project: Path, images: dict[str, str]
+) -> None:
+    """The timed-out command is killed in the container, not only its podman exec client:
+    the next check sees no trace of it."""
+    recipe = load(
+        project,
+        "layers:\n  - {name: tools, install: [strace]}\n"
+        "tests:\n  commands:\n"
+        "    - {run: [sh, -c, 'sleep 300'], timeout: 2}\n"
+        '    - run: [sh, -c, \'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < $f; echo; done'
+        ' | grep -q "^sleep 300" && exit 1; exit 0\']\n',
+    )
+    started = time.monotonic()
+    report = verify_image(recipe, images["good"])
+    assert time.monotonic() - started < 60
+    hung, after = [r for r in report.results if r.kind == "command"]
+    assert not hung.passed
+    assert hung.detail == "timed out: still running after 2 s"
+    assert after.passed, after.detail
+
+
+def test_checks_see_the_images_files_under_its_volume_paths(
+    project: Path, images: dict[str, str]
+) -> None:
+    """A VOLUME would cover the image's files there with an empty volume."""
+    recipe = load(
+        project,
+        "layers:\n  - {name: tools, install: [nc-varwriter]}\n"
+        "tests:\n  files:\n    - {path: /var/lib/extra/f1}\n    - {path: /var/lib/extra/link}\n",
+    )
+    report = verify_image(recipe, images["sp1var"])
+    found = {r.subject: r.passed for r in report.results if r.kind == "file" and not r.builtin}
+    assert found == {"/var/lib/extra/f1": True, "/var/lib/extra/link": True}
