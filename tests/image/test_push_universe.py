@@ -87,3 +87,44 @@ def test_tls_against_a_plain_http_registry_fails_at_once_with_the_hint(
         assert result.stdout == ""
     finally:
         podman("rmi", "-f", reference)
+
+
+def served_digest(reference: str) -> str:
+    done = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{reference}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(json.loads(done.stdout)["Digest"])
+
+
+def test_a_tag_the_registry_serves_for_another_image_is_pushed_again(
+    project: Path, rpm_repo_url: str, nestos_sp2_image: str, registry: Registry
+) -> None:
+    """The local tag names an image of these inputs, but the registry's tag was moved to an
+    unrelated image: build pushes ours again, prints only JSON, and the digest it gives is
+    the one the registry serves for this push."""
+    write_recipe(
+        project, "moved", nestos_sp2_image, rpm_repo_url, "  - {name: a, install: [nc-hello]}\n"
+    )
+    reference = f"{registry.host}/custom/moved:v1"
+    args = ("build", "recipes/moved.yaml", "--tag", reference, "--push", "--no-tls-verify")
+    try:
+        first = nestcustom(*args, cwd=project)
+        assert first.returncode == 0, first.stderr
+        ours = served_digest(reference)
+        # Someone pushes an unrelated image under the same tag; the local tag stays ours.
+        pushed = podman("push", "--tls-verify=false", nestos_sp2_image, f"docker://{reference}")
+        assert pushed.returncode == 0, pushed.stderr
+        assert served_digest(reference) != ours
+        again = nestcustom(*args, "--json", cwd=project)
+        assert again.returncode == 0, again.stderr
+        document = json.loads(again.stdout)  # only JSON on stdout, no pinned line after it
+        [image] = document["images"]
+        assert image["up_to_date"] is None  # the registry did not hold it: it was pushed
+        assert image["digest"] == served_digest(reference) == ours
+        assert image["pinned"] == f"{registry.host}/custom/moved@{ours}"
+        assert "built before from the same inputs; pushed only" in again.stderr
+    finally:
+        podman("rmi", "-f", reference)
