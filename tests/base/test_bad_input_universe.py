@@ -4,6 +4,7 @@ no image tagged, no temporary root, mount namespace or process left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -148,11 +149,16 @@ def test_interrupted_in_each_phase(
 ) -> None:
     command = [
         sys.executable, "-m", "nestcustom", "base", "from-iso", str(iso_treeinfo.path),
-        "--packages", SMALL, "--workdir", str(workdir), "--tag", tag,
+        "--packages", SMALL, "--workdir", str(workdir), "--tag", tag, "--json",
     ]  # fmt: skip
     # Ctrl-C reaches the terminal's whole process group; SIGTERM only the process.
     proc = subprocess.Popen(
-        command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     assert proc.stderr is not None
     seen = []
@@ -169,6 +175,11 @@ def test_interrupted_in_each_phase(
     text = "".join(seen) + rest
     assert code == (130 if signum == signal.SIGINT else 143), text
     assert "no image was tagged" in rest
+    assert proc.stdout is not None
+    document = json.loads(proc.stdout.read())  # --json: one document, also when stopped
+    assert document["exit_code"] == code and document["ok"] is False
+    assert document["error"]["signal"] == signum.name
+    assert "no image was tagged" in document["error"]["state"]
     assert "Traceback" not in text
     assert_nothing_left(workdir, tag)
 
