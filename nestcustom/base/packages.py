@@ -35,6 +35,15 @@ def extract_packages(
 ) -> int:
     """Copy each package to dest/<its path on the ISO>; returns the bytes copied."""
     unique = {p.path: p for p in packages}
+    # A location is the repository's word: one that climbs out (`..`, or absolute) would
+    # write outside the work directory, whatever the ISO holds there.
+    outside = sorted(p for p in unique if p.startswith("/") or ".." in p.split("/"))
+    if outside:
+        raise BadInputError(
+            f"{len(outside)} package location(s) in the repository metadata point outside the "
+            f"repository: {', '.join(outside[:5])}",
+            "is the ISO what the vendor published?",
+        )
     total = len(unique)
     copied = 0
     bad: list[str] = []

@@ -82,7 +82,11 @@ def _metadata(reader: IsoReader, repo_dir: str) -> tuple[tuple[str, ...], bool, 
             continue
         href = location.get("href", "")
         if not href or href.startswith("/") or ".." in href.split("/"):
-            raise BadInputError(f"{reader.path}: {repomd} names an odd location {href!r}")
+            raise BadInputError(
+                f"{reader.path}: {repomd} names an odd location {href!r}: outside its repository",
+                "repository metadata names files below the repository: is the ISO what the "
+                "vendor published?",
+            )
         path = f"{prefix}{href}"
         if not reader.exists(path):
             raise BadInputError(
@@ -105,9 +109,17 @@ def find_repos(reader: IsoReader, parser: configparser.ConfigParser | None) -> t
             raise BadInputError(
                 f"{reader.path}: .treeinfo lists variant {variant} but has no [{section}]"
             )
-        directory = parser.get(section, "repository", fallback=variant).strip("/")
+        written = parser.get(section, "repository", fallback=variant)
+        directory = written.strip("/")
         if directory == ".":
             directory = ""
+        if written.startswith("/") or ".." in directory.split("/"):
+            raise BadInputError(
+                f"{reader.path}: .treeinfo variant {variant} names repository {written!r}, "
+                "outside the image's tree",
+                "a .treeinfo repository is a path relative to the image's top: is the ISO "
+                "what the vendor published?",
+            )
         if not reader.exists(f"/{directory}/repodata/repomd.xml".replace("//", "/")):
             raise BadInputError(
                 f"{reader.path}: .treeinfo variant {variant} names repository "

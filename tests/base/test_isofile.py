@@ -141,3 +141,54 @@ def test_repomd_naming_a_missing_file_is_refused(tmp_path: Path) -> None:
     iso = make_iso(tmp_path / "m.iso", files)
     with open_iso(iso) as reader, pytest.raises(BadInputError, match="not on the image"):
         read_media(reader, check_iso(iso))
+
+
+@pytest.mark.parametrize("repository", ["../BaseOS", "BaseOS/../..", "/etc"])
+def test_a_treeinfo_repository_outside_the_tree_is_refused(tmp_path: Path, repository: str) -> None:
+    treeinfo = TREEINFO.replace(b"repository = BaseOS", f"repository = {repository}".encode())
+    iso = make_iso(
+        tmp_path / "t.iso",
+        {".treeinfo": treeinfo, **repo_files("BaseOS"), **repo_files("AppStream")},
+    )
+    with open_iso(iso) as reader, pytest.raises(BadInputError, match="outside the image's tree"):
+        read_media(reader, check_iso(iso))
+
+
+@pytest.mark.parametrize(
+    "href", ["../primary.xml.gz", "/repodata/primary.xml.gz", "repodata/../../x"]
+)
+def test_a_repomd_location_outside_its_repository_is_refused(tmp_path: Path, href: str) -> None:
+    files = repo_files()
+    files["repodata/repomd.xml"] = files["repodata/repomd.xml"].replace(
+        b"repodata/primary.xml.gz", href.encode()
+    )
+    iso = make_iso(tmp_path / "m.iso", files)
+    with open_iso(iso) as reader, pytest.raises(BadInputError, match="outside its repository"):
+        read_media(reader, check_iso(iso))
+
+
+def test_a_package_location_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    from nestcustom.base.packages import extract_packages
+    from nestcustom.base.resolve import Package
+
+    iso = make_iso(tmp_path / "p.iso", repo_files())
+    evil = Package(
+        "bash",
+        0,
+        "5.1",
+        "1",
+        "x86_64",
+        "dvd",
+        "../../etc/cron.d/x",
+        "../../etc/cron.d/x",
+        "sha256",
+        "0" * 64,
+        1,
+        1,
+    )
+    with (
+        open_iso(iso) as reader,
+        pytest.raises(BadInputError, match="point outside the repository"),
+    ):
+        extract_packages(reader, [evil], tmp_path / "work")
+    assert not (tmp_path / "etc").exists()
