@@ -3,13 +3,14 @@
 `lint_recipe` runs every rule; each is a small function in rules_image (what
 the image holds), rules_files (files, links, users, units, the layer count)
 or rules_build (what its build runs: commands, scripts,
-stages, values, kernel modules), rules_selinux (booleans and policy modules).
+stages, values, kernel modules), rules_selinux (booleans and policy modules),
+rules_secrets (no password in a URL, no secret in env:).
 """
 
 from __future__ import annotations
 
 from nestcustom.errors import Problem
-from nestcustom.recipe import rules_build, rules_files, rules_image, rules_selinux
+from nestcustom.recipe import rules_build, rules_files, rules_image, rules_secrets, rules_selinux
 from nestcustom.recipe.model import Recipe
 from nestcustom.recipe.rules_common import Locate, Rule, is_rpm_url, package_name
 
@@ -27,6 +28,7 @@ RULES: tuple[Rule, ...] = (
     *rules_build.RULES,
     *rules_files.RULES,
     *rules_selinux.RULES,
+    *rules_secrets.RULES,
 )
 
 
