@@ -1,16 +1,20 @@
-"""Benchmark: validate (and render) N generated recipes of 5 layers each.
+"""Benchmark: validate (and render) N generated recipes of 20-60 packages in 3-6 layers.
 
-Two measurements on the same generated project:
+Three measurements on generated projects:
 
 - in process: each recipe file loaded by `load_recipe` (YAML with positions,
   schema, lints, file hashing) and rendered by `render_containerfile`, against
   `yaml.load(text, Loader=yaml.CSafeLoader)` on the same texts in the same
   process. Reported per count, with the growth per recipe (1.00 is linear).
-- through the CLI, as a user runs it: one `nestcustom validate` of all the
+- through the CLI, as a user runs it: one `nestcustom validate` of 1,000
   files, against one `python -c` loop of `yaml.load(f, Loader=CSafeLoader)`
   over the same files (interpreter start-up included on both sides), each run
   alternately several times; the medians are compared. Goal: at most 2.5 times
-  the bare parse and at most 2 ms per recipe.
+  the bare parse and at most 2 ms per recipe (the line starting `CLI:`).
+- per package: the same 1,000 recipes written with 10, 30 and 60 packages,
+  through the CLI as above: the cost of one more package (the slope, from CPU
+  time), and whether it is flat (the slope over the upper sizes against the
+  lower ones; 1.00 is flat). Goal: the CLI goal still met at 60 packages.
 
     python bench/render.py [--counts 1000,10000] [--cli-runs 5] [--json]
 """
@@ -57,11 +61,21 @@ BASELINE_LOOP = (
     "    with open(p, 'rb') as f:\n"
     "        yaml.load(f, Loader=yaml.CSafeLoader)\n"
 )
-LAYERS = 5
+PACKAGES_PER_RECIPE = (20, 60)  # what real recipes hold, in several layers
+LAYERS_PER_RECIPE = (3, 6)
+PER_PACKAGE_SIZES = (10, 30, 60)  # the same recipes at these sizes: the cost of one package
 PACKAGES = [
     "strace", "tcpdump", "jq", "lsof", "htop", "gdb", "perf", "sysstat", "iotop", "nmap",
     "vim-enhanced", "tmux", "gcc-c++", "python3.11", "perl-Net_SSLeay", "iproute-tc",
     "bpftrace", "ethtool", "nvme-cli", "podman-remote", "bash-completion", "rsync",
+    '"kernel-devel-{{kernel}}"', "audit", "chrony", "cloud-init", "cockpit-ws", "conntrack-tools",
+    "crash", "dmidecode", "dnsmasq", "e2fsprogs", "fio", "gdisk", "git-core", "hdparm",
+    "ipmitool", "iptables-nft", "iscsi-initiator-utils", "keepalived", "kexec-tools", "ledmon",
+    "libvirt-client", "lldpad", "lvm2", "mdadm", "mtr", "net-snmp", "nfs-utils", "numactl",
+    "openssh-clients", "pciutils", "policycoreutils-python-utils", "psmisc", "qemu-guest-agent",
+    "rasdaemon", "sg3_utils", "smartmontools", "socat", "sos", "stress-ng", "tuned", "unzip",
+    "usbutils", "wget", "xfsprogs", "zstd", "bind-utils", "blktrace", "bridge-utils", "cifs-utils",
+    "device-mapper-multipath", "dracut-network", "haproxy", "irqbalance", "libibverbs-utils",
 ]  # fmt: skip
 UNITS = ["chronyd.service", "examplecorp-agent.service", "getty@tty2.service", "fstrim.timer"]
 FILES = {  # src under the project -> (dest, mode)
@@ -71,20 +85,37 @@ FILES = {  # src under the project -> (dest, mode)
 }
 
 
-def recipe_text(index: int, rng: random.Random) -> str:
-    """A realistic recipe: 5 layers of 3-8 changes, a repo, a file, units, labels, tests."""
+def recipe_text(index: int, packages: int | None = None) -> str:
+    """A realistic recipe: 20-60 packages (or `packages`) in 3-6 layers, a repo, a file,
+    units, labels, tests.
+
+    Everything but the packages is drawn from the recipe's index alone, so the same
+    recipe can be written with 10, 30 or 60 packages and its cost per package measured.
+    """
+    rng = random.Random(index)
+    picks = random.Random(f"{index}/packages")
+    count = packages or picks.randint(*PACKAGES_PER_RECIPE)
+    layer_count = rng.randint(*LAYERS_PER_RECIPE)
+    names = picks.sample(PACKAGES, len(PACKAGES))[:count]  # a smaller size: a prefix
+    # Split the names into layer_count non-empty runs at random cut points.
+    cuts = sorted(picks.sample(range(1, count), layer_count - 1))
+    runs = [names[a:b] for a, b in zip([0, *cuts], [*cuts, count], strict=True)]
     layers = []
-    for layer in range(LAYERS):
-        names = rng.sample(PACKAGES, rng.randint(3, 8))
+    for layer, run in enumerate(runs):
         install = [
-            f"{n} >= {rng.randint(1, 9)}.{rng.randint(0, 20)}" if rng.random() < 0.2 else n
-            for n in names
+            f"{n} >= {picks.randint(1, 9)}.{picks.randint(0, 20)}"
+            if picks.random() < 0.2 and "{" not in n
+            else n
+            for n in run
         ]
         text = f"  - name: layer-{layer}\n    description: generated layer {layer}\n"
-        text += f"    install: [{', '.join(install)}]\n"
+        if rng.random() < 0.5:  # long lists are often written one item a line
+            text += "    install:\n" + "".join(f"      - {item}\n" for item in install)
+        else:
+            text += f"    install: [{', '.join(install)}]\n"
         if layer == 0:
             text += f"    remove: [toolbox, nano-{index % 7}]\n"
-        if layer == LAYERS - 1:
+        if layer == layer_count - 1:
             text += (
                 f"    replace: [https://repo.example.com/updates/tmux-3.3a-{index}.x86_64.rpm]\n"
             )
@@ -113,14 +144,15 @@ def recipe_text(index: int, rng: random.Random) -> str:
         f"  com.example.team: team-{index % 13}\n"
         "tests:\n"
         "  packages:\n"
-        "    present: [strace]\n"
+        f"    present: [{next(n for n in names if '{' not in n)}]\n"
         "    absent: [toolbox]\n"
     )
 
 
-def write_project(root: Path, count: int) -> tuple[list[Path], list[str]]:
+def write_project(
+    root: Path, count: int, packages: int | None = None
+) -> tuple[list[Path], list[str]]:
     """Recipes r0..r{count-1}.yaml under root/recipes, and their texts."""
-    rng = random.Random(count)
     for src in FILES:
         (root / src).parent.mkdir(parents=True, exist_ok=True)
         (root / src).write_text(f"# {src}\ninterval = 60\n")
@@ -128,7 +160,7 @@ def write_project(root: Path, count: int) -> tuple[list[Path], list[str]]:
     paths, texts = [], []
     for index in range(count):
         path = root / "recipes" / f"r{index}.yaml"
-        text = recipe_text(index, rng)
+        text = recipe_text(index, packages)
         path.write_text(text)
         paths.append(path)
         texts.append(text)
@@ -186,6 +218,7 @@ def measure(count: int) -> Row:
 @dataclass
 class CliRow:
     recipes: int
+    packages_per_recipe: float  # the mean
     runs: int
     ms_per_recipe: float  # median over the runs, start-up included
     baseline_ms_per_recipe: float
@@ -197,11 +230,12 @@ class CliRow:
     cpu_ratio_to_baseline: float
 
 
-def measure_cli(count: int, runs: int) -> CliRow:
+def measure_cli(count: int, runs: int, packages: int | None = None) -> CliRow:
     """`nestcustom validate FILES` against a bare libyaml loop over FILES, alternately."""
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
-        paths, _ = write_project(project, count)
+        paths, texts = write_project(project, count, packages)
+        mean_packages = sum(_install_items(t) for t in texts) / count
         files = [str(p.relative_to(project)) for p in paths]
         ours_argv = [sys.executable, "-m", "nestcustom", "validate", *files]
         base_argv = [sys.executable, "-c", BASELINE_LOOP, *files]
@@ -223,7 +257,55 @@ def measure_cli(count: int, runs: int) -> CliRow:
     base_ms = 1000 * statistics.median(base) / count
     cpu_ms = 1000 * statistics.median(ours_cpu) / count
     base_cpu_ms = 1000 * statistics.median(base_cpu) / count
-    return CliRow(count, runs, ms, base_ms, ms / base_ms, cpu_ms, base_cpu_ms, cpu_ms / base_cpu_ms)
+    return CliRow(
+        count,
+        mean_packages,
+        runs,
+        ms,
+        base_ms,
+        ms / base_ms,
+        cpu_ms,
+        base_cpu_ms,
+        cpu_ms / base_cpu_ms,
+    )
+
+
+def _install_items(text: str) -> int:
+    """The packages a generated recipe installs (in flow or block lists)."""
+    lines = text.splitlines()
+    flow = sum(line.count(",") + 1 for line in lines if line.startswith("    install: ["))
+    return flow + sum(line.startswith("      - ") for line in lines)
+
+
+@dataclass
+class PerPackage:
+    """The cost of one package: the same recipes validated at several sizes (CPU time)."""
+
+    sizes: list[CliRow]
+    us_per_package: float  # slope from the smallest to the largest size
+    baseline_us_per_package: float
+    # Slope over the upper half against the lower half: 1.00 is a flat cost per package.
+    flatness: float
+
+
+def measure_per_package(count: int, runs: int) -> PerPackage:
+    rows = [measure_cli(count, runs, size) for size in PER_PACKAGE_SIZES]
+    first, mid, last = rows[0], rows[len(rows) // 2], rows[-1]
+
+    def slope(a: CliRow, b: CliRow, baseline: bool = False) -> float:
+        ms = (
+            (b.baseline_cpu_ms_per_recipe - a.baseline_cpu_ms_per_recipe)
+            if baseline
+            else (b.cpu_ms_per_recipe - a.cpu_ms_per_recipe)
+        )
+        return 1000 * ms / (b.packages_per_recipe - a.packages_per_recipe)
+
+    return PerPackage(
+        rows,
+        slope(first, last),
+        slope(first, last, baseline=True),
+        slope(mid, last) / slope(first, mid),
+    )
 
 
 def main() -> None:
@@ -235,23 +317,32 @@ def main() -> None:
     counts = [int(c) for c in args.counts.split(",")]
     rows = [measure(count) for count in counts]
     cli = measure_cli(CLI_COUNT, args.cli_runs)
+    per_package = measure_per_package(CLI_COUNT, args.cli_runs)
     growth = rows[-1].ms_per_recipe / rows[0].ms_per_recipe
+    largest = per_package.sizes[-1]
     result = {
         "python": platform.python_version(),
         "libyaml": LIBYAML,
         "baseline": f"yaml.load(text, Loader={BaselineLoader.__name__})",
         "goal_ms_per_recipe": GOAL_MS,
-        "layers_per_recipe": LAYERS,
+        "packages_per_recipe": PACKAGES_PER_RECIPE,
+        "layers_per_recipe": LAYERS_PER_RECIPE,
         "rows": [asdict(row) for row in rows],
         "growth_per_recipe": growth,
         "goal_met": all(row.ms_per_recipe < GOAL_MS for row in rows),
         "cli": asdict(cli),
-        "cli_goal_met": cli.ms_per_recipe <= GOAL_MS and cli.ratio_to_baseline <= GOAL_CLI_RATIO,
+        "cli_goal_met": _cli_goal_met(cli),
+        "per_package": asdict(per_package),
+        "per_package_goal_met": _cli_goal_met(largest) and 0.8 <= per_package.flatness <= 1.25,
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"validate + render, {LAYERS} layers per recipe; Python {result['python']}")
+    print(
+        f"validate + render, {PACKAGES_PER_RECIPE[0]}-{PACKAGES_PER_RECIPE[1]} packages in "
+        f"{LAYERS_PER_RECIPE[0]}-{LAYERS_PER_RECIPE[1]} layers per recipe; "
+        f"Python {result['python']}"
+    )
     print(f"baseline: {result['baseline']} (libyaml: {'yes' if LIBYAML else 'NO'})")
     print(f"{'recipes':>8} {'ms/recipe':>10} {'baseline':>9} {'ratio':>6}")
     for row in rows:
@@ -264,7 +355,8 @@ def main() -> None:
         f"goal < {GOAL_MS} ms per recipe: {'met' if result['goal_met'] else 'NOT met'}"
     )
     print(
-        f"CLI: `nestcustom validate` of {cli.recipes} files, median of {cli.runs}: "
+        f"CLI: `nestcustom validate` of {cli.recipes} files of {cli.packages_per_recipe:.1f} "
+        f"packages (mean), median of {cli.runs}: "
         f"{cli.ms_per_recipe:.3f} ms per recipe; `python -c` yaml.load loop: "
         f"{cli.baseline_ms_per_recipe:.3f} ms; ratio {cli.ratio_to_baseline:.2f} "
         f"(goal <= {GOAL_CLI_RATIO} and <= {GOAL_MS} ms: "
@@ -274,6 +366,25 @@ def main() -> None:
         f"CLI by CPU time: {cli.cpu_ms_per_recipe:.3f} ms per recipe; loop "
         f"{cli.baseline_cpu_ms_per_recipe:.3f} ms; ratio {cli.cpu_ratio_to_baseline:.2f}"
     )
+    print(f"per package (the same {CLI_COUNT} recipes at each size, CPU time, median):")
+    print(f"{'packages':>9} {'ms/recipe':>10} {'loop':>7} {'ratio':>6}   wall ms  ratio")
+    for size in per_package.sizes:
+        print(
+            f"{size.packages_per_recipe:>9.0f} {size.cpu_ms_per_recipe:>10.3f} "
+            f"{size.baseline_cpu_ms_per_recipe:>7.3f} {size.cpu_ratio_to_baseline:>6.2f}"
+            f"   {size.ms_per_recipe:>7.3f} {size.ratio_to_baseline:>6.2f}"
+        )
+    print(
+        f"per package: {per_package.us_per_package:.1f} us (loop "
+        f"{per_package.baseline_us_per_package:.1f} us); flatness "
+        f"{per_package.flatness:.2f} (1.00 is a flat cost per package); "
+        f"goal at {largest.packages_per_recipe:.0f} packages and flat: "
+        f"{'met' if result['per_package_goal_met'] else 'NOT met'}"
+    )
+
+
+def _cli_goal_met(row: CliRow) -> bool:
+    return row.ms_per_recipe <= GOAL_MS and row.ratio_to_baseline <= GOAL_CLI_RATIO
 
 
 if __name__ == "__main__":
