@@ -117,7 +117,7 @@ def _fast_validator() -> Callable[[Any], object]:
 
 
 # Bump when _generate_code changes what it emits: the cache key holds it.
-_GENERATOR = "trials-raise-bare-1"
+_GENERATOR = "trials-raise-bare, not-string-pattern-tested: 2"
 
 
 def _generate_code(schema: dict[str, Any]) -> str:
@@ -132,6 +132,7 @@ def _generate_code(schema: dict[str, Any]) -> str:
     a bare exception; every error that leaves the validator keeps its full wording.
     """
     from fastjsonschema import VERSION
+    from fastjsonschema.draft04 import DOLLAR_FINDER
     from fastjsonschema.draft07 import CodeGeneratorDraft07
 
     class Generator(CodeGeneratorDraft07):
@@ -151,6 +152,23 @@ def _generate_code(schema: dict[str, Any]) -> str:
                 self.l('raise JsonSchemaValueException("")')
             else:
                 super().exc(msg, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+        def generate_not(self) -> None:
+            # `not: {type: string, pattern: P}` (no Bodhi page where an RPM is meant) is one
+            # test, not a tried branch: a valid package needs no raise at all.
+            rule: Any = self._definition["not"]  # type: ignore[index]
+            if (
+                isinstance(rule, dict)
+                and rule.keys() == {"type", "pattern"}
+                and rule["type"] == "string"
+            ):
+                pattern = rule["pattern"]
+                self._compile_regexps[pattern] = re.compile(DOLLAR_FINDER.sub(r"\\Z", pattern))
+                test = "if isinstance({variable}, str) and REGEX_PATTERNS[{}].search({variable}):"
+                with self.l(test, repr(pattern)):
+                    self.exc("{name} must NOT match a disallowed definition", rule="not")
+                return
+            super().generate_not()  # type: ignore[no-untyped-call]
 
     generator = Generator(schema, use_default=False)  # type: ignore[no-untyped-call]
     return f'VERSION = "{VERSION}"\n{generator.global_state_code}\n{generator.func_code}'
