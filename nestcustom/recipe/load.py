@@ -102,6 +102,14 @@ def _resolve_file(path: Path) -> tuple[Path, bool]:
     return Path(candidate), stat.S_ISREG(mode)
 
 
+def _relative_posix(path: str, root: str) -> str | None:
+    """`Path(path).relative_to(root).as_posix()` for resolved POSIX paths, None if outside."""
+    if path == root:
+        return "."
+    prefix = root if root.endswith("/") else root + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else None
+
+
 @lru_cache(maxsize=256)
 def _real_directory(directory: str) -> str:
     return os.path.realpath(directory)
@@ -111,7 +119,8 @@ def load_recipe(path: Path, project: Path | None = None) -> LoadedRecipe:
     """Load, validate and lint one recipe; raise RecipeError with every error found."""
     resolved, is_file = _resolve_file(path)
     project = _resolved(project) if project else _project_of(resolved.parent)
-    if not resolved.is_relative_to(project):
+    relative = _relative_posix(str(resolved), str(project))
+    if relative is None:
         raise BadInputError(
             f"{path}: the recipe is outside the project directory {project}",
             "run nestcustom from the project root or pass --project",
@@ -121,14 +130,15 @@ def load_recipe(path: Path, project: Path | None = None) -> LoadedRecipe:
     ctx = _Context(project)
     doc = _load_tree(ctx, resolved, ())
     problems = ctx.problems
+    start = Location(ctx.display(resolved), 1, 1)
     if doc is not None and not any(p.severity is Severity.ERROR for p in problems):
-        problems.extend(validate_document(doc, Location(ctx.display(resolved), 1, 1)))
+        problems.extend(validate_document(doc, start))
     if doc is None or any(p.severity is Severity.ERROR for p in problems):
         raise RecipeError(_sorted(problems))
     files = ProjectFiles(project)
-    recipe = Converter(doc, files).recipe(resolved.relative_to(project).as_posix())
+    recipe = Converter(doc, files).recipe(relative)
     problems.extend(files.problems)
-    problems.extend(lint.lint_recipe(recipe, _Locator(doc, Location(ctx.display(resolved), 1, 1))))
+    problems.extend(lint.lint_recipe(recipe, _Locator(doc, start)))
     if any(p.severity is Severity.ERROR for p in problems):
         raise RecipeError(_sorted(problems))
     return LoadedRecipe(recipe, tuple(_sorted(problems)))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nestcustom.errors import BadInputError
-from nestcustom.recipe.load import _resolve_file, load_recipe
+from nestcustom.recipe.load import _relative_posix, _resolve_file, load_recipe
 
 
 @pytest.fixture
@@ -62,3 +62,18 @@ def test_a_recipe_that_is_a_symlink_loop_is_a_clear_error(tree: Path) -> None:
     loop.symlink_to(loop)
     with pytest.raises(BadInputError, match="no such recipe file"):
         load_recipe(loop)
+
+
+@pytest.mark.parametrize(
+    ("path", "root"),
+    [
+        ("/p/recipes/r.yaml", "/p"),
+        ("/p/recipes/r.yaml", "/"),
+        ("/p/recipes", "/p/recipes"),
+        ("/pp/recipes/r.yaml", "/p"),  # a sibling sharing the prefix is outside
+        ("/other/r.yaml", "/p"),
+    ],
+)
+def test_a_recipe_is_named_relative_to_the_project_as_pathlib_would(path: str, root: str) -> None:
+    expected = Path(path).relative_to(root).as_posix() if Path(path).is_relative_to(root) else None
+    assert _relative_posix(path, root) == expected
