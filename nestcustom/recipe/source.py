@@ -13,6 +13,7 @@ construct plain dicts and lists from them ourselves so that
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,7 @@ class YamlMap(dict[str, Any]):
 
     __slots__ = ("key_nodes", "node", "value_nodes")
 
-    def __init__(self, node: yaml.Node) -> None:
-        super().__init__()
+    def __init__(self, node: yaml.Node) -> None:  # (dict's own __init__ has nothing to do)
         self.node = node
         self.key_nodes: dict[str, yaml.Node] = {}
         self.value_nodes: dict[str, yaml.Node] = {}
@@ -130,8 +130,7 @@ class YamlList(list[Any]):
 
     __slots__ = ("item_nodes", "node")
 
-    def __init__(self, node: yaml.Node) -> None:
-        super().__init__()
+    def __init__(self, node: yaml.Node) -> None:  # (list's own __init__ has nothing to do)
         self.node = node
         self.item_nodes: list[yaml.Node] = []
 
@@ -236,8 +235,25 @@ class _Builder:
 
     def build_map(self, node: yaml.MappingNode, depth: int) -> YamlMap:
         out = YamlMap(node)
+        key_nodes, value_nodes = out.key_nodes, out.value_nodes
         merged: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
+            # A new text key with a text value, as `put` would take it, without the call.
+            if (
+                value_node.tag == _STR
+                and value_node.__class__ is yaml.ScalarNode
+                and key_node.__class__ is yaml.ScalarNode
+                and key_node.tag != _MERGE
+                and key_node.value not in out
+                and self.nodes < MAX_NODES
+                and depth < MAX_DEPTH
+            ):
+                self.nodes += 1
+                key = key_node.value
+                out[key] = value_node.value
+                key_nodes[key] = key_node
+                value_nodes[key] = value_node
+                continue
             if key_node.tag == _MERGE:  # `<<: *defaults` merges, explicit keys win
                 sources = (
                     value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -348,19 +364,20 @@ def load_yaml(
     name = display_name or str(path)
     start = Location(name, 1, 1)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return None, [
-                Problem(
-                    start,
-                    "",
-                    f"file is {size / 1024 / 1024:.1f} MiB; {kind.plural} are limited to "
-                    f"{MAX_FILE_BYTES // 1024 // 1024} MiB",
-                    kind.too_big,
-                    code="yaml",
-                )
-            ]
-        data = path.read_bytes()
+        with path.open("rb") as file:  # one open for the size and the bytes
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                return None, [
+                    Problem(
+                        start,
+                        "",
+                        f"file is {size / 1024 / 1024:.1f} MiB; {kind.plural} are limited to "
+                        f"{MAX_FILE_BYTES // 1024 // 1024} MiB",
+                        kind.too_big,
+                        code="yaml",
+                    )
+                ]
+            data = file.read()
     except OSError as exc:
         return None, [Problem(start, "", f"cannot read file: {exc.strerror}", code="io")]
     text, problems = _decode(name, data)
