@@ -117,7 +117,7 @@ def _fast_validator() -> Callable[[Any], object]:
 
 
 # Bump when _generate_code changes what it emits: the cache key holds it.
-_GENERATOR = "trials-raise-bare, not-string-pattern-tested: 2"
+_GENERATOR = "trials-raise-bare, not-string-pattern-tested, no-definition: 3"
 
 
 def _generate_code(schema: dict[str, Any]) -> str:
@@ -147,11 +147,24 @@ def _generate_code(schema: dict[str, Any]) -> str:
             finally:
                 self.trials -= 1
 
-        def exc(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        def exc(
+            self, msg: str, *args: Any, append_to_msg: str | None = None, rule: str | None = None
+        ) -> None:
             if self.trials:
                 self.l('raise JsonSchemaValueException("")')
-            else:
-                super().exc(msg, *args, **kwargs)  # type: ignore[no-untyped-call]
+                return
+            # The message and the path, as fastjsonschema words them (validate_document shows
+            # them if jsonschema ever disagrees), without the subschema (`definition=`), which
+            # nothing reads: its literal in every raise made the code four times its size.
+            arg = f'"{msg}"' + (f" + ({append_to_msg})" if append_to_msg else "")
+            definition = self._definition
+            rule_value = definition.get(rule) if isinstance(definition, dict) else None
+            self.l(
+                f'raise JsonSchemaValueException({arg}, value={{variable}}, name="{{name}}", '
+                f"rule={rule!r})",
+                *args,
+                definition_rule=self.e(rule_value),  # type: ignore[no-untyped-call]
+            )
 
         def generate_not(self) -> None:
             # `not: {type: string, pattern: P}` (no Bodhi page where an RPM is meant) is one
