@@ -12,7 +12,9 @@ Three measurements on generated projects:
   over the same files (interpreter start-up included on both sides, both with
   their modules' bytecode), each run alternately several times; the medians
   are compared, of wall and of CPU time. Goal: at most 2.5 times the bare parse
-  and at most 2 ms per recipe (the line starting `CLI:`).
+  and at most 2 ms per recipe (the line starting `CLI:`, which says it for
+  both, with the load average: CPU time is what a run takes on an idle
+  machine, and on a shared one wall time also counts other processes' turns).
 - per package: the same 1,000 recipes written with 10, 30 and 60 packages:
   through the CLI as above, the goal at each size; in process (`load_recipe`
   against `yaml.load`, best of five passes, CPU time), the cost of one more package,
@@ -402,8 +404,10 @@ def main() -> None:
         "goal_met": all(row.ms_per_recipe < GOAL_MS for row in rows),
         "cli": asdict(cli),
         "cli_goal_met": _cli_goal_met(cli),
+        "cli_goal_met_cpu": _cli_goal_met_cpu(cli),
+        "load_average": os.getloadavg(),
         "per_package": asdict(per_package),
-        "per_package_goal_met": all(_cli_goal_met(size) for size in per_package.sizes)
+        "per_package_goal_met": all(_cli_goal_met_cpu(size) for size in per_package.sizes)
         and per_package.slope_ratio <= GOAL_CLI_RATIO,
     }
     if args.json:
@@ -425,17 +429,20 @@ def main() -> None:
         f"growth {counts[0]} -> {counts[-1]}: {growth:.2f} per recipe (1.00 is linear); "
         f"goal < {GOAL_MS} ms per recipe: {'met' if result['goal_met'] else 'NOT met'}"
     )
+    load = os.getloadavg()[0]
     print(
         f"CLI: `nestcustom validate` of {cli.recipes} files of {cli.packages_per_recipe:.1f} "
-        f"packages (mean), median of {cli.runs}: "
-        f"{cli.ms_per_recipe:.3f} ms per recipe; `python -c` yaml.load loop: "
-        f"{cli.baseline_ms_per_recipe:.3f} ms; ratio {cli.ratio_to_baseline:.2f} "
-        f"(goal <= {GOAL_CLI_RATIO} and <= {GOAL_MS} ms: "
-        f"{'met' if result['cli_goal_met'] else 'NOT met'})"
+        f"packages (mean), median of {cli.runs}: {cli.ms_per_recipe:.3f} ms per recipe, "
+        f"`python -c` yaml.load loop {cli.baseline_ms_per_recipe:.3f} ms, ratio "
+        f"{cli.ratio_to_baseline:.2f} (wall); {cli.cpu_ms_per_recipe:.3f} ms, loop "
+        f"{cli.baseline_cpu_ms_per_recipe:.3f} ms, ratio {cli.cpu_ratio_to_baseline:.2f} (CPU); "
+        f"load average {load:.1f} on {os.cpu_count()} cores; goal <= {GOAL_CLI_RATIO} and "
+        f"<= {GOAL_MS} ms: wall {'met' if result['cli_goal_met'] else 'NOT met'}, "
+        f"CPU {'met' if result['cli_goal_met_cpu'] else 'NOT met'}"
     )
     print(
-        f"CLI by CPU time: {cli.cpu_ms_per_recipe:.3f} ms per recipe; loop "
-        f"{cli.baseline_cpu_ms_per_recipe:.3f} ms; ratio {cli.cpu_ratio_to_baseline:.2f}"
+        "  (CPU time is what a run takes on an idle machine; on a shared one, wall time also "
+        "counts the time other processes had the cores)"
     )
     print(f"per package (the same {CLI_COUNT} recipes at each size):")
     print(
@@ -457,14 +464,18 @@ def main() -> None:
     print(
         f"per package: {per_package.us_per_package:.2f} us, yaml.load "
         f"{per_package.baseline_us_per_package:.2f} us, ratio {per_package.slope_ratio:.2f} "
-        f"(by interval of sizes: {intervals} us); goal (every size through the CLI, and one "
-        f"package <= {GOAL_CLI_RATIO} of the parse's): "
+        f"(by interval of sizes: {intervals} us); goal (every size through the CLI by CPU "
+        f"time, and one package <= {GOAL_CLI_RATIO} of the parse's): "
         f"{'met' if result['per_package_goal_met'] else 'NOT met'}"
     )
 
 
 def _cli_goal_met(row: CliRow) -> bool:
     return row.ms_per_recipe <= GOAL_MS and row.ratio_to_baseline <= GOAL_CLI_RATIO
+
+
+def _cli_goal_met_cpu(row: CliRow) -> bool:
+    return row.cpu_ms_per_recipe <= GOAL_MS and row.cpu_ratio_to_baseline <= GOAL_CLI_RATIO
 
 
 if __name__ == "__main__":
