@@ -8,8 +8,9 @@ by `ProjectFiles`, located where the path was written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from nestcustom.recipe import values
 from nestcustom.recipe.model import (
@@ -46,6 +47,7 @@ from nestcustom.recipe.selinuxmodules import module_name
 from nestcustom.recipe.source import YamlList, YamlMap
 
 Path_ = tuple[str | int, ...]
+T = TypeVar("T")
 
 
 class Converter:
@@ -53,13 +55,11 @@ class Converter:
         self.doc = doc
         self.files = files
 
-    def where(self, container: YamlMap | YamlList, key: str | int) -> str:
-        origin = (
-            container.value_origin(key)
-            if isinstance(container, YamlMap) and isinstance(key, str)
-            else container.item_origin(key)  # type: ignore[union-attr, arg-type]
-        )
-        return str(origin.location) if origin else ""
+    @staticmethod
+    def where(items: YamlList, index: int) -> str:
+        """FILE:LINE:COL of `items[index]`, as its Origin's location would say it."""
+        mark = items.item_nodes[index].start_mark
+        return f"{mark.name}:{mark.line + 1}:{mark.column + 1}"
 
     def recipe(self, path: str) -> Recipe:
         doc = self.doc
@@ -77,37 +77,39 @@ class Converter:
                 rpm_ostree=RpmOstreeVersion.parse(base.get("rpm-ostree", "2022.16")),
             ),
             layers=self.layers(doc.get("layers"), ("layers",)),
-            repos=tuple(self.repo(r) for r in doc.get("repos", ())),
+            repos=_each(self.repo, doc.get("repos")),
             files=self.file_specs(doc.get("files"), ("files",)),
             dropins=self.dropins(systemd.get("dropins")),
             keys=self.keys(doc.get("keys")),
-            repo_files=tuple(
-                Download(r["url"], r["sha256"], "/etc/yum.repos.d/" + r["url"].rsplit("/", 1)[1])
-                for r in doc.get("repo-files", ())
+            repo_files=_each(
+                lambda r: Download(
+                    r["url"], r["sha256"], "/etc/yum.repos.d/" + r["url"].rsplit("/", 1)[1]
+                ),
+                doc.get("repo-files"),
             ),
             signing=self.signing(doc.get("signing")),
             selinux=self.selinux(doc.get("selinux")),
             base_repos_enable=tuple(doc.get("base-repos", {}).get("enable", ())),
             base_repos_disable=tuple(doc.get("base-repos", {}).get("disable", ())),
-            symlinks=tuple(Symlink(s["path"], s["target"]) for s in doc.get("symlinks", ())),
-            directories=tuple(
-                Directory(d["path"], _mode(d.get("mode", "0755")))
-                for d in doc.get("directories", ())
+            symlinks=_each(lambda s: Symlink(s["path"], s["target"]), doc.get("symlinks")),
+            directories=_each(
+                lambda d: Directory(d["path"], _mode(d.get("mode", "0755"))),
+                doc.get("directories"),
             ),
             removals=tuple(doc.get("remove-files", ())),
-            edits=tuple(
-                Edit(e["file"], e.get("section"), tuple(e["set"].items()))
-                for e in doc.get("edits", ())
+            edits=_each(
+                lambda e: Edit(e["file"], e.get("section"), tuple(e["set"].items())),
+                doc.get("edits"),
             ),
-            downloads=tuple(
-                Download(
+            downloads=_each(
+                lambda x: Download(
                     x["url"],
                     x["sha256"],
                     x["dest"],
                     _mode(x.get("mode", "0644")),
                     x.get("extract", False),
-                )
-                for x in doc.get("downloads", ())
+                ),
+                doc.get("downloads"),
             ),
             units=Units(
                 mask=units(systemd.get("mask")),
@@ -119,20 +121,20 @@ class Converter:
                 user_disable=units(systemd.get("user", {}).get("disable")),
                 preset=units(systemd.get("preset")),
             ),
-            users=tuple(
-                User(
+            users=_each(
+                lambda u: User(
                     u["name"],
                     u.get("uid"),
                     u.get("group"),
                     u.get("description", ""),
                     u.get("home"),
                     u.get("shell"),
-                )
-                for u in doc.get("users", ())
+                ),
+                doc.get("users"),
             ),
-            groups=tuple(
-                Group(g["name"], g.get("gid"), tuple(g.get("members", ())))
-                for g in doc.get("groups", ())
+            groups=_each(
+                lambda g: Group(g["name"], g.get("gid"), tuple(g.get("members", ()))),
+                doc.get("groups"),
             ),
             units_enable=units(systemd.get("enable")),
             units_disable=units(systemd.get("disable")),
@@ -145,6 +147,8 @@ class Converter:
         )
         # Destinations may name values the recipe fixes ({{arch}}, {{recipe.name}}): filled
         # in here, once, so every later stage sees the real path.
+        if not any("{{" in spec.dest for spec in recipe.files):
+            return recipe  # (a copy of the same recipe, without the cost of one)
         files = tuple(
             replace(spec, dest=values.substitute_known(spec.dest, recipe)) for spec in recipe.files
         )
@@ -161,29 +165,31 @@ class Converter:
         )
 
     def layer(self, layer: YamlMap, path: Path_, origin: str) -> Layer:
-        scripts = layer.get("script", YamlList(layer.node))
+        get = layer.get
+        scripts = get("script", ())
+        replace_from = get("replace-from")
         return Layer(
             name=layer["name"],
-            description=layer.get("description", ""),
-            install=tuple(layer.get("install", ())),
-            remove=tuple(layer.get("remove", ())),
-            replace=tuple(layer.get("replace", ())),
-            swap=tuple(
-                Swap(_names(s["remove"]), _names(s["install"])) for s in layer.get("swap", ())
-            ),
-            run=tuple(tuple(command) for command in layer.get("run", ())),
+            description=get("description", ""),
+            install=tuple(get("install", ())),
+            remove=tuple(get("remove", ())),
+            replace=tuple(get("replace", ())),
+            swap=_each(lambda s: Swap(_names(s["remove"]), _names(s["install"])), get("swap")),
+            run=_each(tuple, get("run")),
             scripts=tuple(
                 self.script(scripts, index, (*path, "script", index))
                 for index in range(len(scripts))
-            ),
-            env=tuple(layer.get("env", {}).items()),
-            repos=tuple(self.repo(r) for r in layer.get("repos", ())),
+            )
+            if scripts
+            else (),
+            env=tuple(get("env", {}).items()),
+            repos=_each(self.repo, get("repos")),
             replace_from=(
-                (layer["replace-from"]["repo"], tuple(layer["replace-from"]["packages"]))
-                if "replace-from" in layer
+                (replace_from["repo"], tuple(replace_from["packages"]))
+                if replace_from is not None
                 else None
             ),
-            weak_deps=layer.get("weak-deps", True),
+            weak_deps=get("weak-deps", True),
             origin=origin,
         )
 
@@ -390,7 +396,12 @@ def unit_name(name: str) -> str:
 
 
 def units(names: list[str] | None) -> tuple[str, ...]:
-    return tuple(unit_name(name) for name in names or ())
+    return tuple(unit_name(name) for name in names) if names else ()
+
+
+def _each(make: Callable[[Any], T], items: list[Any] | None) -> tuple[T, ...]:
+    """`make` of each item; most recipes leave most lists out, which costs nothing here."""
+    return tuple(make(item) for item in items) if items else ()
 
 
 def _mode(mode: str) -> str:

@@ -13,6 +13,7 @@ Include merge rules (documented in the README and the schema):
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -80,12 +81,49 @@ def _resolved(directory: Path) -> Path:
     return directory.resolve()
 
 
+def _resolve_file(path: Path) -> tuple[Path, bool]:
+    """`path.resolve()`, and whether that is a regular file.
+
+    Resolving walks every directory of the path (an lstat each); the recipes of one run
+    share their directories, so a directory's real path is resolved once and only the
+    file itself is looked at (one lstat, which also says whether it is a file). A symlink
+    loop is no file (Path.resolve raised for it).
+    """
+    if ".." in path.parts:  # `..` after a symlink is not lexical: resolve it all
+        resolved = Path(os.path.realpath(path))
+        return resolved, resolved.is_file()
+    directory, name = os.path.split(os.path.abspath(path))  # noqa: PTH100 - a str, for speed
+    candidate = os.path.join(_real_directory(directory), name)  # noqa: PTH118
+    try:
+        mode = os.lstat(candidate).st_mode
+    except OSError:
+        return Path(candidate), False
+    if stat.S_ISLNK(mode):
+        resolved = Path(os.path.realpath(candidate))
+        return resolved, resolved.is_file()
+    return Path(candidate), stat.S_ISREG(mode)
+
+
+def _relative_posix(path: str, root: str) -> str | None:
+    """`Path(path).relative_to(root).as_posix()` for resolved POSIX paths, None if outside."""
+    if path == root:
+        return "."
+    prefix = root if root.endswith("/") else root + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else None
+
+
+@lru_cache(maxsize=256)
+def _real_directory(directory: str) -> str:
+    return os.path.realpath(directory)
+
+
 def load_recipe(path: Path, project: Path | None = None) -> LoadedRecipe:
     """Load, validate and lint one recipe; raise RecipeError with every error found."""
-    resolved = path.resolve()
+    resolved, is_file = _resolve_file(path)
     project = _resolved(project) if project else find_project_root(path)
-    if not resolved.is_relative_to(project):
-        if path.is_symlink() or resolved != Path(os.path.abspath(path)):  # noqa: PTH100
+    relative = _relative_posix(str(resolved), str(project))
+    if relative is None:
+        if str(resolved) != os.path.abspath(path):  # noqa: PTH100 - a link (or a linked directory)
             raise BadInputError(
                 f"{path}: the recipe is a link to {resolved}, outside the project directory "
                 f"{project}",
@@ -96,19 +134,20 @@ def load_recipe(path: Path, project: Path | None = None) -> LoadedRecipe:
             f"{path}: the recipe is outside the project directory {project}",
             "run nestcustom from the project root or pass --project",
         )
-    if not resolved.is_file():
+    if not is_file:
         raise BadInputError(f"{path}: no such recipe file", "pass the path of a .yaml recipe")
     ctx = _Context(project)
     doc = _load_tree(ctx, resolved, ())
     problems = ctx.problems
+    start = Location(ctx.display(resolved), 1, 1)
     if doc is not None and not any(p.severity is Severity.ERROR for p in problems):
-        problems.extend(validate_document(doc, Location(ctx.display(resolved), 1, 1)))
+        problems.extend(validate_document(doc, start))
     if doc is None or any(p.severity is Severity.ERROR for p in problems):
         raise RecipeError(_sorted(problems))
     files = ProjectFiles(project)
-    recipe = Converter(doc, files).recipe(resolved.relative_to(project).as_posix())
+    recipe = Converter(doc, files).recipe(relative)
     problems.extend(files.problems)
-    problems.extend(lint.lint_recipe(recipe, _Locator(doc, Location(ctx.display(resolved), 1, 1))))
+    problems.extend(lint.lint_recipe(recipe, _Locator(doc, start)))
     if any(p.severity is Severity.ERROR for p in problems):
         raise RecipeError(_sorted(problems))
     return LoadedRecipe(recipe, tuple(_sorted(problems)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import cache
 from posixpath import basename
 
 from nestcustom.errors import Problem, Severity
@@ -33,7 +34,11 @@ Path_ = tuple[str | int, ...]
 
 
 def _texts(recipe: Recipe) -> Iterator[tuple[Path_, str, bool]]:
-    """Every recipe string that may name a value: (path, text, may it wait for the build)."""
+    """Every recipe string that may name a value: (path, text, may it wait for the build).
+
+    Packages are most of a recipe's strings and almost none names a value: a layer's
+    lists yield only the strings that hold `{{`, without which no value is named.
+    """
     for key, layers in (("layers", recipe.layers),):
         yield from _layer_texts((key,), layers)
     for i, stage in enumerate(recipe.stages):
@@ -66,7 +71,8 @@ def _layer_texts(prefix: Path_, layers: tuple[Layer, ...]) -> Iterator[tuple[Pat
     for i, layer in enumerate(layers):
         for key, items in (("install", layer.install), ("replace", layer.replace)):
             for j, text in enumerate(items):
-                yield (*prefix, i, key, j), text, True
+                if "{{" in text:
+                    yield (*prefix, i, key, j), text, True
         for j, command in enumerate(layer.run):
             for k, arg in enumerate(command):
                 yield (*prefix, i, "run", j, k), arg, True
@@ -78,8 +84,9 @@ def _layer_texts(prefix: Path_, layers: tuple[Layer, ...]) -> Iterator[tuple[Pat
 
 
 def known_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
-    known = ", ".join(f"{{{{{v.name}}}}}" for v in values.VALUES)
     for path, text, may_wait in _texts(recipe):
+        if "{{" not in text:  # names no value: nothing below can apply
+            continue
         unknown = values.unknown_names(text)
         for name in unknown:
             yield _problem(
@@ -87,7 +94,7 @@ def known_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 path,
                 "unknown-value",
                 f"{{{{{name}}}}} is not a build-time value",
-                f"the values are {known}",
+                f"the values are {_known_values()}",
             )
         # An unknown name is reported once, above: it is no value the build reads.
         if may_wait or unknown or not values.needs_build(values.substitute_known(text, recipe)):
@@ -109,6 +116,11 @@ def known_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 "use values known from the recipe ({{arch}} with arch:, {{recipe.name}}, "
                 "{{base.version}}), or install kernel modules with kernel-modules:",
             )
+
+
+@cache
+def _known_values() -> str:
+    return ", ".join(f"{{{{{v.name}}}}}" for v in values.VALUES)
 
 
 def scripts(recipe: Recipe, locate: Locate) -> Iterator[Problem]:

@@ -90,7 +90,7 @@ def layer_contents(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 f"layer {layer.name!r} changes nothing",
                 "give it install, remove, replace, swap, run or script, or delete it",
             )
-        installed = {package_name(p): j for j, p in enumerate(layer.install)}
+        installed = {package_name(p) for p in layer.install} if layer.remove else set()
         for j, name in enumerate(layer.remove):
             if name in installed:
                 yield _problem(
@@ -124,6 +124,13 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     if recipe.base.flavor is not Flavor.NESTOS:
         return
     version = recipe.base.rpm_ostree
+    # Compared once, not per layer (a dataclass comparison is a Python call).
+    no_swap = version < REMOVE_WITH_INSTALL_SINCE
+    no_replace_from = version < REPLACE_FROM_REPO_SINCE
+    no_local_rpm = version < LOCAL_RPM_INSTALL_SINCE
+    kernel_breaks_boot = (
+        version < KERNEL_REPLACE_INITRAMFS_SINCE and not recipe.initramfs.regenerate
+    )
     for i, layer in enumerate(recipe.layers):
         if not layer.weak_deps:
             # Judged by the version: before 2024.7 there is no knob at all; from 2024.7
@@ -145,7 +152,7 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 "drop weak-deps: false, and remove the unwanted packages by name in a later "
                 "layer's remove:",
             )
-        if layer.swap and version < REMOVE_WITH_INSTALL_SINCE:
+        if layer.swap and no_swap:
             yield _problem(
                 locate,
                 ("layers", i, "swap"),
@@ -155,7 +162,7 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 "list the package under remove: and its replacement under install: "
                 "(they run as two commands in the same layer)",
             )
-        if layer.replace_from and version < REPLACE_FROM_REPO_SINCE:
+        if layer.replace_from and no_replace_from:
             yield _problem(
                 locate,
                 ("layers", i, "replace-from"),
@@ -164,7 +171,7 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 f"(override replace --experimental --from, from {REPLACE_FROM_REPO_SINCE})",
                 "replace with RPM files by URL (replace:) where the base's rpm-ostree takes them",
             )
-        if version < LOCAL_RPM_INSTALL_SINCE:
+        if no_local_rpm:
             for j, spec in enumerate(layer.install):
                 if is_rpm_url(spec):
                     yield _problem(
@@ -175,7 +182,7 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                         f"(from {LOCAL_RPM_INSTALL_SINCE}); it answers 'Packages not found'",
                         "publish the RPM in a repo and install it by name",
                     )
-        if version < KERNEL_REPLACE_INITRAMFS_SINCE and not recipe.initramfs.regenerate:
+        if kernel_breaks_boot:
             # A swap to another kernel (kernel-rt) replaces the kernel as surely as a
             # replace: of a kernel RPM does.
             kernels: list[tuple[str | int, ...]] = [

@@ -41,7 +41,7 @@ def redacted(url: str) -> str:
 
 def _has_password(url: str) -> bool:
     try:
-        return urlsplit(url).password is not None
+        return bool(urlsplit(url).password)  # `user:@` holds no secret
     except ValueError:  # not a URL at all: the schema says so
         return False
 

@@ -13,6 +13,7 @@ construct plain dicts and lists from them ourselves so that
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,59 @@ import yaml
 from nestcustom.errors import Location, Problem
 
 try:  # libyaml's C parser is several times faster; fall back where it is missing.
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 
 _STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
 _MERGE = "tag:yaml.org,2002:merge"
+
+
+def _implicit_resolvers() -> dict[str | None, list[tuple[str, Any]]]:
+    """PyYAML's implicit resolvers by a scalar's first character, each list already ending
+    with the ones for any character, in PyYAML's order."""
+    table = _SafeLoader.yaml_implicit_resolvers
+    anywhere = list(table.get(None, []))
+    by_first: dict[str | None, list[tuple[str, Any]]] = {
+        first: [*resolvers, *anywhere] for first, resolvers in table.items() if first is not None
+    }
+    by_first[None] = anywhere
+    return by_first
+
+
+class _Loader(_SafeLoader):
+    """The safe loader, resolving tags with less work per node.
+
+    The composer asks the resolver about every node it makes: three calls into
+    PyYAML's Python, a fifth of composing a recipe. The safe loader has no path
+    resolvers, so descending and ascending do nothing, and a scalar's tag depends
+    on its text alone: the same implicit resolvers as PyYAML's, in the same
+    order, looked up once by first character.
+    """
+
+    _by_first = _implicit_resolvers()
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                by_first = self._by_first
+                for tag, regexp in by_first.get(value[:1]) or by_first[None]:
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
 
 
 @dataclass(frozen=True)
@@ -63,8 +107,7 @@ class YamlMap(dict[str, Any]):
 
     __slots__ = ("key_nodes", "node", "value_nodes")
 
-    def __init__(self, node: yaml.Node) -> None:
-        super().__init__()
+    def __init__(self, node: yaml.Node) -> None:  # (dict's own __init__ has nothing to do)
         self.node = node
         self.key_nodes: dict[str, yaml.Node] = {}
         self.value_nodes: dict[str, yaml.Node] = {}
@@ -87,8 +130,7 @@ class YamlList(list[Any]):
 
     __slots__ = ("item_nodes", "node")
 
-    def __init__(self, node: yaml.Node) -> None:
-        super().__init__()
+    def __init__(self, node: yaml.Node) -> None:  # (list's own __init__ has nothing to do)
         self.node = node
         self.item_nodes: list[yaml.Node] = []
 
@@ -137,7 +179,7 @@ class _Builder:
         self.name = name
         self.problems: list[Problem] = []
         self.nodes = 0
-        self.scalars = _Loader("")  # only its scalar constructors are used
+        self._scalars: _Loader | None = None  # made for the first scalar that is not text
 
     def location(self, node: yaml.Node) -> Location:
         mark = node.start_mark
@@ -146,33 +188,72 @@ class _Builder:
     def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(self.location(node), "", message, hint, code="yaml"))
 
-    def build(self, node: yaml.Node, depth: int = 0) -> Any:
+    def count(self, node: yaml.Node, depth: int) -> None:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _TooBig(node, f"more than {MAX_NODES} values (aliases expanding?)")
         if depth > MAX_DEPTH:
             raise _TooBig(node, f"nested more than {MAX_DEPTH} levels deep")
+
+    def build(self, node: yaml.Node, depth: int = 0) -> Any:
+        self.count(node, depth)
         if isinstance(node, yaml.MappingNode):
             return self.build_map(node, depth)
         if isinstance(node, yaml.SequenceNode):
-            out = YamlList(node)
-            for item in node.value:
-                out.append(self.build(item, depth + 1))
-            out.item_nodes.extend(node.value)
-            return out
+            return self.build_list(node, depth)
         assert isinstance(node, yaml.ScalarNode)
         if node.tag == _STR:
             return node.value
+        return self.construct(node)
+
+    # Text is most of a recipe (every package is an item of a list): the loops below take
+    # it in place, without a call of `build` per item; the counts and limits are the same.
+
+    def build_list(self, node: yaml.SequenceNode, depth: int) -> YamlList:
+        out = YamlList(node)
+        append = out.append
+        depth += 1
+        for item in node.value:
+            if item.tag == _STR and item.__class__ is yaml.ScalarNode:
+                if self.nodes >= MAX_NODES or depth > MAX_DEPTH:
+                    self.count(item, depth)  # raises
+                self.nodes += 1
+                append(item.value)
+            else:
+                append(self.build(item, depth))
+        out.item_nodes.extend(node.value)
+        return out
+
+    def construct(self, node: yaml.ScalarNode) -> Any:
+        if self._scalars is None:
+            self._scalars = _Loader("")  # only its scalar constructors are used
         try:
-            return self.scalars.construct_object(node, deep=True)
+            return self._scalars.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             self.fail(node, f"cannot read {node.value!r}: {exc.problem}")
             return node.value
 
     def build_map(self, node: yaml.MappingNode, depth: int) -> YamlMap:
         out = YamlMap(node)
+        key_nodes, value_nodes = out.key_nodes, out.value_nodes
         merged: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
+            # A new text key with a text value, as `put` would take it, without the call.
+            if (
+                value_node.tag == _STR
+                and value_node.__class__ is yaml.ScalarNode
+                and key_node.__class__ is yaml.ScalarNode
+                and key_node.tag != _MERGE
+                and key_node.value not in out
+                and self.nodes < MAX_NODES
+                and depth < MAX_DEPTH
+            ):
+                self.nodes += 1
+                key = key_node.value
+                out[key] = value_node.value
+                key_nodes[key] = key_node
+                value_nodes[key] = value_node
+                continue
             if key_node.tag == _MERGE:  # `<<: *defaults` merges, explicit keys win
                 sources = (
                     value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -211,7 +292,13 @@ class _Builder:
                     "YAML keeps only the last of duplicate keys; remove one of them",
                 )
             return
-        out[key] = self.build(value_node, depth + 1)
+        if value_node.tag == _STR and value_node.__class__ is yaml.ScalarNode:
+            if self.nodes >= MAX_NODES or depth + 1 > MAX_DEPTH:
+                self.count(value_node, depth + 1)  # raises
+            self.nodes += 1
+            out[key] = value_node.value
+        else:
+            out[key] = self.build(value_node, depth + 1)
         out.key_nodes[key] = key_node
         out.value_nodes[key] = value_node
 
@@ -277,19 +364,20 @@ def load_yaml(
     name = display_name or str(path)
     start = Location(name, 1, 1)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return None, [
-                Problem(
-                    start,
-                    "",
-                    f"file is {size / 1024 / 1024:.1f} MiB; {kind.plural} are limited to "
-                    f"{MAX_FILE_BYTES // 1024 // 1024} MiB",
-                    kind.too_big,
-                    code="yaml",
-                )
-            ]
-        data = path.read_bytes()
+        with path.open("rb") as file:  # one open for the size and the bytes
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                return None, [
+                    Problem(
+                        start,
+                        "",
+                        f"file is {size / 1024 / 1024:.1f} MiB; {kind.plural} are limited to "
+                        f"{MAX_FILE_BYTES // 1024 // 1024} MiB",
+                        kind.too_big,
+                        code="yaml",
+                    )
+                ]
+            data = file.read()
     except OSError as exc:
         return None, [Problem(start, "", f"cannot read file: {exc.strerror}", code="io")]
     text, problems = _decode(name, data)

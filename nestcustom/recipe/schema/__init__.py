@@ -99,13 +99,14 @@ def _fast_validator() -> Callable[[Any], object]:
     key = hashlib.sha256(
         json.dumps(schema, sort_keys=True).encode()
         + fastjsonschema.VERSION.encode()
+        + _GENERATOR.encode()
         + importlib.util.MAGIC_NUMBER
     ).hexdigest()[:32]
     directory = _cache_dir()
     cached = directory / f"recipe-validator-{key}.marshal" if directory else None
     code = _load_code(cached) if cached else None
     if code is None:
-        source = fastjsonschema.compile_to_code(schema, use_default=False)
+        source = _generate_code(schema)
         code = compile(source, "<recipe schema validator>", "exec")
         if cached:
             _store_code(cached, code)
@@ -113,6 +114,77 @@ def _fast_validator() -> Callable[[Any], object]:
     exec(code, namespace)  # noqa: S102 - code fastjsonschema generated from our own schema
     [validate] = [v for k, v in namespace.items() if k.startswith("validate") and callable(v)]
     return cast("Callable[[Any], object]", validate)
+
+
+# Bump when _generate_code changes what it emits: the cache key holds it.
+_GENERATOR = "trials-raise-bare, not-string-pattern-tested, no-definition: 3"
+
+
+def _generate_code(schema: dict[str, Any]) -> str:
+    """fastjsonschema's code for `schema`, with a cheap raise wherever a failure is only tried.
+
+    The branches of anyOf, oneOf, not, if, contains and propertyNames are tried inside a
+    `try`, and their failure is control flow: a valid package name fails the `not` that
+    keeps Bodhi pages out, for instance. fastjsonschema raised a fully worded exception
+    there, its path formatted with `.format(**locals())` in a function of thousands of
+    locals (the whole schema is inlined into one), twice per failure: that was four fifths
+    of validating a valid recipe, and grew with every package. A tried branch now raises
+    a bare exception; every error that leaves the validator keeps its full wording.
+    """
+    from fastjsonschema import VERSION
+    from fastjsonschema.draft04 import DOLLAR_FINDER
+    from fastjsonschema.draft07 import CodeGeneratorDraft07
+
+    class Generator(CodeGeneratorDraft07):
+        trials = 0
+
+        @contextlib.contextmanager
+        def trial_validation(self) -> Iterator[None]:
+            self.trials += 1
+            try:
+                with super().trial_validation():
+                    yield
+            finally:
+                self.trials -= 1
+
+        def exc(
+            self, msg: str, *args: Any, append_to_msg: str | None = None, rule: str | None = None
+        ) -> None:
+            if self.trials:
+                self.l('raise JsonSchemaValueException("")')
+                return
+            # The message and the path, as fastjsonschema words them (validate_document shows
+            # them if jsonschema ever disagrees), without the subschema (`definition=`), which
+            # nothing reads: its literal in every raise made the code four times its size.
+            arg = f'"{msg}"' + (f" + ({append_to_msg})" if append_to_msg else "")
+            definition = self._definition
+            rule_value = definition.get(rule) if isinstance(definition, dict) else None
+            self.l(
+                f'raise JsonSchemaValueException({arg}, value={{variable}}, name="{{name}}", '
+                f"rule={rule!r})",
+                *args,
+                definition_rule=self.e(rule_value),  # type: ignore[no-untyped-call]
+            )
+
+        def generate_not(self) -> None:
+            # `not: {type: string, pattern: P}` (no Bodhi page where an RPM is meant) is one
+            # test, not a tried branch: a valid package needs no raise at all.
+            rule: Any = self._definition["not"]  # type: ignore[index]
+            if (
+                isinstance(rule, dict)
+                and rule.keys() == {"type", "pattern"}
+                and rule["type"] == "string"
+            ):
+                pattern = rule["pattern"]
+                self._compile_regexps[pattern] = re.compile(DOLLAR_FINDER.sub(r"\\Z", pattern))
+                test = "if isinstance({variable}, str) and REGEX_PATTERNS[{}].search({variable}):"
+                with self.l(test, repr(pattern)):
+                    self.exc("{name} must NOT match a disallowed definition", rule="not")
+                return
+            super().generate_not()  # type: ignore[no-untyped-call]
+
+    generator = Generator(schema, use_default=False)  # type: ignore[no-untyped-call]
+    return f'VERSION = "{VERSION}"\n{generator.global_state_code}\n{generator.func_code}'
 
 
 # Generating the validator (~0.06 s) and compiling its 800 KB of Python (~0.1 s) took half
