@@ -55,7 +55,15 @@ def _rows(schema: Schema, root: Schema, prefix: str) -> list[str]:
 
 
 def schema_markdown(root: Schema) -> str:
+    """docs/recipe-reference.md: every key of the recipe language, from the schema."""
     lines = [
+        "# Recipe reference",
+        "",
+        "Every key of a nestcustom recipe, generated from the recipe schema",
+        "(`nestcustom/recipe/schema/recipe.schema.json`) by `nestcustom schema --format",
+        "markdown`: do not edit, run `scripts/update-reference`. A test keeps this file",
+        "in step with the schema. The README has the tour and examples.",
+        "",
         "| key | value | meaning |",
         "|---|---|---|",
         *_rows(root, root, ""),

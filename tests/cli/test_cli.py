@@ -205,13 +205,15 @@ def test_schema_command_prints_the_shipped_schema() -> None:
     )
 
 
-def test_readme_reference_is_generated_from_the_schema() -> None:
+def test_the_reference_is_generated_from_the_schema() -> None:
     reference = run("schema", "--format", "markdown").stdout
-    assert reference in (ROOT / "README.md").read_text(), (
-        "README's reference: paste `nestcustom schema --format markdown`"
+    assert reference == (ROOT / "docs" / "recipe-reference.md").read_text(), (
+        "docs/recipe-reference.md: run scripts/update-reference"
     )
+    assert "| `layers[].install` |" in reference
+    assert "(docs/recipe-reference.md)" in (ROOT / "README.md").read_text()
     assert values_markdown() in (ROOT / "README.md").read_text(), (
-        "README's values: run scripts/update-readme-reference"
+        "README's values: run scripts/update-reference"
     )
 
 
