@@ -64,9 +64,14 @@ def build_tool_image() -> str:
     with tempfile.TemporaryDirectory(prefix="nc-tool-image-", dir="/var/tmp") as tmp:
         context = Path(tmp)
         base = debian_base(context)
-        _run(
-            [sys.executable, "-m", "build", "--wheel", "--outdir", str(context / "dist"), str(ROOT)]
-        )
+        # From the committed files, as a release job would (and no build/ left in the tree).
+        source = context / "source"
+        for name in filter(None, _run(["git", "-C", str(ROOT), "ls-files", "-z"]).split("\0")):
+            if (ROOT / name).is_file():
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, source / name)
+        wheel = [sys.executable, "-m", "build", "--wheel", "--outdir", str(context / "dist")]
+        _run([*wheel, str(source)])
         shutil.copytree(ROOT / "tool-image", context / "tool-image")
         # This machine reaches PyPI through a proxy that re-signs TLS: its CAs go along,
         # as tool-image/ca/README tells a user behind such a proxy to do.
