@@ -52,6 +52,8 @@ def _report(
     error: dict[str, Any] | None = None,
 ) -> None:
     """The hosts' reports: text on stdout, or the run's one JSON document."""
+    from nestcustom.deploy.report import text_lines
+
     counts = Counter(r.outcome for r in reports)
     if as_json:
         failed = [r.host for r in reports if not r.ok]
@@ -67,21 +69,8 @@ def _report(
             error=error,
         )
         return
-    if not reports:
-        click.echo("no hosts")
-        return
-    width = max(len(r.host) for r in reports)
-    for r in reports:
-        line = f"{r.host:{width}}  {r.outcome:11} {r.before or '-'} -> {r.after or '-'}"
-        if r.error:
-            line += f"\n{'':{width}}  error: {r.error}"
-            if r.hint:
-                line += f"\n{'':{width}}  hint: {r.hint}"
-        rollback_line = r.rollback_line()
-        if rollback_line:
-            line += f"\n{'':{width}}  rollback: {rollback_line}"
+    for line in text_lines(reports):
         click.echo(line)
-    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
 
 
 @click.command(

@@ -186,7 +186,7 @@ def plan_rollout(request: RolloutRequest) -> RolloutPlan:
 
 def _open_journal(plan: RolloutPlan, owner: Owner) -> Journal:
     if plan.replay is not None:
-        journal = Journal.reopen(plan.journal_path)
+        journal = Journal.reopen(plan.journal_path, plan.id)
         journal.write({"resume": {"controller": owner.controller}})
         return journal
     hosts = [h.name for h in plan.hosts]
