@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from nestcustom.deploy import hostlock
 from nestcustom.deploy.decide import DriverChoice, preflight_refusal, rebase_argv, rollback_action
-from nestcustom.deploy.fleetlock import FleetLock
+from nestcustom.deploy.fleetlock import FleetLock, LockError, zincati_id
+from nestcustom.deploy.health import SCRIPT as HEALTH_SCRIPT
+from nestcustom.deploy.health import HealthChecks, judge
 from nestcustom.deploy.hoststatus import (
     FACTS_SCRIPT,
     Deployment,
@@ -36,7 +38,12 @@ from nestcustom.errors import NestcustomError
 ZINCATI_OFF = "/etc/zincati/config.d/90-disable-auto-updates.toml"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 PROBE_EVERY = 0.25  # seconds between greeting probes while a host reboots (no ssh process each)
-_POLL = f'cat {BOOT_ID}; [ "$(cat {BOOT_ID})" = "$1" ] || {{ echo ==status; rpm-ostree status --json; }}'
+# $1: the boot id before the reboot; the rest: the health checks. Once the boot id changed,
+# the status and the health checks come in the same command (one ssh process, one session).
+_POLL = (
+    f'old=$1; shift; cat {BOOT_ID}; [ "$(cat {BOOT_ID})" = "$old" ] && exit 0\n'
+    "echo ==status; rpm-ostree status --json; echo ==health\n" + HEALTH_SCRIPT
+)
 _CHANGE = (
     hostlock.TAKE_SCRIPT
     + 'shift 2\n[ "$#" -eq 0 ] || "$@" >&2 || exit $?\necho ==status\nrpm-ostree status --json\n'
@@ -53,6 +60,7 @@ class RolloutOptions:
     disable_zincati: bool = False
     reboot_timeout: float = 600
     fleetlock: FleetLock | None = None
+    health: HealthChecks = field(default_factory=HealthChecks)
 
     @property
     def driver(self) -> DriverChoice:
@@ -77,7 +85,30 @@ class Stop(Exception):
 
 
 class HostFailed(NestcustomError):
-    pass
+    """A host's step failed; `failure` says what kind of failure (report.FAILURES) when the
+    step's own kind (STEP_FAILURE) would not say it right."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        failure: str | None = None,
+        health: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, hint)
+        self.failure = failure
+        self.health = health
+
+
+# The kind of failure of a step, unless the error says otherwise.
+STEP_FAILURE = {
+    "preflight": "preflight",
+    "rebase": "rebase",
+    "reboot": "reboot",
+    "wait": "not-back",
+    "verify": "wrong-image",
+}
 
 
 class HostBusy(NestcustomError):
@@ -111,6 +142,8 @@ class HostRun:
     # sshd greeted at the inventory's address before the reboot, so a greeting there is a fair
     # sign the host is back (not so behind an ssh_config ProxyJump or alias)
     greets_directly: bool = False
+    health: list[str] = field(default_factory=list)  # failed health checks after the reboot
+    failed_step: str | None = None
 
     def step(
         self, name: str, action: Callable[[], str | None], *, stoppable: bool = True
@@ -126,6 +159,7 @@ class HostRun:
             detail = action()
         except NestcustomError as exc:
             message = exc.message.removeprefix(f"{self.host.name}: ")
+            self.failed_step = name
             self.steps.append(StepRecord(name, False, time.monotonic() - started, message))
             self.journal.record(self.host.name, name, "error", error=message)
             self.listen(self.host.name, name, "error")
@@ -204,9 +238,18 @@ class HostRun:
         if result.returncode == hostlock.BUSY_EXIT and "lock: busy" in result.stdout:
             self.lock_held = False
             self._check_lock(result.stdout.partition("lock: busy ")[2].strip())
+        tail = "\n".join(SshError.clean_tail(result.stderr)) or f"exit {result.returncode}"
+        if not result.stdout.startswith("lock: taken"):
+            # The lock script itself failed (no /var/lib/nestcustom, no mktemp, a full disk):
+            # nothing ran after it, and there is no lock of ours to release.
+            self.lock_held = False
+            raise HostFailed(
+                f"taking the host lock {hostlock.LOCK_PATH} failed: {tail}",
+                "look at /var/lib/nestcustom on the host (a read-only or full /var?)",
+                failure="host-lock",
+            )
         if result.returncode != 0:
-            tail = "\n".join(SshError.clean_tail(result.stderr))
-            raise HostFailed(f"{' '.join(argv[:2]) or 'taking the host lock'} failed: {tail}")
+            raise HostFailed(f"{' '.join(argv[:2]) or 'the command'} failed: {tail}")
         return parse_status(result.stdout.partition("==status\n")[2])
 
     def change(self) -> str:
@@ -229,15 +272,24 @@ class HostRun:
         return ("already staged " if already else "staged ") + str(staged.image_digest)
 
     def reboot(self) -> str:
-        if self.options.fleetlock and not self.slot_held:
-            self.options.fleetlock.acquire(self.machine_id(), timeout=self.options.reboot_timeout)
+        lock = self.options.fleetlock
+        if lock and not self.slot_held:
+            try:
+                lock.acquire(self.machine_id(), self.options.reboot_timeout, self.stops.soft.wait)
+            except LockError as exc:
+                if exc.held and self.stops.soft.is_set():
+                    raise Stop("reboot") from exc
+                raise HostFailed(exc.message, exc.hint, failure="fleetlock") from exc
             self.slot_held = True
             self.journal.record(self.host.name, "slot", "taken")
         self._systemctl_reboot()
         return "reboot requested"
 
     def machine_id(self) -> str:
-        return (self.facts.machine_id if self.facts else "") or self.host.name
+        """The id the FleetLock slot is taken under: Zincati's node id for this host, so the
+        two share the slot (and Zincati releases it at its next start, as it does its own)."""
+        machine = self.facts.machine_id if self.facts else ""
+        return zincati_id(machine) or machine or self.host.name
 
     def _systemctl_reboot(self) -> None:
         self.greets_directly = answers(self.host.address, self.host.port)
@@ -270,12 +322,26 @@ class HostRun:
                 delay = min(delay * 1.5, 5.0)
                 next_poll = time.monotonic() + delay
                 try:
-                    out = self.conn.script(_POLL, old, name="reading the boot id").stdout
-                    now, _, status = out.partition("\n==status\n")
+                    out = self.conn.script(
+                        _POLL,
+                        old,
+                        *self.options.health.argv(),
+                        privileged=True,
+                        name="reading the boot id",
+                    ).stdout
+                    now, _, rest = out.partition("\n==status\n")
+                    status, _, health = rest.partition("\n==health\n")
                     if now.strip() and now.strip() != old and status:
                         self.after = parse_status(status)
+                        self.health = judge(self.options.health, health)
                         return f"back with boot id {now.strip()}"
                 except SshError as exc:
+                    if exc.failure is Failure.HOST_KEY_CHANGED:
+                        raise KeyChanged(
+                            f"came back with another host key: {exc.message.partition(': ')[2]}",
+                            exc.hint,
+                            failure="key-changed",
+                        ) from exc
                     if exc.failure is not Failure.UNREACHABLE:
                         raise
             if time.monotonic() > deadline:
@@ -289,7 +355,20 @@ class HostRun:
         booted = (self.after or self.status()).booted
         if booted is None or booted.image_digest != self.target.digest:
             raise HostFailed(f"came back on {identity(booted)}, not {self.target.digest}")
-        return f"booted {booted.image_digest}"
+        if self.health:
+            count = len(self.health)
+            raise HostFailed(
+                f"on the target but not healthy: {self.health[0]}"
+                + (f" (and {count - 1} more)" if count > 1 else ""),
+                "the health lines say which checks failed; `systemctl status UNIT` on the "
+                "host says why",
+                failure="unhealthy",
+                health=tuple(self.health),
+            )
+        checks = len(self.options.health.checks)
+        return f"booted {booted.image_digest}; system running" + (
+            f", {checks} host check(s) passed" if checks else ""
+        )
 
     def roll_back(self) -> bool:
         """Put the host back on its previous deployment; True when verified."""
@@ -333,3 +412,8 @@ class HostRun:
 
 class NotBack(HostFailed):
     """The host did not answer after its reboot: no rollback can be sent to it."""
+
+
+class KeyChanged(HostFailed):
+    """The host answered after its reboot with another host key: nothing more is sent to it
+    (it is presumably running the target, but that cannot be verified)."""

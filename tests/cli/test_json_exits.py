@@ -24,8 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-
 RECIPE = """\
 name: r
 base: {image: BASE}

@@ -44,9 +44,9 @@ def test_one_controller_per_journal(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     first = journal(path)
     with pytest.raises(BadInputError, match="in use by another running nestcustom"):
-        Journal.reopen(path, HEADER["id"])
+        Journal.reopen(path, "0" * 32)
     first.close()
-    Journal.reopen(path, HEADER["id"]).close()
+    Journal.reopen(path, "0" * 32).close()
 
 
 def test_replay_keeps_full_reports_and_what_each_host_was_doing(tmp_path: Path) -> None:
