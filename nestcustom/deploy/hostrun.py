@@ -292,7 +292,8 @@ class HostRun:
         return zincati_id(machine) or machine or self.host.name
 
     def _systemctl_reboot(self) -> None:
-        self.greets_directly = answers(self.host.address, self.host.port)
+        where = self.conn.endpoint()
+        self.greets_directly = not where.proxied and answers(where.hostname, where.port)
         try:
             self.conn.run(["systemctl", "reboot"], privileged=True, timeout=30)
         except SshError as exc:
@@ -318,7 +319,8 @@ class HostRun:
             if self.stops.hard.wait(max(pause, 0.0)):
                 raise Stop("wait")
             due = time.monotonic() >= next_poll
-            if due and (not self.greets_directly or answers(self.host.address, self.host.port)):
+            where = self.conn.endpoint()
+            if due and (not self.greets_directly or answers(where.hostname, where.port)):
                 delay = min(delay * 1.5, 5.0)
                 next_poll = time.monotonic() + delay
                 try:
