@@ -73,9 +73,8 @@ def is_ini(path: Path) -> bool:
         line = line.strip()
         if not line or line.startswith(("#", ";")):
             continue
-        if line.startswith(("---", "{", "%")) or _YAML_KEY.match(line):
-            return False
-        return True  # a [section] (a YAML inventory is never a list) or a host line
+        # A [section] (a YAML inventory is never a list) or a host line: not YAML's marks.
+        return not (line.startswith(("---", "{", "%")) or _YAML_KEY.match(line))
     return False
 
 
