@@ -420,4 +420,4 @@ def test_a_second_ctrl_c_while_waiting_still_reports_every_host(
         and "stopped while it was rebooting; finish with --resume" in out
     )
     assert "host2  skipped" in out
-    assert f"interrupted: finish with --resume {journal}" in err
+    assert f"interrupted by SIGINT: finish with --resume {journal}" in err
