@@ -103,7 +103,7 @@ pipelining = True
 usetty = False
 ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o BatchMode=yes -o ConnectTimeout=5
 control_path_dir = {tmp}/cp
-reconnection_retries = 10
+retries = 10
 """
 
 

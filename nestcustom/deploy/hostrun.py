@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from nestcustom.deploy import hostlock
@@ -37,6 +38,7 @@ from nestcustom.errors import NestcustomError
 
 ZINCATI_OFF = "/etc/zincati/config.d/90-disable-auto-updates.toml"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
+AHEAD_FRESH = 120.0  # seconds facts read ahead stay good for the host's preflight
 PROBE_EVERY = 0.25  # seconds between greeting probes while a host reboots (no ssh process each)
 # $1: the boot id before the reboot; the rest: the health checks. Once the boot id changed,
 # the status and the health checks come in the same command (one ssh process, one session).
@@ -144,6 +146,8 @@ class HostRun:
     greets_directly: bool = False
     health: list[str] = field(default_factory=list)  # failed health checks after the reboot
     failed_step: str | None = None
+    # the preflight facts read ahead, while earlier hosts rebooted (rollout.py); read-only
+    ahead: Future[HostFacts] | None = None
 
     def step(
         self, name: str, action: Callable[[], str | None], *, stoppable: bool = True
@@ -196,10 +200,7 @@ class HostRun:
                     ) from exc
                 if self.stops.hard.wait(2.0):
                     raise Stop("preflight") from exc
-        facts = parse_facts(result.stdout)
-        if facts.lock:
-            self._check_lock(facts.lock)
-        return facts
+        return parse_facts(result.stdout)
 
     def _check_lock(self, text: str) -> None:
         holder = hostlock.parse_owner(text)
@@ -211,8 +212,28 @@ class HostRun:
         message, hint = hostlock.describe_busy(holder, text, time.time(), gone)
         raise HostBusy(message, hint)
 
+    def read_ahead(self) -> HostFacts:
+        """The preflight facts, read before the host's turn (nothing on the host changes)."""
+        return self.gather()
+
+    def _facts(self) -> HostFacts:
+        """The facts read ahead when they are fresh (their connection is kept open for the
+        change), else read now. A busy host or a running transaction is seen again by the
+        atomic lock and by rpm-ostree itself, so reading a little early misses nothing."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and not self.resumed and not self.was_rebooting:
+            try:
+                facts, read_at = ahead.result(), getattr(ahead, "read_at", 0.0)
+                if time.monotonic() - read_at < AHEAD_FRESH:
+                    return facts
+            except NestcustomError:
+                pass  # read again, now: that failure is the one reported
+        return self.gather()
+
     def preflight(self) -> str:
-        facts = self.facts = self.gather()
+        facts = self.facts = self._facts()
+        if facts.lock:
+            self._check_lock(facts.lock)
         # `rollback` (no target) is not held back by an update driver (contract section 2).
         choice = self.options.driver if self.target else DriverChoice(bypass_driver=True)
         refusal = preflight_refusal(facts, self.target.arch if self.target else None, choice)

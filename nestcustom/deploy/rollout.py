@@ -137,6 +137,21 @@ def _failed(
     )
 
 
+def _read_ahead(
+    pending: deque[HostRun], batch: int, pool: ThreadPoolExecutor, stopping: bool
+) -> None:
+    """Read the preflight facts of the next `batch` queued hosts while the running ones
+    change and reboot: reading changes nothing on a host (so --batch still bounds the hosts
+    being changed), and their turn then starts with the rebase."""
+    if stopping:
+        return
+    for run in list(pending)[:batch]:
+        if run.ahead is None and not run.resumed and not run.was_rebooting:
+            future = pool.submit(run.read_ahead)
+            future.read_at = time.monotonic()  # type: ignore[attr-defined]
+            run.ahead = future
+
+
 def rollout(
     runs: list[HostRun],
     batch: int,
@@ -153,7 +168,10 @@ def rollout(
     stops, journal = runs[0].stops, runs[0].journal
     reports: dict[str, HostReport] = {}
     pending = deque(runs)
-    with ThreadPoolExecutor(max_workers=max(1, batch), thread_name_prefix="deploy") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, batch), thread_name_prefix="deploy") as pool,
+        ThreadPoolExecutor(max_workers=max(1, batch), thread_name_prefix="ahead") as ahead,
+    ):
         active: dict[Future[HostReport], HostRun] = {}
         while pending or active:
             while (
@@ -165,6 +183,7 @@ def rollout(
                 active[pool.submit(deploy_host, run)] = run
             if not active:
                 break
+            _read_ahead(pending, batch, ahead, stops.soft.is_set())
             done, _ = wait(active, return_when=FIRST_COMPLETED)
             for future in done:
                 run = active.pop(future)

@@ -9,8 +9,11 @@ control connection per host is reused for every command of a rollout.
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import socket
+import struct
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -285,9 +288,28 @@ def ssh_session(accept_new_host_keys: bool) -> Iterator[SshOptions]:
         try:
             yield SshOptions(Path(control), accept_new_host_keys)
         finally:
-            for socket in sorted(Path(control).iterdir()):
-                proc.run(
-                    ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "--", "control"],
-                    check=False,
-                    timeout=10,
-                )
+            for path in sorted(Path(control).iterdir()):
+                if not _end_master(path):
+                    proc.run(
+                        ["ssh", "-o", f"ControlPath={path}", "-O", "exit", "--", "control"],
+                        check=False,
+                        timeout=10,
+                    )
+
+
+def _end_master(path: Path) -> bool:
+    """End the control master listening on `path`, found by the socket's peer credentials:
+    no `ssh -O exit` process per host. Only an ssh process of this user is signalled;
+    False when that cannot be made sure of (the caller then asks ssh)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(str(path))
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _ = struct.unpack("3i", creds)
+        if uid != os.getuid() or Path(f"/proc/{pid}/comm").read_text().strip() != "ssh":
+            return False
+        os.kill(pid, signal.SIGTERM)  # the master removes its socket and closes the session
+    except (OSError, ValueError):
+        return False
+    return True
