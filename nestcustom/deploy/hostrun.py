@@ -39,7 +39,8 @@ from nestcustom.errors import NestcustomError
 ZINCATI_OFF = "/etc/zincati/config.d/90-disable-auto-updates.toml"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 AHEAD_FRESH = 120.0  # seconds facts read ahead stay good for the host's preflight
-PROBE_EVERY = 0.25  # seconds between greeting probes while a host reboots (no ssh process each)
+PROBE_EVERY = 0.25
+UP_GRACE = 10.0  # seconds a host may keep greeting after its reboot before it is polled anyway  # seconds between greeting probes while a host reboots (no ssh process each)
 # $1: the boot id before the reboot; the rest: the health checks. Once the boot id changed,
 # the status and the health checks come in the same command (one ssh process, one session).
 _POLL = (
@@ -330,18 +331,26 @@ class HostRun:
 
         Each poll is one SSH connection: the first soon, then backing off gently. Where sshd
         greeted at the host's address before the reboot, a greeting probe every
-        PROBE_EVERY seconds gates them: no ssh process while the host is down, and a poll as
-        soon as it is back."""
-        deadline = time.monotonic() + self.options.reboot_timeout
+        PROBE_EVERY seconds gates them: no ssh process while the host is down, none while it
+        still greets on its way down (its sshd lives a moment after `systemctl reboot`), and
+        a poll as soon as it is back."""
+        started = time.monotonic()
+        deadline = started + self.options.reboot_timeout
         delay = 0.5
-        next_poll = time.monotonic() + delay
+        next_poll = started + delay
+        went_down = False
+        where = self.conn.endpoint()
         while True:
             pause = PROBE_EVERY if self.greets_directly else next_poll - time.monotonic()
             if self.stops.hard.wait(max(pause, 0.0)):
                 raise Stop("wait")
-            due = time.monotonic() >= next_poll
-            where = self.conn.endpoint()
-            if due and (not self.greets_directly or answers(where.hostname, where.port)):
+            now = time.monotonic()
+            ready = now >= next_poll
+            if self.greets_directly:
+                up = answers(where.hostname, where.port)
+                went_down = went_down or not up
+                ready = ready and up and (went_down or now - started > UP_GRACE)
+            if ready:
                 delay = min(delay * 1.5, 5.0)
                 next_poll = time.monotonic() + delay
                 try:
@@ -352,12 +361,12 @@ class HostRun:
                         privileged=True,
                         name="reading the boot id",
                     ).stdout
-                    now, _, rest = out.partition("\n==status\n")
+                    boot, _, rest = out.partition("\n==status\n")
                     status, _, health = rest.partition("\n==health\n")
-                    if now.strip() and now.strip() != old and status:
+                    if boot.strip() and boot.strip() != old and status:
                         self.after = parse_status(status)
                         self.health = judge(self.options.health, health)
-                        return f"back with boot id {now.strip()}"
+                        return f"back with boot id {boot.strip()}"
                 except SshError as exc:
                     if exc.failure is Failure.HOST_KEY_CHANGED:
                         raise KeyChanged(
