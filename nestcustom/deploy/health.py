@@ -17,10 +17,12 @@ import binascii
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nestcustom.deploy.sanitize import shown
-from nestcustom.recipe.model import Recipe
+
+if TYPE_CHECKING:  # only `deploy --recipe` loads a recipe; a rollout without one never imports it
+    from nestcustom.recipe.model import Recipe
 
 SYSTEM_WAIT = 120  # seconds `is-system-running --wait` may wait for the boot to finish
 
