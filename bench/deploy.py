@@ -219,7 +219,7 @@ def main() -> None:
         """The median of each round's ratio: runs of one round ran back to back, under the
         same load, so their ratio is steadier than a ratio of medians."""
         ratios = sorted(
-            getattr(a, measure) / getattr(b, measure)
+            float(getattr(a, measure)) / float(getattr(b, measure))
             for a, b in zip(runs["nestcustom"], runs[baseline], strict=True)
         )
         middle = len(ratios) // 2
