@@ -17,6 +17,7 @@ from nestcustom.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
     from nestcustom.cli.progress import HostProgress
+    from nestcustom.deploy.health import HealthChecks
     from nestcustom.deploy.report import HostReport, RolloutResult
 
 
@@ -52,6 +53,8 @@ def _report(
     error: dict[str, Any] | None = None,
 ) -> None:
     """The hosts' reports: text on stdout, or the run's one JSON document."""
+    from nestcustom.deploy.report import text_lines
+
     counts = Counter(r.outcome for r in reports)
     if as_json:
         failed = [r.host for r in reports if not r.ok]
@@ -67,21 +70,8 @@ def _report(
             error=error,
         )
         return
-    if not reports:
-        click.echo("no hosts")
-        return
-    width = max(len(r.host) for r in reports)
-    for r in reports:
-        line = f"{r.host:{width}}  {r.outcome:11} {r.before or '-'} -> {r.after or '-'}"
-        if r.error:
-            line += f"\n{'':{width}}  error: {r.error}"
-            if r.hint:
-                line += f"\n{'':{width}}  hint: {r.hint}"
-        rollback_line = r.rollback_line()
-        if rollback_line:
-            line += f"\n{'':{width}}  rollback: {rollback_line}"
+    for line in text_lines(reports):
         click.echo(line)
-    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
 
 
 @click.command(
@@ -130,7 +120,19 @@ Examples:
 @click.option(
     "--fleetlock", "fleetlock_url", help="FleetLock server URL: take a reboot slot per host."
 )
-@click.option("--group", default="default", show_default=True, help="FleetLock group.")
+@click.option(
+    "--group",
+    default="default",
+    show_default=True,
+    help="FleetLock group (Zincati's is 'default' unless its [identity] group says otherwise).",
+)
+@click.option(
+    "--recipe",
+    "recipe_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The image's recipe: after the reboot, also check on each host that the units it "
+    "enables are active and its tests (packages, files, commands) pass; a failure rolls back.",
+)
 @click.option(
     "--tls-verify/--no-tls-verify",
     default=True,
@@ -177,6 +179,7 @@ def deploy(
     reboot_timeout: float,
     fleetlock_url: str | None,
     group: str,
+    recipe_path: Path | None,
     tls_verify: bool,
     journal_path: Path | None,
     resume_path: Path | None,
@@ -190,8 +193,10 @@ def deploy(
     Per host: preflight (status, transaction, Zincati, architecture, rpm-ostree
     version, host lock) -> take the host lock, rpm-ostree rebase
     ostree-unverified-registry:REF@DIGEST -> reboot -> wait for a new boot id ->
-    verify the booted digest -> release the lock. A host that fails after its
-    rebase is rolled back and rebooted, and both facts are reported. Every step
+    verify the booted digest and health (system running; with --recipe, its
+    units active and its tests passing) -> release the lock. A host that fails
+    after its rebase is rolled back (and rebooted if it booted the new image),
+    and both facts are reported. Every step
     is journalled; --resume continues the same rollout with its recorded options.
     """
     from click.core import ParameterSource
@@ -212,6 +217,7 @@ def deploy(
             ("reboot_timeout", "reboot_timeout"),
             ("fleetlock", "fleetlock_url"),
             ("group", "group"),
+            ("health", "recipe_path"),
         )
         if context.get_parameter_source(param) is ParameterSource.COMMANDLINE
     )
@@ -229,6 +235,7 @@ def deploy(
         disable_zincati,
         reboot_timeout,
         fleetlock,
+        _health(settings, recipe_path),
     )
     request = RolloutRequest(
         inventory_path,
@@ -258,6 +265,7 @@ def deploy(
                 "max_failures": chosen.max_failures,
                 "reboot": chosen.reboot,
                 "reboot_timeout": chosen.reboot_timeout,
+                "host_checks": [c.kind + " " + c.target for c in chosen.health.checks],
             }
         )
         return
@@ -272,6 +280,11 @@ def deploy(
                 else f"reboot (timeout {chosen.reboot_timeout:.0f} s)"
             )
         )
+        checks = chosen.health.checks
+        click.echo(
+            "checks   system running"
+            + (f", {len(checks)} from {chosen.health.source}" if checks else "")
+        )
         return
     err(
         f"{'resuming' if resume_path else 'starting'} rollout {plan.id}: {plan.target.pinned} "
@@ -285,6 +298,18 @@ def deploy(
         {"rollout": plan.id, "target": plan.target.pinned, "journal": str(result.journal_path)},
         f"finish with --resume {result.journal_path}",
     )
+
+
+def _health(settings: Settings, recipe_path: Path | None) -> HealthChecks:
+    """The host checks of `--recipe` (none without it; the system state is always checked)."""
+    from nestcustom.deploy.health import HealthChecks, from_recipe
+
+    if recipe_path is None:
+        return HealthChecks()
+    from nestcustom.recipe.load import load_recipe
+
+    loaded = load_recipe(recipe_path, settings.project)
+    return from_recipe(loaded.recipe, str(recipe_path))
 
 
 def _finish(result: RolloutResult, as_json: bool, extra: dict[str, Any], resume: str) -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from nestcustom.deploy import hostlock
 from nestcustom.deploy.decide import DriverChoice, preflight_refusal, rebase_argv, rollback_action
-from nestcustom.deploy.fleetlock import FleetLock
+from nestcustom.deploy.fleetlock import FleetLock, LockError, zincati_id
+from nestcustom.deploy.health import SCRIPT as HEALTH_SCRIPT
+from nestcustom.deploy.health import HealthChecks, judge
 from nestcustom.deploy.hoststatus import (
     FACTS_SCRIPT,
     Deployment,
@@ -35,8 +38,15 @@ from nestcustom.errors import NestcustomError
 
 ZINCATI_OFF = "/etc/zincati/config.d/90-disable-auto-updates.toml"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
-PROBE_EVERY = 0.25  # seconds between greeting probes while a host reboots (no ssh process each)
-_POLL = f'cat {BOOT_ID}; [ "$(cat {BOOT_ID})" = "$1" ] || {{ echo ==status; rpm-ostree status --json; }}'
+AHEAD_FRESH = 120.0  # seconds facts read ahead stay good for the host's preflight
+PROBE_EVERY = 0.25
+UP_GRACE = 10.0  # seconds a host may keep greeting after its reboot before it is polled anyway  # seconds between greeting probes while a host reboots (no ssh process each)
+# $1: the boot id before the reboot; the rest: the health checks. Once the boot id changed,
+# the status and the health checks come in the same command (one ssh process, one session).
+_POLL = (
+    f'old=$1; shift; cat {BOOT_ID}; [ "$(cat {BOOT_ID})" = "$old" ] && exit 0\n'
+    "echo ==status; rpm-ostree status --json; echo ==health\n" + HEALTH_SCRIPT
+)
 _CHANGE = (
     hostlock.TAKE_SCRIPT
     + 'shift 2\n[ "$#" -eq 0 ] || "$@" >&2 || exit $?\necho ==status\nrpm-ostree status --json\n'
@@ -53,6 +63,7 @@ class RolloutOptions:
     disable_zincati: bool = False
     reboot_timeout: float = 600
     fleetlock: FleetLock | None = None
+    health: HealthChecks = field(default_factory=HealthChecks)
 
     @property
     def driver(self) -> DriverChoice:
@@ -77,7 +88,30 @@ class Stop(Exception):
 
 
 class HostFailed(NestcustomError):
-    pass
+    """A host's step failed; `failure` says what kind of failure (report.FAILURES) when the
+    step's own kind (STEP_FAILURE) would not say it right."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        failure: str | None = None,
+        health: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, hint)
+        self.failure = failure
+        self.health = health
+
+
+# The kind of failure of a step, unless the error says otherwise.
+STEP_FAILURE = {
+    "preflight": "preflight",
+    "rebase": "rebase",
+    "reboot": "reboot",
+    "wait": "not-back",
+    "verify": "wrong-image",
+}
 
 
 class HostBusy(NestcustomError):
@@ -111,6 +145,10 @@ class HostRun:
     # sshd greeted at the inventory's address before the reboot, so a greeting there is a fair
     # sign the host is back (not so behind an ssh_config ProxyJump or alias)
     greets_directly: bool = False
+    health: list[str] = field(default_factory=list)  # failed health checks after the reboot
+    failed_step: str | None = None
+    # the preflight facts read ahead, while earlier hosts rebooted (rollout.py); read-only
+    ahead: Future[HostFacts] | None = None
 
     def step(
         self, name: str, action: Callable[[], str | None], *, stoppable: bool = True
@@ -126,6 +164,7 @@ class HostRun:
             detail = action()
         except NestcustomError as exc:
             message = exc.message.removeprefix(f"{self.host.name}: ")
+            self.failed_step = name
             self.steps.append(StepRecord(name, False, time.monotonic() - started, message))
             self.journal.record(self.host.name, name, "error", error=message)
             self.listen(self.host.name, name, "error")
@@ -162,10 +201,7 @@ class HostRun:
                     ) from exc
                 if self.stops.hard.wait(2.0):
                     raise Stop("preflight") from exc
-        facts = parse_facts(result.stdout)
-        if facts.lock:
-            self._check_lock(facts.lock)
-        return facts
+        return parse_facts(result.stdout)
 
     def _check_lock(self, text: str) -> None:
         holder = hostlock.parse_owner(text)
@@ -177,8 +213,28 @@ class HostRun:
         message, hint = hostlock.describe_busy(holder, text, time.time(), gone)
         raise HostBusy(message, hint)
 
+    def read_ahead(self) -> HostFacts:
+        """The preflight facts, read before the host's turn (nothing on the host changes)."""
+        return self.gather()
+
+    def _facts(self) -> HostFacts:
+        """The facts read ahead when they are fresh (their connection is kept open for the
+        change), else read now. A busy host or a running transaction is seen again by the
+        atomic lock and by rpm-ostree itself, so reading a little early misses nothing."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and not self.resumed and not self.was_rebooting:
+            try:
+                facts, read_at = ahead.result(), getattr(ahead, "read_at", 0.0)
+                if time.monotonic() - read_at < AHEAD_FRESH:
+                    return facts
+            except NestcustomError:
+                pass  # read again, now: that failure is the one reported
+        return self.gather()
+
     def preflight(self) -> str:
-        facts = self.facts = self.gather()
+        facts = self.facts = self._facts()
+        if facts.lock:
+            self._check_lock(facts.lock)
         # `rollback` (no target) is not held back by an update driver (contract section 2).
         choice = self.options.driver if self.target else DriverChoice(bypass_driver=True)
         refusal = preflight_refusal(facts, self.target.arch if self.target else None, choice)
@@ -204,9 +260,18 @@ class HostRun:
         if result.returncode == hostlock.BUSY_EXIT and "lock: busy" in result.stdout:
             self.lock_held = False
             self._check_lock(result.stdout.partition("lock: busy ")[2].strip())
+        tail = "\n".join(SshError.clean_tail(result.stderr)) or f"exit {result.returncode}"
+        if not result.stdout.startswith("lock: taken"):
+            # The lock script itself failed (no /var/lib/nestcustom, no mktemp, a full disk):
+            # nothing ran after it, and there is no lock of ours to release.
+            self.lock_held = False
+            raise HostFailed(
+                f"taking the host lock {hostlock.LOCK_PATH} failed: {tail}",
+                "look at /var/lib/nestcustom on the host (a read-only or full /var?)",
+                failure="host-lock",
+            )
         if result.returncode != 0:
-            tail = "\n".join(SshError.clean_tail(result.stderr))
-            raise HostFailed(f"{' '.join(argv[:2]) or 'taking the host lock'} failed: {tail}")
+            raise HostFailed(f"{' '.join(argv[:2]) or 'the command'} failed: {tail}")
         return parse_status(result.stdout.partition("==status\n")[2])
 
     def change(self) -> str:
@@ -229,18 +294,28 @@ class HostRun:
         return ("already staged " if already else "staged ") + str(staged.image_digest)
 
     def reboot(self) -> str:
-        if self.options.fleetlock and not self.slot_held:
-            self.options.fleetlock.acquire(self.machine_id(), timeout=self.options.reboot_timeout)
+        lock = self.options.fleetlock
+        if lock and not self.slot_held:
+            try:
+                lock.acquire(self.machine_id(), self.options.reboot_timeout, self.stops.soft.wait)
+            except LockError as exc:
+                if exc.held and self.stops.soft.is_set():
+                    raise Stop("reboot") from exc
+                raise HostFailed(exc.message, exc.hint, failure="fleetlock") from exc
             self.slot_held = True
             self.journal.record(self.host.name, "slot", "taken")
         self._systemctl_reboot()
         return "reboot requested"
 
     def machine_id(self) -> str:
-        return (self.facts.machine_id if self.facts else "") or self.host.name
+        """The id the FleetLock slot is taken under: Zincati's node id for this host, so the
+        two share the slot (and Zincati releases it at its next start, as it does its own)."""
+        machine = self.facts.machine_id if self.facts else ""
+        return zincati_id(machine) or machine or self.host.name
 
     def _systemctl_reboot(self) -> None:
-        self.greets_directly = answers(self.host.address, self.host.port)
+        where = self.conn.endpoint()
+        self.greets_directly = not where.proxied and answers(where.hostname, where.port)
         try:
             self.conn.run(["systemctl", "reboot"], privileged=True, timeout=30)
         except SshError as exc:
@@ -256,26 +331,49 @@ class HostRun:
 
         Each poll is one SSH connection: the first soon, then backing off gently. Where sshd
         greeted at the host's address before the reboot, a greeting probe every
-        PROBE_EVERY seconds gates them: no ssh process while the host is down, and a poll as
-        soon as it is back."""
-        deadline = time.monotonic() + self.options.reboot_timeout
+        PROBE_EVERY seconds gates them: no ssh process while the host is down, none while it
+        still greets on its way down (its sshd lives a moment after `systemctl reboot`), and
+        a poll as soon as it is back."""
+        started = time.monotonic()
+        deadline = started + self.options.reboot_timeout
         delay = 0.5
-        next_poll = time.monotonic() + delay
+        next_poll = started + delay
+        went_down = False
+        where = self.conn.endpoint()
         while True:
             pause = PROBE_EVERY if self.greets_directly else next_poll - time.monotonic()
             if self.stops.hard.wait(max(pause, 0.0)):
                 raise Stop("wait")
-            due = time.monotonic() >= next_poll
-            if due and (not self.greets_directly or answers(self.host.address, self.host.port)):
+            now = time.monotonic()
+            ready = now >= next_poll
+            if self.greets_directly:
+                up = answers(where.hostname, where.port)
+                went_down = went_down or not up
+                ready = ready and up and (went_down or now - started > UP_GRACE)
+            if ready:
                 delay = min(delay * 1.5, 5.0)
                 next_poll = time.monotonic() + delay
                 try:
-                    out = self.conn.script(_POLL, old, name="reading the boot id").stdout
-                    now, _, status = out.partition("\n==status\n")
-                    if now.strip() and now.strip() != old and status:
+                    out = self.conn.script(
+                        _POLL,
+                        old,
+                        *self.options.health.argv(),
+                        privileged=True,
+                        name="reading the boot id",
+                    ).stdout
+                    boot, _, rest = out.partition("\n==status\n")
+                    status, _, health = rest.partition("\n==health\n")
+                    if boot.strip() and boot.strip() != old and status:
                         self.after = parse_status(status)
-                        return f"back with boot id {now.strip()}"
+                        self.health = judge(self.options.health, health)
+                        return f"back with boot id {boot.strip()}"
                 except SshError as exc:
+                    if exc.failure is Failure.HOST_KEY_CHANGED:
+                        raise KeyChanged(
+                            f"came back with another host key: {exc.message.partition(': ')[2]}",
+                            exc.hint,
+                            failure="key-changed",
+                        ) from exc
                     if exc.failure is not Failure.UNREACHABLE:
                         raise
             if time.monotonic() > deadline:
@@ -289,7 +387,20 @@ class HostRun:
         booted = (self.after or self.status()).booted
         if booted is None or booted.image_digest != self.target.digest:
             raise HostFailed(f"came back on {identity(booted)}, not {self.target.digest}")
-        return f"booted {booted.image_digest}"
+        if self.health:
+            count = len(self.health)
+            raise HostFailed(
+                f"on the target but not healthy: {self.health[0]}"
+                + (f" (and {count - 1} more)" if count > 1 else ""),
+                "the health lines say which checks failed; `systemctl status UNIT` on the "
+                "host says why",
+                failure="unhealthy",
+                health=tuple(self.health),
+            )
+        checks = len(self.options.health.checks)
+        return f"booted {booted.image_digest}; system running" + (
+            f", {checks} host check(s) passed" if checks else ""
+        )
 
     def roll_back(self) -> bool:
         """Put the host back on its previous deployment; True when verified."""
@@ -333,3 +444,8 @@ class HostRun:
 
 class NotBack(HostFailed):
     """The host did not answer after its reboot: no rollback can be sent to it."""
+
+
+class KeyChanged(HostFailed):
+    """The host answered after its reboot with another host key: nothing more is sent to it
+    (it is presumably running the target, but that cannot be verified)."""

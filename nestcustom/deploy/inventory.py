@@ -1,6 +1,6 @@
 """The inventory: which hosts, how to reach them, in which groups.
 
-Two shapes are read, both checked against `inventory.schema.json` with every
+Three shapes are read: two YAML ones, checked against `inventory.schema.json` with every
 problem located at FILE:LINE:COL:
 
     # nestcustom's own
@@ -16,6 +16,7 @@ problem located at FILE:LINE:COL:
       children:
         canary: {hosts: {web1: {ansible_host: 192.0.2.10}}}
 
+and an Ansible INI inventory (inventory_ini.py), checked by the same rules.
 Passwords are refused in any spelling: keys or an SSH agent only. Addresses
 and users are restricted so that none can be read by ssh as an option.
 """
@@ -23,41 +24,39 @@ and users are restricted so that none can be read by ssh as an option.
 from __future__ import annotations
 
 import difflib
-import re
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nestcustom.deploy.inventory_ini import (
+    ANSIBLE_KEYS,
+    PASSWORD_HINT,
+    SECRET,
+    Row,
+    is_ini,
+    read_ini,
+)
 from nestcustom.deploy.inventory_schema import locate, schema_problems
 from nestcustom.errors import BadInputError, Location, Problem
 from nestcustom.recipe.schema import format_path
 from nestcustom.recipe.source import INVENTORY, YamlList, YamlMap, load_yaml
 
-_ANSIBLE = {
-    "ansible_host": "address",
-    "ansible_port": "port",
-    "ansible_user": "user",
-    "ansible_ssh_private_key_file": "key",
-    "ansible_become": "sudo",
-}
-# password, passwd, pass, passphrase as a word of the key: ansible_become_pass, PASSWORD, ...
-_SECRET = re.compile(r"(^|_)(pass|passwd|password|passphrase)($|_)|password")
+_ANSIBLE = ANSIBLE_KEYS
+_SECRET = SECRET
 
 
 @dataclass(frozen=True)
 class Host:
     name: str
-    address: str
-    port: int = 22
-    user: str = "root"
+    address: str  # a DNS name, an ssh_config alias, or an IP address (IPv6 without brackets)
+    port: int | None = None  # None: what ssh_config says (else 22)
+    user: str | None = None  # None: what ssh_config says (else the local login name)
     key: str | None = None
     known_hosts: str | None = None
     sudo: bool = False
     groups: tuple[str, ...] = ()
-
-    @property
-    def needs_sudo(self) -> bool:
-        return self.sudo or self.user != "root"
+    ssh_config: str | None = None  # ssh -F FILE; None: ~/.ssh/config
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,11 @@ class Inventory:
 
 
 def load_inventory(path: Path) -> Inventory:
-    """Read and check an inventory; every problem at once, located, as one BadInputError."""
+    """Read and check an inventory (YAML, or an Ansible INI inventory); every problem at once,
+    located, as one BadInputError."""
+    if is_ini(path):
+        rows, problems, ini_warnings = read_ini(path)
+        return _checked(rows, problems, ini_warnings)
     doc, problems = load_yaml(path, kind=INVENTORY)
     fallback = Location(str(path), 1, 1)
     if doc is not None and not isinstance(doc, YamlMap):
@@ -104,6 +107,11 @@ def load_inventory(path: Path) -> Inventory:
         raise _invalid(problems)
     warnings: list[str] = []
     rows = _own_rows(doc, fallback, problems) if own else _ansible_rows(doc, fallback, warnings)
+    return _checked(rows, problems, warnings)
+
+
+def _checked(rows: list[Row], problems: list[Problem], warnings: list[str]) -> Inventory:
+    """Hosts from rows: each once, each address usable; or every problem, located."""
     seen: dict[str, Location] = {}
     for name, at, _ in rows:
         if name in seen:
@@ -117,6 +125,11 @@ def load_inventory(path: Path) -> Inventory:
                 )
             )
         seen.setdefault(name, at)
+    for name, at, row in rows:
+        address, problem = normal_address(str(row.get("address", name)))
+        if problem:
+            problems.append(Problem(at, "", f"host {name!r}: {problem}", ADDRESS_HINT))
+        row["address"] = address
     if problems:
         raise _invalid(problems)
     return Inventory(tuple(_host(row) for _, _, row in rows), tuple(warnings))
@@ -139,8 +152,7 @@ def _secrets(node: Any, fallback: Location, path: tuple[str | int, ...] = ()) ->
                         (node.key_origin(key) or node.origin).location,
                         format_path((*path, key)),
                         f"{key!r} holds a password: nestcustom never handles passwords",
-                        "remove it; use an SSH key (key: or ansible_ssh_private_key_file:) "
-                        "or an SSH agent, and passwordless sudo",
+                        PASSWORD_HINT,
                     )
                 )
             else:
@@ -149,9 +161,6 @@ def _secrets(node: Any, fallback: Location, path: tuple[str | int, ...] = ()) ->
         for index, item in enumerate(node):
             found += _secrets(item, fallback, (*path, index))
     return found
-
-
-Row = tuple[str, Location, dict[str, Any]]  # host name, where it was written, its settings
 
 
 def _own_rows(doc: YamlMap, fallback: Location, problems: list[Problem]) -> list[Row]:
@@ -217,14 +226,35 @@ def _ansible_rows(doc: YamlMap, fallback: Location, warnings: list[str]) -> list
 
 
 def _host(row: dict[str, Any]) -> Host:
-    key, known = row.get("key"), row.get("known_hosts")
+    key, known, config = row.get("key"), row.get("known_hosts"), row.get("ssh_config")
     return Host(
         name=row["name"],
         address=row.get("address", row["name"]),
-        port=row.get("port", 22),
-        user=row.get("user", "root"),
+        port=row.get("port"),
+        user=row.get("user"),
         key=str(Path(key).expanduser()) if key else None,
         known_hosts=str(Path(known).expanduser()) if known else None,
         sudo=row.get("sudo", False),
         groups=tuple(row.get("groups", ())),
+        ssh_config=str(Path(config).expanduser()) if config else None,
     )
+
+
+ADDRESS_HINT = (
+    "write a DNS name, an ssh_config alias, an IPv4 address or an IPv6 address "
+    "([2001:db8::1] or 2001:db8::1); put the port in port: (ansible_port:)"
+)
+
+
+def normal_address(address: str) -> tuple[str, str | None]:
+    """(the address as ssh and sockets take it, why it is unusable or None). An IPv6 literal
+    loses its brackets (ssh and the known_hosts lookup want it bare); a text with a colon
+    that is no IPv6 address, such as HOST:PORT, is refused here, not at the first ssh."""
+    bare = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    if bare == address and not any(c in address for c in ":[]%"):
+        return address, None
+    try:
+        ipaddress.IPv6Address(bare)
+    except ValueError:
+        return address, f"{address!r} is not a host name or an IP address"
+    return bare, None

@@ -21,11 +21,14 @@ from typing import Any
 from nestcustom.errors import BadInputError
 
 Row = tuple[int, dict[str, Any]]  # line number, the row
+ROLLOUT_KEY = "rollout_id"  # in every row after the header: the header's id
+_NOT_OURS = "a journal is written by nestcustom deploy; pass the file it named"
 
 
 class Journal:
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, rollout: str) -> None:
         self.path = path
+        self.rollout = rollout  # the header's id: every later row carries it (ROLLOUT_KEY)
         self._fd = fd
         self._lock = threading.Lock()
 
@@ -37,23 +40,27 @@ class Journal:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise journal_exists(path) from None
-        journal = cls(path, _locked(path, fd))
-        journal.write({kind: header})
+        journal = cls(path, _locked(path, fd), str(header["id"]))
+        journal._append({kind: header})
         return journal
 
     @classmethod
-    def reopen(cls, path: Path) -> Journal:
-        """The journal of a rollout being resumed, to append to."""
+    def reopen(cls, path: Path, rollout: str) -> Journal:
+        """The journal of rollout `rollout` being resumed, to append to."""
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         except OSError as exc:
             raise BadInputError(f"{path}: cannot open the journal: {exc.strerror}") from exc
-        return cls(path, _locked(path, fd))
+        return cls(path, _locked(path, fd), rollout)
 
     def record(self, host: str, step: str, state: str, **data: Any) -> None:
         self.write({"host": host, "step": step, "state": state, "data": data})
 
     def write(self, row: dict[str, Any]) -> None:
+        """A row of this rollout (it carries the rollout's id, checked when it is read back)."""
+        self._append({ROLLOUT_KEY: self.rollout, **row})
+
+    def _append(self, row: dict[str, Any]) -> None:
         row = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **row}
         line = (json.dumps(row, sort_keys=True) + "\n").encode()
         with self._lock:
@@ -104,17 +111,34 @@ def read_rows(path: Path) -> list[Row]:
             column = getattr(exc, "colno", 1)
             raise BadInputError(
                 f"{path}:{number}:{column}: not a journal row: {getattr(exc, 'msg', exc)}",
-                "a journal is written by nestcustom deploy; pass the file it named",
+                _NOT_OURS,
             ) from None
         problem = _shape_problem(row, first=number == 1)
         if problem:
             raise BadInputError(
                 f"{path}:{number}:1: {problem}",
-                "a journal is written by nestcustom deploy; pass the file it named",
+                _NOT_OURS,
             )
         rows.append((number, row))
-    if torn and not rows:
-        raise BadInputError(f"{path}:1:1: not a nestcustom journal")
+    if not rows:
+        raise BadInputError(
+            f"{path}:1:1: " + ("not a nestcustom journal" if torn else "the journal is empty"),
+            "a journal starts with its rollout's header; pass the file `deploy` named",
+        )
+    rollout = rows[0][1]["rollout"]["id"]
+    for number, row in rows[1:]:
+        if row.get(ROLLOUT_KEY) != rollout:
+            found = row.get(ROLLOUT_KEY)
+            raise BadInputError(
+                f"{path}:{number}:1: "
+                + (
+                    f"this row belongs to rollout {found!r}, not to {rollout!r} (the header's)"
+                    if found is not None
+                    else f"this row names no rollout (the header's is {rollout!r})"
+                ),
+                "a journal holds the rows of one rollout only; it was edited or joined from "
+                "several files: resume with the journal the rollout wrote",
+            )
     return rows
 
 

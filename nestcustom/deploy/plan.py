@@ -18,6 +18,7 @@ from typing import Any
 
 from nestcustom.deploy.decide import recheck
 from nestcustom.deploy.fleetlock import FleetLock
+from nestcustom.deploy.health import from_record, to_record
 from nestcustom.deploy.hostlock import this_controller, valid_rollout_id
 from nestcustom.deploy.hostrun import HostRun, Listener, Owner, RolloutOptions
 from nestcustom.deploy.hoststatus import parse_status
@@ -41,6 +42,7 @@ RECORDED = {
     "reboot_timeout": "--reboot-timeout",
     "fleetlock": "--fleetlock",
     "group": "--group",
+    "health": "--recipe",
 }
 
 
@@ -86,6 +88,7 @@ def recorded_options(options: RolloutOptions) -> dict[str, Any]:
         "reboot_timeout": options.reboot_timeout,
         "fleetlock": lock.base_url if lock else None,
         "group": lock.group if lock else None,
+        "health": to_record(options.health),
     }
 
 
@@ -100,6 +103,7 @@ def options_from_record(path: Path, record: dict[str, Any]) -> RolloutOptions:
             bool(record["disable_zincati"]),
             float(record["reboot_timeout"]),
             lock,
+            from_record(record.get("health") or {"source": "", "checks": []}),
         )
     except (KeyError, TypeError, ValueError, BadInputError) as exc:
         raise BadInputError(
@@ -186,7 +190,7 @@ def plan_rollout(request: RolloutRequest) -> RolloutPlan:
 
 def _open_journal(plan: RolloutPlan, owner: Owner) -> Journal:
     if plan.replay is not None:
-        journal = Journal.reopen(plan.journal_path)
+        journal = Journal.reopen(plan.journal_path, plan.id)
         journal.write({"resume": {"controller": owner.controller}})
         return journal
     hosts = [h.name for h in plan.hosts]
@@ -225,6 +229,11 @@ def run_rollout(
 ) -> RolloutResult:
     """Change the plan's hosts; stop signals end it at a step boundary."""
     owner = Owner(plan.id, str(plan.journal_path.resolve()), this_controller(), plan.take_over)
+    lock = plan.options.fleetlock
+    if lock is not None and plan.hosts and plan.options.reboot:
+        # Before anything changes: a lock server that is down, failing or refuses the group
+        # would otherwise let every host be rebased, then rolled back for want of a slot.
+        lock.check()
     journal = _open_journal(plan, owner)
     try:
         with stop_on_signals(notice) as stops, ssh_session(accept_new_host_keys) as ssh:

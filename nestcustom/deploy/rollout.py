@@ -16,9 +16,17 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from nestcustom.deploy.decide import may_start, skip_reason
-from nestcustom.deploy.hostrun import HostBusy, HostRun, NotBack, Stop
+from nestcustom.deploy.hostrun import (
+    STEP_FAILURE,
+    HostBusy,
+    HostFailed,
+    HostRun,
+    KeyChanged,
+    NotBack,
+    Stop,
+)
 from nestcustom.deploy.hoststatus import identity
-from nestcustom.deploy.report import NOT_BACK, HostReport, StepRecord
+from nestcustom.deploy.report import KEY_CHANGED, NOT_BACK, HostReport, StepRecord
 from nestcustom.errors import NestcustomError
 
 
@@ -81,9 +89,26 @@ def _failed(
     run: HostRun, exc: NestcustomError, changed: bool, report: Callable[..., HostReport]
 ) -> HostReport:
     error = exc.message.removeprefix(f"{run.host.name}: ")
+    failure = (exc.failure if isinstance(exc, HostFailed) else None) or STEP_FAILURE.get(
+        run.failed_step or "", "preflight"
+    )
+    health = exc.health if isinstance(exc, HostFailed) else ()
     if isinstance(exc, NotBack):
         # Nothing can be sent to a host that does not answer; say so, never "rolled back".
-        return report("failed", None, error=error, hint=exc.hint, rollback_note=NOT_BACK)
+        return report(
+            "failed", None, error=error, hint=exc.hint, rollback_note=NOT_BACK, failure=failure
+        )
+    if isinstance(exc, KeyChanged):
+        # Nothing more is sent to a host that answers with another key: not even a rollback.
+        assert run.target is not None
+        return report(
+            "failed",
+            f"{run.target.digest}?",
+            error=error,
+            hint=exc.hint,
+            rollback_note=KEY_CHANGED,
+            failure=failure,
+        )
     rolled_back, verified = False, None
     if changed and run.previous is not None:
         rolled_back = True
@@ -107,7 +132,24 @@ def _failed(
         hint=exc.hint,
         rolled_back=rolled_back,
         rollback_verified=verified,
+        failure=failure,
+        health=health,
     )
+
+
+def _read_ahead(
+    pending: deque[HostRun], batch: int, pool: ThreadPoolExecutor, stopping: bool
+) -> None:
+    """Read the preflight facts of the next `batch` queued hosts while the running ones
+    change and reboot: reading changes nothing on a host (so --batch still bounds the hosts
+    being changed), and their turn then starts with the rebase."""
+    if stopping:
+        return
+    for run in list(pending)[:batch]:
+        if run.ahead is None and not run.resumed and not run.was_rebooting:
+            future = pool.submit(run.read_ahead)
+            future.read_at = time.monotonic()  # type: ignore[attr-defined]
+            run.ahead = future
 
 
 def rollout(
@@ -126,7 +168,10 @@ def rollout(
     stops, journal = runs[0].stops, runs[0].journal
     reports: dict[str, HostReport] = {}
     pending = deque(runs)
-    with ThreadPoolExecutor(max_workers=max(1, batch), thread_name_prefix="deploy") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, batch), thread_name_prefix="deploy") as pool,
+        ThreadPoolExecutor(max_workers=max(1, batch), thread_name_prefix="ahead") as ahead,
+    ):
         active: dict[Future[HostReport], HostRun] = {}
         while pending or active:
             while (
@@ -138,6 +183,7 @@ def rollout(
                 active[pool.submit(deploy_host, run)] = run
             if not active:
                 break
+            _read_ahead(pending, batch, ahead, stops.soft.is_set())
             done, _ = wait(active, return_when=FIRST_COMPLETED)
             for future in done:
                 run = active.pop(future)

@@ -9,8 +9,11 @@ control connection per host is reused for every command of a rollout.
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import socket
+import struct
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -83,12 +86,57 @@ def classify(stderr: str) -> Failure:
     return Failure.UNREACHABLE
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where ssh really goes for a host, once its config is applied."""
+
+    hostname: str
+    port: int
+    user: str
+    proxied: bool = False  # through a ProxyJump or ProxyCommand: the address itself may not greet
+
+
+def parse_ssh_g(text: str, host: Host) -> Endpoint:
+    """`ssh -G`'s answer (the configuration ssh would use, one `key value` a line)."""
+    config: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        config.setdefault(key.lower(), value.strip())
+    port = config.get("port", "")
+    return Endpoint(
+        config.get("hostname") or host.address,
+        int(port) if port.isdigit() else host.port or 22,
+        config.get("user") or host.user or "root",
+        config.get("proxyjump", "none") != "none" or config.get("proxycommand", "none") != "none",
+    )
+
+
 class Connection:
     """Commands on one host."""
 
     def __init__(self, host: Host, options: SshOptions) -> None:
         self.host = host
         self.options = options
+        self._endpoint: Endpoint | None = None
+
+    def endpoint(self) -> Endpoint:
+        """Where ssh goes for this host. When the inventory leaves the port or the user to the
+        ssh_config, `ssh -G` says what the config makes of them (it reads the config and
+        connects nowhere); else the inventory's values, which the command line imposes."""
+        if self._endpoint is None:
+            host = self.host
+            if host.port is not None and host.user is not None and host.ssh_config is None:
+                self._endpoint = Endpoint(host.address, host.port, host.user)
+            else:
+                done = proc.run(
+                    [*self.ssh_options(), "-G", "--", host.address], check=False, timeout=10
+                )
+                self._endpoint = parse_ssh_g(done.stdout if done.returncode == 0 else "", host)
+        return self._endpoint
+
+    @property
+    def needs_sudo(self) -> bool:
+        return self.host.sudo or self.endpoint().user != "root"
 
     def ssh_argv(self) -> list[str]:
         """ssh, its options, `--`, the destination: nothing after `--` can be read as an option."""
@@ -96,12 +144,15 @@ class Connection:
 
     def ssh_options(self) -> list[str]:
         host, opts = self.host, self.options
-        argv = [
-            "ssh",
-            "-p",
-            str(host.port),
-            "-l",
-            host.user,
+        argv = ["ssh"]
+        if host.ssh_config:
+            argv += ["-F", host.ssh_config]
+        # Only what the inventory sets: the rest is the ssh_config's (an alias's Port and User).
+        if host.port is not None:
+            argv += ["-p", str(host.port)]
+        if host.user is not None:
+            argv += ["-l", host.user]
+        argv += [
             "-o",
             "BatchMode=yes",
             "-o",
@@ -137,7 +188,7 @@ class Connection:
     ) -> proc.Result:
         """Run `command` (an argument list) on the host; sudo when needed for a non-root user."""
         words = list(command)
-        if privileged and self.host.needs_sudo:
+        if privileged and self.needs_sudo:
             words = ["sudo", "-n", "--", *words]
         try:
             result = proc.run(
@@ -237,9 +288,28 @@ def ssh_session(accept_new_host_keys: bool) -> Iterator[SshOptions]:
         try:
             yield SshOptions(Path(control), accept_new_host_keys)
         finally:
-            for socket in sorted(Path(control).iterdir()):
-                proc.run(
-                    ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "--", "control"],
-                    check=False,
-                    timeout=10,
-                )
+            for path in sorted(Path(control).iterdir()):
+                if not _end_master(path):
+                    proc.run(
+                        ["ssh", "-o", f"ControlPath={path}", "-O", "exit", "--", "control"],
+                        check=False,
+                        timeout=10,
+                    )
+
+
+def _end_master(path: Path) -> bool:
+    """End the control master listening on `path`, found by the socket's peer credentials:
+    no `ssh -O exit` process per host. Only an ssh process of this user is signalled;
+    False when that cannot be made sure of (the caller then asks ssh)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(str(path))
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _ = struct.unpack("3i", creds)
+        if uid != os.getuid() or Path(f"/proc/{pid}/comm").read_text().strip() != "ssh":
+            return False
+        os.kill(pid, signal.SIGTERM)  # the master removes its socket and closes the session
+    except (OSError, ValueError):
+        return False
+    return True

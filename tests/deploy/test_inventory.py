@@ -36,8 +36,9 @@ def test_own_format(tmp_path: Path) -> None:
         )
     )
     web1, web2 = inventory.hosts
-    assert (web1.user, web1.port, web1.needs_sudo, web1.groups) == ("core", 22, True, ("canary",))
-    assert (web2.user, web2.port, web2.needs_sudo) == ("root", 2222, False)
+    # A port left out is left to ssh_config (ssh -p only where the inventory sets one).
+    assert (web1.user, web1.port, web1.groups) == ("core", None, ("canary",))
+    assert (web2.user, web2.port) == ("root", 2222)
     assert web1.key is not None and not web1.key.startswith("~")
     assert [h.name for h in inventory.select(("rest",))] == ["web2"]
     assert [h.name for h in inventory.select(("web2", "canary"))] == ["web1", "web2"]
@@ -198,7 +199,7 @@ def test_every_host_field_and_its_default(tmp_path: Path) -> None:
         )
     )
     assert inventory.hosts == (
-        Host("a", "a", 22, "root", None, "/etc/kh", True, ()),
+        Host("a", "a", None, None, None, "/etc/kh", True, ()),
         Host("b", "10.0.0.2", 2200, "core", "/k", "/kh2", False, ("g",)),
     )
     ansible = load_inventory(
@@ -209,8 +210,8 @@ def test_every_host_field_and_its_default(tmp_path: Path) -> None:
         )
     )
     assert ansible.hosts == (
-        Host("top", "top", 22, "root", None, None, False, ()),
-        Host("deep", "deep", 22, "root", "/k", None, False, ("sub",)),
+        Host("top", "top", None, None, None, None, False, ()),
+        Host("deep", "deep", None, None, "/k", None, False, ("sub",)),
     )
     assert ansible.warnings == ()
 

@@ -44,9 +44,9 @@ def test_one_controller_per_journal(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     first = journal(path)
     with pytest.raises(BadInputError, match="in use by another running nestcustom"):
-        Journal.reopen(path)
+        Journal.reopen(path, "0" * 32)
     first.close()
-    Journal.reopen(path).close()
+    Journal.reopen(path, "0" * 32).close()
 
 
 def test_replay_keeps_full_reports_and_what_each_host_was_doing(tmp_path: Path) -> None:
@@ -115,13 +115,13 @@ def test_replay_keeps_full_reports_and_what_each_host_was_doing(tmp_path: Path) 
             "j.jsonl:2:43: not a journal row: Expecting ','",
         ),
         (
-            ["HEADER", '{"time": "t", "host": "z", "step": "done", "state": "ok", "data": {}}'],
+            ["HEADER", '{"time": "t", "host": "z", "step": "done", "state": "ok", "data": {}, ID}'],
             "j.jsonl:2:1: host 'z' is not part of this rollout",
         ),
         (
             [
                 "HEADER",
-                '{"time": "t", "host": "a", "step": "done", "state": "ok", "data": {"report": {"host": "a"}}}',
+                '{"time": "t", "host": "a", "step": "done", "state": "ok", "data": {"report": {"host": "a"}}, ID}',
             ],
             "j.jsonl:2:1: the done row of a holds no report",
         ),
@@ -134,7 +134,10 @@ def test_corrupt_journals_are_located_bad_input(
     path = tmp_path / "j.jsonl"
     header = json.dumps({"time": "t", "rollout": HEADER})
     text = "\n".join(
-        line.replace("HEADER", header).replace("HEAD", json.dumps(HEADER)) for line in lines
+        line.replace("HEADER", header)
+        .replace("HEAD", json.dumps(HEADER))
+        .replace("ID}", f'"rollout_id": "{HEADER["id"]}"}}')
+        for line in lines
     )
     path.write_text(text + "\n")
     with pytest.raises(BadInputError) as caught:
@@ -166,3 +169,39 @@ def test_replay_keeps_the_header_the_first_before_and_a_blank_trail(tmp_path: Pa
     assert done.header == Header("0" * 32, target, ("a", "b", "c"), {"max_failures": 2})
     assert done.trail("a").before == "x"  # what it booted when this rollout first saw it
     assert done.trail("b") == Trail()  # no row yet: not started, nothing to resume from
+
+
+def test_an_empty_journal_is_located_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    path.write_text("")
+    with pytest.raises(BadInputError) as caught:
+        replay(path, read_rows(path))
+    assert caught.value.message == f"{path}:1:1: the journal is empty"
+    assert caught.value.hint and "header" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("rollout", "expected"),
+    [
+        ("f" * 32, f"this row belongs to rollout {'f' * 32!r}, not to {'0' * 32!r} (the header's)"),
+        (None, f"this row names no rollout (the header's is {'0' * 32!r})"),
+    ],
+)
+def test_every_row_must_carry_the_headers_rollout_id(
+    tmp_path: Path, rollout: str | None, expected: str
+) -> None:
+    """A row spliced in from another rollout's journal (or an edited one) is refused, located."""
+    path = tmp_path / "j.jsonl"
+    j = journal(path)
+    j.record("a", "preflight", "noted", before="x")
+    j.close()
+    row = {"time": "t", "host": "b", "step": "preflight", "state": "start", "data": {}}
+    if rollout is not None:
+        row["rollout_id"] = rollout
+    with path.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    with pytest.raises(BadInputError) as caught:
+        read_rows(path)
+    assert caught.value.message == f"{path}:3:1: {expected}"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows[1]["rollout_id"] == HEADER["id"]  # what deploy writes in every row

@@ -142,3 +142,31 @@ def test_without_a_direct_greeting_every_poll_is_an_ssh_attempt(tmp_path: Path) 
     assert run.greets_directly is False
     assert run.wait_for_new_boot("1" * 32) == f"back with boot id {NEW_BOOT}"
     assert len(conn.polls) == 1
+
+
+def test_no_poll_while_the_host_still_greets_on_its_way_down(tmp_path: Path) -> None:
+    """sshd lives a moment after `systemctl reboot`: a poll then would find the old boot id
+    and cost one more ssh process and remote command."""
+    port = free_port()
+    run, conn = host_run(tmp_path, port)
+    run.greets_directly = True
+    back = threading.Event()
+    back_at: list[float] = []
+
+    def reboot() -> None:  # greets 1 s more, down 0.7 s, then back
+        with greeter(b"SSH-2.0-OpenSSH_9.2\r\n", port):
+            time.sleep(1.0)
+        time.sleep(0.7)
+        with greeter(b"SSH-2.0-OpenSSH_9.2\r\n", port):
+            back_at.append(time.monotonic())
+            back.wait()
+
+    host = threading.Thread(target=reboot)
+    host.start()
+    time.sleep(0.1)
+    try:
+        assert run.wait_for_new_boot("1" * 32) == f"back with boot id {NEW_BOOT}"
+    finally:
+        back.set()
+        host.join()
+    assert len(conn.polls) == 1 and conn.polls[0] >= back_at[0]

@@ -328,7 +328,7 @@ def test_fleetlock_slot_taken_per_reboot_and_released(
 ) -> None:
     hosts = fleet(2)
     inventory = hosts.inventory(tmp_path / "hosts.yaml")
-    semaphore = Semaphore(slots=1)
+    semaphore = Semaphore(slots=1, groups=("default", "workers"))
     with serve_fleetlock(semaphore=semaphore) as url:
         result = nestcustom(
             tmp_path,
@@ -367,10 +367,11 @@ def test_fleetlock_slot_taken_per_reboot_and_released(
             "--json",
         )
     host = report(blocked)["host1"]
-    assert (
-        "no FleetLock reboot slot within 10 s (failed_lock: all 1 semaphore slots are held)"
-        in str(host["error"])
+    assert str(host["error"]).startswith(
+        f"no FleetLock reboot slot within 10 s in group default of {url}: "
+        "HTTP 500 failed_lock: all 1 semaphore slots currently locked"
     )
+    assert host["failure"] == "fleetlock"
     assert (host["rolled_back"], host["rollback_verified"]) == (
         True,
         True,

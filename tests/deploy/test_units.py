@@ -5,16 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from nestcustom.deploy.fleetlock import FleetLock, LockError
 from nestcustom.deploy.hoststatus import parse_status
 from nestcustom.deploy.ssh import Failure, classify
-from nestcustom.errors import BadInputError
-from tests.deploy.fleetlock_server import serve_fleetlock
 
 STATUS = {
     "deployments": [
@@ -82,27 +78,6 @@ def test_status_model() -> None:
 )
 def test_ssh_failures_are_classified(stderr: str, failure: Failure) -> None:
     assert classify(stderr) is failure
-
-
-@pytest.fixture
-def fleetlock_url() -> Iterator[str]:
-    with serve_fleetlock() as url:
-        yield url
-
-
-def test_fleetlock_slot_is_shared_and_reentrant(fleetlock_url: str) -> None:
-    lock = FleetLock(fleetlock_url, "workers")
-    lock.acquire("host-a", timeout=1)
-    lock.acquire("host-a", timeout=1)  # re-entrant for the owner
-    with pytest.raises(LockError, match="failed_lock: all 1 semaphore slots are held"):
-        lock.acquire("host-b", timeout=0.5, poll=0.1)
-    lock.release("host-a")
-    lock.acquire("host-b", timeout=1)
-
-
-def test_fleetlock_group_must_match_protocol() -> None:
-    with pytest.raises(BadInputError, match="must match"):
-        FleetLock("http://127.0.0.1/", "bad group!")
 
 
 def test_deploy_refuses_a_malformed_reference_before_any_network(tmp_path: Path) -> None:
