@@ -365,17 +365,8 @@ def status(
     rows = fleet_status(inventory.select(host_names), accept_new_host_keys)
     unreachable = [row["host"] for row in rows if not row["reachable"]]
     if as_json:
-        output.emit(
-            {"hosts": rows},
-            exit_code=EXIT_FAILURE if unreachable else 0,
-            error={
-                "kind": "failure",
-                "message": f"{len(unreachable)} host(s) could not be read: {', '.join(unreachable)}",
-                "hint": None,
-            }
-            if unreachable
-            else None,
-        )
+        failure = f"{len(unreachable)} host(s) could not be read: {', '.join(unreachable)}"
+        output.emit_result({"hosts": rows}, failure if unreachable else None)
     else:
         for row in rows:
             if not row["reachable"]:

@@ -154,16 +154,10 @@ def build(
     _report_builds(outcomes, as_json)
     failed = [o.name for o in outcomes if o.error]
     if as_json:
-        output.emit(
+        failure = f"{len(failed)} of {len(outcomes)} build(s) failed: {', '.join(failed)}"
+        output.emit_result(
             {"images": [_build_json(o, extra_tags.get(o.name, [])) for o in outcomes]},
-            exit_code=EXIT_FAILURE if failed else 0,
-            error={
-                "kind": "failure",
-                "message": f"{len(failed)} of {len(outcomes)} build(s) failed: {', '.join(failed)}",
-                "hint": None,
-            }
-            if failed
-            else None,
+            failure if failed else None,
         )
     if failed:
         sys.exit(EXIT_FAILURE)
@@ -223,7 +217,7 @@ def test_image(
         write_atomically(junit, junit_xml(report, loaded.recipe.name))
     failed = len(report.failures)
     if as_json:
-        output.emit(
+        output.emit_result(
             {
                 "recipe": loaded.recipe.name,
                 "image": image,
@@ -231,10 +225,7 @@ def test_image(
                 "failed": failed,
                 "results": [dataclasses.asdict(r) for r in report.results],
             },
-            exit_code=EXIT_FAILURE if failed else 0,
-            error={"kind": "failure", "message": f"{failed} check(s) failed", "hint": None}
-            if failed
-            else None,
+            f"{failed} check(s) failed" if failed else None,
         )
     else:
         for result in report.results:

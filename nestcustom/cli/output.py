@@ -122,6 +122,14 @@ def emit(
     sys.stdout.flush()
 
 
+def emit_result(payload: Mapping[str, Any], failure: str | None) -> None:
+    """The document of a run that went to its end: ok, or failed (exit 1) with `failure`."""
+    if failure is None:
+        emit(payload)
+    else:
+        emit(payload, exit_code=1, error={"kind": "failure", "message": failure, "hint": None})
+
+
 def emit_error(
     exit_code: int,
     kind: str,
