@@ -30,6 +30,7 @@ from nestcustom.errors import NestcustomError
 from nestcustom.image import registry
 from nestcustom.image.events import BuildEvent, BuildFailed, split_reference
 from nestcustom.image.inputs import (
+    LAYER_TIME,
     ImageInputs,
     context_dir,
     image_inputs,
@@ -306,7 +307,7 @@ def build_one(
             result = podman.build(
                 inputs.context,
                 no_cache=options.no_cache,
-                timestamp=inputs.timestamp,
+                timestamp=LAYER_TIME,
                 on_event=listen,
             )
         except BuildFailed as exc:

@@ -118,10 +118,10 @@ class Podman:
     ) -> BuildResult:
         """Build the context's Containerfile; no tag is set (tagging is for the caller).
 
-        `timestamp` (seconds since the epoch) becomes the image's created time and the
-        time of every file in its new layers, so rebuilding the same steps gives the
-        same image. Labels are better written into the Containerfile: podman adds
-        these as one LABEL step each, in no fixed order.
+        `timestamp` (seconds since the epoch) becomes the image's and its new steps'
+        created time and the time of every file in its new layers (not of times inside
+        files, such as an rpm database's). Labels are better written into the
+        Containerfile: podman adds these as one LABEL step each, in no fixed order.
         """
         params: dict[str, Any] = {
             "dockerfile": "Containerfile",
