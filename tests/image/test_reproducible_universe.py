@@ -33,12 +33,19 @@ from tests.image.universe import (
 pytestmark = pytest.mark.universe
 __all__ = ["project", "tag"]
 
-# Packages with files, a scriptlet and a user (its shadow entry has a password-change date).
+# Packages with files, a scriptlet and a user (its shadow entry has a password-change date),
+# a removal, files, an edit, a unit and the checks (rpm queries included).
 LAYERS = (
     "  - {name: tools, install: [nc-hello, nc-scriptlet]}\n"
     "  - {name: service, install: [nc-sysuser]}\n"
+    "  - {name: slim, remove: [toolbox]}\n"
 )
-FILES = "files:\n  - {src: files/motd, dest: /etc/motd}\n"
+FILES = (
+    "files:\n  - {src: files/motd, dest: /etc/motd}\n"
+    "edits:\n  - {file: /etc/os-release, set: {VARIANT_ID: test}}\n"
+    "systemd: {mask: [debug-shell.service]}\n"
+    "checks: {packages: [nc-hello, nc-sysuser]}\n"
+)
 
 
 def test_unchanged_recipe_builds_the_same_image_ten_times(
@@ -63,6 +70,9 @@ def test_unchanged_recipe_builds_the_same_image_ten_times(
         podman("untag", tag)
     assert len(set(ids)) == 1, ids
     podman("tag", ids[0], tag)
+    # The files' and the config's time is fixed; the commit's time is in the label.
+    created = podman("image", "inspect", tag, "--format", "{{.Created}}").stdout
+    assert created.startswith("1970-01-01 00:00:00 +0000"), created
     labels = labels_of(tag)
     assert labels["org.opencontainers.image.created"] == "2024-01-10T12:00:00Z"
     assert labels["org.opencontainers.image.source"] == "https://git.example.com/org/images.git"
