@@ -330,10 +330,47 @@ parent() {
     [ -z "$dir" ] || mkdir -p "$dir"
 }
 
+# A download that stalls (no byte for this many seconds) fails; a connection that breaks
+# (reset, refused, cut short, a 5xx) is tried again after 1, 2 and 4 s. The variable is
+# for the helper's own tests: a RUN step sees no environment from the host.
+stall_seconds=${NESTCUSTOM_STALL_SECONDS:-60}
+
+download() {
+    # URL FILE
+    delay=1
+    attempt=1
+    while :; do
+        status=0
+        curl -fsSL --connect-timeout 30 --speed-limit 1 --speed-time "$stall_seconds" \
+            -o "$2" "$1" 2>"$2.err" || status=$?
+        [ "$status" -ne 0 ] || {
+            rm -f "$2.err"
+            return 0
+        }
+        said=$(tr '\n' ' ' <"$2.err")
+        said=${said#curl: }
+        rm -f "$2" "$2.err"
+        case $status:$said in
+            28:*"too slow"*)
+                die "download of $1 stalled: no data for $stall_seconds s; is the server (or a proxy) hanging? Try again, or use a mirror (build --download-mirror)"
+                ;;
+            22:*"error: 5"* | 7:* | 18:* | 28:* | 35:* | 52:* | 55:* | 56:* | 92:*) ;;
+            6:*) die "cannot download $1: $said; check the host name, and that the build can resolve it (a RUN step uses the host's network)" ;;
+            *) die "cannot download $1: $said" ;;
+        esac
+        [ "$attempt" -lt 4 ] ||
+            die "cannot download $1: $said (after $attempt attempts); check the server, or use a mirror (build --download-mirror)"
+        printf 'nestcustom: download of %s broke (%s); trying again in %s s\n' "$1" "$said" "$delay" >&2
+        sleep "$delay"
+        delay=$((delay * 2))
+        attempt=$((attempt + 1))
+    done
+}
+
 fetch() {
     # Download, check the pinned sha256, then place or unpack: nothing unverified is used.
     tmp=/tmp/nestcustom-download.$$
-    curl -fsSL --retry 3 -o "$tmp" "$1" || die "cannot download $1"
+    download "$1" "$tmp"
     got=$(sha256sum "$tmp")
     got=${got%% *}
     if [ "$got" != "$2" ]; then
