@@ -55,6 +55,7 @@ class BuildOptions:
     push: bool = False
     tls_verify: bool = True
     no_cache: bool = False
+    step_timeout: float | None = None  # seconds; else the recipe's step-timeout:
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,7 @@ def build_one(
                 inputs.context,
                 no_cache=options.no_cache,
                 timestamp=LAYER_TIME,
+                step_timeout=options.step_timeout or recipe.step_timeout,
                 on_event=listen,
             )
         except BuildFailed as exc:
@@ -360,6 +362,8 @@ def _explain_failure(recipe: Recipe, rendering: Rendering, exc: BuildFailed) -> 
     hint = None
     if "Found content in var" in cause:
         hint = "a package wrote to /var, which a NestOS host drops: relocate it or create it at boot (tmpfiles.d)"
+    elif "the step timeout" in cause:
+        hint = "raise build --step-timeout (or the recipe's step-timeout:), or find what the step waits for"
     elif "Packages not found" in cause:
         hint = "check the package name and that a repo in the image (or the recipe's repos:) provides it"
     return RecipeBuildError(
