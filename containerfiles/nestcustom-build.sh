@@ -216,6 +216,7 @@ clamp_shadow() {
     # NEWEST-BEFORE FILE: entries FILE gained since the snapshot get a fixed change date.
     [ -f "$2" ] && [ -f "$clamp_tmp.shadow" ] || return 0
     day=$((($1 + 1) / 86400))
+    rewritten=
     while IFS= read -r line || [ -n "$line" ]; do
         if grep -F -x -q -e "$line" "$clamp_tmp.shadow"; then
             printf '%s\n' "$line"
@@ -230,9 +231,11 @@ clamp_shadow() {
             '!'* | '*'*) changed= ;;
             *) changed=$day ;;
         esac
+        [ "$name:$password:$changed:$rest" = "$line" ] || rewritten=1
         printf '%s:%s:%s:%s\n' "$name" "$password" "$changed" "$rest"
     done <"$2" >"$clamp_tmp.new"
-    cmp -s "$clamp_tmp.new" "$2" || cat "$clamp_tmp.new" >"$2"
+    # Written in place (mode, owner and inode stay), and only when a date changed.
+    [ -z "$rewritten" ] || cat "$clamp_tmp.new" >"$2"
     rm -f "$clamp_tmp.new"
 }
 
