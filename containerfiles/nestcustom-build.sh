@@ -5,6 +5,8 @@
 # images have no python3 or perl.
 #
 #   build.sh exec PROGRAM ARG...      fill in {{value}} tokens in each argument, then exec
+#   build.sh clamp PROGRAM ARG...     the same, run as a child; then what it stamped with the
+#                                     clock (rpmdb install times, users' password dates) fixed
 #   build.sh facts DIR                write the image's values to DIR/facts (a facts stage)
 #   build.sh kmods [--install NAME FILE] [--load NAME] [--options NAME OPTS] --conf NAME
 #   build.sh initramfs [DRIVER]...    dracut for the image's kernel, as rpm-ostree needs
@@ -109,6 +111,155 @@ cmd_exec() {
     exec "$@"
 }
 
+# -- times: what a package command stamps with the clock, taken from the image instead ----
+#
+# librpm 4.17 (NestOS 22.03) writes time(NULL) as each package's INSTALLTIME and the
+# transaction's INSTALLTID, and ignores SOURCE_DATE_EPOCH; rpm-ostree does not normalize
+# them in a container build (contract section 1, "Times"). The same packages on the same
+# base would give another rpm database, and another image, at every build. After the
+# command, the packages it added get the times rpm-ostree's compose normalization gives
+# (one transaction id, install times one second apart in database order), counted from the
+# newest time the database held before: a function of the image, never of the clock, and
+# later than every package already there. Users it added get the password-change date
+# rpm-ostree's compose gives locked accounts (none); others the day of that time.
+
+clamp_tmp=/tmp/nestcustom-clamp.$$
+# One line per package, in database order (the order --exportdb writes): a header that
+# was not there before has a line that was not there before.
+clamp_query='%{DBINSTANCE} %{INSTALLTID} %{NEVRA}\n'
+
+newest_time() {
+    # The newest install time or transaction id in the rpm database (0 when it is empty).
+    newest=$(rpm -qa --qf '%{INSTALLTIME}\n%{INSTALLTID}\n' | sort -n | tail -n 1)
+    printf '%s' "${newest:-0}"
+}
+
+put_u32() {
+    # FILE OFFSET NUMBER: write NUMBER big-endian at OFFSET, in place.
+    octal=
+    for shift in 24 16 8 0; do
+        octal="$octal\\$(printf '%03o' $(($3 >> shift & 255)))"
+    done
+    # shellcheck disable=SC2059  # the format is the four bytes, as octal escapes
+    printf "$octal" | dd of="$1" bs=1 seek="$2" count=4 conv=notrunc 2>/dev/null
+}
+
+stamp_headers() {
+    # EXPORT NEWEST-BEFORE NUMBERS: give the headers at NUMBERS (1-based, ascending) one
+    # transaction id and install times one second apart, from NEWEST-BEFORE + 1. A header:
+    # 8 magic bytes, index length il, data length dl, il 16-byte index entries (tag, type,
+    # offset, count), then dl bytes of data. Not run in a subshell: a bad export stops it.
+    file=$1
+    tid=$(($2 + 1))
+    stamp=$tid
+    wanted=$3
+    size=$(($(wc -c <"$file")))
+    pos=0
+    number=0
+    while [ "$pos" -lt "$size" ]; do
+        number=$((number + 1))
+        # shellcheck disable=SC2046  # od's numbers, split on purpose
+        set -- $(od -An -v -tu4 --endian=big -j "$pos" -N 16 "$file")
+        [ "${1:-}" = 2393761793 ] && [ "${2:-}" = 0 ] || # 8e ad e8 01 00 00 00 00
+            die "clamp: the rpm database export has no header at byte $pos"
+        count=$3
+        next=$((pos + 16 + 16 * $3 + $4))
+        if [ "${wanted%% *}" = "$number" ]; then
+            wanted=${wanted#"$number"}
+            wanted=${wanted# }
+            data=$((pos + 16 + 16 * count))
+            # shellcheck disable=SC2046  # od's numbers, split on purpose
+            set -- $(od -An -v -w16 -tu4 --endian=big -j $((pos + 16)) -N $((16 * count)) \
+                "$file" | grep -E '^ *(1008|1128) ')
+            [ $# -eq 8 ] || die "clamp: package $number of the rpm database has no install time"
+            while [ $# -ge 4 ]; do
+                case $1 in
+                    1008) put_u32 "$file" $((data + $3)) "$stamp" ;;  # RPMTAG_INSTALLTIME
+                    1128) put_u32 "$file" $((data + $3)) "$tid" ;;      # RPMTAG_INSTALLTID
+                esac
+                shift 4
+            done
+            stamp=$((stamp + 1))
+        fi
+        pos=$next
+    done
+    [ -z "$wanted" ] || die "clamp: the rpm database export lacks packages $wanted"
+}
+
+clamp_rpmdb() {
+    # NEWEST-BEFORE: re-stamp the packages the command added; leave no clock-stamped page.
+    db=$(rpm --eval '%{_dbpath}')
+    rpm -qa --qf "$clamp_query" >"$clamp_tmp.after"
+    added=$(grep -n -v -x -F -f "$clamp_tmp.packages" "$clamp_tmp.after" | cut -d: -f1 |
+        tr '\n' ' ')
+    added=${added% }
+    if [ -n "$added" ]; then
+        export=$clamp_tmp.export
+        rpmdb --exportdb >"$export" || die "clamp: rpmdb --exportdb failed"
+        stamp_headers "$export" "$1" "$added"
+        # A fresh database from the export, as rpm-ostree's compose rewrites one: no page
+        # keeps a clock-stamped header from the first write.
+        find "$db" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+        rpmdb --dbpath "$db" --importdb <"$export" || die "clamp: rpmdb --importdb failed"
+        rm -f "$export"
+    fi
+    rm -f "$clamp_tmp.after"
+    # rpm-ostree's list of rpmdb leftovers (lock files), and sqlite's write-ahead log once
+    # it is empty: its index (-shm) holds random salts.
+    rm -f "$db/.dbenv.lock" "$db/.rpm.lock" "$db"/__db.*
+    if [ -e "$db/rpmdb.sqlite-wal" ] && [ ! -s "$db/rpmdb.sqlite-wal" ]; then
+        rm -f "$db/rpmdb.sqlite-wal" "$db/rpmdb.sqlite-shm"
+    fi
+}
+
+clamp_shadow() {
+    # NEWEST-BEFORE FILE: entries FILE gained since the snapshot get a fixed change date.
+    [ -f "$2" ] && [ -f "$clamp_tmp.shadow" ] || return 0
+    day=$((($1 + 1) / 86400))
+    rewritten=
+    while IFS= read -r line || [ -n "$line" ]; do
+        if grep -F -x -q -e "$line" "$clamp_tmp.shadow"; then
+            printf '%s\n' "$line"
+            continue
+        fi
+        name=${line%%:*}
+        rest=${line#*:}
+        password=${rest%%:*}
+        rest=${rest#*:}
+        rest=${rest#*:} # the old change date
+        case $password in
+            '!'* | '*'*) changed= ;;
+            *) changed=$day ;;
+        esac
+        [ "$name:$password:$changed:$rest" = "$line" ] || rewritten=1
+        printf '%s:%s:%s:%s\n' "$name" "$password" "$changed" "$rest"
+    done <"$2" >"$clamp_tmp.new"
+    # Written in place (mode, owner and inode stay), and only when a date changed.
+    [ -z "$rewritten" ] || cat "$clamp_tmp.new" >"$2"
+    rm -f "$clamp_tmp.new"
+}
+
+cmd_clamp() {
+    [ $# -gt 0 ] || die "clamp: no program"
+    for arg do
+        shift
+        value=$(substitute "$arg")
+        set -- "$@" "$value"
+    done
+    before=$(newest_time)
+    rpm -qa --qf "$clamp_query" >"$clamp_tmp.packages"
+    [ ! -f /etc/shadow ] || cp /etc/shadow "$clamp_tmp.shadow"
+    status=0
+    "$@" || status=$?
+    if [ "$status" -eq 0 ]; then
+        clamp_rpmdb "$before"
+        clamp_shadow "$before" /etc/shadow
+        clamp_shadow "$before" /etc/shadow-
+    fi
+    rm -f "$clamp_tmp.packages" "$clamp_tmp.shadow"
+    return "$status"
+}
+
 cmd_facts() {
     facts_file=  # read from this image, never from a facts file
     mkdir -p "$1"
@@ -182,10 +333,47 @@ parent() {
     [ -z "$dir" ] || mkdir -p "$dir"
 }
 
+# A download that stalls (no byte for this many seconds) fails; a connection that breaks
+# (reset, refused, cut short, a 5xx) is tried again after 1, 2 and 4 s. The variable is
+# for the helper's own tests: a RUN step sees no environment from the host.
+stall_seconds=${NESTCUSTOM_STALL_SECONDS:-60}
+
+download() {
+    # URL FILE
+    delay=1
+    attempt=1
+    while :; do
+        status=0
+        curl -fsSL --connect-timeout 30 --speed-limit 1 --speed-time "$stall_seconds" \
+            -o "$2" "$1" 2>"$2.err" || status=$?
+        [ "$status" -ne 0 ] || {
+            rm -f "$2.err"
+            return 0
+        }
+        said=$(tr '\n' ' ' <"$2.err")
+        said=${said#curl: }
+        rm -f "$2" "$2.err"
+        case $status:$said in
+            28:*"too slow"*)
+                die "download of $1 stalled: no data for $stall_seconds s; is the server (or a proxy) hanging? Try again, or use a mirror (build --download-mirror)"
+                ;;
+            22:*"error: 5"* | 7:* | 18:* | 28:* | 35:* | 52:* | 55:* | 56:* | 92:*) ;;
+            6:*) die "cannot download $1: $said; check the host name, and that the build can resolve it (a RUN step uses the host's network)" ;;
+            *) die "cannot download $1: $said" ;;
+        esac
+        [ "$attempt" -lt 4 ] ||
+            die "cannot download $1: $said (after $attempt attempts); check the server, or use a mirror (build --download-mirror)"
+        printf 'nestcustom: download of %s broke (%s); trying again in %s s\n' "$1" "$said" "$delay" >&2
+        sleep "$delay"
+        delay=$((delay * 2))
+        attempt=$((attempt + 1))
+    done
+}
+
 fetch() {
     # Download, check the pinned sha256, then place or unpack: nothing unverified is used.
     tmp=/tmp/nestcustom-download.$$
-    curl -fsSL --retry 3 -o "$tmp" "$1" || die "cannot download $1"
+    download "$1" "$tmp"
     got=$(sha256sum "$tmp")
     got=${got%% *}
     if [ "$got" != "$2" ]; then
@@ -353,7 +541,7 @@ cmd_remove_matching() {
     # Names are RPM names (no blanks, no glob characters): split on white space on purpose.
     # shellcheck disable=SC2086
     set -- $(printf '%s\n' $names | sort -u)
-    rpm-ostree override remove "$@"
+    cmd_clamp rpm-ostree override remove "$@"
 }
 
 failures=0
@@ -509,11 +697,12 @@ cmd_check() {
     [ "$failures" -eq 0 ] || die "$failures check(s) failed; no image was tagged"
 }
 
-[ $# -gt 0 ] || die "usage: build.sh exec|facts|kmods|initramfs|check|files|repos|remove-matching|selinux ..."
+[ $# -gt 0 ] || die "usage: build.sh exec|clamp|facts|kmods|initramfs|check|files|repos|remove-matching|selinux ..."
 command=$1
 shift
 case $command in
     exec) cmd_exec "$@" ;;
+    clamp) cmd_clamp "$@" ;;
     facts) cmd_facts "$@" ;;
     kmods) cmd_kmods "$@" ;;
     initramfs) cmd_initramfs "$@" ;;

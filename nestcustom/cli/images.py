@@ -50,6 +50,12 @@ Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
 @click.option("--push", is_flag=True, help="Push after a successful build and print the digest.")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step.")
 @click.option(
+    "--step-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    metavar="SECONDS",
+    help="Stop a step that runs longer and fail the build (overrides a recipe's step-timeout:).",
+)
+@click.option(
     "--tls-verify/--no-tls-verify",
     default=True,
     show_default=True,
@@ -95,6 +101,7 @@ def build(
     tag_template: str,
     push: bool,
     no_cache: bool,
+    step_timeout: float | None,
     tls_verify: bool,
     jobs: int,
     base_image: str | None,
@@ -138,7 +145,7 @@ def build(
             dataclasses.replace(r, base=dataclasses.replace(r.base, image=base_image, digest=None))
             for r in chosen
         ]
-    options = BuildOptions(tag_template, push, tls_verify, no_cache)
+    options = BuildOptions(tag_template, push, tls_verify, no_cache, step_timeout)
     names = [r.name for r in chosen]
     display = LiveProgress(names) if live_display(settings) else PlainProgress()
     with display:

@@ -57,6 +57,12 @@ class Command:
         """The same command, its arguments' {{values}} filled in by the build helper."""
         return Command(("sh", HELPER, "exec", *self.verb), self.args)
 
+    def clamped(self) -> Command:
+        """The same command run by the build helper, which then gives what it stamped with
+        the clock (rpmdb install times, new users' password dates) times from the image:
+        NestOS's librpm ignores SOURCE_DATE_EPOCH (contract section 1, "Times")."""
+        return Command(("sh", HELPER, "clamp", *self.verb), self.args)
+
 
 REMOVE_CACHE = Command(("rm", "-rf", "/var/cache"))
 COMMIT = Command(("ostree", "container", "commit"))

@@ -107,6 +107,10 @@ class StepWriter:
         uses_helper = False
         for command in (*packages, *own):
             done, late = self.filled(command)
+            if stage_manager is None and self.nestos and command.verb[0] == "rpm-ostree":
+                commands.append(done.clamped())  # fills values too; see Command.clamped
+                uses_helper = True
+                continue
             commands.append(done.through_helper() if late else done)
             uses_helper = uses_helper or late or command.verb[:2] == ("sh", HELPER)
         if stage_manager is None and self.nestos:

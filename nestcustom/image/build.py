@@ -30,6 +30,7 @@ from nestcustom.errors import NestcustomError
 from nestcustom.image import registry
 from nestcustom.image.events import BuildEvent, BuildFailed, BuildResult, split_reference
 from nestcustom.image.inputs import (
+    LAYER_TIME,
     ImageInputs,
     context_dir,
     image_inputs,
@@ -54,6 +55,7 @@ class BuildOptions:
     push: bool = False
     tls_verify: bool = True
     no_cache: bool = False
+    step_timeout: float | None = None  # seconds; else the recipe's step-timeout:
 
 
 @dataclass(frozen=True)
@@ -305,7 +307,8 @@ def build_one(
                 lambda: podman.build(
                     inputs.context,
                     no_cache=options.no_cache,
-                    timestamp=inputs.timestamp,
+                    timestamp=LAYER_TIME,
+                    step_timeout=options.step_timeout or recipe.step_timeout,
                     on_event=listen,
                 ),
                 listen,
@@ -396,6 +399,8 @@ def _explain_failure(recipe: Recipe, rendering: Rendering, exc: BuildFailed) -> 
             f"{writer} wrote to /var, which a NestOS host drops: write it under /usr or /etc, "
             "or create it at boot (tmpfiles.d)"
         )
+    elif "the step timeout" in cause:
+        hint = "raise build --step-timeout (or the recipe's step-timeout:), or find what the step waits for"
     elif "Packages not found" in cause:
         hint = "check the package name and that a repo in the image (or the recipe's repos:) provides it"
     return RecipeBuildError(

@@ -11,7 +11,8 @@ Labels known only at build time (provenance) join the rendered Containerfile's
 closing LABEL instruction, in a fixed order: podman's own `labels` option adds
 one step per label in no fixed order, which made the image ID a coin toss, and
 a LABEL of their own would be one more step to commit in every cold build.
-Times come from the commit, never from the clock.
+The `created` label is the commit's time; the layers' and the config's times are
+`LAYER_TIME`; neither is the clock.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ from nestcustom.errors import NestcustomError
 from nestcustom.image.context import ContextFile, build_context
 from nestcustom.recipe.model import Recipe
 
+# The time podman writes into every new layer (each file's time) and as the image's and
+# its steps' created time (`podman build --timestamp`). A constant, not the commit's time:
+# podman 4.3's layer cache matches a step by its instruction and parent only (buildah 1.28
+# historyAndDiffIDsMatch), so a step cached at an earlier commit would carry that commit's
+# time, and differ from a cold build of this one. 0 is also what a NestOS host keeps:
+# ostree stores no file times (every deployed file has mtime 0, OSTREE_TIMESTAMP) and
+# stamps the commit it imports with its own clock (contract section 1, "Times").
+LAYER_TIME = 0
+
 INPUTS_LABEL = "io.nestcustom.inputs"
 CREATED = "org.opencontainers.image.created"
 REVISION = "org.opencontainers.image.revision"
@@ -45,7 +55,7 @@ class Provenance:
     """Where the project's files come from: the same for every recipe of a run."""
 
     labels: tuple[tuple[str, str], ...]  # created, revision, source (those known)
-    epoch: int | None  # the commit's time: the image's created time and its files' times
+    epoch: int | None  # the commit's time: the created label
 
 
 def provenance(project: Path) -> Provenance:
@@ -77,7 +87,6 @@ class ImageInputs:
     rendering: Rendering
     files: tuple[ContextFile, ...]  # the context; its Containerfile's LABEL has the build labels
     labels: tuple[tuple[str, str], ...]  # the build-time labels, in their fixed order
-    timestamp: int | None
     digest: str  # INPUTS_LABEL's value
 
     @property
@@ -178,7 +187,6 @@ def image_inputs(
         rendering,
         (ContextFile("Containerfile", containerfile.encode()), *files),
         labels,
-        origin.epoch,
         digest,
     )
 

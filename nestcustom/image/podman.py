@@ -34,6 +34,7 @@ from nestcustom.image.events import (
     PushFailed,
     split_reference,
 )
+from nestcustom.image.stepwatch import StepWatch
 
 if TYPE_CHECKING:
     from podman import PodmanClient
@@ -114,14 +115,19 @@ class Podman:
         labels: Mapping[str, str] | None = None,
         no_cache: bool = False,
         timestamp: int | None = None,
+        step_timeout: float | None = None,
         on_event: Callable[[BuildEvent], None] = lambda event: None,
     ) -> BuildResult:
         """Build the context's Containerfile; no tag is set (tagging is for the caller).
 
-        `timestamp` (seconds since the epoch) becomes the image's created time and the
-        time of every file in its new layers, so rebuilding the same steps gives the
-        same image. Labels are better written into the Containerfile: podman adds
-        these as one LABEL step each, in no fixed order.
+        A RUN step still running after `step_timeout` seconds is killed (its
+        container's processes, found by pid below our service) and the build fails
+        saying so; without our own service, the stream is closed instead.
+
+        `timestamp` (seconds since the epoch) becomes the image's and its new steps'
+        created time and the time of every file in its new layers (not of times inside
+        files, such as an rpm database's). Labels are better written into the
+        Containerfile: podman adds these as one LABEL step each, in no fixed order.
         """
         params: dict[str, Any] = {
             "dockerfile": "Containerfile",
@@ -155,13 +161,16 @@ class Podman:
         image_id = None
         # Steps are numbered through all stages, in order, as Rendering.steps lists them.
         stage, offset, stage_total = "1", 0, 0
-        with self._streaming(response, self._builds):
-            for raw in response.iter_lines():
+        watch = StepWatch(response, step_timeout, self.service_pid)
+        with self._streaming(response, self._builds), watch:
+            for raw in watch.lines():
                 if not raw:
                     continue
                 message = json.loads(raw)
                 if "error" in message:
-                    raise _build_error(str(message["error"]), step)
+                    raise watch.failure(step.number, step.total, step.lines) or _build_error(
+                        str(message["error"]), step
+                    )
                 image_id = _aux_id(message) or image_id
                 for line in str(message.get("stream", "")).splitlines():
                     if match := _STEP.match(line):
@@ -173,6 +182,7 @@ class Podman:
                             stage, offset = match[1], offset + stage_total
                         stage_total = int(match[3])
                         step = _Step(offset + int(match[2]), offset + stage_total)
+                        watch.started(match[4])
                         # FROM runs nothing and podman never says "Using cache" for it.
                         step.cached = match[4].startswith("FROM ")
                         on_event(BuildEvent(step.number, step.total, match[4], starts_step=True))
@@ -188,6 +198,8 @@ class Podman:
             seconds.append(time.monotonic() - step.started)
             if step.cached:
                 cached.append(step.number)
+        if failed := watch.failure(step.number, step.total, step.lines):
+            raise failed
         if image_id is None:
             raise _build_error("the build ended without an image", step)
         return BuildResult(image_id, tuple(seconds), tuple(cached))

@@ -63,3 +63,34 @@ def kill_step_processes(service_pid: int) -> int:
     if pids:
         log.debug("killed step processes %s of the podman service %d", pids, service_pid)
     return len(pids)
+
+
+def kill_step_running(service_pid: int, command: str) -> int:
+    """SIGKILL the step container of our service whose shell runs `command` (blanks
+    compared loosely: buildah joins a RUN's continued lines); how many processes.
+
+    A step's first process is `/bin/sh -c COMMAND`, its session's leader; the other
+    steps of the service (builds running beside it, with --jobs) are left alone.
+    """
+    wanted = " ".join(command.split())
+    table = _process_table()
+    sessions = set()
+    for pid in step_processes(service_pid):
+        try:
+            argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            table.get(pid, (0, 0))[1] == pid
+            and len(argv) >= 3
+            and argv[1] == b"-c"
+            and " ".join(argv[2].decode(errors="replace").split()) == wanted
+        ):
+            sessions.add(pid)
+    killed = [p for p in step_processes(service_pid) if table.get(p, (0, 0))[1] in sessions]
+    for pid in killed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if killed:
+        log.debug("killed step processes %s (step timeout)", killed)
+    return len(killed)

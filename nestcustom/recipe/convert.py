@@ -89,6 +89,7 @@ class Converter:
             ),
             signing=self.signing(doc.get("signing")),
             selinux=self.selinux(doc.get("selinux")),
+            step_timeout=doc.get("step-timeout"),
             base_repos_enable=tuple(doc.get("base-repos", {}).get("enable", ())),
             base_repos_disable=tuple(doc.get("base-repos", {}).get("disable", ())),
             symlinks=_each(lambda s: Symlink(s["path"], s["target"]), doc.get("symlinks")),

@@ -336,6 +336,7 @@ class Recipe:
     groups: tuple[Group, ...] = ()
     signing: Signing = field(default_factory=Signing)
     selinux: Selinux = field(default_factory=Selinux)
+    step_timeout: float | None = None  # a build setting: not part of the digest
 
     @property
     def has_early_step(self) -> bool:

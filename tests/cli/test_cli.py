@@ -82,8 +82,8 @@ def test_render_to_stdout_and_file(write_recipe: WriteRecipe, project: Path) -> 
     result = run("render", "recipes/r.yaml", cwd=project)
     assert result.returncode == 0
     assert (
-        "RUN rpm-ostree install strace && rm -rf /var/cache && ostree container commit"
-        in result.stdout
+        "build.sh clamp rpm-ostree install strace \\\n"
+        "    && rm -rf /var/cache \\\n    && ostree container commit\n" in result.stdout
     )
     out = run("render", "recipes/r.yaml", "-o", "build/Containerfile", cwd=project)
     assert out.returncode == 0, out.stderr

@@ -348,16 +348,18 @@ def expected_runs(spec: RecipeSpec) -> list[list[list[str]]]:
         cmds: list[list[str]] = []
         install, remove, urls = uniq(layer.install), uniq(layer.remove), uniq(layer.replace)
         if spec.nestos:
+            # rpm-ostree runs through the build helper, which then fixes the rpmdb's times.
+            clamp = ["sh", HELPER, "clamp", "rpm-ostree"]
             if remove:
-                cmds.append(["rpm-ostree", "override", "remove", *remove])
+                cmds.append([*clamp, "override", "remove", *remove])
             if layer.swap:
                 olds = uniq([r for r, _ in layer.swap])
                 flags = [a for new in uniq([i for _, i in layer.swap]) for a in ("--install", new)]
-                cmds.append(["rpm-ostree", "override", "remove", *olds, *flags])
+                cmds.append([*clamp, "override", "remove", *olds, *flags])
             if urls:
-                cmds.append(["rpm-ostree", "override", "replace", *urls])
+                cmds.append([*clamp, "override", "replace", *urls])
             if install:
-                cmds.append(["rpm-ostree", "install", *install])
+                cmds.append([*clamp, "install", *install])
             cmds += [_expected_command(layer, program, args) for program, args in layer.run]
             if remove or urls or install or layer.swap:
                 cmds.append(["rm", "-rf", "/var/cache"])

@@ -64,6 +64,27 @@ def test_context_holds_exactly_what_the_containerfile_copies(
     assert [f.path for f in inputs.files] == ["Containerfile", *names]
 
 
+def test_inputs_change_with_a_file_mode_and_with_the_base_id(
+    write_recipe: WriteRecipe, project: Path
+) -> None:
+    """A file made executable, or a new base under the same tag, is another build."""
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nfiles: [{{src: files/motd, dest: /etc/motd}}]\n"
+    )
+    recipe = load_recipe(path).recipe
+    origin = provenance(project)
+
+    def digest(base_id: str = "0" * 64) -> str:
+        return image_inputs(recipe, project, {BASE: base_id}, origin).digest
+
+    before = digest()
+    assert digest() == before
+    (project / "files" / "motd").chmod(0o755)
+    made_executable = digest()
+    assert made_executable != before
+    assert digest("1" * 64) != made_executable
+
+
 def test_failure_names_layer_line_and_program(write_recipe: WriteRecipe) -> None:
     path = write_recipe(
         f"name: r\nbase: {{image: {BASE}}}\nlayers:\n  - {{name: tools, install: [nope]}}\n"

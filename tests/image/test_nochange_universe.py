@@ -9,10 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.universe import image_id, nestcustom, podman, project, tag, write_recipe
+from tests.image.universe import (
+    image_id,
+    labels_of,
+    nestcustom,
+    own_base,
+    podman,
+    project,
+    tag,
+    write_recipe,
+)
 
 pytestmark = pytest.mark.universe
-__all__ = ["project", "tag"]
+__all__ = ["own_base", "project", "tag"]
 
 
 def test_an_unchanged_recipe_is_not_built_again(
@@ -40,6 +49,78 @@ def test_an_unchanged_recipe_is_not_built_again(
     assert changed.returncode == 0, changed.stderr
     assert "STEP" in changed.stderr
     assert image_id(tag) != built
+
+
+def _build(project: Path, tag: str, *extra: str) -> dict[str, object]:
+    result = nestcustom("build", "recipes/r.yaml", "--tag", tag, "--json", *extra, cwd=project)
+    assert result.returncode == 0, result.stderr
+    [summary] = json.loads(result.stdout)
+    return dict(summary)
+
+
+def test_a_new_base_under_the_same_tag_is_built_on(
+    project: Path, rpm_repo_url: str, own_base: tuple[str, str], tag: str, tmp_path: Path
+) -> None:
+    base, _ = own_base
+    write_recipe(project, "r", base, rpm_repo_url, "  - {name: hello, install: [nc-hello]}\n")
+    first = _build(project, tag)
+    assert _build(project, tag)["up_to_date"] == "local"
+    # The base is rebuilt under its tag (a new release of the same stream): same recipe,
+    # same files, another base image ID.
+    context = tmp_path / "new-base"
+    context.mkdir()
+    (context / "Containerfile").write_text(
+        f"FROM {base}\nLABEL org.nestcustom.test.unique={uuid.uuid4().hex}\n"
+    )
+    assert podman("build", "-q", "-t", base, str(context)).returncode == 0
+    again = _build(project, tag)
+    assert again["up_to_date"] is None  # podman built it
+    assert again["image_id"] != first["image_id"]
+    # The image is built on the new base: it inherits the new base's labels.
+    assert (
+        labels_of(tag)["org.nestcustom.test.unique"]
+        == labels_of(base)["org.nestcustom.test.unique"]
+    )
+
+
+def test_no_cache_rebuilds_an_up_to_date_image_to_the_same_id(
+    project: Path, rpm_repo_url: str, nestos_sp2_image: str, tag: str
+) -> None:
+    write_recipe(
+        project, "r", nestos_sp2_image, rpm_repo_url, "  - {name: a, install: [nc-hello]}\n"
+    )
+    first = _build(project, tag)
+    assert _build(project, tag)["up_to_date"] == "local"
+    again = _build(project, tag, "--no-cache")
+    assert again["up_to_date"] is None
+    steps = again["steps"]
+    assert isinstance(steps, list) and steps
+    assert [s["name"] for s in steps if s["cached"] and s["name"] != "base"] == []
+    assert again["image_id"] == first["image_id"]  # every step ran again, to the same bytes
+
+
+def test_a_file_made_executable_is_built_again(
+    project: Path, rpm_repo_url: str, nestos_sp2_image: str, tag: str
+) -> None:
+    tree = project / "files" / "tool"
+    tree.mkdir()
+    (tree / "run.sh").write_text("#!/bin/sh\necho run\n")
+    (tree / "run.sh").chmod(0o644)
+    write_recipe(
+        project,
+        "r",
+        nestos_sp2_image,
+        rpm_repo_url,
+        "  - {name: a, install: [nc-hello]}\n",
+        "files:\n  - {src: files/tool, dest: /usr/lib/nctest-tool}\n",
+    )
+    first = _build(project, tag)
+    (tree / "run.sh").chmod(0o755)  # only the mode changes
+    again = _build(project, tag)
+    assert again["up_to_date"] is None
+    assert again["image_id"] != first["image_id"]
+    done = podman("run", "--rm", tag, "test", "-x", "/usr/lib/nctest-tool/run.sh")
+    assert done.returncode == 0, "the rebuilt image's file is not executable"
 
 
 @pytest.fixture

@@ -85,6 +85,7 @@ def test_n_to_m_swap_is_one_transaction_and_kernel_rt_needs_an_initramfs(
     ]
     path = write_recipe(HEAD + swap + "initramfs: {regenerate: true}\n")
     assert runs(path)[0][0] == [
+        "sh", HELPER, "clamp",
         "rpm-ostree", "override", "remove", "kernel", "kernel-core", "kernel-modules",
         "--install", "kernel-rt", "--install", "kernel-rt-core", "--install", "kernel-rt-modules",
     ]  # fmt: skip
@@ -150,7 +151,7 @@ def test_keys_and_base_repos_come_before_the_layers(
         "-",
     ]
     assert first[1] == ["sh", HELPER, "repos", "--enable", "update", "--disable", "x"]
-    assert runs(path)[1][0] == ["rpm-ostree", "install", "tool"]
+    assert runs(path)[1][0] == ["sh", HELPER, "clamp", "rpm-ostree", "install", "tool"]
 
 
 def test_a_layer_repo_is_mounted_for_its_step_only(write_recipe: WriteRecipe) -> None:
@@ -206,7 +207,7 @@ def test_repo_files_are_fetched_pinned_before_the_layers(write_recipe: WriteReci
         "sh", HELPER, "files", "--fetch", "https://vendor.example.com/el8/vendor.repo", digest,
         "/etc/yum.repos.d/vendor.repo", "0644", "-",
     ]  # fmt: skip
-    assert second[0] == ["rpm-ostree", "install", "tool"]
+    assert second[0] == ["sh", HELPER, "clamp", "rpm-ostree", "install", "tool"]
     bad = write_recipe(
         HEAD + f"repo-files: [{{url: 'https://v.example.com/x.txt', sha256: {digest}}}]\n"
     )
@@ -220,7 +221,7 @@ def test_removal_globs_go_through_the_helper_on_nestos_and_to_dnf_on_newstart(
 ) -> None:
     layer = "layers: [{name: slim, remove: [toolbox, 'kernel-devel*']}]\n"
     assert runs(write_recipe(HEAD + layer))[0][:2] == [
-        ["rpm-ostree", "override", "remove", "toolbox"],
+        ["sh", HELPER, "clamp", "rpm-ostree", "override", "remove", "toolbox"],
         ["sh", HELPER, "remove-matching", "kernel-devel*"],
     ]
     newstart = f"name: r\nbase: {{image: {BASE}, flavor: newstart}}\n" + layer
@@ -232,6 +233,7 @@ def test_replace_from_a_repo_and_presets(write_recipe: WriteRecipe) -> None:
     path = write_recipe(HEAD + layer + "systemd: {preset: [chronyd]}\n")
     steps = runs(path)
     assert steps[0][0] == [
+        "sh", HELPER, "clamp",
         "rpm-ostree", "override", "replace", "--experimental", "--from", "repo=updates", "toolbox",
     ]  # fmt: skip
     assert steps[1][0] == ["systemctl", "preset", "chronyd.service"]

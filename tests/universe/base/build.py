@@ -11,7 +11,8 @@ docs/contracts/nestos-rpm-ostree.md sections 0 and 1):
 2. A spec with one sub-package per NestOS base package (``nestos-release``,
    ``openEuler-repos``, ``toolbox``, ``zincati``, ``kernel``, ``rpm-ostree``,
    ...) is built with ``rpmbuild`` and installed into the RPM database at
-   /usr/share/rpm, where rpm-ostree systems keep it.
+   /usr/share/rpm, where rpm-ostree systems keep it (without rpm's lock file,
+   which rpm-ostree's compose removes).
 3. A short Containerfile adds the emulators, the ostree repo config that marks
    a container build, and the NestOS labels.
 
@@ -529,6 +530,7 @@ RUN rm -rf /var/lib/dpkg /var/lib/apt /var/cache/* /var/log/* /etc/apt \\
  && mkdir -p /usr/lib/rpm/macros.d /usr/share/rpm /sysroot/ostree/repo \\
  && printf '%s\\n' '%_dbpath /usr/share/rpm' > /usr/lib/rpm/macros.d/macros.rpm-ostree \\
  && rpm -i --force-debian --nodeps --nosignature /tmp/base-rpms/*.rpm \\
+ && rm -f /usr/share/rpm/.rpm.lock \\
  && depmod -a {kver} \\
  && rm -rf /usr/local && ln -s ../var/usrlocal /usr/local \\
  && rm -rf /tmp/base-rpms /var/tmp/* /var/cache/* \\

@@ -21,6 +21,13 @@ transaction. Scriptlets find wrappers first on their PATH (rpm's
 ``_install_script_path``): systemctl, which passes on only ``preset``; and from
 2022.16 on useradd/groupadd, which write sysusers.d fragments as rpm-ostree's
 ``scriptlet-intercept`` does, then run the real command.
+
+Times (contract section 1, "Times in a container build"): NestOS's librpm 4.17
+stamps every installed package with the clock (``time(NULL)``) and ignores
+``SOURCE_DATE_EPOCH``; rpm-ostree's container path does not normalize them. The
+fixture's rpm is Debian's 4.18, which would honour ``SOURCE_DATE_EPOCH``, so the
+variable is taken out of rpm's environment. After a transaction the rpmdb lock
+files are removed, as rpm-ostree's ``postprocess_cleanup_rpmdb`` does.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from pathlib import Path
 VERSIONS_FILE = Path(os.environ.get("NESTCUSTOM_EMU_VERSIONS", "/usr/lib/nestcustom-emu/versions"))
 REPOS_DIR = Path("/etc/yum.repos.d")
 CACHE_DIR = Path("/var/cache/rpm-ostree")
+RPMDB_DIR = Path("/usr/share/rpm")  # RPMOSTREE_RPMDB_LOCATION
 OSTREE_REPO_CONFIG = Path("/sysroot/ostree/repo/config")
 
 NS = {
@@ -824,9 +832,12 @@ def rpm_transaction(mode: Sequence[str], paths: Sequence[Path], names: dict[str,
             *[str(p) for p in paths],
         ]
         sys.stdout.flush()
-        proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run(
+            cmd, stderr=subprocess.PIPE, text=True, check=False, env=librpm_environment()
+        )
     finally:
         shutil.rmtree(wrapdir, ignore_errors=True)
+        cleanup_rpmdb()
     failed: str | None = None
     for line in proc.stderr.splitlines():
         match = SCRIPTLET_FAILED.match(line)
@@ -849,6 +860,22 @@ def rpm_transaction(mode: Sequence[str], paths: Sequence[Path], names: dict[str,
         raise EmuError(failed)
     if proc.returncode != 0:
         raise EmuError(f"Running rpm transaction: rpm exited with status {proc.returncode}")
+
+
+def librpm_environment() -> dict[str, str]:
+    """rpm's environment as NestOS's librpm 4.17 sees it: its dbAdd() stamps the clock
+    whatever SOURCE_DATE_EPOCH says (rpm honours it only from 4.18)."""
+    return {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+
+
+def cleanup_rpmdb() -> None:
+    """What rpm-ostree removes from the rpmdb after a container transaction (2022.16
+    rust/src/composepost.rs postprocess_cleanup_rpmdb_impl; 2022.8 rpmdb_leftover_files)."""
+    if not RPMDB_DIR.is_dir():
+        return
+    for entry in RPMDB_DIR.iterdir():
+        if entry.name in {".dbenv.lock", ".rpm.lock"} or entry.name.startswith("__db."):
+            entry.unlink(missing_ok=True)
 
 
 def rpm_install(pkgs: Sequence[tuple[Package, Path]], upgrade: bool = False) -> None:
@@ -1032,7 +1059,10 @@ def remove_packages(names: Sequence[str], nevras: Sequence[str]) -> None:
     for nevra in nevras:
         print(f"  {nevra}")
     sys.stdout.flush()
-    proc = subprocess.run(["rpm", "-e", "--force-debian", *names], check=False)
+    proc = subprocess.run(
+        ["rpm", "-e", "--force-debian", *names], check=False, env=librpm_environment()
+    )
+    cleanup_rpmdb()
     if proc.returncode != 0:
         raise EmuError(f"Running rpm transaction: rpm exited with status {proc.returncode}")
 
