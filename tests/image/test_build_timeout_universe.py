@@ -72,8 +72,8 @@ def test_a_recipe_timeout_stops_its_own_step_only_and_the_option_overrides_it(
             cwd=project,
         )
         assert result.returncode == 1
-        outcome = {item["name"]: item for item in json.loads(result.stdout)}
-        assert "the step timeout" in outcome["hangs"]["error"]
+        outcome = {item["name"]: item for item in json.loads(result.stdout)["images"]}
+        assert "the step timeout" in outcome["hangs"]["error"]["message"]
         assert outcome["slow"]["ok"], result.stderr
         assert image_exists(template.format(name="slow"))
         # The option wins over the recipe: 3 s would stop this 5 s step, 60 s does not.

@@ -54,7 +54,7 @@ def test_an_unchanged_recipe_is_not_built_again(
 def _build(project: Path, tag: str, *extra: str) -> dict[str, object]:
     result = nestcustom("build", "recipes/r.yaml", "--tag", tag, "--json", *extra, cwd=project)
     assert result.returncode == 0, result.stderr
-    [summary] = json.loads(result.stdout)
+    [summary] = json.loads(result.stdout)["images"]
     return dict(summary)
 
 

@@ -124,7 +124,7 @@ def _build(project: Path, tag: str, *extra: str, env: dict[str, str] | None = No
         "build", "recipes/repro.yaml", "--tag", tag, "--json", *extra, cwd=project, env=env
     )
     assert result.returncode == 0, result.stderr
-    [summary] = json.loads(result.stdout)
+    [summary] = json.loads(result.stdout)["images"]
     return str(summary["image_id"])
 
 
@@ -154,7 +154,7 @@ def test_cached_steps_of_an_earlier_commit_give_what_a_cold_build_gives(
     git_commit(project, "second", when="2024-02-10T12:00:00+00:00")
     result = nestcustom("build", "recipes/repro.yaml", "--tag", tag, "--json", cwd=project)
     assert result.returncode == 0, result.stderr
-    [warm] = json.loads(result.stdout)
+    [warm] = json.loads(result.stdout)["images"]
     cached = [s["name"] for s in warm["steps"] if s["cached"]]
     assert {"layer tools", "layer service"} <= set(cached), warm["steps"]
     with _private_storage(nestos_sp2_image) as env:
