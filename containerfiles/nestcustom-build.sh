@@ -338,14 +338,27 @@ parent() {
 # for the helper's own tests: a RUN step sees no environment from the host.
 stall_seconds=${NESTCUSTOM_STALL_SECONDS:-60}
 
+secret_credentials() {
+    # SECRET-FILE: its USER:PASSWORD (one line) in $cred. A build secret is mounted for its
+    # step only; what it holds is never printed, and never written anywhere kept.
+    [ -r "$1" ] || die "no build secret at $1: pass it with nestcustom build --secret id=${1##*/},src=FILE"
+    cred=
+    IFS= read -r cred <"$1" || [ -n "$cred" ] || die "the build secret ${1##*/} is empty"
+    case $cred in
+        ?*:*) ;;
+        *) die "the build secret ${1##*/} is not USER:PASSWORD on one line" ;;
+    esac
+}
+
+curl_auth=
 download() {
-    # URL FILE
+    # URL FILE; with $curl_auth set, curl reads the credentials from that config file
     delay=1
     attempt=1
     while :; do
         status=0
         curl -fsSL --connect-timeout 30 --speed-limit 1 --speed-time "$stall_seconds" \
-            -o "$2" "$1" 2>"$2.err" || status=$?
+            ${curl_auth:+-K "$curl_auth"} -o "$2" "$1" 2>"$2.err" || status=$?
         [ "$status" -ne 0 ] || {
             rm -f "$2.err"
             return 0
@@ -475,6 +488,21 @@ cmd_files() {
             --fetch)
                 fetch "$2" "$3" "$4" "$5" "$6"
                 shift 6
+                ;;
+            --fetch-auth)
+                # SECRET-FILE URL SHA256 DEST MODE EXTRACT: HTTP basic auth from the secret,
+                # through a curl config file (never on a command line) removed at once.
+                secret_credentials "$2"
+                curl_auth=/tmp/nestcustom-curl-auth.$$
+                trap 'rm -f "$curl_auth"' EXIT # also when the download dies
+                (umask 077 && printf 'user = "%s"\n' \
+                    "$(printf '%s' "$cred" | sed 's/[\\"]/\\&/g')" >"$curl_auth")
+                cred=
+                fetch "$3" "$4" "$5" "$6" "$7"
+                rm -f "$curl_auth"
+                trap - EXIT
+                curl_auth=
+                shift 7
                 ;;
             --set)
                 set_key "$2" "$3" "$4" "$5"
@@ -700,8 +728,21 @@ cmd_check() {
 [ $# -gt 0 ] || die "usage: build.sh exec|clamp|facts|kmods|initramfs|check|files|repos|remove-matching|selinux ..."
 command=$1
 shift
+cmd_repo_auth() {
+    # SRC SECRET-FILE TARGET: the repo file SRC (one repo) with the secret's USER:PASSWORD
+    # as its username= and password=, at TARGET, readable by root only. The layer's step
+    # removes TARGET before it commits: the credentials never land in the image.
+    secret_credentials "$2"
+    (umask 077 && {
+        cat "$1"
+        printf 'username=%s\npassword=%s\n' "${cred%%:*}" "${cred#*:}"
+    } >"$3") || die "cannot write $3"
+    cred=
+}
+
 case $command in
     exec) cmd_exec "$@" ;;
+    repo-auth) cmd_repo_auth "$@" ;;
     clamp) cmd_clamp "$@" ;;
     facts) cmd_facts "$@" ;;
     kmods) cmd_kmods "$@" ;;

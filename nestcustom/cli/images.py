@@ -36,6 +36,7 @@ Examples:
   nestcustom build recipes/host-agent.yaml --base 127.0.0.1:5000/mirror/nestos:22.03-LTS-SP3.20240110.0-x86_64
   nestcustom build recipes/nestos-kmod.yaml --mirror hub.oepkgs.net=registry.local:5000
   nestcustom build recipes/nestos-tools.yaml --download-mirror https://github.com/=https://artifacts.local/github/
+  nestcustom build recipes/agent.yaml --secret id=repo-cred,src=$XDG_RUNTIME_DIR/repo-cred
 Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
 """
 )
@@ -92,6 +93,15 @@ Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
     help="Fetch downloads whose URL starts with PREFIX from MIRROR instead (repeatable); "
     "their sha256 is checked as always.",
 )
+@click.option(
+    "--secret",
+    "secret_specs",
+    multiple=True,
+    metavar="id=ID,src=FILE",
+    help="A build secret (USER:PASSWORD in FILE) for the repos and downloads whose secret: "
+    "is ID; mounted for their steps only, never in a layer, the history or the log "
+    "(repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.pass_obj
 @handle_errors
@@ -108,6 +118,7 @@ def build(
     release_tags: bool,
     mirror_pairs: tuple[str, ...],
     download_mirror_pairs: tuple[str, ...],
+    secret_specs: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Build recipes into images with podman, and optionally push them.
@@ -118,6 +129,7 @@ def build(
     """
     from nestcustom.cli.progress import LiveProgress, PlainProgress
     from nestcustom.image.build import BuildOptions, build_all
+    from nestcustom.image.secrets import parse_secret, unused_secrets
     from nestcustom.recipe.mirrors import (
         parse_download_mirrors,
         parse_mirrors,
@@ -145,7 +157,10 @@ def build(
             dataclasses.replace(r, base=dataclasses.replace(r.base, image=base_image, digest=None))
             for r in chosen
         ]
-    options = BuildOptions(tag_template, push, tls_verify, no_cache, step_timeout)
+    secrets = tuple(parse_secret(spec) for spec in secret_specs)
+    for warning in unused_secrets(chosen, secrets):
+        err(f"warning: {warning}")
+    options = BuildOptions(tag_template, push, tls_verify, no_cache, step_timeout, secrets)
     names = [r.name for r in chosen]
     display = LiveProgress(names) if live_display(settings) else PlainProgress()
     with display:

@@ -56,6 +56,15 @@ def context_path(directory: str, name: str) -> str:
     return f"{directory}/{name}" if directory else name
 
 
+def secret_mount(secret: str) -> str:
+    """A build secret in a RUN step: at /run/secrets/ID for that step only (podman build)."""
+    return f"--mount=type=secret,id={secret}"
+
+
+def secret_path(secret: str) -> str:
+    return f"/run/secrets/{secret}"
+
+
 def bind(source: str, target: str, stage: str | None = None) -> str:
     origin = f"from={stage}," if stage else ""
     return f"--mount=type=bind,{origin}source={source},target={target}"
@@ -113,6 +122,20 @@ class StepWriter:
                 continue
             commands.append(done.through_helper() if late else done)
             uses_helper = uses_helper or late or command.verb[:2] == ("sh", HELPER)
+        generated: list[tuple[str, str]] = []
+        if layer.repos and stage_manager is None:
+            plain = tuple(r for r in layer.repos if r.secret is None)
+            if plain:
+                # Mounted into /etc/yum.repos.d for this step only: used, never in the image.
+                name, text = f"layer-{layer.name}.repo", repo_file(self.recipe.path, plain)
+                digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+                target = f"/etc/yum.repos.d/nestcustom-{layer.name}-{digest}.repo"
+                mounts.append(bind(self.in_context(name), target))
+                generated.append((name, text))
+            before, after = self._secret_repos(layer, mounts, generated)
+            commands[:0] = before
+            commands += after
+            uses_helper = uses_helper or bool(before)
         if stage_manager is None and self.nestos:
             if layer.changes_packages:
                 commands.append(REMOVE_CACHE)
@@ -121,16 +144,35 @@ class StepWriter:
             commands.append(Command(("dnf", "clean", "all")))
         if uses_helper:
             mounts.insert(0, bind(self.helper_source, HELPER))
-        generated: tuple[tuple[str, str], ...] = ()
-        if layer.repos and stage_manager is None:
-            # Mounted into /etc/yum.repos.d for this step only: used, and never in the image.
-            name, text = f"layer-{layer.name}.repo", repo_file(self.recipe.path, layer.repos)
-            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-            target = f"/etc/yum.repos.d/nestcustom-{layer.name}-{digest}.repo"
-            mounts.append(bind(self.in_context(name), target))
-            generated = ((name, text),)
         sources = tuple(script.path for script in layer.scripts)
-        return RunStep(tuple(commands), tuple(mounts), uses_helper, sources, generated)
+        mounted = tuple(dict.fromkeys(mounts))  # one secret may serve several repos
+        return RunStep(tuple(commands), mounted, uses_helper, sources, tuple(generated))
+
+    def _secret_repos(
+        self, layer: Layer, mounts: list[str], generated: list[tuple[str, str]]
+    ) -> tuple[list[Command], list[Command]]:
+        """(commands before, after) the layer's own for its repos that need credentials.
+
+        Each repo's file (no credentials: it is committed in containerfiles/) is
+        mounted aside; the build helper writes it with the build secret's USER:PASSWORD
+        into /etc/yum.repos.d before the package changes and the step removes it before
+        its commit, so the credentials never reach a layer.
+        """
+        before, after = [], []
+        for repo in (r for r in layer.repos if r.secret is not None):
+            assert repo.secret is not None
+            name = f"layer-{layer.name}-{repo.id}.repo"
+            text = repo_file(self.recipe.path, (repo,))
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            source = f"/run/nestcustom/repos/{digest}/{repo.id}.repo"
+            target = f"/etc/yum.repos.d/nestcustom-{layer.name}-{repo.id}-{digest}.repo"
+            mounts += [bind(self.in_context(name), source), secret_mount(repo.secret)]
+            generated.append((name, text))
+            before.append(
+                Command(("sh", HELPER, "repo-auth"), (source, secret_path(repo.secret), target))
+            )
+            after.append(Command(("rm", "-f"), (target,)))
+        return before, after
 
     def early(self) -> RunStep | None:
         """Before the layers: signing keys in place, base repos enabled or disabled."""
@@ -251,14 +293,11 @@ class StepWriter:
             sources.append(src)
         for download in recipe.downloads:
             extract = "extract" if download.extract else "-"
-            args += [
-                "--fetch",
-                download.url,
-                download.sha256,
-                download.dest,
-                download.mode,
-                extract,
-            ]
+            fetch = ["--fetch"]
+            if download.secret is not None:
+                fetch = ["--fetch-auth", secret_path(download.secret)]
+                mounts.append(secret_mount(download.secret))
+            args += [*fetch, download.url, download.sha256, download.dest, download.mode, extract]
         for link in recipe.symlinks:
             args += ["--link", link.path, link.target]
         for edit in recipe.edits:  # last: a copied file may be edited too
@@ -269,7 +308,10 @@ class StepWriter:
             commands.append(COMMIT)
         ours = {path for path, _, _ in generated}  # written by nestcustom, not project files
         return RunStep(
-            tuple(commands), tuple(mounts), True, tuple(s for s in sources if s not in ours)
+            tuple(commands),
+            tuple(dict.fromkeys(mounts)),  # one secret may serve several downloads
+            True,
+            tuple(s for s in sources if s not in ours),
         )
 
     # -- SELinux ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from nestcustom import proc
 from nestcustom.containerfile.render import Rendering, Step, render_containerfile
 from nestcustom.errors import NestcustomError
 from nestcustom.image import registry
+from nestcustom.image.context import build_context
 from nestcustom.image.events import BuildEvent, BuildFailed, BuildResult, split_reference
 from nestcustom.image.inputs import (
     LAYER_TIME,
@@ -40,6 +41,7 @@ from nestcustom.image.inputs import (
 )
 from nestcustom.image.publish import StopFlag, publish, push_checked
 from nestcustom.image.schedule import run_sharing_prefixes
+from nestcustom.image.secrets import BuildSecret, check_secrets, podman_secrets, secret_files
 from nestcustom.image.storage import LocalImage, local_images
 from nestcustom.recipe.model import DEFAULT_TAG, Recipe
 
@@ -56,6 +58,7 @@ class BuildOptions:
     tls_verify: bool = True
     no_cache: bool = False
     step_timeout: float | None = None  # seconds; else the recipe's step-timeout:
+    secrets: tuple[BuildSecret, ...] = ()  # build --secret: what steps with secret: read
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ def build_all(
             "put {name} in --tag, e.g. registry/ns/{name}:latest",
         )
     origin = provenance(project)
+    check_secrets(recipes, options.secrets)
     renderings = [render_containerfile(r, context_dir(r)) for r in recipes]
     images = [ref for rendering in renderings for ref in rendering.images]
     # A build that must run needs podman-py (~0.1 s to import, with requests and rich):
@@ -303,12 +307,16 @@ def build_one(
         )
     else:
         try:
+            # The secrets travel with the context only for podman (image/secrets.py): the
+            # inputs digest is over the context without them.
+            context = build_context([*inputs.files, *secret_files(recipe, options.secrets)])
             result = _build_past_storage_race(
                 lambda: podman.build(
-                    inputs.context,
+                    context,
                     no_cache=options.no_cache,
                     timestamp=LAYER_TIME,
                     step_timeout=options.step_timeout or recipe.step_timeout,
+                    secrets=podman_secrets(recipe, options.secrets),
                     on_event=listen,
                 ),
                 listen,

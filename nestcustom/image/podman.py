@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +116,7 @@ class Podman:
         no_cache: bool = False,
         timestamp: int | None = None,
         step_timeout: float | None = None,
+        secrets: Sequence[str] = (),
         on_event: Callable[[BuildEvent], None] = lambda event: None,
     ) -> BuildResult:
         """Build the context's Containerfile; no tag is set (tagging is for the caller).
@@ -143,6 +144,8 @@ class Podman:
             params["labels"] = json.dumps(dict(sorted(labels.items())))
         if timestamp is not None:
             params["timestamp"] = timestamp
+        if secrets:  # `id=ID,src=NAME`, NAME a file at the context's top (image/secrets.py)
+            params["secrets"] = json.dumps(list(secrets))
         try:
             response = self.client.api.post(
                 "/build",

@@ -109,6 +109,7 @@ class Converter:
                     x["dest"],
                     _mode(x.get("mode", "0644")),
                     x.get("extract", False),
+                    x.get("secret"),
                 ),
                 doc.get("downloads"),
             ),
@@ -349,6 +350,7 @@ class Converter:
             gpgkey=copr.get("gpgkey") or entry.get("gpgkey"),
             enabled=entry.get("enabled", True),
             repo_gpgcheck=entry.get("repo_gpgcheck", False),
+            secret=entry.get("secret"),
         )
 
     @staticmethod

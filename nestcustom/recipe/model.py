@@ -156,6 +156,7 @@ class Repo:
     gpgkey: str | None = None
     enabled: bool = True
     repo_gpgcheck: bool = False
+    secret: str | None = None  # the build secret with USER:PASSWORD (a layer's repo only)
 
 
 # podman and buildah bind-mount these over the image's own in every RUN step and every
@@ -194,6 +195,7 @@ class Download:
     dest: str
     mode: str = "0644"
     extract: bool = False
+    secret: str | None = None  # the build secret with USER:PASSWORD for HTTP basic auth
 
 
 @dataclass(frozen=True)
@@ -344,6 +346,13 @@ class Recipe:
         return bool(
             self.keys or self.repo_files or self.base_repos_enable or self.base_repos_disable
         )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The build secrets (`nestcustom build --secret id=ID,...`) its steps need, sorted."""
+        named = [r.secret for layer in self.layers for r in layer.repos]
+        named += [d.secret for d in self.downloads]
+        return tuple(sorted({s for s in named if s is not None}))
 
     @property
     def has_files_step(self) -> bool:

@@ -113,4 +113,20 @@ def secret_looking_env(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     )
 
 
-RULES = (passwords_in_urls, secret_looking_env)
+def secrets_where_a_step_can_use_them(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    """A recipe's own repos are written into the image (for its hosts): no step holds
+    their credentials. A repo that needs them is a layer's, used in its step only."""
+    for i, repo in enumerate(recipe.repos):
+        if repo.secret is not None:
+            yield _problem(
+                locate,
+                ("repos", i, "secret"),
+                "secret-on-image-repo",
+                f"repo {repo.id!r} is written into the image for its hosts, without "
+                "credentials: a secret: is for a repo the build uses",
+                "move the repo under the layer that installs from it (layers[].repos: mounted "
+                "for that step only, its credentials from the build secret)",
+            )
+
+
+RULES = (passwords_in_urls, secret_looking_env, secrets_where_a_step_can_use_them)

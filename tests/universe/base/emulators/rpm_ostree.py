@@ -32,6 +32,7 @@ files are removed, as rpm-ostree's ``postprocess_cleanup_rpmdb`` does.
 
 from __future__ import annotations
 
+import base64
 import bz2
 import configparser
 import gzip
@@ -415,13 +416,24 @@ def enabled_repos(
             url = urls[0].replace("$basearch", basearch()).replace("$releasever", releasever())
             if not url.endswith("/"):
                 url += "/"
+            if sect.get("username"):  # libdnf's username=/password=: HTTP basic auth
+                CREDENTIALS[url] = (sect.get("username", ""), sect.get("password", ""))
             repos.append(Repo(section, url))
     return repos
 
 
+# baseurl -> (username, password) of the repos that have them (contract section 1)
+CREDENTIALS: dict[str, tuple[str, str]] = {}
+
+
 def fetch(url: str) -> bytes:
+    request = urllib.request.Request(url)
+    for prefix, (user, password) in CREDENTIALS.items():
+        if url.startswith(prefix):
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
+        with urllib.request.urlopen(request, timeout=30) as resp:
             data: bytes = resp.read()
             return data
     except urllib.error.HTTPError as exc:
