@@ -34,9 +34,12 @@ class Installed:
     packages: tuple[str, ...]  # NAME-EPOCH:VERSION-RELEASE.ARCH as the image's rpm lists them
     owned: frozenset[str]  # every path the database says a package owns
     dbpath: str  # where the ISO's rpm keeps its database
+    backend: str  # its format: bdb (EL8), sqlite, ndb
     rpm_version: str
-    clock_install_times: bool  # True when the ISO's rpm ignored SOURCE_DATE_EPOCH
+    clock_install_times: bool  # True when the database still holds the clock's install times
+    normalized: int  # headers whose install times were rewritten (Berkeley DB), else 0
     seconds: float  # the rpm transaction alone
+    normalize_seconds: float = 0.0
 
 
 def unpack_bootstrap(boot: Path, packages: Sequence[Path]) -> None:
@@ -169,15 +172,19 @@ def install_root(
         raise _failure(result, plan)
     installed = [line.split(" ")[0] for line in result["installed"]]
     # rpm >= 4.18 takes the transaction id from SOURCE_DATE_EPOCH (and counts install times
-    # up from it, one second per package); older rpms use the clock.
+    # up from it, one second per package); older rpms use the clock, and a Berkeley DB
+    # database has been rewritten by then (rpmdbnorm).
     tids = {line.split(" ")[1] for line in result["installed"] if " " in line}
     return Installed(
         packages=tuple(sorted(installed)),
         owned=frozenset(result["owned"]),
         dbpath=result["dbpath"],
+        backend=str(result.get("backend", "unknown")),
         rpm_version=result["rpm_version"],
         clock_install_times=tids != {str(source_date_epoch)},
+        normalized=int(result.get("normalized", 0)),
         seconds=float(result.get("rpm_seconds", seconds)),
+        normalize_seconds=float(result.get("normalize_seconds", 0.0)),
     )
 
 
@@ -197,6 +204,11 @@ def _failure(result: dict[str, object], plan: Plan) -> NestcustomError:
         return NestcustomError(
             "installing failed: no space left in the work directory",
             "free space there or pass --workdir on a larger file system",
+        )
+    if kind == "normalize":
+        return NestcustomError(
+            f"the image's Berkeley DB rpm database could not be made reproducible: {output}",
+            "nothing was tagged; please report this with the ISO's name",
         )
     tail = "\n".join(output.strip().splitlines()[-8:])
     what = (

@@ -14,7 +14,10 @@ Steps, all with the bootstrap's (the ISO's) own rpm, chrooted into the bootstrap
 2. install the resolved set into /mnt/sysimage (the image root): rpm orders
    the transaction, runs the scriptlets inside the image root, and writes the
    database where and in the format its own configuration says;
-3. read the database back (what the image's rpm will list) and the files it owns.
+3. read the database back (what the image's rpm will list) and the files it owns;
+4. a Berkeley DB database (EL8's rpm, which records install times from the
+   clock) is made reproducible by rpmdbnorm: install times from
+   SOURCE_DATE_EPOCH, rebuilt on a tmpfs, unused bytes zeroed, read back.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nestcustom.base import rpmdbnorm
+
 SYSIMAGE = "/mnt/sysimage"
 PACKAGES = "/mnt/packages"
+NEWDB = "/mnt/rpmdb-normalized"  # a tmpfs: Berkeley DB's page size follows the file system
 KEYRING = "/var/lib/nestcustom-keyring"
 _DEVICES = {
     "null": (1, 3),
@@ -144,6 +150,43 @@ def _query(boot: Path, fmt: str) -> list[str]:
     return done.stdout.splitlines()
 
 
+def _backend(dbdir: Path) -> str:
+    """The database's format, by its main file (as `diff` finds it in image layers)."""
+    for main, backend in (("rpmdb.sqlite", "sqlite"), ("Packages.db", "ndb")):
+        if (dbdir / main).is_file():
+            return backend
+    return "bdb" if rpmdbnorm.is_bdb(dbdir) else "unknown"
+
+
+def _normalize_bdb(boot: Path, root: Path, dbpath: str, request: dict[str, Any]) -> int:
+    """Make a Berkeley DB database reproducible (rpmdbnorm); headers rewritten, 0 if not BDB."""
+    dbdir = root / dbpath.lstrip("/")
+    if not rpmdbnorm.is_bdb(dbdir):
+        return 0
+    scratch = boot / NEWDB.lstrip("/")
+    scratch.mkdir(parents=True, exist_ok=True)
+    _mount("-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs", str(scratch))
+
+    def run(argv: Sequence[str], stdin: bytes) -> bytes:
+        done = subprocess.run(
+            ["chroot", str(boot), *argv], input=stdin, capture_output=True, env=dict(_ENV)
+        )
+        if done.returncode != 0:
+            error = done.stderr.decode(errors="replace").strip()[-500:]
+            raise rpmdbnorm.NormalizeError(f"{argv[0]} {argv[-1]} failed: {error}")
+        return done.stdout
+
+    return rpmdbnorm.normalize_database(
+        run,
+        root=SYSIMAGE,
+        image_dbdir=dbdir,
+        scratch=NEWDB,
+        scratch_on_host=scratch,
+        epoch=int(request["source_date_epoch"]),
+        owned=_query(boot, "[%{FILENAMES}\n]"),
+    )
+
+
 def main(argv: Sequence[str]) -> int:
     request: dict[str, Any] = json.loads(Path(argv[0]).read_text())
     boot, root, iso = Path(request["bootstrap"]), Path(request["root"]), Path(request["iso"])
@@ -170,6 +213,12 @@ def main(argv: Sequence[str]) -> int:
         if code != 0:
             result.update(kind="install", code=code, output=tail)
             return 0
+        dbpath = _in_bootstrap(boot, ["rpm", "--eval", "%{_dbpath}"], dict(_ENV)).stdout.strip()
+        progress.open("a").write("phase normalize\n")
+        started = time.monotonic()
+        result["normalized"] = _normalize_bdb(boot, root, dbpath, request)
+        result["backend"] = _backend(root / dbpath.lstrip("/"))
+        result["normalize_seconds"] = time.monotonic() - started
         result.update(
             ok=True,
             output=tail,
@@ -177,9 +226,12 @@ def main(argv: Sequence[str]) -> int:
                 boot, "%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH} %{INSTALLTID}\n"
             ),
             owned=_query(boot, "[%{FILENAMES}\n]"),
-            dbpath=_in_bootstrap(boot, ["rpm", "--eval", "%{_dbpath}"], dict(_ENV)).stdout.strip(),
+            dbpath=dbpath,
             rpm_version=_in_bootstrap(boot, ["rpm", "--version"], dict(_ENV)).stdout.strip(),
         )
+        return 0
+    except rpmdbnorm.NormalizeError as exc:
+        result.update(kind="normalize", output=str(exc))
         return 0
     except (RuntimeError, OSError) as exc:
         result.update(kind="namespace", output=str(exc))

@@ -66,6 +66,8 @@ class BaseImage:
     layer_size: int  # bytes of the uncompressed layer
     left_out: dict[str, dict[str, int]]  # optimized: per category
     dbpath: str
+    db_backend: str  # bdb (EL8's rpm), sqlite, ndb
+    normalized: int  # Berkeley DB: headers whose install times were set from the ISO's date
     rpm_version: str
     warnings: tuple[str, ...]
     seconds: dict[str, float] = field(default_factory=dict)
@@ -281,6 +283,7 @@ def _build(
     )
     lap("install")
     timings["install_rpm"] = installed.seconds
+    timings["normalize_rpmdb"] = installed.normalize_seconds
     wanted = sorted(p.nevra_epoch for p in plan.packages)
     if list(installed.packages) != wanted:
         extra = sorted(set(installed.packages) - set(wanted))
@@ -348,6 +351,8 @@ def _build(
         layer_size=layer.size,
         left_out=left,
         dbpath=installed.dbpath,
+        db_backend=installed.backend,
+        normalized=installed.normalized,
         rpm_version=installed.rpm_version,
         warnings=tuple(warnings),
         seconds=timings,

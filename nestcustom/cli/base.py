@@ -48,8 +48,13 @@ def _report(result: BaseImage) -> None:
     err(f"\n{release.name} {release.version}, {result.variant}, from {result.iso_name}")
     err(
         f"  packages   {len(result.packages)} (the image's rpm lists exactly these; "
-        f"database {result.dbpath}, {result.rpm_version})"
+        f"database {result.dbpath}, {result.db_backend}, {result.rpm_version})"
     )
+    if result.normalized:
+        err(
+            f"  rpmdb      Berkeley DB rebuilt reproducibly: {result.normalized} install times "
+            "from the ISO's date, unused bytes zeroed"
+        )
     err(f"  installed  {_mb(result.install_size)} (the packages' installed size)")
     err(f"  image      {_mb(result.layer_size)}, one layer, ID {result.image_id[:12]}")
     if result.left_out:
@@ -76,7 +81,12 @@ def _as_json(result: BaseImage) -> dict[str, object]:
         "install_size": result.install_size,
         "image_size": result.layer_size,
         "left_out": result.left_out,
-        "rpmdb": {"path": result.dbpath, "rpm": result.rpm_version},
+        "rpmdb": {
+            "path": result.dbpath,
+            "backend": result.db_backend,
+            "rpm": result.rpm_version,
+            "normalized": result.normalized,
+        },
         "warnings": list(result.warnings),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     }
