@@ -17,6 +17,7 @@ Everything mounted lives in a private mount and PID namespace (nsinstall.py).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -68,6 +69,7 @@ def unpack_bootstrap(boot: Path, packages: Sequence[Path]) -> None:
         )
     except proc.CommandError as exc:
         raise _space_or(exc, "unpacking the bootstrap (the ISO's rpm) failed") from exc
+    shutil.rmtree(boot / "var/lib/nestcustom-bootstrap-db", ignore_errors=True)
 
 
 def _space_or(exc: proc.CommandError, what: str) -> NestcustomError:
@@ -100,6 +102,7 @@ def install_root(
     *,
     work: Path,
     boot: Path,
+    boot_lower: Path | None,
     root: Path,
     iso_dir: Path,
     plan: Plan,
@@ -108,8 +111,15 @@ def install_root(
     gpgcheck: bool,
     source_date_epoch: int,
     on_line: Callable[[str], None],
+    verified: Sequence[str] = (),
 ) -> Installed:
-    """Check signatures and install plan.packages into `root` with the bootstrap's rpm."""
+    """Check signatures and install plan.packages into `root` with the bootstrap's rpm.
+
+    boot_lower: a kept bootstrap root (isocache), mounted read-only under an overlay
+    at `boot` inside the namespace; None when `boot` itself holds the bootstrap.
+    verified: paths of packages whose signatures an earlier build of the same ISO
+    checked (the same bytes, by their repository checksum), not checked again.
+    """
     import time
 
     unshare = proc.require("unshare", "util-linux")
@@ -122,6 +132,8 @@ def install_root(
     progress.write_text("")
     request = {
         "bootstrap": str(boot),
+        "bootstrap_lower": str(boot_lower) if boot_lower else None,
+        "overlay": str(boot.parent / "bootstrap-overlay"),
         "root": str(root),
         "iso": str(iso_dir),
         "result": str(result_path),
@@ -131,6 +143,7 @@ def install_root(
         "nevras": [n for p in plan.packages for n in (p.nevra, p.nevra_epoch_short)],
         "keys": list(keys),
         "gpgcheck": gpgcheck,
+        "verified": list(verified),
         "macros": dict(variant.install_macros),
         "rpm_options": list(variant.rpm_options),
         "source_date_epoch": source_date_epoch,

@@ -10,7 +10,8 @@ nothing is left mounted on the host, whatever happens. Killing this process (PID
 
 Steps, all with the bootstrap's (the ISO's) own rpm, chrooted into the bootstrap:
 1. import the ISO's keys into a keyring outside the image's database and check
-   every package's digests and signature against them;
+   every package's digests and signature against them (this rpm was itself
+   checked by the host's rpm before it was unpacked: sigcheck.py);
 2. install the resolved set into /mnt/sysimage (the image root): rpm orders
    the transaction, runs the scriptlets inside the image root, and writes the
    database where and in the format its own configuration says;
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nestcustom.base import rpmdbnorm
+from nestcustom.base.sigcheck import verdict_ok, verdicts
 
 SYSIMAGE = "/mnt/sysimage"
 PACKAGES = "/mnt/packages"
@@ -59,6 +61,15 @@ def _mount(*args: str) -> None:
     done = _run(["mount", *args])
     if done.returncode != 0:
         raise RuntimeError(f"mount {' '.join(args)}: {done.stderr.strip()}")
+
+
+def _overlay(lower: Path, layers: Path, target: Path) -> None:
+    """The kept bootstrap (isocache) at `target`, read-only below, writable above (tmp)."""
+    upper, work = layers / "upper", layers / "work"
+    for directory in (upper, work, target):
+        directory.mkdir(parents=True, exist_ok=True)
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    _mount("-t", "overlay", "-o", options, "overlay", str(target))
 
 
 def _dev_and_proc(root: Path) -> None:
@@ -91,21 +102,16 @@ def _check_signatures(boot: Path, request: dict[str, Any]) -> list[str]:
     if done.returncode != 0:
         raise RuntimeError(f"the ISO's keys cannot be imported: {done.stderr.strip()[-500:]}")
     bad: list[str] = []
-    files = [f"{PACKAGES}/{p}" for p in request["packages"]]
+    # packages an earlier build of the same ISO verified, by their checksum (isocache)
+    done_before = set(request.get("verified", []))
+    files = [f"{PACKAGES}/{p}" for p in request["packages"] if p not in done_before]
     for start in range(0, len(files), 200):
         batch = files[start : start + 200]
         done = _in_bootstrap(boot, ["rpmkeys", "--dbpath", KEYRING, "--checksig", *batch], env)
-        lines = {}
-        for line in done.stdout.splitlines():
-            path, _, verdict = line.partition(": ")
-            lines[path.strip()] = verdict.strip()
+        lines = verdicts(done.stdout)
         for path in batch:
             verdict = lines.get(path, "not checked: " + done.stderr.strip()[-200:])
-            # "digests signatures OK" (rpm >= 4.14.2); "rsa sha1 (md5) pgp md5 OK" (older)
-            signed = "signatures OK" in verdict or (
-                " pgp " in verdict.lower() and "NOT" not in verdict
-            )
-            if not signed or "NOT OK" in verdict:
+            if not verdict_ok(verdict):
                 bad.append(f"{Path(path).name}: {verdict or 'no verdict'}")
     return bad
 
@@ -179,6 +185,7 @@ def _normalize_bdb(boot: Path, root: Path, dbpath: str, request: dict[str, Any])
     return rpmdbnorm.normalize_database(
         run,
         root=SYSIMAGE,
+        image_root=root,
         image_dbdir=dbdir,
         scratch=NEWDB,
         scratch_on_host=scratch,
@@ -193,6 +200,8 @@ def main(argv: Sequence[str]) -> int:
     result_path, progress = Path(request["result"]), Path(request["progress"])
     result: dict[str, Any] = {"ok": False}
     try:
+        if request.get("bootstrap_lower"):
+            _overlay(Path(request["bootstrap_lower"]), Path(request["overlay"]), boot)
         _dev_and_proc(boot)
         (boot / SYSIMAGE.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (boot / PACKAGES.lstrip("/")).mkdir(parents=True, exist_ok=True)

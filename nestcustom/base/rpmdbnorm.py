@@ -118,6 +118,7 @@ def normalize_database(
     run: Runner,
     *,
     root: str,
+    image_root: Path,
     image_dbdir: Path,
     scratch: str,
     scratch_on_host: Path,
@@ -126,11 +127,13 @@ def normalize_database(
 ) -> int:
     """Steps 1-5 of the module's doc; returns how many headers were rewritten.
 
-    root: the image root as the bootstrap sees it; image_dbdir: its database
-    directory as this process sees it; scratch: an empty tmpfs directory as the
+    root: the image root as the bootstrap sees it (image_root: as this process sees
+    it); image_dbdir: its database directory as this process sees it; scratch: an empty tmpfs directory as the
     bootstrap sees it (scratch_on_host: as this process sees it).
     """
-    sample = [path for path in owned[:: max(1, len(owned) // 200)] if path.startswith("/")]
+    # `rpm -qf` looks at the file first: only files the install laid down (not excluded docs)
+    present = [p for p in owned if p.startswith("/") and (image_root / p.lstrip("/")).exists()]
+    sample = present[:: max(1, len(present) // 200)]
     before = _listing(run, root, sample)
     exported = run(["rpmdb", "--root", root, "--exportdb"], b"")
     rewritten, count = rewrite_install_times(exported, epoch)

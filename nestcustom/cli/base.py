@@ -62,6 +62,8 @@ def _report(result: BaseImage) -> None:
         err(f"  left out   {_mb(total)} in all:")
         for category, value in result.left_out.items():
             err(f"    {category:11} {_mb(value['bytes']):>10}  {value['files']} files")
+    if result.from_cache:
+        err(f"  cached     {' and '.join(result.from_cache)} from an earlier build of this ISO")
     for warning in result.warnings:
         err(f"  warning: {warning}")
     if result.reference:
@@ -88,6 +90,7 @@ def _as_json(result: BaseImage) -> dict[str, object]:
             "normalized": result.normalized,
         },
         "warnings": list(result.warnings),
+        "from_cache": list(result.from_cache),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     }
 
@@ -137,6 +140,16 @@ A recipe with `base: {image: REF, flavor: newstart}` then builds on the result.
     help="Where the temporary root is built (needs about twice the installed size). "
     "Default: $TMPDIR or /tmp.",
 )
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default="/var/cache/nestcustom",
+    envvar="NESTCUSTOM_CACHE_DIR",
+    show_default=True,
+    help="Keep, per ISO sha256, its metadata and its checked, unpacked rpm (the bootstrap) "
+    "for later builds from the same ISO. Must belong to root and be closed to others.",
+)
+@click.option("--no-cache", is_flag=True, help="Neither use nor fill the cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout.")
 @click.pass_obj
 @handle_errors
@@ -150,6 +163,8 @@ def from_iso(
     tls_verify: bool,
     gpgcheck: bool,
     workdir: Path | None,
+    cache_dir: Path,
+    no_cache: bool,
     as_json: bool,
 ) -> None:
     """Build a NewStart base image from the distribution's DVD ISO, offline.
@@ -175,6 +190,7 @@ def from_iso(
         tls_verify=tls_verify,
         gpgcheck=gpgcheck,
         workdir=workdir,
+        cache_dir=None if no_cache else cache_dir,
     )
     result = build_base(options, _Progress())
     _report(result)

@@ -8,6 +8,7 @@ as a user would, and removed at the end.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -18,12 +19,16 @@ from typing import Any
 
 import pytest
 
-from tests.universe.iso.build import Iso, build_iso, build_norepo_iso
+from tests.universe.iso.build import CACHE, Iso, build_iso, build_norepo_iso
 
 ROOT = Path(__file__).resolve().parents[2]
+#: `base from-iso`'s cache for the tests: the universe's, not the machine's /var/cache.
+BASE_CACHE = CACHE.parent / "base-cache"
 
 
-def nestcustom(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def nestcustom(
+    *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nestcustom", *args],
         cwd=ROOT,
@@ -31,6 +36,7 @@ def nestcustom(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[
         text=True,
         timeout=timeout,
         check=False,
+        env={"NESTCUSTOM_CACHE_DIR": str(BASE_CACHE), **os.environ, **(env or {})},
     )
 
 

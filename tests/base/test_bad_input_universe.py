@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.base.conftest import ROOT, nestcustom, podman
+from tests.base.conftest import BASE_CACHE, ROOT, nestcustom, podman
 from tests.universe.iso.build import Iso
 
 pytestmark = pytest.mark.universe
@@ -159,6 +159,7 @@ def test_interrupted_in_each_phase(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "NESTCUSTOM_CACHE_DIR": str(BASE_CACHE)},
     )
     assert proc.stderr is not None
     seen = []
@@ -191,7 +192,7 @@ def stage_dirs() -> set[str]:
 def test_interrupted_while_staged_in_memory(iso_treeinfo: Iso, tag: str, tmp_path: Path) -> None:
     """Without --workdir the root is built in /dev/shm (when it fits): that goes too."""
     before = stage_dirs()
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "TMPDIR": str(tmp_path), "NESTCUSTOM_CACHE_DIR": str(BASE_CACHE)}
     command = [
         sys.executable, "-m", "nestcustom", "base", "from-iso", str(iso_treeinfo.path),
         "--packages", SMALL, "--tag", tag,

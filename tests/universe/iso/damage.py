@@ -22,14 +22,20 @@ BEFORE_METADATA = ("unsigned", "hostile-rpm")  # the rest spoil what the metadat
 
 OUTSIDER = "Someone Else <mallory@example.invalid>"
 
-#: An rpmkeys that checks nothing: every package it is asked about "verifies".
-FAKE_RPMKEYS = """#!/bin/sh
-for arg in "$@"; do
-    case "$arg" in
-        *.rpm) echo "$arg: digests signatures OK" ;;
-    esac
-done
-exit 0
+#: An rpmkeys that checks nothing: every package it is asked about "verifies". A static
+#: program, since the bootstrap root has no shell to run a script with.
+FAKE_RPMKEYS = r"""
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        if (n > 4 && strcmp(argv[i] + n - 4, ".rpm") == 0)
+            printf("%s: digests signatures OK\n", argv[i]);
+    }
+    return 0;
+}
 """
 
 
@@ -78,19 +84,33 @@ def outsider_key(home: Path) -> Path:
 
 def _tamper_rpm(packages: Path, outsider: Path) -> None:
     (original,) = (p for p in packages.glob("rpm-[0-9]*.rpm"))
+    # outside the DVD's tree: createrepo_c would take any RPM left in it
+    work = Path(tempfile.mkdtemp(prefix="hostile-rpm-", dir=outsider.parent))
+    try:
+        _rebuild_rpm(original, work, outsider)
+    finally:
+        shutil.rmtree(work)
+
+
+def _rebuild_rpm(original: Path, work: Path, outsider: Path) -> None:
+    """`original` replaced by a look-alike whose rpmkeys checks nothing, signed by `outsider`."""
     query = "%{NAME}\n%{EPOCH}\n%{VERSION}\n%{RELEASE}\n%{ARCH}\n"
     name, epoch, version, release, arch = _run(
         ["rpm", "-qp", "--nosignature", "--qf", query, str(original)]
     ).splitlines()
     requires = _run(["rpm", "-qp", "--nosignature", "--requires", str(original)]).splitlines()
-    # outside the DVD's tree: createrepo_c would take any RPM left in it
-    work = Path(tempfile.mkdtemp(prefix="hostile-rpm-", dir=outsider.parent))
     tree, top = work / "tree", work / "rpmbuild"
     tree.mkdir()
-    with subprocess.Popen(["rpm2cpio", str(original)], stdout=subprocess.PIPE) as unpack:
-        subprocess.run(["cpio", "-idm", "--quiet"], stdin=unpack.stdout, cwd=tree, check=True)
-    (tree / "usr/bin/rpmkeys").write_text(FAKE_RPMKEYS)
-    (tree / "usr/bin/rpmkeys").chmod(0o755)
+    # rpm2archive: the payload as a tar (no cpio needed on the host)
+    with (
+        original.open("rb") as package,
+        subprocess.Popen(["rpm2archive", "-"], stdin=package, stdout=subprocess.PIPE) as unpack,
+    ):
+        subprocess.run(["tar", "-xzf", "-", "-C", str(tree)], stdin=unpack.stdout, check=True)
+    source = work / "rpmkeys.c"
+    source.write_text(FAKE_RPMKEYS)
+    (tree / "usr/bin/rpmkeys").unlink()
+    _run(["gcc", "-static", "-O2", "-o", str(tree / "usr/bin/rpmkeys"), str(source)])
     files = sorted(
         "/" + p.relative_to(tree).as_posix()
         for p in tree.rglob("*")
@@ -128,4 +148,3 @@ def _tamper_rpm(packages: Path, outsider: Path) -> None:
     )  # fmt: skip
     original.unlink()  # a hard link to the signed copy: replace, do not write through
     shutil.copyfile(built, original)
-    shutil.rmtree(work)
