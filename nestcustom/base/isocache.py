@@ -127,7 +127,8 @@ def open_cache(directory: Path | None) -> IsoCache | None:
     if any(c in str(directory) for c in ",:\n"):  # it becomes an overlay mount option
         raise CacheUnsafe(f"{directory}: a cache directory's path holds no ',' or ':'")
     root = directory / "base"
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, exist_ok=True)
     for path in (directory, root):
         info = path.lstat()
         if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:

@@ -136,8 +136,21 @@ def build_base(options: Options, on_event: Callable[[Event], None] = lambda e: N
         timings[phase] = timings.get(phase, 0.0) + now - mark
         mark = now
 
-    with terminate_as_exception():
+    with terminate_as_exception(), _umask(0o022):
         return _in_work_directory(options, on_event, lap, timings)
+
+
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    """The root's own directories (/, /dev, /proc, what scriptlets make) get the same
+    modes whatever the caller's umask is: one input less that changes the image."""
+    import os
+
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def _in_work_directory(

@@ -83,6 +83,18 @@ def iso_corrupt() -> Iso:
 
 
 @pytest.fixture(scope="session")
+def iso_hostile() -> Iso:
+    """Its rpm package says every package verifies, and is signed by an outsider."""
+    return build_iso("flat", damage="hostile-rpm")
+
+
+@pytest.fixture(scope="session")
+def iso_el8() -> Iso:
+    """NewStart V6 as it is: rpm 4.16 with BerkeleyDB at /var/lib/rpm, RSA/SHA1 signatures."""
+    return build_iso("treeinfo", profile="el8")
+
+
+@pytest.fixture(scope="session")
 def iso_norepo() -> Path:
     return build_norepo_iso()
 
@@ -106,5 +118,19 @@ def standard_core(iso_treeinfo: Iso, built_images: list[str]) -> Built:
 @pytest.fixture(scope="session")
 def optimized_core(iso_treeinfo: Iso, built_images: list[str]) -> Built:
     built = from_iso(iso_treeinfo.path, "--variant", "optimized")
+    built_images.append(built.tag)
+    return built
+
+
+@pytest.fixture(scope="session")
+def el8_standard(iso_el8: Iso, built_images: list[str]) -> Built:
+    built = from_iso(iso_el8.path, "--variant", "standard")
+    built_images.append(built.tag)
+    return built
+
+
+@pytest.fixture(scope="session")
+def el8_optimized(iso_el8: Iso, built_images: list[str]) -> Built:
+    built = from_iso(iso_el8.path, "--variant", "optimized")
     built_images.append(built.tag)
     return built

@@ -110,6 +110,16 @@ def test_an_unsigned_package(iso_unsigned: Iso, workdir: Path, tag: str) -> None
     assert "nc-owned-1.0-1.ns6.noarch.rpm" in done.stderr
 
 
+def test_a_hostile_rpm_in_the_bootstrap(iso_hostile: Iso, workdir: Path, tag: str) -> None:
+    """The ISO's rpm says every package verifies and is signed by an outsider: the host's
+    rpm refuses it before any of it runs, even when the image itself does not take rpm."""
+    done = fails(iso_hostile.path, workdir, tag, "--packages", "bash,coreutils")
+    assert done.returncode == 2, done.stderr
+    assert "of the ISO's rpm (the bootstrap, checked by the host's rpm" in done.stderr
+    assert f"{iso_hostile.packages['rpm']}.rpm: digests SIGNATURES NOT OK" in done.stderr
+    assert "\nverify " not in done.stderr and "\ninstall " not in done.stderr  # nothing ran
+
+
 def test_a_corrupted_package(iso_corrupt: Iso, workdir: Path, tag: str) -> None:
     done = fails(iso_corrupt.path, workdir, tag, "--packages", "bash,nc-owned")
     assert done.returncode == 2
