@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 HASH_MAGIC = 0x061561
@@ -30,7 +31,7 @@ _HEADER = 26  # size of a page header; its item index follows
 P_INVALID, P_HASH_UNSORTED, P_IBTREE, P_LBTREE, P_OVERFLOW = 0, 2, 3, 5, 7
 P_HASHMETA, P_BTREEMETA, P_LDUP, P_HASH = 8, 9, 12, 13
 # item types: hash (H_*) and btree (B_*)
-H_OFFPAGE, H_OFFDUP = 3, 4
+H_KEYDATA, H_OFFPAGE, H_OFFDUP = 1, 3, 4
 B_KEYDATA, B_DUPLICATE, B_OVERFLOW = 1, 2, 3
 
 
@@ -144,3 +145,52 @@ def _btree_page(page: memoryview, order: str, entries: int, index_end: int, inte
         _zero(page, position, start)
         position = max(position, end)
     _zero(page, position, len(page))
+
+
+Segments = list[tuple[int, int]]  # (file offset, length): where a value's bytes lie
+
+
+def hash_values(data: bytes | bytearray) -> Iterator[tuple[bytes, Segments]]:
+    """Every (key, where its value lies) of a hash database, page by page.
+
+    A value is either on the page (H_KEYDATA) or in a chain of overflow pages
+    (H_OFFPAGE: first page, total length), as rpm stores its headers.
+    """
+    order = _order(bytes(data[:72]))
+    (pagesize,) = struct.unpack_from(order + "I", data, 20)
+    for start in range(pagesize, len(data) - pagesize + 1, pagesize):
+        if data[start + 25] not in (P_HASH, P_HASH_UNSORTED):
+            continue
+        (entries,) = struct.unpack_from(order + "H", data, start + 20)
+        offsets = struct.unpack_from(f"{order}{entries}H", data, start + _HEADER)
+        ends = (pagesize, *offsets)  # an item ends where the one before it starts
+        for index in range(0, entries - 1, 2):
+            key_at, value_at = offsets[index], offsets[index + 1]
+            if data[start + key_at] != H_KEYDATA:
+                raise NotBerkeleyDb(f"page {start // pagesize}: a key that is not on the page")
+            key = bytes(data[start + key_at + 1 : start + ends[index]])
+            kind = data[start + value_at]
+            if kind == H_KEYDATA:
+                first = start + value_at + 1
+                yield key, [(first, start + ends[index + 1] - first)]
+            elif kind == H_OFFPAGE:
+                pgno, total = struct.unpack_from(order + "II", data, start + value_at + 4)
+                yield key, _chain(data, order, pagesize, pgno, total)
+            else:
+                raise NotBerkeleyDb(f"page {start // pagesize}: a value of type {kind}")
+
+
+def _chain(data: bytes | bytearray, order: str, pagesize: int, pgno: int, total: int) -> Segments:
+    segments: Segments = []
+    seen = 0
+    while pgno and seen < total:
+        start = pgno * pagesize
+        if start + pagesize > len(data) or data[start + 25] != P_OVERFLOW:
+            raise NotBerkeleyDb(f"overflow page {pgno} is not one")
+        next_pgno, _, length = struct.unpack_from(order + "IHH", data, start + 16)
+        segments.append((start + _HEADER, length))
+        seen += length
+        pgno = next_pgno
+    if seen != total:
+        raise NotBerkeleyDb(f"an overflow chain holds {seen} bytes, its item says {total}")
+    return segments

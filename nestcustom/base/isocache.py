@@ -128,8 +128,8 @@ def open_cache(directory: Path | None) -> IsoCache | None:
         raise CacheUnsafe(f"{directory}: a cache directory's path holds no ',' or ':'")
     root = directory / "base"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    root.mkdir(mode=0o700, exist_ok=True)
     for path in (directory, root):
+        path.mkdir(mode=0o700, exist_ok=True)  # only after its parent was found safe
         info = path.lstat()
         if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
             raise CacheUnsafe(f"{path} is a link, or not owned by this user, or writable by others")

@@ -173,18 +173,16 @@ def _normalize_bdb(boot: Path, root: Path, dbpath: str, request: dict[str, Any])
     scratch.mkdir(parents=True, exist_ok=True)
     _mount("-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs", str(scratch))
 
-    def run(argv: Sequence[str], stdin: bytes) -> bytes:
-        done = subprocess.run(
-            ["chroot", str(boot), *argv], input=stdin, capture_output=True, env=dict(_ENV)
-        )
+    def run(argv: Sequence[str]) -> bytes:
+        done = subprocess.run(["chroot", str(boot), *argv], capture_output=True, env=dict(_ENV))
         if done.returncode != 0:
             error = done.stderr.decode(errors="replace").strip()[-500:]
-            raise rpmdbnorm.NormalizeError(f"{argv[0]} {argv[-1]} failed: {error}")
+            raise rpmdbnorm.NormalizeError(f"{' '.join(argv[:2])} ... failed: {error}")
         return done.stdout
 
     return rpmdbnorm.normalize_database(
         run,
-        root=SYSIMAGE,
+        dbpath=f"{SYSIMAGE}{dbpath}",
         image_root=root,
         image_dbdir=dbdir,
         scratch=NEWDB,

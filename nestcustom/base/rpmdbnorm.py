@@ -3,23 +3,24 @@
 rpm 4.18 takes install times from SOURCE_DATE_EPOCH; EL8's rpm 4.14 (and
 4.16) record the clock, in every header (INSTALLTIME, INSTALLTID) and in the
 Installtid index, and Berkeley DB adds random file IDs and uncleared bytes.
-rpm-ostree normalizes its images' databases the same way (rust/src/
-normalization.rs: rewrite_rpmdb_timestamps on an exported header list, then
-bdb_normalize); here, inside the install namespace and with the image's own
-rpm:
+rpm-ostree normalizes its images' databases for the same reason (rust/src/
+normalization.rs: rewrite_rpmdb_timestamps, then bdb_normalize). Here,
+inside the install namespace, with nothing but what every rpm since 4.0 has:
 
-1. `rpmdb --exportdb` writes every header, in the database's order;
-2. each header's INSTALLTID becomes SOURCE_DATE_EPOCH and its INSTALLTIME
-   SOURCE_DATE_EPOCH + its position (one second per package, as rpm 4.18
-   counts them), in place: both are 32-bit values outside the signed region;
-3. `rpmdb --importdb` writes a new database from that list, into a tmpfs of
-   the namespace, so Berkeley DB's page size (it follows the file system's
-   block size) is the same whatever the work directory is on;
-4. bdbpages.normalize zeroes what the format leaves unused, and fixes the
-   file IDs; the region files (__db.*) and lock files are not kept;
-5. the new database replaces the old one, and is read back: every package
-   and every index lookup by name must give what the old one gave, but for
-   the two times.
+1. in `Packages` (a hash of header instance -> header), each header's
+   INSTALLTID becomes SOURCE_DATE_EPOCH and its INSTALLTIME
+   SOURCE_DATE_EPOCH + its place in instance order (one second per package,
+   as rpm 4.18 counts them), in place: both are 32-bit numbers outside the
+   header's signed region, so nothing else in the file moves;
+2. the image's own rpm rebuilds the database from those headers
+   (`rpmdb --rebuilddb` with `%_dbpath_rebuild` set: the new database stays
+   where that macro says, on a tmpfs of the namespace, so Berkeley DB's page
+   size, which follows the file system's block size, is the same whatever the
+   work directory is on; every index, Installtid included, is written anew);
+3. bdbpages.normalize zeroes what the format leaves unused and fixes the file
+   IDs; region files (__db.*) and lock files are not kept;
+4. the new database replaces the old one and is read back: every header, the
+   Name and the Basenames index must give what the old one gave.
 
 Runs inside nsinstall (stdlib and this package only).
 """
@@ -33,42 +34,67 @@ from pathlib import Path
 
 from nestcustom.base import bdbpages
 
-HEADER_MAGIC = bytes((0x8E, 0xAD, 0xE8, 0x01, 0, 0, 0, 0))
 RPMTAG_INSTALLTIME, RPMTAG_INSTALLTID = 1008, 1128
 RPM_INT32_TYPE = 4
-#: What is compared before and after: what a package is known by, without the times.
+#: What is compared before and after: what a package is known by.
 CHECK_FORMAT = "%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\\t%{SHA1HEADER}\\t%{SIGMD5}\\n"
 
-#: Runs argv in the bootstrap (the image's rpm) with the given stdin; returns stdout.
-Runner = Callable[[Sequence[str], bytes], bytes]
+#: Runs argv in the bootstrap (the image's rpm); returns stdout, raises NormalizeError.
+Runner = Callable[[Sequence[str]], bytes]
 
 
 class NormalizeError(RuntimeError):
     pass
 
 
-def rewrite_install_times(stream: bytes, epoch: int) -> tuple[bytes, int]:
-    """The exported header list with install times from `epoch`; (new list, headers)."""
-    out = bytearray(stream)
-    position = count = 0
-    while position < len(out):
-        if out[position : position + 8] != HEADER_MAGIC or position + 16 > len(out):
-            raise NormalizeError(f"no rpm header at byte {position} of the exported database")
-        entries, size = struct.unpack_from(">II", out, position + 8)
-        store = position + 16 + 16 * entries
-        if store + size > len(out):
-            raise NormalizeError(f"header {count + 1} of the exported database is cut short")
-        for index in range(entries):
-            tag, kind, offset, items = struct.unpack_from(">IIiI", out, position + 16 + 16 * index)
-            if tag not in (RPMTAG_INSTALLTIME, RPMTAG_INSTALLTID):
-                continue
-            if kind != RPM_INT32_TYPE or items != 1 or not 0 <= offset <= size - 4:
-                raise NormalizeError(f"header {count + 1}: tag {tag} is not one 32-bit number")
-            value = epoch if tag == RPMTAG_INSTALLTID else epoch + count
-            struct.pack_into(">I", out, store + offset, value)
-        position = store + size
-        count += 1
-    return bytes(out), count
+def install_time_offsets(blob: bytes, number: int) -> list[tuple[int, int]]:
+    """(tag, offset in the blob) of INSTALLTIME and INSTALLTID in a stored header."""
+    if len(blob) < 8:
+        raise NormalizeError(f"header {number}: {len(blob)} bytes")
+    entries, size = struct.unpack_from(">II", blob)
+    store = 8 + 16 * entries
+    if store + size != len(blob):
+        raise NormalizeError(f"header {number}: its index and data do not fill its record")
+    found = []
+    for index in range(entries):
+        tag, kind, offset, items = struct.unpack_from(">IIiI", blob, 8 + 16 * index)
+        if tag not in (RPMTAG_INSTALLTIME, RPMTAG_INSTALLTID):
+            continue
+        if kind != RPM_INT32_TYPE or items != 1 or not 0 <= offset <= size - 4:
+            raise NormalizeError(f"header {number}: tag {tag} is not one 32-bit number")
+        found.append((tag, store + offset))
+    return found
+
+
+def _put(data: bytearray, segments: bdbpages.Segments, offset: int, value: bytes) -> None:
+    """Write `value` at `offset` of a value stored in `segments` (it may span two pages)."""
+    for index, byte in enumerate(value):
+        place = offset + index
+        for start, length in segments:
+            if place < length:
+                data[start + place] = byte
+                break
+            place -= length
+
+
+def set_install_times(path: Path, epoch: int) -> int:
+    """Step 1 of the module's doc on a `Packages` file; returns the headers changed."""
+    data = bytearray(path.read_bytes())
+    order = "<" if data[12:16] == struct.pack("<I", bdbpages.HASH_MAGIC) else ">"
+    records = []
+    for key, segments in bdbpages.hash_values(data):
+        (instance,) = struct.unpack(order + "I", key) if len(key) == 4 else (-1,)
+        if instance < 0:
+            raise NormalizeError(f"{path.name}: a key of {len(key)} bytes, not an instance")
+        if instance:  # instance 0 keeps the highest instance number, not a header
+            records.append((instance, segments))
+    for position, (instance, segments) in enumerate(sorted(records)):
+        blob = b"".join(bytes(data[start : start + length]) for start, length in segments)
+        for tag, offset in install_time_offsets(blob, instance):
+            value = epoch if tag == RPMTAG_INSTALLTID else epoch + position
+            _put(data, segments, offset, struct.pack(">I", value))
+    path.write_bytes(data)
+    return len(records)
 
 
 def is_bdb(dbdir: Path) -> bool:
@@ -103,21 +129,22 @@ def check_same(before: bytes, after: bytes, what: str) -> None:
         raise NormalizeError(f"the normalized rpm database differs ({what}): {first}")
 
 
-def _listing(run: Runner, root: str, owned_sample: Sequence[str]) -> tuple[bytes, bytes, bytes]:
+def _listing(run: Runner, dbpath: str, owned_sample: Sequence[str]) -> tuple[bytes, ...]:
     """The database read three ways: every header, the Name index, the Basenames index."""
-    every = run(["rpm", "--root", root, "-qa", "--qf", CHECK_FORMAT], b"")
-    names = sorted(
-        {line.split("\t", 1)[0].rsplit("-", 1)[0] for line in every.decode().splitlines()}
-    )
-    by_name = run(["rpm", "--root", root, "-q", "--qf", CHECK_FORMAT, *names], b"")
-    by_file = run(["rpm", "--root", root, "-qf", "--qf", CHECK_FORMAT, *owned_sample], b"")
+    rpm = ["rpm", "--dbpath", dbpath]
+    every = run([*rpm, "-qa", "--qf", CHECK_FORMAT])
+    # NAME-EPOCH:VERSION-RELEASE.ARCH -> NAME
+    heads = (line.split(b"\t", 1)[0].decode() for line in every.splitlines())
+    names = sorted({head.rsplit(":", 1)[0].rsplit("-", 1)[0] for head in heads})
+    by_name = run([*rpm, "-q", "--qf", CHECK_FORMAT, *names])
+    by_file = run([*rpm, "-qf", "--qf", CHECK_FORMAT, *owned_sample])
     return b"\n".join(sorted(every.splitlines())), by_name, by_file
 
 
 def normalize_database(
     run: Runner,
     *,
-    root: str,
+    dbpath: str,
     image_root: Path,
     image_dbdir: Path,
     scratch: str,
@@ -125,31 +152,32 @@ def normalize_database(
     epoch: int,
     owned: Sequence[str],
 ) -> int:
-    """Steps 1-5 of the module's doc; returns how many headers were rewritten.
+    """Steps 1-4 of the module's doc; returns how many headers got the ISO's times.
 
-    root: the image root as the bootstrap sees it (image_root: as this process sees
-    it); image_dbdir: its database directory as this process sees it; scratch: an empty tmpfs directory as the
-    bootstrap sees it (scratch_on_host: as this process sees it).
+    dbpath: the image's database as the bootstrap sees it (image_dbdir: as this
+    process sees it; image_root: the image root as this process sees it); scratch:
+    an empty tmpfs directory as the bootstrap sees it (scratch_on_host: here).
     """
     # `rpm -qf` looks at the file first: only files the install laid down (not excluded docs)
     present = [p for p in owned if p.startswith("/") and (image_root / p.lstrip("/")).exists()]
     sample = present[:: max(1, len(present) // 200)]
-    before = _listing(run, root, sample)
-    exported = run(["rpmdb", "--root", root, "--exportdb"], b"")
-    rewritten, count = rewrite_install_times(exported, epoch)
-    run(["rpmdb", "--dbpath", scratch, "--importdb"], rewritten)
-    kept = normalize_files(scratch_on_host, epoch)
+    before = _listing(run, dbpath, sample)
+    count = set_install_times(image_dbdir / "Packages", epoch)
+    new = f"{scratch}/rpmdb"
+    run(["rpmdb", "--dbpath", dbpath, "--define", f"_dbpath_rebuild {new}", "--rebuilddb"])
+    built = scratch_on_host / "rpmdb"
+    kept = normalize_files(built, epoch)
     if "Packages" not in kept:
-        raise NormalizeError("rpmdb --importdb wrote no Packages file")
+        raise NormalizeError("rpmdb --rebuilddb wrote no Packages file")
     for old in list(image_dbdir.iterdir()):
         if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old)
         else:
             old.unlink()
     for name in kept:
-        shutil.copyfile(scratch_on_host / name, image_dbdir / name)
+        shutil.copyfile(built / name, image_dbdir / name)
         (image_dbdir / name).chmod(0o644)
-    after = _listing(run, root, sample)
+    after = _listing(run, dbpath, sample)
     for what, old_text, new_text in zip(
         ("every header", "the Name index", "the Basenames index"), before, after, strict=True
     ):

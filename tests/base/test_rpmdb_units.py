@@ -116,45 +116,77 @@ def test_what_is_no_berkeley_db_is_refused(tmp_path: Path) -> None:
 
 
 def header(name: bytes, installtime: int, installtid: int, buildtime: int) -> bytes:
-    """An rpm header blob: NAME (string), BUILDTIME, INSTALLTIME, INSTALLTID (int32)."""
+    """A stored rpm header: NAME (string), BUILDTIME, INSTALLTIME, INSTALLTID (int32)."""
     data = name + b"\x00" + bytes(3 - len(name) % 4)
     entries = [(1000, 6, 0, 1)]
     for tag, value in ((1006, buildtime), (1008, installtime), (1128, installtid)):
         entries.append((tag, 4, len(data), 1))
         data += struct.pack(">I", value)
     index = b"".join(struct.pack(">IIiI", *e) for e in entries)
-    return rpmdbnorm.HEADER_MAGIC + struct.pack(">II", len(entries), len(data)) + index + data
+    return struct.pack(">II", len(entries), len(data)) + index + data
 
 
-def test_install_times_become_the_isos_date_one_second_per_package() -> None:
-    stream = header(b"bash", 1765000001, 1765000000, 1600000000) + header(
-        b"coreutils", 1765000002, 1765000000, 1600000001
-    )
-    rewritten, count = rpmdbnorm.rewrite_install_times(stream, EPOCH)
-    assert count == 2
-    expected = header(b"bash", EPOCH, EPOCH, 1600000000) + header(
-        b"coreutils", EPOCH + 1, EPOCH, 1600000001
-    )
-    assert rewritten == expected  # build times and everything else untouched
+def packages_file(path: Path, first: bytes, second: bytes) -> None:
+    """A hash `Packages`: instance 0 (the counter), 1 on the page, 2 across two overflow
+    pages split inside its INSTALLTIME."""
+    split = len(second) - 6  # INSTALLTIME is 8..4 bytes before the end, INSTALLTID the last 4
+    items = [
+        bytes([1]) + struct.pack("<I", 0), bytes([1]) + struct.pack("<I", 2),
+        bytes([1]) + struct.pack("<I", 1), bytes([1]) + first,
+        bytes([1]) + struct.pack("<I", 2),
+        bytes([bdbpages.H_OFFPAGE]) + bytes(3) + struct.pack("<II", 2, len(second)),
+    ]  # fmt: skip
+    offsets, end = [], PAGE
+    for item in items:
+        end -= len(item)
+        offsets.append(end)
+    hashed = page_header(1, bdbpages.P_HASH, entries=len(items), high=end)
+    struct.pack_into(f"<{len(items)}H", hashed, 26, *offsets)
+    for offset, item in zip(offsets, items, strict=True):
+        hashed[offset : offset + len(item)] = item
+    one = page_header(2, bdbpages.P_OVERFLOW, entries=1, high=split)
+    struct.pack_into("<I", one, 16, 3)  # next page
+    one[26 : 26 + split] = second[:split]
+    two = page_header(3, bdbpages.P_OVERFLOW, entries=1, high=len(second) - split)
+    struct.pack_into("<I", two, 16, 0)
+    two[26 : 26 + len(second) - split] = second[split:]
+    path.write_bytes(bytes(meta_page(bytes(20), 3) + hashed + one + two))
 
 
-@pytest.mark.parametrize(
-    ("stream", "message"),
-    [
-        (b"not a header at all....", "no rpm header at byte 0"),
-        (header(b"bash", 1, 2, 3)[:-4], "cut short"),
-    ],
-)
-def test_a_stream_that_is_no_header_list_is_refused(stream: bytes, message: str) -> None:
-    with pytest.raises(rpmdbnorm.NormalizeError, match=message):
-        rpmdbnorm.rewrite_install_times(stream, EPOCH)
+def stored_headers(path: Path) -> dict[bytes, bytes]:
+    data = path.read_bytes()
+    return {
+        key: b"".join(data[start : start + length] for start, length in segments)
+        for key, segments in bdbpages.hash_values(data)
+    }
+
+
+def test_install_times_become_the_isos_date_one_second_per_package(tmp_path: Path) -> None:
+    path = tmp_path / "Packages"
+    bash = header(b"bash", 1765000001, 1765000000, 1600000000)
+    coreutils = header(b"coreutils" * 40, 1765000002, 1765000000, 1600000001)
+    packages_file(path, bash, coreutils)
+    assert rpmdbnorm.set_install_times(path, EPOCH) == 2
+    stored = stored_headers(path)
+    assert stored[struct.pack("<I", 0)] == struct.pack("<I", 2)
+    # instance order: bash (1) first; build times and everything else untouched
+    assert stored[struct.pack("<I", 1)] == header(b"bash", EPOCH, EPOCH, 1600000000)
+    assert stored[struct.pack("<I", 2)] == header(b"coreutils" * 40, EPOCH + 1, EPOCH, 1600000001)
+
+
+def test_a_header_that_does_not_fill_its_record_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "Packages"
+    bash = header(b"bash", 1, 2, 3)
+    packages_file(path, bash + b"\x00\x00\x00\x00", header(b"x" * 300, 1, 2, 3))
+    with pytest.raises(rpmdbnorm.NormalizeError, match="do not fill its record"):
+        rpmdbnorm.set_install_times(path, EPOCH)
 
 
 def test_an_install_time_that_is_no_32_bit_number_is_refused() -> None:
     blob = bytearray(header(b"bash", 1, 2, 3))
-    struct.pack_into(">I", blob, 16 + 16 * 2 + 4, 6)  # INSTALLTIME said to be a string
+    struct.pack_into(">I", blob, 8 + 16 * 2 + 4, 6)  # INSTALLTIME said to be a string
     with pytest.raises(rpmdbnorm.NormalizeError, match="tag 1008"):
-        rpmdbnorm.rewrite_install_times(bytes(blob), EPOCH)
+        rpmdbnorm.install_time_offsets(bytes(blob), 1)
 
 
 @pytest.mark.parametrize(
