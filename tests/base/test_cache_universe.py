@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def build(iso: Path, cache: Path, *args: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def images() -> list[str]:
+def images() -> Iterator[list[str]]:
     made: list[str] = []
     yield made
     for image in made:

@@ -84,7 +84,8 @@ def build_push_test(
 def newstart(world: Universe) -> tuple[int, list[str]]:
     """Both universe DVDs (rpm 4.18 with sqlite; EL8-like: rpm 4.16 with BerkeleyDB), both
     variants of each, and the NewStart example on each standard base."""
-    code, pinned = 0, []
+    code = 0
+    pinned: list[str] = []
     for profile, name in (("bookworm", "newstart"), ("el8", "newstart-el8")):
         print(
             f"\nBuilding the universe's {profile} NewStart DVD (first run: minutes) ...", flush=True
