@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "matrix": "nestcustom.cli.gitops:matrix",
     "plan": "nestcustom.cli.gitops:plan",
     "diff": "nestcustom.cli.gitops:diff",
+    "fleetlock": "nestcustom.cli.fleet:fleetlock",
+    "fleet": "nestcustom.cli.fleet:fleet",
 }
 
 _EPILOG = """\b
