@@ -25,8 +25,11 @@ from nestcustom.recipe.model import (
     Flavor,
     Group,
     Initramfs,
+    KernelArguments,
     KernelModule,
     Layer,
+    LayerStep,
+    LocalRpms,
     Recipe,
     Repo,
     RpmOstreeVersion,
@@ -41,9 +44,11 @@ from nestcustom.recipe.model import (
     Tests,
     Units,
     User,
+    UserUnits,
 )
+from nestcustom.recipe.optpaths import translate_opt
 from nestcustom.recipe.projectfiles import ProjectFiles, interpreter
-from nestcustom.recipe.selinuxmodules import module_name
+from nestcustom.recipe.selinuxmodules import image_module_name, module_name
 from nestcustom.recipe.source import YamlList, YamlMap
 
 Path_ = tuple[str | int, ...]
@@ -110,6 +115,7 @@ class Converter:
                     _mode(x.get("mode", "0644")),
                     x.get("extract", False),
                     x.get("secret"),
+                    x.get("decompress"),
                 ),
                 doc.get("downloads"),
             ),
@@ -146,7 +152,17 @@ class Converter:
             kernel_modules=self.kernel_modules(doc.get("kernel-modules")),
             initramfs=self.initramfs(doc.get("initramfs", {})),
             checks=self.checks(doc.get("checks", {})),
+            kernel_arguments=self.kernel_arguments(doc.get("kernel-arguments")),
+            user_units=_each(
+                lambda u: UserUnits(u["user"], units(u["enable"]), u.get("linger", False)),
+                systemd.get("user-units"),
+            ),
+            flatpaks=tuple(doc.get("flatpaks", ())),
         )
+        if recipe.base.flavor is Flavor.NESTOS:
+            # /opt is a link to var/opt on a NestOS host: paths there go to /usr/lib/opt,
+            # linked back at boot, as rpm-ostree does with packages' /opt content.
+            recipe = translate_opt(recipe)
         # Destinations may name values the recipe fixes ({{arch}}, {{recipe.name}}): filled
         # in here, once, so every later stage sees the real path.
         if not any("{{" in spec.dest for spec in recipe.files):
@@ -170,10 +186,16 @@ class Converter:
         get = layer.get
         scripts = get("script", ())
         replace_from = get("replace-from")
+        install = get("install", ())
+        # Most layers name packages only: the list is kept as it is, without a look at each.
+        local = [(k, i) for k, i in enumerate(install) if not isinstance(i, str)] if install else []
         return Layer(
             name=layer["name"],
             description=get("description", ""),
-            install=tuple(get("install", ())),
+            install=tuple(i for i in install if isinstance(i, str)) if local else tuple(install),
+            local_rpms=tuple(LocalRpms(i["from"], i["path"], k) for k, i in local),
+            files=self.file_specs(get("files"), (*path, "files")),
+            steps=self.steps(get("steps"), (*path, "steps")),
             remove=tuple(get("remove", ())),
             replace=tuple(get("replace", ())),
             swap=_each(lambda s: Swap(_names(s["remove"]), _names(s["install"])), get("swap")),
@@ -195,13 +217,39 @@ class Converter:
             origin=origin,
         )
 
-    def script(self, scripts: YamlList, index: int, path: Path_) -> Script:
-        entry = scripts[index]
+    def steps(self, items: YamlList | None, path: Path_) -> tuple[LayerStep, ...]:
+        if not items:
+            return ()
+        steps = []
+        for index, item in enumerate(items):
+            at = (*path, index)
+            kind = next(iter(item))  # the schema allows exactly one key
+            if kind == "run":
+                steps.append(LayerStep(kind, command=tuple(item["run"])))
+            elif kind == "script":
+                steps.append(LayerStep(kind, script=self.script(item, "script", (*at, "script"))))
+            elif kind == "files":
+                steps.append(LayerStep(kind, files=self.file_specs(item["files"], (*at, "files"))))
+            elif kind == "initramfs":
+                options = self.initramfs({"regenerate": True, **item["initramfs"]})
+                steps.append(LayerStep(kind, initramfs=options))
+            else:
+                selinux = self.selinux(item["selinux"], (*at, "selinux"))
+                steps.append(LayerStep(kind, selinux=selinux))
+        return tuple(steps)
+
+    def script(self, scripts: YamlList | YamlMap, index: int | str, path: Path_) -> Script:
+        entry = scripts[index]  # type: ignore[index]
+        container_origin = (
+            scripts.item_origin(index)  # type: ignore[union-attr, arg-type]
+            if isinstance(index, int)
+            else scripts.value_origin(index)  # type: ignore[union-attr]
+        )
         if isinstance(entry, str):
-            relative, args, where = entry, (), scripts.item_origin(index)
+            relative, args, where = entry, (), container_origin
         else:
             relative, args = entry["path"], tuple(entry.get("args", ()))
-            where = entry.value_origin("path") or scripts.item_origin(index)
+            where = entry.value_origin("path") or container_origin
             path = (*path, "path")
         found = self.files.find(relative, where.location, path)
         if found is None:  # already reported; kept so its layer is not also called empty
@@ -260,14 +308,17 @@ class Converter:
                 scopes.append(SigningScope(item["scope"], key))
         return Signing(tuple(scopes), entry.get("default", "accept") == "reject")
 
-    def selinux(self, entry: YamlMap | None) -> Selinux:
+    def selinux(self, entry: YamlMap | None, path: Path_ = ("selinux",)) -> Selinux:
         if entry is None:
             return Selinux()
         modules = []
         items = entry.get("modules", ())
         for index, relative in enumerate(items):
+            if relative.startswith("/"):  # a file an installed package put in the image
+                modules.append(SelinuxModule(relative, "", image_module_name(relative), index))
+                continue
             where = items.item_origin(index)
-            found = self.files.find(relative, where.location, ("selinux", "modules", index))
+            found = self.files.find(relative, where.location, (*path, "modules", index))
             if found is not None:
                 try:
                     data = (self.files.root / found.path).read_bytes()
@@ -355,7 +406,25 @@ class Converter:
 
     @staticmethod
     def initramfs(entry: dict[str, Any]) -> Initramfs:
-        return Initramfs(entry.get("regenerate", False), tuple(entry.get("drivers", ())))
+        return Initramfs(
+            entry.get("regenerate", False),
+            tuple(entry.get("drivers", ())),
+            tuple(entry.get("add", ())),
+            tuple(entry.get("omit", ())),
+            tuple(entry.get("omit-drivers", ())),
+            tuple(entry.get("install", ())),
+        )
+
+    @staticmethod
+    def kernel_arguments(entry: dict[str, Any] | None) -> KernelArguments:
+        if not entry:
+            return KernelArguments()
+        return KernelArguments(
+            tuple(entry.get("append", ())),
+            tuple(entry.get("delete", ())),
+            tuple(entry.get("replace", ())),
+            tuple(entry.get("match-architectures", ())),
+        )
 
     @staticmethod
     def checks(entry: dict[str, Any]) -> BuildChecks:
