@@ -100,7 +100,9 @@ def user_unit_dropins(recipe: Recipe) -> list[Generated]:
     files = []
     for unit in sorted(users):
         conditions = [f"ConditionUser=|{user}" for user in sorted(users[unit])]
-        text = "\n".join([f"{GENERATED_MARK} from {recipe.path}. Do not edit.", "[Unit]", *conditions])
+        text = "\n".join(
+            [f"{GENERATED_MARK} from {recipe.path}. Do not edit.", "[Unit]", *conditions]
+        )
         dest = f"/usr/lib/systemd/user/{unit}.d/{USER_DROPIN}"
         files.append((f"user-{unit}.conf", text + "\n", dest))
     return files

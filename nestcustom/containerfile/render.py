@@ -124,7 +124,9 @@ def render_containerfile(
             # RUN's cache on its text, --mount from a stage included: buildah#4522).
             stage = RPMS_STAGE.format(index=index)
             dest = f"{RPM_LISTS}/{layer.name}.list"
-            out.block(_copy(f"{RPMS_DIR}/list", dest, "0644", stage), Step(f"rpm list {layer.name}"))
+            out.block(
+                _copy(f"{RPMS_DIR}/list", dest, "0644", stage), Step(f"rpm list {layer.name}")
+            )
         out.run(step, _comment("layer", layer.name, layer.description))
         out.step(Step(f"layer {layer.name}", layer.origin, program))
     kernel = out.steps_of.kernel()

@@ -127,7 +127,9 @@ class StepWriter:
                 uses_helper = True
                 continue
             commands.append(done.through_helper() if late or done.rpms else done)
-            uses_helper = uses_helper or late or bool(done.rpms) or command.verb[:2] == ("sh", HELPER)
+            uses_helper = (
+                uses_helper or late or bool(done.rpms) or command.verb[:2] == ("sh", HELPER)
+            )
         generated: list[tuple[str, str]] = []
         if layer.repos and stage_manager is None:
             plain = tuple(r for r in layer.repos if r.secret is None)

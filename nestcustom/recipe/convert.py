@@ -46,6 +46,7 @@ from nestcustom.recipe.model import (
     User,
     UserUnits,
 )
+from nestcustom.recipe.names import copr_repo, unit_name, units
 from nestcustom.recipe.optpaths import translate_opt
 from nestcustom.recipe.projectfiles import ProjectFiles, interpreter
 from nestcustom.recipe.selinuxmodules import image_module_name, module_name
@@ -187,15 +188,15 @@ class Converter:
         scripts = get("script", ())
         replace_from = get("replace-from")
         install = get("install", ())
-        # Most layers name packages only: the list is kept as it is, without a look at each.
-        local = [(k, i) for k, i in enumerate(install) if not isinstance(i, str)] if install else []
+        local = [(k, i) for k, i in enumerate(install) if type(i) is not str] if install else ()
+        files, steps = get("files"), get("steps")
         return Layer(
             name=layer["name"],
             description=get("description", ""),
-            install=tuple(i for i in install if isinstance(i, str)) if local else tuple(install),
+            install=tuple(i for i in install if type(i) is str) if local else tuple(install),
             local_rpms=tuple(LocalRpms(i["from"], i["path"], k) for k, i in local),
-            files=self.file_specs(get("files"), (*path, "files")),
-            steps=self.steps(get("steps"), (*path, "steps")),
+            files=self.file_specs(files, (*path, "files")) if files else (),
+            steps=self.steps(steps, (*path, "steps")) if steps else (),
             remove=tuple(get("remove", ())),
             replace=tuple(get("replace", ())),
             swap=_each(lambda s: Swap(_names(s["remove"]), _names(s["install"])), get("swap")),
@@ -239,12 +240,13 @@ class Converter:
         return tuple(steps)
 
     def script(self, scripts: YamlList | YamlMap, index: int | str, path: Path_) -> Script:
-        entry = scripts[index]  # type: ignore[index]
-        container_origin = (
-            scripts.item_origin(index)  # type: ignore[union-attr, arg-type]
-            if isinstance(index, int)
-            else scripts.value_origin(index)  # type: ignore[union-attr]
-        )
+        """A script of a layer's script: list (`index` a number) or of a step (`script`)."""
+        if isinstance(scripts, YamlList) and isinstance(index, int):
+            entry, container_origin = scripts[index], scripts.item_origin(index)
+        else:
+            assert isinstance(scripts, YamlMap) and isinstance(index, str)
+            entry = scripts[index]
+            container_origin = scripts.value_origin(index) or scripts.origin
         if isinstance(entry, str):
             relative, args, where = entry, (), container_origin
         else:
@@ -457,20 +459,6 @@ class Converter:
         )
 
 
-UNIT_SUFFIXES = (
-    ".service", ".socket", ".timer", ".path", ".target", ".mount", ".automount", ".swap", ".slice"
-)  # fmt: skip
-
-
-def unit_name(name: str) -> str:
-    """A unit name as systemctl reads it: without a known suffix, `.service`."""
-    return name if name.endswith(UNIT_SUFFIXES) else f"{name}.service"
-
-
-def units(names: list[str] | None) -> tuple[str, ...]:
-    return tuple(unit_name(name) for name in names) if names else ()
-
-
 def _each(make: Callable[[Any], T], items: list[Any] | None) -> tuple[T, ...]:
     """`make` of each item; most recipes leave most lists out, which costs nothing here."""
     return tuple(make(item) for item in items) if items else ()
@@ -483,20 +471,3 @@ def _mode(mode: str) -> str:
 def _names(value: str | list[str]) -> tuple[str, ...]:
     """One package or a list of them (swap's two forms)."""
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-EUR = "https://eur.openeuler.openatom.cn"  # openEuler's COPR instance
-
-
-def copr_repo(project: str, chroot: str, instance: str | None) -> dict[str, str]:
-    """A COPR project's repo as `dnf copr enable` writes it: id copr:HOST:OWNER:PROJECT (a
-    group's @ spelled group_), results/OWNER/PROJECT/CHROOT-$basearch/, its pubkey.gpg."""
-    base = (instance or EUR).rstrip("/")
-    owner, name = project.split("/", 1)
-    host = base.split("://", 1)[-1].split("/", 1)[0]
-    results = f"{base}/results/{owner}/{name}"
-    return {
-        "id": f"copr:{host}:{owner.replace('@', 'group_')}:{name}",
-        "baseurl": f"{results}/{chroot}-$basearch/",
-        "gpgkey": f"{results}/pubkey.gpg",
-    }

@@ -53,11 +53,20 @@ def translate_opt(recipe: Recipe) -> Recipe:
 
 
 def _mentions_opt(recipe: Recipe) -> bool:
-    paths = [f.dest for f in recipe.files]
-    paths += [f.dest for layer in recipe.layers for f in layer.all_files]
-    paths += [s.path for s in recipe.symlinks] + [d.path for d in recipe.directories]
-    paths += [x.dest for x in recipe.downloads]
-    return any(p.startswith(OPT) for p in paths)
+    for spec in recipe.files:
+        if spec.dest.startswith(OPT):
+            return True
+    for layer in recipe.layers:
+        if (layer.files or layer.steps) and any(f.dest.startswith(OPT) for f in layer.all_files):
+            return True
+    return any(
+        path.startswith(OPT)
+        for path in (
+            *(s.path for s in recipe.symlinks),
+            *(d.path for d in recipe.directories),
+            *(x.dest for x in recipe.downloads),
+        )
+    )
 
 
 def tmpfiles_lines(names: tuple[str, ...]) -> list[str]:

@@ -18,6 +18,7 @@ from nestcustom.recipe import values
 from nestcustom.recipe.model import (
     KERNEL_REPLACE_INITRAMFS_SINCE,
     Flavor,
+    Initramfs,
     Layer,
     Recipe,
     Repo,
@@ -80,7 +81,7 @@ def _layer_texts(prefix: Path_, layers: tuple[Layer, ...]) -> Iterator[tuple[Pat
         for j, script in enumerate(layer.scripts):
             for k, arg in enumerate(script.args):
                 yield (*prefix, i, "script", j, "args", k), arg, True
-        for j, step in enumerate(layer.steps):
+        for j, step in enumerate(layer.steps if layer.steps else ()):
             for k, arg in enumerate(step.command):
                 yield (*prefix, i, "steps", j, "run", k), arg, True
             for k, arg in enumerate(step.script.args if step.script else ()):
@@ -136,11 +137,12 @@ def scripts(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         scripts: list[tuple[tuple[str | int, ...], Script]] = [
             (("layers", i, "script", j), script) for j, script in enumerate(layer.scripts)
         ]
-        scripts += [
-            (("layers", i, "steps", j, "script"), step.script)
-            for j, step in enumerate(layer.steps)
-            if step.script is not None
-        ]
+        if layer.steps:
+            scripts += [
+                (("layers", i, "steps", j, "script"), step.script)
+                for j, step in enumerate(layer.steps)
+                if step.script is not None
+            ]
         for where, script in scripts:
             if _MISSING_ON_NESTOS.search(_program(script.interpreter)):
                 yield _problem(
@@ -223,7 +225,7 @@ def kernel(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     if recipe.base.flavor is Flavor.NEWSTART:
         for key, present in (
             ("kernel-modules", recipe.kernel_modules),
-            ("initramfs", recipe.initramfs.regenerate or recipe.initramfs.drivers),
+            ("initramfs", recipe.initramfs != Initramfs()),
         ):
             if present:
                 yield _problem(

@@ -198,9 +198,9 @@ def mountable_paths(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     for key, layers in (("layers", recipe.layers),):
         for i, layer in enumerate(layers):
             named += [((key, i, "script", j), s.path) for j, s in enumerate(layer.scripts)]
-            named += [
-                ((key, i, "files", j, "src"), f.src) for j, f in enumerate(layer.files)
-            ]
+            if not (layer.files or layer.steps):
+                continue
+            named += [((key, i, "files", j, "src"), f.src) for j, f in enumerate(layer.files)]
             for j, step in enumerate(layer.steps):
                 if step.script is not None:
                     named.append(((key, i, "steps", j, "script"), step.script.path))

@@ -40,11 +40,12 @@ def files_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         (("files", i, "dest"), spec) for i, spec in enumerate(recipe.files)
     ]
     for i, layer in enumerate(recipe.layers):
+        if not (layer.files or layer.steps):
+            continue
         specs += [(("layers", i, "files", j, "dest"), f) for j, f in enumerate(layer.files)]
         for j, step in enumerate(layer.steps):
             specs += [
-                (("layers", i, "steps", j, "files", k, "dest"), f)
-                for k, f in enumerate(step.files)
+                (("layers", i, "steps", j, "files", k, "dest"), f) for k, f in enumerate(step.files)
             ]
     for path, spec in specs:
         if is_nix(spec.dest):

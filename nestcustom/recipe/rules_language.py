@@ -172,12 +172,14 @@ def nix(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     if recipe.base.flavor is not Flavor.NESTOS:
         return
     paths: list[tuple[tuple[str | int, ...], str]] = [
-        (("files", i, "dest"), f.dest) for i, f in enumerate(recipe.files)
+        *((("files", i, "dest"), f.dest) for i, f in enumerate(recipe.files)),
+        *((("symlinks", i, "path"), s.path) for i, s in enumerate(recipe.symlinks)),
+        *((("directories", i, "path"), d.path) for i, d in enumerate(recipe.directories)),
+        *((("downloads", i, "dest"), x.dest) for i, x in enumerate(recipe.downloads)),
     ]
-    paths += [(("symlinks", i, "path"), s.path) for i, s in enumerate(recipe.symlinks)]
-    paths += [(("directories", i, "path"), d.path) for i, d in enumerate(recipe.directories)]
-    paths += [(("downloads", i, "dest"), x.dest) for i, x in enumerate(recipe.downloads)]
     for i, layer in enumerate(recipe.layers):
+        if not (layer.files or layer.steps):
+            continue
         paths += [(("layers", i, "files", j, "dest"), f.dest) for j, f in enumerate(layer.files)]
         for j, step in enumerate(layer.steps):
             paths += [
@@ -185,7 +187,7 @@ def nix(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 for k, f in enumerate(step.files)
             ]
     for where, path in paths:
-        if is_nix(path):
+        if path.startswith("/nix") and is_nix(path):
             yield nix_problem(locate, where, path)
 
 
@@ -201,7 +203,7 @@ def flatpaks(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             "on a desktop image that has flatpak, ship a remote "
             "(/etc/flatpak/remotes.d/NAME.flatpakrepo) and a oneshot unit that runs "
             "`flatpak install --system --noninteractive REMOTE APP...` at boot "
-            "(README, \"Flatpaks\")",
+            '(README, "Flatpaks")',
         )
 
 

@@ -94,7 +94,8 @@ def _command(at: tuple[int, ...], where: Where, argv: tuple[str, ...]) -> Read |
 def _layer_events(i: int, layer: Layer) -> tuple[list[Read], list[Write]]:
     reads: list[Read] = []
     writes = [
-        Write((0, i, 0), ("layers", i, "files", k, "dest"), f.dest) for k, f in enumerate(layer.files)
+        Write((0, i, 0), ("layers", i, "files", k, "dest"), f.dest)
+        for k, f in enumerate(layer.files)
     ]
     for k, argv in enumerate(layer.run):
         found = _command((0, i, 1, k), ("layers", i, "run", k), argv)
@@ -118,13 +119,22 @@ def _layer_events(i: int, layer: Layer) -> tuple[list[Read], list[Write]]:
 
 
 def _events(recipe: Recipe) -> tuple[list[Read], list[Write]]:
+    """The reads, and (only when there is one) the writes, in rendered order."""
     reads: list[Read] = []
     writes: list[Write] = []
     for i, layer in enumerate(recipe.layers):
-        more_reads, more_writes = _layer_events(i, layer)
-        reads += more_reads
-        writes += more_writes
+        if layer.run or layer.files or layer.steps:
+            more_reads, more_writes = _layer_events(i, layer)
+            reads += more_reads
+            writes += more_writes
     kernel = (1,)
+    if recipe.initramfs.regenerate:
+        reads.append(_dracut((*kernel, 1), ("initramfs",), "dracut"))
+    image = tuple(m.src for m in recipe.selinux.modules if m.src.startswith("/"))
+    if image:
+        reads.append(Read((4,), ("selinux", "modules"), "semodule", image, "it will not see it"))
+    if not reads:  # most recipes: nothing reads a known place, no write can spoil it
+        return reads, writes
     # The kernel step runs its own depmod: only an initramfs made before it misses a module.
     for k, module in enumerate(recipe.kernel_modules):
         where = ("kernel-modules", k)
@@ -133,8 +143,6 @@ def _events(recipe: Recipe) -> tuple[list[Read], list[Write]]:
             writes.append(Write((*kernel, 0), where, "/usr/lib/modules-load.d", "dracut"))
         if module.options:
             writes.append(Write((*kernel, 0), where, "/usr/lib/modprobe.d", "dracut"))
-    if recipe.initramfs.regenerate:
-        reads.append(_dracut((*kernel, 1), ("initramfs",), "dracut"))
     for k, spec in enumerate(recipe.files):  # COPY --from ones come before the files step
         order = (2,) if spec.source is not None or spec.copied_alone else (3,)
         writes.append(Write(order, ("files", k, "dest"), spec.dest))
@@ -146,9 +154,6 @@ def _events(recipe: Recipe) -> tuple[list[Read], list[Write]]:
         *((("edits", k, "file"), e.file) for k, e in enumerate(recipe.edits)),
     ]
     writes += [Write((3,), where, path) for where, path in files_step]
-    image = tuple(m.src for m in recipe.selinux.modules if m.src.startswith("/"))
-    if image:
-        reads.append(Read((4,), ("selinux", "modules"), "semodule", image, "it will not see it"))
     return reads, writes
 
 

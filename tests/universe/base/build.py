@@ -287,18 +287,32 @@ def fake_module(name: str, kver: str, depends: str = "") -> bytes:
         return obj.read_bytes()
 
 
-# dracut stand-in: checks its arguments as rpm-ostree images call it, then writes an
-# "initramfs" that lists what a real one would hold (its drivers must exist for the kernel).
+# dracut stand-in: checks its arguments as rpm-ostree images call it, reads its
+# configuration as dracut does (sources /usr/lib/dracut/dracut.conf.d/*.conf, /etc/dracut.conf
+# and /etc/dracut.conf.d/*.conf: add_dracutmodules+=, omit_dracutmodules+=, add_drivers+=,
+# omit_drivers+=, install_items+=), refuses a module with no directory under
+# /usr/lib/dracut/modules.d ("dracut module 'X' cannot be found or installed"), a driver the
+# kernel lacks and a file to install that is not there, then writes an "initramfs" that
+# lists what a real one would hold.
 DRACUT = r"""#!/bin/sh
 set -eu
-kver= out= hostonly=yes reproducible=no drivers= added=
+kver= out= hostonly=yes reproducible=no
+add_dracutmodules= omit_dracutmodules= add_drivers= omit_drivers= install_items=
+for conf in /usr/lib/dracut/dracut.conf.d/*.conf /etc/dracut.conf /etc/dracut.conf.d/*.conf; do
+    [ -f "$conf" ] || continue
+    . "$conf"
+    configs="${configs:-} $conf"
+done
 while [ $# -gt 0 ]; do
     case $1 in
         --no-hostonly) hostonly=no ;;
         --kver) kver=$2; shift ;;
         --reproducible) reproducible=yes ;;
-        --add) added="$added $2"; shift ;;
-        --add-drivers) drivers="$drivers $2"; shift ;;
+        --add) add_dracutmodules="$add_dracutmodules $2"; shift ;;
+        --omit) omit_dracutmodules="$omit_dracutmodules $2"; shift ;;
+        --add-drivers) add_drivers="$add_drivers $2"; shift ;;
+        --omit-drivers) omit_drivers="$omit_drivers $2"; shift ;;
+        --install) install_items="$install_items $2"; shift ;;
         -f | --force | -v) ;;
         -*) echo "dracut: unknown option $1" >&2; exit 1 ;;
         *) out=$1 ;;
@@ -308,15 +322,29 @@ done
 [ -n "$kver" ] && [ -d "/usr/lib/modules/$kver" ] ||
     { echo "dracut: Cannot find module directory /usr/lib/modules/$kver/" >&2; exit 1; }
 [ -n "$out" ] || { echo "dracut: no output file" >&2; exit 1; }
-for driver in $drivers; do
+modules= drivers=
+for module in $add_dracutmodules; do
+    case " $omit_dracutmodules " in *" $module "*) continue ;; esac
+    set -- /usr/lib/dracut/modules.d/[0-9][0-9]"$module"
+    [ -d "$1" ] || { echo "dracut: dracut module '$module' cannot be found or installed." >&2; exit 1; }
+    modules="$modules $module"
+done
+for driver in $add_drivers; do
+    case " $omit_drivers " in *" $driver "*) continue ;; esac
     modinfo -k "$kver" -F filename "$driver" >/dev/null 2>&1 ||
         { echo "dracut: FAILED: drivers $driver not found for $kver" >&2; exit 1; }
+    drivers="$drivers $driver"
+done
+for item in $install_items; do
+    [ -e "$item" ] || { echo "dracut-install: ERROR: installing '$item'" >&2; exit 1; }
 done
 {
     echo "initramfs (nestcustom dracut stand-in) for $kver"
     echo "hostonly=$hostonly reproducible=$reproducible"
-    for module in $added; do echo "dracut module: $module"; done
+    for conf in ${configs:-}; do echo "config: $conf"; done
+    for module in $modules; do echo "dracut module: $module"; done
     for driver in $drivers; do echo "driver: $driver"; done
+    for item in $install_items; do echo "file: $item"; done
 } >"$out"
 """
 
@@ -391,7 +419,11 @@ def base_packages(v: Variant) -> list[BasePkg]:
             "dracut",
             "055",
             f"4.{v.dist}",
-            (("/usr/bin/dracut", "0755", DRACUT),),
+            (
+                ("/usr/bin/dracut", "0755", DRACUT),
+                ("/usr/lib/dracut/modules.d/98ostree/module-setup.sh", "0755", "check() { :; }\n"),
+                ("/usr/lib/dracut/modules.d/90crypt/module-setup.sh", "0755", "check() { :; }\n"),
+            ),
             summary="Initramfs generator (fixture stand-in)",
         ),
         BasePkg(
@@ -533,6 +565,7 @@ RUN rm -rf /var/lib/dpkg /var/lib/apt /var/cache/* /var/log/* /etc/apt \\
  && rm -f /usr/share/rpm/.rpm.lock \\
  && depmod -a {kver} \\
  && rm -rf /usr/local && ln -s ../var/usrlocal /usr/local \\
+ && rm -rf /opt && ln -s var/opt /opt && mkdir -p /var/opt \\
  && rm -rf /tmp/base-rpms /var/tmp/* /var/cache/* \\
  && ln -s sysroot/ostree /ostree \\
  && printf '[core]\\nrepo_version=1\\nmode=bare-split-xattrs\\n' > /sysroot/ostree/repo/config \\
