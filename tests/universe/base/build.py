@@ -294,7 +294,8 @@ def fake_module(name: str, kver: str, depends: str = "") -> bytes:
 # /usr/lib/dracut/modules.d ("dracut module 'X' cannot be found or installed"), a driver the
 # kernel lacks and a file to install that is not there, then writes an "initramfs" that
 # lists what a real one would hold.
-DRACUT = r"""#!/bin/sh
+DRACUT = r"""#!/bin/bash
+# bash, as dracut is: its configuration files are bash (add_drivers+=" x ").
 set -eu
 kver= out= hostonly=yes reproducible=no
 add_dracutmodules= omit_dracutmodules= add_drivers= omit_drivers= install_items=
@@ -421,6 +422,7 @@ def base_packages(v: Variant) -> list[BasePkg]:
             f"4.{v.dist}",
             (
                 ("/usr/bin/dracut", "0755", DRACUT),
+                ("/etc/dracut.conf", "0644", "# dracut configuration (fixture): see dracut.conf.d\n"),
                 ("/usr/lib/dracut/modules.d/98ostree/module-setup.sh", "0755", "check() { :; }\n"),
                 ("/usr/lib/dracut/modules.d/90crypt/module-setup.sh", "0755", "check() { :; }\n"),
             ),
@@ -565,7 +567,7 @@ RUN rm -rf /var/lib/dpkg /var/lib/apt /var/cache/* /var/log/* /etc/apt \\
  && rm -f /usr/share/rpm/.rpm.lock \\
  && depmod -a {kver} \\
  && rm -rf /usr/local && ln -s ../var/usrlocal /usr/local \\
- && rm -rf /opt && ln -s var/opt /opt && mkdir -p /var/opt \\
+ && rm -rf /opt && ln -s var/opt /opt && mkdir -p /var/opt /etc/dracut.conf.d \\
  && rm -rf /tmp/base-rpms /var/tmp/* /var/cache/* \\
  && ln -s sysroot/ostree /ostree \\
  && printf '[core]\\nrepo_version=1\\nmode=bare-split-xattrs\\n' > /sysroot/ostree/repo/config \\
