@@ -116,6 +116,7 @@ def _failed(
         try:
             verified = run.roll_back()
             detail = "back on the previous deployment" if verified else "not back on it"
+            detail = run.rollback_note or detail
             run.journal.record(run.host.name, "rollback", "ok" if verified else "error")
         except NestcustomError as rollback_error:
             verified, detail = False, rollback_error.message

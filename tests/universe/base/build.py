@@ -350,6 +350,18 @@ done
 """
 
 
+RPM_OSTREE_TMPFILES = """\
+d /var/home 0755 root root -
+d /var/opt 0755 root root -
+d /var/srv 0755 root root -
+d /var/roothome 0700 root root -
+d /var/usrlocal 0755 root root -
+d /var/mnt 0755 root root -
+d /var/lib 0755 root root -
+L /var/lib/rpm - - - - ../../usr/share/rpm
+"""
+
+
 def base_packages(v: Variant) -> list[BasePkg]:
     kver = f"{v.kernel}.{v.dist}.{machine_arch()}"
     return [
@@ -422,7 +434,11 @@ def base_packages(v: Variant) -> list[BasePkg]:
             f"4.{v.dist}",
             (
                 ("/usr/bin/dracut", "0755", DRACUT),
-                ("/etc/dracut.conf", "0644", "# dracut configuration (fixture): see dracut.conf.d\n"),
+                (
+                    "/etc/dracut.conf",
+                    "0644",
+                    "# dracut configuration (fixture): see dracut.conf.d\n",
+                ),
                 ("/usr/lib/dracut/modules.d/98ostree/module-setup.sh", "0755", "check() { :; }\n"),
                 ("/usr/lib/dracut/modules.d/90crypt/module-setup.sh", "0755", "check() { :; }\n"),
             ),
@@ -432,7 +448,11 @@ def base_packages(v: Variant) -> list[BasePkg]:
             "rpm-ostree",
             v.rpm_ostree,
             f"{v.rpm_ostree_release}.{v.dist}",
-            (("/usr/bin/rpm-ostree", "0755", "#!/bin/sh\nexit 1\n"),),
+            (
+                ("/usr/bin/rpm-ostree", "0755", "#!/bin/sh\nexit 1\n"),
+                # What a host makes of /var at boot (2022.16 src/app/rpm-ostree-0-integration.conf)
+                ("/usr/lib/tmpfiles.d/rpm-ostree-0-integration.conf", "0644", RPM_OSTREE_TMPFILES),
+            ),
             summary="Hybrid image/package system",
         ),
         BasePkg("ostree", "2022.7", f"1.{v.dist}", summary="Tool for managing bootable trees"),
@@ -567,7 +587,7 @@ RUN rm -rf /var/lib/dpkg /var/lib/apt /var/cache/* /var/log/* /etc/apt \\
  && rm -f /usr/share/rpm/.rpm.lock \\
  && depmod -a {kver} \\
  && rm -rf /usr/local && ln -s ../var/usrlocal /usr/local \\
- && rm -rf /opt && ln -s var/opt /opt && mkdir -p /var/opt /etc/dracut.conf.d \\
+ && rm -rf /opt /var/opt && ln -s var/opt /opt && mkdir -p /etc/dracut.conf.d \\
  && rm -rf /tmp/base-rpms /var/tmp/* /var/cache/* \\
  && ln -s sysroot/ostree /ostree \\
  && printf '[core]\\nrepo_version=1\\nmode=bare-split-xattrs\\n' > /sysroot/ostree/repo/config \\
