@@ -152,6 +152,7 @@ class HostRun:
     cmdline_before: str = ""  # /proc/cmdline before the rollout, for the rollback's check
     cmdline_after: str | None = None  # /proc/cmdline read with the status after a reboot
     rollback_note: str = ""  # why a rollback that booted the old deployment is not verified
+    staged_target: bool = False  # the target is staged (a later failure must undo it)
     failed_step: str | None = None
     # the preflight facts read ahead, while earlier hosts rebooted (rollout.py); read-only
     ahead: Future[HostFacts] | None = None
@@ -297,6 +298,7 @@ class HostRun:
             raise HostFailed(
                 f"after the rebase the staged deployment is {identity(staged)}, not {self.target.digest}"
             )
+        self.staged_target = True
         detail = ("already staged " if already else "staged ") + str(staged.image_digest)
         return detail + (self.apply_kargs() if self.target.kargs is not None else "")
 

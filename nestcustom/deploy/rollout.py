@@ -82,7 +82,8 @@ def _deploy(run: HostRun) -> HostReport:
     except HostBusy as busy:
         return report("busy", None, error=busy.message, hint=busy.hint)
     except NestcustomError as exc:
-        return _failed(run, exc, changed, report)
+        # A step may fail after the target was staged (its kernel arguments): undo that too.
+        return _failed(run, exc, changed or run.staged_target, report)
 
 
 def _failed(
