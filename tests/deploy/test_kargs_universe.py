@@ -69,7 +69,8 @@ def test_the_difference_is_applied_then_the_next_image_removes_what_it_no_longer
     first = deploy(tmp_path, inventory, kargs_images["k1"])
     for row in first.values():
         assert row["outcome"] == "updated", row
-        rebase = next(s for s in row["steps"] if s["step"] == "rebase")  # type: ignore[union-attr]
+        steps: list[dict[str, str]] = row["steps"]  # type: ignore[assignment]
+        rebase = next(s for s in steps if s["step"] == "rebase")
         assert (
             "kernel arguments +nc.one=1 +nosmt +console=ttyS0,9600 -quiet -console=ttyS0,115200n8"
             in rebase["detail"]

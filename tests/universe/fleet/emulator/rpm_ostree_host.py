@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, "/usr/lib/nestcustom-emu")
-from kargs_host import KargsError, image_kargsd, patch
+from kargs_host import KargsError, image_kargsd, patch  # type: ignore[import-not-found]
 
 STATE = Path("/var/lib/nestcustom-emu/deployments.json")
 FAULTS = Path("/etc/nestcustom-emu/faults")
@@ -385,11 +385,11 @@ def boot() -> int:
     if staged and not fault("boots-old"):
         staged[0]["staged"] = False
         rest.insert(0, staged[0])
-        if fault("boot-drops-kargs") and previous_booted(rest):
+        was = previous_booted(rest)
+        if fault("boot-drops-kargs") and was is not None:
             # A boot entry written without the new options: the old arguments come back.
-            old = previous_booted(rest)
             staged[0]["_kargs"] = with_ostree(
-                old["_kargs"], staged[0]["checksum"], staged[0]["serial"]
+                was["_kargs"], staged[0]["checksum"], staged[0]["serial"]
             )
     previous = next((d for d in rest if d["booted"]), None)
     for d in rest:
@@ -408,8 +408,8 @@ def boot() -> int:
     )
     # The booted image's /usr: its kargs.d, as the image has it.
     KARGS_D.mkdir(parents=True, exist_ok=True)
-    for old in KARGS_D.iterdir():
-        old.unlink()
+    for stale in KARGS_D.iterdir():
+        stale.unlink()
     for name, text in booted.get("_kargsd", {}).items():
         (KARGS_D / name).write_text(text)
     return 0
