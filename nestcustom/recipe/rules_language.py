@@ -133,6 +133,8 @@ def kernel_arguments(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
 
 
 def user_units(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    if not recipe.user_units:
+        return
     everyone = set(recipe.units.user_enable)
     for i, entry in enumerate(recipe.user_units):
         for j, unit in enumerate(entry.enable):
@@ -156,7 +158,7 @@ def user_units(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
 
 
 def downloads(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
-    for i, download in enumerate(recipe.downloads):
+    for i, download in enumerate(recipe.downloads):  # most recipes have none
         if download.decompress and download.extract:
             yield _problem(
                 locate,
@@ -169,7 +171,7 @@ def downloads(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
 
 
 def nix(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
-    if recipe.base.flavor is not Flavor.NESTOS:
+    if recipe.base.flavor is not Flavor.NESTOS or not _mentions_nix(recipe):
         return
     paths: list[tuple[tuple[str | int, ...], str]] = [
         *((("files", i, "dest"), f.dest) for i, f in enumerate(recipe.files)),
@@ -189,6 +191,18 @@ def nix(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     for where, path in paths:
         if path.startswith("/nix") and is_nix(path):
             yield nix_problem(locate, where, path)
+
+
+def _mentions_nix(recipe: Recipe) -> bool:
+    """A quick look first: almost no recipe names /nix."""
+    paths = (
+        *(f.dest for f in recipe.files),
+        *(s.path for s in recipe.symlinks),
+        *(d.path for d in recipe.directories),
+        *(x.dest for x in recipe.downloads),
+        *(f.dest for layer in recipe.layers if layer.files or layer.steps for f in layer.all_files),
+    )
+    return any(p.startswith("/nix") for p in paths)
 
 
 def flatpaks(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
