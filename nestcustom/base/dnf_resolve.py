@@ -46,8 +46,8 @@ def _base(request: dict[str, Any], weak_deps: bool) -> Any:
     conf = base.conf
     conf.installroot = request["installroot"]
     conf.cachedir = request["cachedir"]
-    conf.logdir = request["cachedir"]
-    conf.persistdir = request["cachedir"] + "/persist"
+    conf.logdir = request.get("logdir", request["cachedir"])
+    conf.persistdir = conf.logdir + "/persist"
     conf.reposdir = []
     conf.varsdir = []
     conf.pluginpath = []

@@ -17,6 +17,7 @@ Everything mounted lives in a private mount and PID namespace (nsinstall.py).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -34,9 +35,12 @@ class Installed:
     packages: tuple[str, ...]  # NAME-EPOCH:VERSION-RELEASE.ARCH as the image's rpm lists them
     owned: frozenset[str]  # every path the database says a package owns
     dbpath: str  # where the ISO's rpm keeps its database
+    backend: str  # its format: bdb (EL8), sqlite, ndb
     rpm_version: str
-    clock_install_times: bool  # True when the ISO's rpm ignored SOURCE_DATE_EPOCH
+    clock_install_times: bool  # True when the database still holds the clock's install times
+    normalized: int  # headers whose install times were rewritten (Berkeley DB), else 0
     seconds: float  # the rpm transaction alone
+    normalize_seconds: float = 0.0
 
 
 def unpack_bootstrap(boot: Path, packages: Sequence[Path]) -> None:
@@ -65,6 +69,7 @@ def unpack_bootstrap(boot: Path, packages: Sequence[Path]) -> None:
         )
     except proc.CommandError as exc:
         raise _space_or(exc, "unpacking the bootstrap (the ISO's rpm) failed") from exc
+    shutil.rmtree(boot / "var/lib/nestcustom-bootstrap-db", ignore_errors=True)
 
 
 def _space_or(exc: proc.CommandError, what: str) -> NestcustomError:
@@ -97,6 +102,7 @@ def install_root(
     *,
     work: Path,
     boot: Path,
+    boot_lower: Path | None,
     root: Path,
     iso_dir: Path,
     plan: Plan,
@@ -105,8 +111,15 @@ def install_root(
     gpgcheck: bool,
     source_date_epoch: int,
     on_line: Callable[[str], None],
+    verified: Sequence[str] = (),
 ) -> Installed:
-    """Check signatures and install plan.packages into `root` with the bootstrap's rpm."""
+    """Check signatures and install plan.packages into `root` with the bootstrap's rpm.
+
+    boot_lower: a kept bootstrap root (isocache), mounted read-only under an overlay
+    at `boot` inside the namespace; None when `boot` itself holds the bootstrap.
+    verified: paths of packages whose signatures an earlier build of the same ISO
+    checked (the same bytes, by their repository checksum), not checked again.
+    """
     import time
 
     unshare = proc.require("unshare", "util-linux")
@@ -119,6 +132,8 @@ def install_root(
     progress.write_text("")
     request = {
         "bootstrap": str(boot),
+        "bootstrap_lower": str(boot_lower) if boot_lower else None,
+        "overlay": str(boot.parent / "bootstrap-overlay"),
         "root": str(root),
         "iso": str(iso_dir),
         "result": str(result_path),
@@ -128,6 +143,7 @@ def install_root(
         "nevras": [n for p in plan.packages for n in (p.nevra, p.nevra_epoch_short)],
         "keys": list(keys),
         "gpgcheck": gpgcheck,
+        "verified": list(verified),
         "macros": dict(variant.install_macros),
         "rpm_options": list(variant.rpm_options),
         "source_date_epoch": source_date_epoch,
@@ -169,15 +185,19 @@ def install_root(
         raise _failure(result, plan)
     installed = [line.split(" ")[0] for line in result["installed"]]
     # rpm >= 4.18 takes the transaction id from SOURCE_DATE_EPOCH (and counts install times
-    # up from it, one second per package); older rpms use the clock.
+    # up from it, one second per package); older rpms use the clock, and a Berkeley DB
+    # database has been rewritten by then (rpmdbnorm).
     tids = {line.split(" ")[1] for line in result["installed"] if " " in line}
     return Installed(
         packages=tuple(sorted(installed)),
         owned=frozenset(result["owned"]),
         dbpath=result["dbpath"],
+        backend=str(result.get("backend", "unknown")),
         rpm_version=result["rpm_version"],
         clock_install_times=tids != {str(source_date_epoch)},
+        normalized=int(result.get("normalized", 0)),
         seconds=float(result.get("rpm_seconds", seconds)),
+        normalize_seconds=float(result.get("normalize_seconds", 0.0)),
     )
 
 
@@ -197,6 +217,11 @@ def _failure(result: dict[str, object], plan: Plan) -> NestcustomError:
         return NestcustomError(
             "installing failed: no space left in the work directory",
             "free space there or pass --workdir on a larger file system",
+        )
+    if kind == "normalize":
+        return NestcustomError(
+            f"the image's Berkeley DB rpm database could not be made reproducible: {output}",
+            "nothing was tagged; please report this with the ISO's name",
         )
     tail = "\n".join(output.strip().splitlines()[-8:])
     what = (

@@ -10,11 +10,15 @@ nothing is left mounted on the host, whatever happens. Killing this process (PID
 
 Steps, all with the bootstrap's (the ISO's) own rpm, chrooted into the bootstrap:
 1. import the ISO's keys into a keyring outside the image's database and check
-   every package's digests and signature against them;
+   every package's digests and signature against them (this rpm was itself
+   checked by the host's rpm before it was unpacked: sigcheck.py);
 2. install the resolved set into /mnt/sysimage (the image root): rpm orders
    the transaction, runs the scriptlets inside the image root, and writes the
    database where and in the format its own configuration says;
-3. read the database back (what the image's rpm will list) and the files it owns.
+3. read the database back (what the image's rpm will list) and the files it owns;
+4. a Berkeley DB database (EL8's rpm, which records install times from the
+   clock) is made reproducible by rpmdbnorm: install times from
+   SOURCE_DATE_EPOCH, rebuilt on a tmpfs, unused bytes zeroed, read back.
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nestcustom.base import rpmdbnorm
+from nestcustom.base.sigcheck import verdict_ok, verdicts
+
 SYSIMAGE = "/mnt/sysimage"
 PACKAGES = "/mnt/packages"
+NEWDB = "/mnt/rpmdb-normalized"  # a tmpfs: Berkeley DB's page size follows the file system
 KEYRING = "/var/lib/nestcustom-keyring"
 _DEVICES = {
     "null": (1, 3),
@@ -53,6 +61,15 @@ def _mount(*args: str) -> None:
     done = _run(["mount", *args])
     if done.returncode != 0:
         raise RuntimeError(f"mount {' '.join(args)}: {done.stderr.strip()}")
+
+
+def _overlay(lower: Path, layers: Path, target: Path) -> None:
+    """The kept bootstrap (isocache) at `target`, read-only below, writable above (tmp)."""
+    upper, work = layers / "upper", layers / "work"
+    for directory in (upper, work, target):
+        directory.mkdir(parents=True, exist_ok=True)
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    _mount("-t", "overlay", "-o", options, "overlay", str(target))
 
 
 def _dev_and_proc(root: Path) -> None:
@@ -85,21 +102,16 @@ def _check_signatures(boot: Path, request: dict[str, Any]) -> list[str]:
     if done.returncode != 0:
         raise RuntimeError(f"the ISO's keys cannot be imported: {done.stderr.strip()[-500:]}")
     bad: list[str] = []
-    files = [f"{PACKAGES}/{p}" for p in request["packages"]]
+    # packages an earlier build of the same ISO verified, by their checksum (isocache)
+    done_before = set(request.get("verified", []))
+    files = [f"{PACKAGES}/{p}" for p in request["packages"] if p not in done_before]
     for start in range(0, len(files), 200):
         batch = files[start : start + 200]
         done = _in_bootstrap(boot, ["rpmkeys", "--dbpath", KEYRING, "--checksig", *batch], env)
-        lines = {}
-        for line in done.stdout.splitlines():
-            path, _, verdict = line.partition(": ")
-            lines[path.strip()] = verdict.strip()
+        lines = verdicts(done.stdout)
         for path in batch:
             verdict = lines.get(path, "not checked: " + done.stderr.strip()[-200:])
-            # "digests signatures OK" (rpm >= 4.14.2); "rsa sha1 (md5) pgp md5 OK" (older)
-            signed = "signatures OK" in verdict or (
-                " pgp " in verdict.lower() and "NOT" not in verdict
-            )
-            if not signed or "NOT OK" in verdict:
+            if not verdict_ok(verdict):
                 bad.append(f"{Path(path).name}: {verdict or 'no verdict'}")
     return bad
 
@@ -144,12 +156,50 @@ def _query(boot: Path, fmt: str) -> list[str]:
     return done.stdout.splitlines()
 
 
+def _backend(dbdir: Path) -> str:
+    """The database's format, by its main file (as `diff` finds it in image layers)."""
+    for main, backend in (("rpmdb.sqlite", "sqlite"), ("Packages.db", "ndb")):
+        if (dbdir / main).is_file():
+            return backend
+    return "bdb" if rpmdbnorm.is_bdb(dbdir) else "unknown"
+
+
+def _normalize_bdb(boot: Path, root: Path, dbpath: str, request: dict[str, Any]) -> int:
+    """Make a Berkeley DB database reproducible (rpmdbnorm); headers rewritten, 0 if not BDB."""
+    dbdir = root / dbpath.lstrip("/")
+    if not rpmdbnorm.is_bdb(dbdir):
+        return 0
+    scratch = boot / NEWDB.lstrip("/")
+    scratch.mkdir(parents=True, exist_ok=True)
+    _mount("-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs", str(scratch))
+
+    def run(argv: Sequence[str]) -> bytes:
+        done = subprocess.run(["chroot", str(boot), *argv], capture_output=True, env=dict(_ENV))
+        if done.returncode != 0:
+            error = done.stderr.decode(errors="replace").strip()[-500:]
+            raise rpmdbnorm.NormalizeError(f"{' '.join(argv[:2])} ... failed: {error}")
+        return done.stdout
+
+    return rpmdbnorm.normalize_database(
+        run,
+        dbpath=f"{SYSIMAGE}{dbpath}",
+        image_root=root,
+        image_dbdir=dbdir,
+        scratch=NEWDB,
+        scratch_on_host=scratch,
+        epoch=int(request["source_date_epoch"]),
+        owned=_query(boot, "[%{FILENAMES}\n]"),
+    )
+
+
 def main(argv: Sequence[str]) -> int:
     request: dict[str, Any] = json.loads(Path(argv[0]).read_text())
     boot, root, iso = Path(request["bootstrap"]), Path(request["root"]), Path(request["iso"])
     result_path, progress = Path(request["result"]), Path(request["progress"])
     result: dict[str, Any] = {"ok": False}
     try:
+        if request.get("bootstrap_lower"):
+            _overlay(Path(request["bootstrap_lower"]), Path(request["overlay"]), boot)
         _dev_and_proc(boot)
         (boot / SYSIMAGE.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (boot / PACKAGES.lstrip("/")).mkdir(parents=True, exist_ok=True)
@@ -170,6 +220,12 @@ def main(argv: Sequence[str]) -> int:
         if code != 0:
             result.update(kind="install", code=code, output=tail)
             return 0
+        dbpath = _in_bootstrap(boot, ["rpm", "--eval", "%{_dbpath}"], dict(_ENV)).stdout.strip()
+        progress.open("a").write("phase normalize\n")
+        started = time.monotonic()
+        result["normalized"] = _normalize_bdb(boot, root, dbpath, request)
+        result["backend"] = _backend(root / dbpath.lstrip("/"))
+        result["normalize_seconds"] = time.monotonic() - started
         result.update(
             ok=True,
             output=tail,
@@ -177,9 +233,12 @@ def main(argv: Sequence[str]) -> int:
                 boot, "%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH} %{INSTALLTID}\n"
             ),
             owned=_query(boot, "[%{FILENAMES}\n]"),
-            dbpath=_in_bootstrap(boot, ["rpm", "--eval", "%{_dbpath}"], dict(_ENV)).stdout.strip(),
+            dbpath=dbpath,
             rpm_version=_in_bootstrap(boot, ["rpm", "--version"], dict(_ENV)).stdout.strip(),
         )
+        return 0
+    except rpmdbnorm.NormalizeError as exc:
+        result.update(kind="normalize", output=str(exc))
         return 0
     except (RuntimeError, OSError) as exc:
         result.update(kind="namespace", output=str(exc))

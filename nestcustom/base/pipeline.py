@@ -2,8 +2,10 @@
 
 check the file -> read the image -> its repositories -> resolve (nothing written
 yet but metadata in a temporary directory) -> extract only the needed RPMs ->
-bootstrap the ISO's rpm -> install the root -> clean -> one tarball -> image
--> tag (only after all of it succeeded) -> push (optional).
+bootstrap the ISO's rpm (checked by the host's rpm first) -> install the root ->
+clean -> one tarball -> image -> tag (only after all of it succeeded) -> push
+(optional). With a cache directory, what an ISO always gives (its metadata,
+dnf's cache of it, the checked bootstrap) is kept per ISO sha256 (isocache).
 
 Everything is built in one temporary work directory, removed at the end
 whatever happens; SIGTERM is turned into an exception like Ctrl-C so the same
@@ -25,8 +27,18 @@ from pathlib import Path
 from types import FrameType
 
 from nestcustom import proc
+from nestcustom.base import (
+    bootstrap,
+    install,
+    isocache,
+    packages,
+    repos,
+    resolve,
+    slim,
+    staging,
+    tarball,
+)
 from nestcustom.base import image as image_writer
-from nestcustom.base import install, packages, repos, resolve, slim, staging, tarball
 from nestcustom.base.isofile import IsoFormat, check_iso, open_iso
 from nestcustom.base.variants import Variant
 from nestcustom.errors import BadInputError, NestcustomError
@@ -42,6 +54,7 @@ class Options:
     tls_verify: bool = True
     gpgcheck: bool = True
     workdir: Path | None = None
+    cache_dir: Path | None = None  # None: nothing is kept between builds
 
 
 @dataclass(frozen=True)
@@ -66,8 +79,11 @@ class BaseImage:
     layer_size: int  # bytes of the uncompressed layer
     left_out: dict[str, dict[str, int]]  # optimized: per category
     dbpath: str
+    db_backend: str  # bdb (EL8's rpm), sqlite, ndb
+    normalized: int  # Berkeley DB: headers whose install times were set from the ISO's date
     rpm_version: str
     warnings: tuple[str, ...]
+    from_cache: tuple[str, ...] = ()  # what an earlier build of this ISO kept: metadata, bootstrap
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -120,8 +136,21 @@ def build_base(options: Options, on_event: Callable[[Event], None] = lambda e: N
         timings[phase] = timings.get(phase, 0.0) + now - mark
         mark = now
 
-    with terminate_as_exception():
+    with terminate_as_exception(), _umask(0o022):
         return _in_work_directory(options, on_event, lap, timings)
+
+
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    """The root's own directories (/, /dev, /proc, what scriptlets make) get the same
+    modes whatever the caller's umask is: one input less that changes the image."""
+    import os
+
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def _in_work_directory(
@@ -145,7 +174,7 @@ def _in_work_directory(
                     return _build(options, fmt, work, stack, on_event, lap, timings, progress)
             finally:
                 on_event(Event("clean", f"removing the work directory {work}"))
-                _remove_work(work)
+                staging.remove_work(work)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise NestcustomError(
@@ -165,39 +194,6 @@ def _in_work_directory(
         ) from None
 
 
-def _scratch_bytes(plan: resolve.Plan) -> int:
-    """Bytes of the extracted packages and the unpacked bootstrap (the root comes on top)."""
-    unique = {p.path: p for p in (*plan.packages, *plan.bootstrap)}.values()
-    return sum(p.size for p in unique) + sum(p.install_size for p in plan.bootstrap)
-
-
-def _check_space(work: Path, plan: resolve.Plan, scratch: int) -> None:
-    """Refuse early when the work directory cannot hold what will be written there."""
-    import shutil
-
-    needed = scratch
-    free = shutil.disk_usage(work).free
-    if free < needed:
-        raise NestcustomError(
-            f"not enough space in the work directory {work.parent}: {free / 1e6:.0f} MB free, "
-            f"about {needed / 1e6:.0f} MB needed (no space left for the packages and the root)",
-            "free space there or pass --workdir on a larger file system",
-        )
-
-
-def _remove_work(work: Path) -> None:
-    """Remove the work tree; retried briefly while killed scriptlets are still exiting."""
-    for attempt in range(20):
-        try:
-            staging.remove_tree(work)
-            work.mkdir()  # TemporaryDirectory wants to remove it itself
-            return
-        except OSError:
-            if attempt == 19:
-                raise
-            time.sleep(0.25)
-
-
 def _build(
     options: Options,
     fmt: IsoFormat,
@@ -214,6 +210,10 @@ def _build(
     iso_sha: list[str] = []
     hasher = threading.Thread(target=_hash_file, args=(options.iso, iso_sha), daemon=True)
     hasher.start()
+    cache, warnings = isocache.open_or_warn(options.cache_dir)
+    early = isocache.known_sha256(cache, options.iso) if cache else None
+    entry = cache.entry(early) if cache and early else None
+    used: list[str] = []
     with open_iso(options.iso) as reader:
         on_event(Event("read", f"{fmt.kind} image {fmt.volume_id!r}, {reader.namespace} names"))
         media = repos.read_media(reader, fmt)
@@ -222,7 +222,12 @@ def _build(
                 f"{options.iso}: the image carries no signing key (RPM-GPG-KEY-*) to check packages against",
                 "pass --no-gpgcheck to build without signature checks (not advised)",
             )
-        metadata = repos.copy_metadata(reader, media, meta_dir)
+        if entry is not None:
+            used += ["metadata"] if entry.metadata.is_dir() else []
+            kept = entry.store("meta", lambda tmp: repos.copy_metadata(reader, media, tmp))
+            metadata = repos.local_metadata(media, kept)
+        else:
+            metadata = repos.copy_metadata(reader, media, meta_dir)
         lap("read")
         on_event(
             Event(
@@ -230,7 +235,9 @@ def _build(
                 f"resolving {','.join(options.specs)} in {', '.join(r.id for r in media.repos)}",
             )
         )
-        plan = resolve.resolve(media, metadata, options.specs, options.variant, work)
+        plan = resolve.resolve(
+            media, metadata, options.specs, options.variant, work, entry.dnf if entry else None
+        )
         on_event(
             Event(
                 "resolve",
@@ -240,23 +247,35 @@ def _build(
         lap("resolve")
         # Without --workdir, everything that is thrown away at the end (packages, bootstrap,
         # the root itself) lives in memory when it fits; an explicit --workdir is obeyed.
-        scratch = _scratch_bytes(plan) + plan.install_size
+        scratch = staging.scratch_bytes(plan) + plan.install_size
         memory = options.workdir is None and staging.in_memory(scratch)
         stage = stack.enter_context(staging.staged(work, memory))
-        _check_space(work, plan, 0 if memory else scratch)
-        iso_dir, boot, root = stage / "iso", stage / "bootstrap", stage / "root"
+        staging.check_space(work, plan, 0 if memory else scratch)
+        iso_dir, root = stage / "iso", stage / "root"
+        if cache is not None and entry is None:  # this ISO's first build: keep what it gives
+            hasher.join()
+            entry = isocache.first_entry(cache, iso_sha[0], meta_dir)
         for key in media.keys:
             reader.extract(key, iso_dir / key.lstrip("/"))
         packages.extract_packages(
             reader,
-            (*plan.packages, *plan.bootstrap),
+            bootstrap.needed_packages(plan, entry, options.gpgcheck),
             iso_dir,
             lambda done, total, name: on_event(Event("extract", name, done, total)),
         )
         lap("extract")
     install_started = time.time() - 1  # anything the install touches is newer than this
-    on_event(Event("bootstrap", f"unpacking the ISO's rpm ({len(plan.bootstrap)} packages)"))
-    install.unpack_bootstrap(boot, install.bootstrap_files(iso_dir, plan.bootstrap))
+    boot = bootstrap.prepare(
+        entry=entry,
+        plan=plan,
+        rpms=install.bootstrap_files(iso_dir, plan.bootstrap),
+        keys=[iso_dir / k.lstrip("/") for k in media.keys],
+        stage=stage,
+        work=work,
+        gpgcheck=options.gpgcheck,
+        on_text=lambda text: on_event(Event("bootstrap", text)),
+    )
+    used += ["bootstrap"] if boot.from_cache else []
     lap("bootstrap")
 
     def relay(line: str) -> None:
@@ -269,7 +288,8 @@ def _build(
 
     installed = install.install_root(
         work=work,
-        boot=boot,
+        boot=boot.root,
+        boot_lower=boot.lower,
         root=root,
         iso_dir=iso_dir,
         plan=plan,
@@ -278,9 +298,12 @@ def _build(
         gpgcheck=options.gpgcheck,
         source_date_epoch=media.release.source_date_epoch,
         on_line=relay,
+        verified=bootstrap.verified_before(entry, plan, options.gpgcheck),
     )
+    bootstrap.record_verified(entry, plan, options.gpgcheck)
     lap("install")
     timings["install_rpm"] = installed.seconds
+    timings["normalize_rpmdb"] = installed.normalize_seconds
     wanted = sorted(p.nevra_epoch for p in plan.packages)
     if list(installed.packages) != wanted:
         extra = sorted(set(installed.packages) - set(wanted))
@@ -315,10 +338,12 @@ def _build(
     layer = tarball.size_layer(root)
     lap("tar")
     hasher.join()
+    if cache is not None:
+        isocache.check_and_remember(cache, options.iso, early, iso_sha[0])
     spec = image_writer.spec_for(
         options.iso, options.specs, options.variant, media, root, iso_sha[0]
     )
-    staging.remove_tree(boot)
+    staging.remove_tree(boot.root)
     on_event(Event("image", f"writing and loading the image ({layer.size / 1e6:.0f} MB layer)"))
     reference, digest, image_id = _load_tag_push(
         options,
@@ -329,7 +354,6 @@ def _build(
         progress,
     )
     lap("image")
-    warnings = []
     if installed.clock_install_times:
         warnings.append(
             f"the ISO's rpm ({installed.rpm_version}) records install times from the clock, not "
@@ -348,8 +372,11 @@ def _build(
         layer_size=layer.size,
         left_out=left,
         dbpath=installed.dbpath,
+        db_backend=installed.backend,
+        normalized=installed.normalized,
         rpm_version=installed.rpm_version,
         warnings=tuple(warnings),
+        from_cache=tuple(used),
         seconds=timings,
     )
 

@@ -180,9 +180,12 @@ def read_media(reader: IsoReader, fmt: IsoFormat) -> Media:
 
 def copy_metadata(reader: IsoReader, media: Media, dest: Path) -> dict[str, Path]:
     """Copy each repository's metadata under dest/<path>; returns repo id -> local directory."""
-    local: dict[str, Path] = {}
     for repo in media.repos:
         for path in repo.metadata:
             reader.extract(path, dest / path.lstrip("/"))
-        local[repo.id] = dest / repo.path if repo.path else dest
-    return local
+    return local_metadata(media, dest)
+
+
+def local_metadata(media: Media, dest: Path) -> dict[str, Path]:
+    """repo id -> the directory under dest that copy_metadata put its metadata in."""
+    return {repo.id: dest / repo.path if repo.path else dest for repo in media.repos}

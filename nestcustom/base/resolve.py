@@ -106,12 +106,18 @@ def resolve(
     specs: tuple[str, ...],
     variant: Variant,
     work: Path,
+    cachedir: Path | None = None,
 ) -> Plan:
-    """The packages to install, or a BadInputError that says what does not resolve."""
+    """The packages to install, or a BadInputError that says what does not resolve.
+
+    cachedir: where dnf keeps its cache of the metadata (libsolv's files), kept
+    between builds of the same ISO (isocache); by default a directory in `work`.
+    """
     arch = media.release.arch or _host_arch()
     request = {
         "installroot": str(work / "resolve-root"),
-        "cachedir": str(work / "resolve-cache"),
+        "cachedir": str(cachedir or work / "resolve-cache"),
+        "logdir": str(work / "resolve-log"),
         "arch": arch,
         "basearch": _BASEARCH.get(arch, arch),
         "releasever": media.release.version.split(".")[0],
@@ -122,7 +128,8 @@ def resolve(
         "optional": list(variant.optional),
         "bootstrap": ["rpm"],
     }
-    (work / "resolve-root").mkdir(parents=True, exist_ok=True)
+    for directory in ("resolve-root", "resolve-log"):
+        (work / directory).mkdir(parents=True, exist_ok=True)
     done = proc.run(
         [system_python(), "-I", str(HELPER)], input_text=json.dumps(request), timeout=1800
     )

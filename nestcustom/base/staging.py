@@ -14,10 +14,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from nestcustom import proc
+from nestcustom.base.resolve import Plan
+from nestcustom.errors import NestcustomError
 
 SHM = Path("/dev/shm")  # noqa: S108 - only ever used through mkdtemp (0700, unique)
 _HEADROOM = 1024 * 1024 * 1024  # leave the rest of the machine this much shared memory
@@ -62,3 +65,34 @@ def remove_tree(path: Path) -> None:
     """Remove a tree that may hold a root filesystem (any owner, mode or attribute)."""
     if path.exists() or path.is_symlink():
         proc.run(["rm", "-rf", "--one-file-system", "--", str(path)], timeout=3600)
+
+
+def scratch_bytes(plan: Plan) -> int:
+    """Bytes of the extracted packages and the unpacked bootstrap (the root comes on top)."""
+    unique = {p.path: p for p in (*plan.packages, *plan.bootstrap)}.values()
+    return sum(p.size for p in unique) + sum(p.install_size for p in plan.bootstrap)
+
+
+def check_space(work: Path, plan: Plan, scratch: int) -> None:
+    """Refuse early when the work directory cannot hold what will be written there."""
+    needed = scratch
+    free = shutil.disk_usage(work).free
+    if free < needed:
+        raise NestcustomError(
+            f"not enough space in the work directory {work.parent}: {free / 1e6:.0f} MB free, "
+            f"about {needed / 1e6:.0f} MB needed (no space left for the packages and the root)",
+            "free space there or pass --workdir on a larger file system",
+        )
+
+
+def remove_work(work: Path) -> None:
+    """Remove the work tree; retried briefly while killed scriptlets are still exiting."""
+    for attempt in range(20):
+        try:
+            remove_tree(work)
+            work.mkdir()  # TemporaryDirectory wants to remove it itself
+            return
+        except OSError:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)

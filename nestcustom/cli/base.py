@@ -48,8 +48,13 @@ def _report(result: BaseImage) -> None:
     err(f"\n{release.name} {release.version}, {result.variant}, from {result.iso_name}")
     err(
         f"  packages   {len(result.packages)} (the image's rpm lists exactly these; "
-        f"database {result.dbpath}, {result.rpm_version})"
+        f"database {result.dbpath}, {result.db_backend}, {result.rpm_version})"
     )
+    if result.normalized:
+        err(
+            f"  rpmdb      Berkeley DB rebuilt reproducibly: {result.normalized} install times "
+            "from the ISO's date, unused bytes zeroed"
+        )
     err(f"  installed  {_mb(result.install_size)} (the packages' installed size)")
     err(f"  image      {_mb(result.layer_size)}, one layer, ID {result.image_id[:12]}")
     if result.left_out:
@@ -57,6 +62,8 @@ def _report(result: BaseImage) -> None:
         err(f"  left out   {_mb(total)} in all:")
         for category, value in result.left_out.items():
             err(f"    {category:11} {_mb(value['bytes']):>10}  {value['files']} files")
+    if result.from_cache:
+        err(f"  cached     {' and '.join(result.from_cache)} from an earlier build of this ISO")
     for warning in result.warnings:
         err(f"  warning: {warning}")
     if result.reference:
@@ -76,8 +83,14 @@ def _as_json(result: BaseImage) -> dict[str, object]:
         "install_size": result.install_size,
         "image_size": result.layer_size,
         "left_out": result.left_out,
-        "rpmdb": {"path": result.dbpath, "rpm": result.rpm_version},
+        "rpmdb": {
+            "path": result.dbpath,
+            "backend": result.db_backend,
+            "rpm": result.rpm_version,
+            "normalized": result.normalized,
+        },
         "warnings": list(result.warnings),
+        "from_cache": list(result.from_cache),
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
     }
 
@@ -127,6 +140,16 @@ A recipe with `base: {image: REF, flavor: newstart}` then builds on the result.
     help="Where the temporary root is built (needs about twice the installed size). "
     "Default: $TMPDIR or /tmp.",
 )
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default="/var/cache/nestcustom",
+    envvar="NESTCUSTOM_CACHE_DIR",
+    show_default=True,
+    help="Keep, per ISO sha256, its metadata and its checked, unpacked rpm (the bootstrap) "
+    "for later builds from the same ISO. Must belong to root and be closed to others.",
+)
+@click.option("--no-cache", is_flag=True, help="Neither use nor fill the cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout.")
 @click.pass_obj
 @handle_errors
@@ -140,6 +163,8 @@ def from_iso(
     tls_verify: bool,
     gpgcheck: bool,
     workdir: Path | None,
+    cache_dir: Path,
+    no_cache: bool,
     as_json: bool,
 ) -> None:
     """Build a NewStart base image from the distribution's DVD ISO, offline.
@@ -165,6 +190,7 @@ def from_iso(
         tls_verify=tls_verify,
         gpgcheck=gpgcheck,
         workdir=workdir,
+        cache_dir=None if no_cache else cache_dir,
     )
     result = build_base(options, _Progress())
     _report(result)

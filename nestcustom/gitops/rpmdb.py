@@ -1,5 +1,9 @@
 """The packages of an RPM database directory, read with the host's rpm (`--dbpath`).
 
+sqlite (rpm >= 4.16's default), ndb, and BerkeleyDB (EL8's rpm: a hash
+`Packages` and btree indexes under /var/lib/rpm), which rpm >= 4.16 reads with
+its read-only `bdb_ro` backend, without Berkeley DB's library.
+
 Only headers are read; nothing in the image runs. Fields are separated by
 ASCII unit and record separators, which no RPM header field holds, so names,
 summaries and changelog texts pass through whatever they contain.

@@ -8,6 +8,7 @@ as a user would, and removed at the end.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -18,12 +19,16 @@ from typing import Any
 
 import pytest
 
-from tests.universe.iso.build import Iso, build_iso, build_norepo_iso
+from tests.universe.iso.build import CACHE, Iso, build_iso, build_norepo_iso
 
 ROOT = Path(__file__).resolve().parents[2]
+#: `base from-iso`'s cache for the tests: the universe's, not the machine's /var/cache.
+BASE_CACHE = CACHE.parent / "base-cache"
 
 
-def nestcustom(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def nestcustom(
+    *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nestcustom", *args],
         cwd=ROOT,
@@ -31,6 +36,7 @@ def nestcustom(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[
         text=True,
         timeout=timeout,
         check=False,
+        env={"NESTCUSTOM_CACHE_DIR": str(BASE_CACHE), **os.environ, **(env or {})},
     )
 
 
@@ -77,6 +83,18 @@ def iso_corrupt() -> Iso:
 
 
 @pytest.fixture(scope="session")
+def iso_hostile() -> Iso:
+    """Its rpm package says every package verifies, and is signed by an outsider."""
+    return build_iso("flat", damage="hostile-rpm")
+
+
+@pytest.fixture(scope="session")
+def iso_el8() -> Iso:
+    """NewStart V6 as it is: rpm 4.16 with BerkeleyDB at /var/lib/rpm, RSA/SHA1 signatures."""
+    return build_iso("treeinfo", profile="el8")
+
+
+@pytest.fixture(scope="session")
 def iso_norepo() -> Path:
     return build_norepo_iso()
 
@@ -100,5 +118,19 @@ def standard_core(iso_treeinfo: Iso, built_images: list[str]) -> Built:
 @pytest.fixture(scope="session")
 def optimized_core(iso_treeinfo: Iso, built_images: list[str]) -> Built:
     built = from_iso(iso_treeinfo.path, "--variant", "optimized")
+    built_images.append(built.tag)
+    return built
+
+
+@pytest.fixture(scope="session")
+def el8_standard(iso_el8: Iso, built_images: list[str]) -> Built:
+    built = from_iso(iso_el8.path, "--variant", "standard")
+    built_images.append(built.tag)
+    return built
+
+
+@pytest.fixture(scope="session")
+def el8_optimized(iso_el8: Iso, built_images: list[str]) -> Built:
+    built = from_iso(iso_el8.path, "--variant", "optimized")
     built_images.append(built.tag)
     return built

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.base.conftest import ROOT, nestcustom, podman
+from tests.base.conftest import BASE_CACHE, ROOT, nestcustom, podman
 from tests.universe.iso.build import Iso
 
 pytestmark = pytest.mark.universe
@@ -110,6 +110,16 @@ def test_an_unsigned_package(iso_unsigned: Iso, workdir: Path, tag: str) -> None
     assert "nc-owned-1.0-1.ns6.noarch.rpm" in done.stderr
 
 
+def test_a_hostile_rpm_in_the_bootstrap(iso_hostile: Iso, workdir: Path, tag: str) -> None:
+    """The ISO's rpm says every package verifies and is signed by an outsider: the host's
+    rpm refuses it before any of it runs, even when the image itself does not take rpm."""
+    done = fails(iso_hostile.path, workdir, tag, "--packages", "bash,coreutils")
+    assert done.returncode == 2, done.stderr
+    assert "of the ISO's rpm (the bootstrap, checked by the host's rpm" in done.stderr
+    assert f"{iso_hostile.packages['rpm']}.rpm: digests SIGNATURES NOT OK" in done.stderr
+    assert "\nverify " not in done.stderr and "\ninstall " not in done.stderr  # nothing ran
+
+
 def test_a_corrupted_package(iso_corrupt: Iso, workdir: Path, tag: str) -> None:
     done = fails(iso_corrupt.path, workdir, tag, "--packages", "bash,nc-owned")
     assert done.returncode == 2
@@ -159,6 +169,7 @@ def test_interrupted_in_each_phase(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "NESTCUSTOM_CACHE_DIR": str(BASE_CACHE)},
     )
     assert proc.stderr is not None
     seen = []
@@ -191,7 +202,7 @@ def stage_dirs() -> set[str]:
 def test_interrupted_while_staged_in_memory(iso_treeinfo: Iso, tag: str, tmp_path: Path) -> None:
     """Without --workdir the root is built in /dev/shm (when it fits): that goes too."""
     before = stage_dirs()
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "TMPDIR": str(tmp_path), "NESTCUSTOM_CACHE_DIR": str(BASE_CACHE)}
     command = [
         sys.executable, "-m", "nestcustom", "base", "from-iso", str(iso_treeinfo.path),
         "--packages", SMALL, "--tag", tag,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.universe.httpserve import QuietHTTPServer
 
 HELPER = ROOT / "nestcustom" / "containerfile" / "build-helper.sh"
 PASSWORD = 'p@ss:w"rd\\x'
@@ -76,9 +77,7 @@ class _Basic(http.server.SimpleHTTPRequestHandler):
 def site(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "tool").write_bytes(b"tool\n")
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(_Basic, directory=str(tmp_path / "site"))
-    )
+    server = QuietHTTPServer(("127.0.0.1", 0), partial(_Basic, directory=str(tmp_path / "site")))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/tool"
     server.shutdown()

@@ -15,7 +15,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.universe.httpserve import QuietHTTPServer
 
 
 class Semaphore:
@@ -93,7 +95,7 @@ def _handler(semaphore: Semaphore) -> type[BaseHTTPRequestHandler]:
 def serve_fleetlock(slots: int = 1, semaphore: Semaphore | None = None) -> Iterator[str]:
     """Yield the base URL of a FleetLock server on 127.0.0.1."""
     state = semaphore or Semaphore(slots)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server = QuietHTTPServer(("127.0.0.1", 0), _handler(state))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -18,6 +18,7 @@ from typing import ClassVar
 import pytest
 
 from tests.universe.base.fixtures_base import NestosImage, Result
+from tests.universe.httpserve import QuietHTTPServer
 
 pytestmark = pytest.mark.universe
 
@@ -63,7 +64,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def site() -> Iterator[tuple[str, Counter[str]]]:
     _Handler.seen = Counter()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

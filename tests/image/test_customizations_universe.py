@@ -20,6 +20,7 @@ from tests.conftest import ROOT
 from tests.image.universe import image_exists, nestcustom, podman
 from tests.universe.base.build import VARIANTS, machine_arch
 from tests.universe.download_site import FILES, mirror_argument, serve_download_site
+from tests.universe.httpserve import QuietHTTPServer
 from tests.universe.registry import Registry
 from tests.universe.session import publish_mirror
 
@@ -303,12 +304,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """(URL, directory) of a plain HTTP server for downloads."""
     import functools
     import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import SimpleHTTPRequestHandler
 
     root = tmp_path / "served"
     root.mkdir()
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", root
     server.shutdown()

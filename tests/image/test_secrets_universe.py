@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.image.universe import git_commit, nestcustom, podman, project, tag
+from tests.universe.httpserve import QuietHTTPServer
 from tests.universe.rpmrepo import RpmRepo
 
 pytestmark = pytest.mark.universe
@@ -56,9 +57,7 @@ def private_site(rpm_repo: RpmRepo, tmp_path: Path) -> Iterator[tuple[str, list[
     (root / "tool").write_bytes(TOOL)
     seen: list[str] = []
     handler = type("Handler", (_Private,), {"seen": seen})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(handler, directory=str(root))
-    )
+    server = QuietHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", seen

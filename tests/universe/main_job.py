@@ -5,8 +5,8 @@ validates recipes/, checks containerfiles/ is fresh, builds the buildable
 recipes on the mirror of their base, pushes them to the local registry, runs
 each recipe's tests against the image, and prints the pushed REF@digest.
 It also builds the nestcustom tool image (tool-image/Containerfile, from the wheel
-`python -m build` makes) and runs nestcustom and a podman build in it. Then the NewStart part: builds the NewStart base from the universe's DVD ISO
-(`nestcustom base from-iso`), pushes it, publishes a mirror of it whose
+`python -m build` makes) and runs nestcustom and a podman build in it. Then the NewStart part: builds both variants of the NewStart base from each of the universe's DVD ISOs
+(rpm 4.18 with sqlite, and EL8-like: rpm 4.16 with BerkeleyDB; `nestcustom base from-iso`), pushes them, publishes a mirror of it whose
 repositories point at the DVD's served over HTTP, and builds, pushes and
 tests the NewStart example recipe on it.
 Everything goes through the nestcustom command line, as a user would drive it.
@@ -84,23 +84,30 @@ def build_push_test(
 
 
 def newstart(world: Universe) -> tuple[int, list[str]]:
-    """The NewStart base from the universe's DVD ISO, and the NewStart example on it."""
-    print(
-        "\nBuilding the universe's NewStart DVD ISO (first run: about two minutes) ...", flush=True
-    )
-    iso = build_iso("treeinfo")
-    base = f"{world.registry.host}/newstart/newstart:v6.06-x86_64"
-    made = nestcustom(
-        "base", "from-iso", str(iso.path), "--variant", "standard",
-        "--tag", base, "--push", "--no-tls-verify",
-    )  # fmt: skip
-    if made.returncode != 0:
-        return made.returncode, []
-    mirror = f"{world.registry.host}/newstart/newstart-mirror:v6.06-x86_64"
-    with serve_iso(iso) as url:
-        publish_mirror(base, url, mirror)
-        print(f"  NewStart base {base}\n  its mirror    {mirror} (repositories: {url})")
-        return build_push_test(world, NEWSTART, mirror)
+    """Both universe DVDs (rpm 4.18 with sqlite; EL8-like: rpm 4.16 with BerkeleyDB), both
+    variants of each, and the NewStart example on each standard base."""
+    code = 0
+    pinned: list[str] = []
+    for profile, name in (("bookworm", "newstart"), ("el8", "newstart-el8")):
+        print(
+            f"\nBuilding the universe's {profile} NewStart DVD (first run: minutes) ...", flush=True
+        )
+        iso = build_iso("treeinfo", profile=profile)
+        base = f"{world.registry.host}/newstart/{name}:v6.06-x86_64"
+        for variant, tag in (("optimized", f"{base}-optimized"), ("standard", base)):
+            made = nestcustom(
+                "base", "from-iso", str(iso.path), "--variant", variant,
+                "--tag", tag, "--push", "--no-tls-verify",
+            )  # fmt: skip
+            if made.returncode != 0:
+                return made.returncode, pinned
+        mirror = f"{world.registry.host}/newstart/{name}-mirror:v6.06-x86_64"
+        with serve_iso(iso) as url:
+            publish_mirror(base, url, mirror)
+            print(f"  NewStart base {base}\n  its mirror    {mirror} (repositories: {url})")
+            result, images = build_push_test(world, NEWSTART, mirror)
+        code, pinned = code or result, pinned + images
+    return code, pinned
 
 
 def main(argv: list[str]) -> int:

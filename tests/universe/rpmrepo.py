@@ -33,10 +33,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from .httpserve import QuietHTTPServer
 
 RPMS_DIR = Path(__file__).resolve().parent / "rpms"
 SPECS_DIR = RPMS_DIR / "specs"
@@ -281,8 +283,7 @@ def serve_repo(repo: RpmRepo) -> Iterator[str]:
     and is shut down on exit.
     """
     handler = partial(_RepoHandler, directory=str(repo.path), extra_directory=str(repo.extra_path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = QuietHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="rpm-repo-http", daemon=True)
     thread.start()
     try:

@@ -7,6 +7,11 @@ nc-* packages (nc-hello 1.0 and 2.0 as two streams of a module). Every RPM is
 signed with the universe's key, whose public half is on the ISO as
 RPM-GPG-KEY-newstart.
 
+Profiles (profiles.py): ``bookworm`` (the host's Debian, rpm 4.18 writing
+sqlite) and ``el8`` (Debian bullseye's rpm 4.16 writing BerkeleyDB under
+/var/lib/rpm, with a real NewStart V6 package's header facts and RSA/SHA1
+signatures).
+
 Layouts:
 * ``treeinfo`` (EL8): .treeinfo with BaseOS and AppStream variants, comps in
   BaseOS, modular metadata (modules.yaml, with defaults) in AppStream;
@@ -15,7 +20,8 @@ Layouts:
 
 Everything is cached under CACHE/iso, keyed by the content of its inputs.
 
-    python -m tests.universe.iso.build [--layout treeinfo|flat] [--dbpath PATH]
+    python -m tests.universe.iso.build [--profile bookworm|el8] [--layout treeinfo|flat]
+        [--dbpath PATH] [--damage unsigned|corrupt|hostile-rpm]
 """
 
 from __future__ import annotations
@@ -33,44 +39,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..rpmrepo import build_repo
+from ..rpmrepo import SPECS_DIR, build_repo
 from . import debian
+from .aptsuite import AptSuite, other_suite
+from .damage import BEFORE_METADATA, DAMAGES, outsider_key, spoil
+from .metadata import TIMESTAMP, comps_xml, createrepo, modules_yaml, treeinfo
+from .profiles import BOOKWORM, PROFILES, Profile
 
 HERE = Path(__file__).resolve().parent
 SPEC = HERE / "specs" / "newstart-base.spec"
 CACHE = Path(os.environ.get("NC_UNIVERSE_CACHE", "/var/tmp/nestcustom-universe")) / "iso"
 KEY_NAME = "NewStart Universe Signing Key <security@newstart.example>"
 VOLUME = "NewStart-CGS-6.06-x86_64"
-TIMESTAMP = 1699617600  # 2023-11-10 12:00 UTC: the ISO's build time
-_FORMAT = "3"  # bump when the way ISOs are made changes
+_FORMAT = "4"  # bump when the way ISOs are made changes
 
 #: The universe's nc-* packages on the ISO (AppStream in the treeinfo layout).
 NC_PACKAGES = ("nc-libgreet", "nc-hello", "nc-scriptlet", "nc-optapp")
-
-CORE_MANDATORY = (
-    "filesystem",
-    "setup",
-    "newstart-release",
-    "newstart-rpm-config",
-    "bash",
-    "coreutils",
-    "libc-bin",
-    "rpm",
-    "dnf",
-    "systemd",
-    "passwd",
-    "mount",
-    "procps",
-    "grep",
-    "sed",
-    "findutils",
-    "tar",
-    "gzip",
-    "libcap2-bin",
-    "nc-owned",
-)
-CORE_DEFAULT = ("less",)
-CORE_OPTIONAL = ("strace",)
 
 
 @dataclass(frozen=True)
@@ -78,6 +62,7 @@ class Iso:
     path: Path
     layout: str
     dbpath: str
+    profile: str  # bookworm or el8 (profiles.py)
     key: Path  # the public signing key (also on the ISO)
     packages: dict[str, str] = field(default_factory=dict)  # name -> N-V-R.A of every RPM on it
     modular: dict[str, str] = field(default_factory=dict)  # name -> NVRA a default stream gives
@@ -137,21 +122,30 @@ def signing_key() -> tuple[Path, Path]:
     return home, public
 
 
-def debian_rpms() -> list[Path]:
+def apt_suite(profile: Profile) -> AptSuite:
+    """apt for the profile's Debian release (the host's own needs no options)."""
+    if not profile.codename:
+        return AptSuite("bookworm")
+    return other_suite(profile.codename, CACHE / f"apt-{profile.codename}")
+
+
+def debian_rpms(profile: Profile) -> list[Path]:
     """The repackaged Debian userland (cached by package versions and the repack code)."""
+    suite = apt_suite(profile)
     roots = (*debian.BASEOS_ROOTS, *debian.APPSTREAM_ROOTS)
-    debs = debian.package_set(roots)
+    debs = debian.package_set(roots, suite)
     key = _digest(
         sorted((d.name, d.version) for d in debs.values()),
         _file_digest(Path(debian.__file__)),
+        profile.rpm_defines(),
         _FORMAT,
     )
-    out = CACHE / f"debian-{key}"
+    out = CACHE / f"debian-{profile.name}-{key}"
     stamp = out / "rpms.json"
     if stamp.is_file():
         return [out / name for name in json.loads(stamp.read_text())]
     shutil.rmtree(out, ignore_errors=True)
-    rpms = debian.repack(debs, out / "work")
+    rpms = debian.repack(debs, out / "work", suite, profile.rpm_defines())
     (out / "rpms").mkdir()
     kept = []
     for rpm in rpms:
@@ -162,43 +156,65 @@ def debian_rpms() -> list[Path]:
     return [out / name for name in sorted(kept)]
 
 
-def appstream_names() -> set[str]:
+def appstream_names(profile: Profile) -> set[str]:
     """Debian packages only the AppStream tools need (the rest is BaseOS)."""
-    base = set(debian.package_set(debian.BASEOS_ROOTS))
-    every = set(debian.package_set((*debian.BASEOS_ROOTS, *debian.APPSTREAM_ROOTS)))
+    suite = apt_suite(profile)
+    base = set(debian.apt_choice(debian.BASEOS_ROOTS, suite))
+    every = set(debian.apt_choice((*debian.BASEOS_ROOTS, *debian.APPSTREAM_ROOTS), suite))
     return every - base
 
 
-def base_rpms(dbpath: str, key: Path) -> list[Path]:
+def _rpmbuild(spec: Path, topdir: Path, defines: dict[str, str]) -> None:
+    argv = ["rpmbuild", "-bb", "--define", f"_topdir {topdir}"]
+    for name, value in defines.items():
+        argv += ["--define", f"{name} {value}"]
+    _run([*argv, str(spec)])
+
+
+def base_rpms(dbpath: str, key: Path, profile: Profile) -> list[Path]:
     """filesystem, setup, newstart-release, newstart-rpm-config, nc-owned for `dbpath`."""
-    tag = _digest(SPEC.read_text(), dbpath, _file_digest(key), _FORMAT)
+    defines = {"ns_key": str(key), "ns_dbpath": dbpath, **profile.rpm_defines()}
+    tag = _digest(SPEC.read_text(), defines, _file_digest(key), _FORMAT)
     out = CACHE / f"base-{tag}"
     if (out / "done").is_file():
         return sorted((out / "RPMS").rglob("*.rpm"))
     shutil.rmtree(out, ignore_errors=True)
-    _run(
-        [
-            "rpmbuild",
-            "-bb",
-            "--define",
-            f"_topdir {out}",
-            "--define",
-            f"ns_key {key}",
-            "--define",
-            f"ns_dbpath {dbpath}",
-            str(SPEC),
-        ]
-    )
+    _rpmbuild(SPEC, out, defines)
     (out / "done").touch()
     return sorted((out / "RPMS").rglob("*.rpm"))
 
 
-def nc_rpms() -> tuple[list[Path], Path]:
+def nc_rpms(profile: Profile) -> tuple[list[Path], Path]:
     """The universe repo's nc-* RPMs, and nc-hello 2.0 (the second module stream)."""
+    if profile is not BOOKWORM:  # the same specs, built with the distribution's facts
+        return _nc_rpms_for(profile)
     # its own copy: the shared universe repo may be rebuilt by another checkout meanwhile
     repo = build_repo(CACHE / "ncrepo")
     chosen = [repo.path / f"{repo.packages[name]}.rpm" for name in NC_PACKAGES]
     (hello2,) = repo.extra_path.glob("nc-hello-2.0-*.rpm")
+    return chosen, hello2
+
+
+def _nc_rpms_for(profile: Profile) -> tuple[list[Path], Path]:
+    specs = [SPECS_DIR / f"{name}.spec" for name in NC_PACKAGES]
+    defines = {
+        **profile.rpm_defines(),
+        "__os_install_post": "%{nil}",
+        "debug_package": "%{nil}",
+        "_build_id_links": "none",
+    }
+    tag = _digest([s.read_text() for s in specs], defines, _FORMAT)
+    out = CACHE / f"nc-{profile.name}-{tag}"
+    if not (out / "done").is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        for spec in specs:
+            _rpmbuild(spec, out / "one", defines)
+        _rpmbuild(
+            specs[NC_PACKAGES.index("nc-hello")], out / "two", {**defines, "nc_version": "2.0"}
+        )
+        (out / "done").touch()
+    chosen = sorted((out / "one" / "RPMS").rglob("*.rpm"))
+    (hello2,) = (out / "two" / "RPMS").rglob("nc-hello-2.0-*.rpm")
     return chosen, hello2
 
 
@@ -213,8 +229,8 @@ def _nvras(rpms: Sequence[Path]) -> list[tuple[str, str]]:
     return [(a, b) for a, b in pairs]
 
 
-def sign(rpms: Sequence[Path], outdir: Path, home: Path) -> list[Path]:
-    """Signed copies of `rpms` in outdir."""
+def sign(rpms: Sequence[Path], outdir: Path, home: Path, digest: str) -> list[Path]:
+    """Signed copies of `rpms` in outdir; `digest` is the signature's hash (sha256, sha1)."""
     outdir.mkdir(parents=True, exist_ok=True)
     copies = []
     for rpm in rpms:
@@ -232,106 +248,24 @@ def sign(rpms: Sequence[Path], outdir: Path, home: Path) -> list[Path]:
                 "__gpg /usr/bin/gpg",
                 "--define",
                 f"_gpg_path {home}",
+                "--define",
+                f"_gpg_digest_algo {digest}",
                 *map(str, copies[start : start + 60]),
             ]
         )
     return copies
 
 
-def signed_copies(inputs: Sequence[Path], home: Path, key: Path) -> list[Path]:
+def signed_copies(inputs: Sequence[Path], home: Path, key: Path, digest: str) -> list[Path]:
     """Signed copies of `inputs`, cached by what they are copies of (signing takes a while)."""
-    out = CACHE / f"signed-{_digest(sorted(map(str, inputs)), _file_digest(key), _FORMAT)}"
+    tag = _digest(sorted(map(str, inputs)), _file_digest(key), digest, _FORMAT)
+    out = CACHE / f"signed-{tag}"
     if (out / "done").is_file():
         return [out / "rpms" / p.name for p in inputs]
     shutil.rmtree(out, ignore_errors=True)
-    copies = sign(inputs, out / "rpms", home)
+    copies = sign(inputs, out / "rpms", home, digest)
     (out / "done").touch()
     return copies
-
-
-# -- metadata -----------------------------------------------------------------------------
-
-
-def comps_xml() -> str:
-    def reqs(kind: str, names: Sequence[str]) -> str:
-        return "".join(f'      <packagereq type="{kind}">{n}</packagereq>\n' for n in names)
-
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<!DOCTYPE comps PUBLIC "-//Red Hat, Inc.//DTD Comps info//EN" "comps.dtd">\n'
-        "<comps>\n"
-        "  <group>\n    <id>core</id>\n    <name>Core</name>\n"
-        "    <description>Smallest possible installation</description>\n"
-        "    <default>true</default>\n    <uservisible>false</uservisible>\n"
-        "    <packagelist>\n"
-        + reqs("mandatory", CORE_MANDATORY)
-        + reqs("default", CORE_DEFAULT)
-        + reqs("optional", CORE_OPTIONAL)
-        + "    </packagelist>\n  </group>\n"
-        "  <group>\n    <id>debugging</id>\n    <name>Debugging Tools</name>\n"
-        "    <description>Tools for debugging misbehaving programs</description>\n"
-        "    <default>false</default>\n    <uservisible>true</uservisible>\n"
-        "    <packagelist>\n"
-        + reqs("mandatory", ("strace",))
-        + reqs("default", ("jq",))
-        + "    </packagelist>\n  </group>\n</comps>\n"
-    )
-
-
-def modules_yaml(hello: dict[str, str]) -> str:
-    """nc-hello as a module with streams 1 (default) and 2, as EL8 AppStream ships them."""
-    docs = []
-    for stream, nvra in sorted(hello.items()):
-        evr = nvra.removeprefix("nc-hello-").rsplit(".", 1)[0]
-        docs.append(
-            "---\ndocument: modulemd\nversion: 2\ndata:\n"
-            f'  name: nc-hello\n  stream: "{stream}"\n  version: 8060020230101{stream}\n'
-            "  context: 9edba152\n  arch: x86_64\n"
-            f"  summary: nc-hello {stream}\n  description: The hello program, stream {stream}.\n"
-            "  license:\n    module: [MIT]\n"
-            "  dependencies:\n  - buildrequires:\n      platform: [el8]\n    requires:\n      platform: [el8]\n"
-            "  profiles:\n    common:\n      rpms: [nc-hello]\n"
-            f"  artifacts:\n    rpms:\n    - nc-hello-0:{evr}.noarch\n...\n"
-        )
-    docs.append(
-        "---\ndocument: modulemd-defaults\nversion: 1\ndata:\n"
-        '  module: nc-hello\n  stream: "1"\n  profiles:\n    "1": [common]\n    "2": [common]\n...\n'
-    )
-    return "".join(docs)
-
-
-def treeinfo(layout: str) -> str:
-    if layout == "flat":  # EL7 style: no variants
-        return (
-            "[general]\nfamily = NewStart CGS Linux\nname = NewStart CGS Linux 5.05\n"
-            f"version = 6.06\narch = x86_64\ntimestamp = {TIMESTAMP}\npackagedir = Packages\n"
-        )
-    variants = "".join(
-        f"[variant-{v}]\nid = {v}\nname = {v}\npackages = {v}/Packages\n"
-        f"repository = {v}\ntype = variant\nuid = {v}\n\n"
-        for v in ("AppStream", "BaseOS")
-    )
-    return (
-        "[header]\ntype = productmd.treeinfo\nversion = 1.2\n\n"
-        "[release]\nname = NewStart CGS Linux\nshort = NewStart\nversion = 6.06\n\n"
-        f"[general]\nfamily = NewStart CGS Linux\nversion = 6.06\narch = x86_64\n"
-        f"timestamp = {TIMESTAMP}\nvariant = BaseOS\npackagedir = BaseOS/Packages\n"
-        "repository = BaseOS\n\n"
-        f"[tree]\narch = x86_64\nbuild_timestamp = {TIMESTAMP}\nplatforms = x86_64\n"
-        "variants = AppStream,BaseOS\n\n" + variants
-    )
-
-
-def _createrepo(repo: Path, comps: str | None = None, modules: str | None = None) -> None:
-    argv = ["createrepo_c", "--quiet", "--no-database", "--revision", str(TIMESTAMP)]
-    if comps:
-        (repo.parent / f"{repo.name}-comps.xml").write_text(comps)
-        argv += ["-g", str(repo.parent / f"{repo.name}-comps.xml")]
-    _run([*argv, str(repo)])
-    if modules:
-        path = repo.parent / "modules.yaml"
-        path.write_text(modules)
-        _run(["modifyrepo_c", "--mdtype=modules", str(path), str(repo / "repodata")])
 
 
 def master_iso(tree: Path, out: Path) -> None:
@@ -355,32 +289,18 @@ def master_iso(tree: Path, out: Path) -> None:
     tmp.rename(out)
 
 
-def _damage(packages: Path, damage: str | None) -> None:
-    """Spoil nc-owned for the bad-input tests: unsigned (repodata agrees) or corrupted."""
-    if damage is None:
-        return
-    (victim,) = packages.glob("nc-owned-*.rpm")
-    if damage == "unsigned":
-        copy = victim.with_suffix(".tmp")
-        shutil.copyfile(victim, copy)
-        victim.unlink()
-        _run(["rpmsign", "--delsign", str(copy)])
-        copy.rename(victim)
-    elif damage == "corrupt":  # after createrepo: the repository's checksum no longer matches
-        data = bytearray(victim.read_bytes())
-        for offset in range(len(data) - 200, len(data) - 100):
-            data[offset] ^= 0xFF
-        victim.unlink()  # a hard link to the signed copy: replace, do not write through
-        victim.write_bytes(bytes(data))
-
-
 def lay_out(
-    tree: Path, layout: str, signed: Sequence[Path], key: Path, damage: str | None = None
+    tree: Path,
+    layout: str,
+    signed: Sequence[Path],
+    key: Path,
+    profile: Profile,
+    damage: str | None = None,
 ) -> dict[str, str]:
     """The DVD's directory tree; returns the package map of what is on it."""
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
-    appstream = appstream_names() | set(NC_PACKAGES) | {"nc-hello"}
+    appstream = appstream_names(profile) | set(NC_PACKAGES) | {"nc-hello"}
     names: dict[str, str] = {}
     hello: dict[str, str] = {}
     placed: dict[str, list[Path]] = {"BaseOS": [], "AppStream": []}
@@ -405,11 +325,11 @@ def lay_out(
             os.link(rpm, packages / rpm.name)
         # No modules in an EL7-style tree: nc-hello 2.0 stays out, 1.0 is the only one.
         (packages / f"{hello['2']}.rpm").unlink()
-        if damage == "unsigned":
-            _damage(packages, damage)
-        _createrepo(tree, comps=comps_xml())
-        if damage == "corrupt":
-            _damage(packages, damage)
+        if damage in BEFORE_METADATA:
+            spoil(packages, damage, outsider_key(CACHE / "gnupg-outsider"))
+        createrepo(tree, comps=comps_xml())
+        if damage and damage not in BEFORE_METADATA:
+            spoil(packages, damage, outsider_key(CACHE / "gnupg-outsider"))
         return names
     for variant, rpms in placed.items():
         packages = tree / variant / "Packages"
@@ -417,9 +337,9 @@ def lay_out(
         for rpm in rpms:
             os.link(rpm, packages / rpm.name)
         if variant == "BaseOS":
-            _createrepo(tree / variant, comps=comps_xml())
+            createrepo(tree / variant, comps=comps_xml())
         else:
-            _createrepo(tree / variant, modules=modules_yaml(hello))
+            createrepo(tree / variant, modules=modules_yaml(hello))
     return names
 
 
@@ -439,52 +359,59 @@ def build_norepo_iso() -> Path:
 
 
 def build_iso(
-    layout: str = "treeinfo", dbpath: str = "/var/lib/rpm", damage: str | None = None
+    layout: str = "treeinfo",
+    dbpath: str = "/var/lib/rpm",
+    damage: str | None = None,
+    profile: str = "bookworm",
 ) -> Iso:
     """The universe's NewStart DVD ISO for `layout` and the distribution's rpm `dbpath`.
 
-    damage: None, "unsigned" (nc-owned without a signature, consistent repodata) or
-    "corrupt" (nc-owned's bytes changed after the repodata was written); flat layout only.
+    damage: None or one of damage.DAMAGES (flat layout only); profile: profiles.PROFILES.
     """
     if damage is not None and layout != "flat":
         raise ValueError("damaged ISOs use the flat layout")
+    chosen = PROFILES[profile]
     with _lock("iso"):
         home, key = signing_key()
-        inputs = [*debian_rpms(), *base_rpms(dbpath, key)]
-        ncs, hello2 = nc_rpms()
+        inputs = [*debian_rpms(chosen), *base_rpms(dbpath, key, chosen)]
+        ncs, hello2 = nc_rpms(chosen)
         inputs += [*ncs, hello2]
         tag = _digest(
             layout,
             dbpath,
             damage,
+            chosen,
             sorted(str(p) for p in inputs),  # cache directories are content-keyed
             _file_digest(key),
             _file_digest(Path(__file__)),
+            _file_digest(HERE / "damage.py"),
             _FORMAT,
         )
-        out = CACHE / f"newstart-{layout}{'-' + damage if damage else ''}-{tag}.iso"
+        kind = "" if chosen is BOOKWORM else f"{chosen.name}-"
+        out = CACHE / f"newstart-{kind}{layout}{'-' + damage if damage else ''}-{tag}.iso"
         meta = out.with_suffix(".json")
         if out.is_file() and meta.is_file():
             data = json.loads(meta.read_text())
-            return Iso(out, layout, dbpath, key, data["packages"], data["modular"])
+            return Iso(out, layout, dbpath, profile, key, data["packages"], data["modular"])
         work = CACHE / f"work-{tag}"
         shutil.rmtree(work, ignore_errors=True)
-        signed = signed_copies(inputs, home, key)
-        names = lay_out(work / "tree", layout, signed, key, damage)
+        signed = signed_copies(inputs, home, key, chosen.digest)
+        names = lay_out(work / "tree", layout, signed, key, chosen, damage)
         master_iso(work / "tree", out)
         modular = {} if layout == "flat" else {"nc-hello": names["nc-hello"]}
         meta.write_text(json.dumps({"packages": names, "modular": modular}, indent=1))
         shutil.rmtree(work)
-        return Iso(out, layout, dbpath, key, names, modular)
+        return Iso(out, layout, dbpath, profile, key, names, modular)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.universe.iso.build")
     parser.add_argument("--layout", choices=("treeinfo", "flat"), default="treeinfo")
     parser.add_argument("--dbpath", default="/var/lib/rpm")
-    parser.add_argument("--damage", choices=("unsigned", "corrupt"))
+    parser.add_argument("--damage", choices=DAMAGES)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="bookworm")
     args = parser.parse_args(argv)
-    iso = build_iso(args.layout, args.dbpath, args.damage)
+    iso = build_iso(args.layout, args.dbpath, args.damage, args.profile)
     print(f"{iso.path} ({iso.path.stat().st_size / 1e6:.0f} MB, {len(iso.packages)} packages)")
     return 0
 

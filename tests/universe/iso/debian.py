@@ -1,4 +1,4 @@
-"""Real Debian bookworm programs, repackaged unchanged as RPMs for the universe's DVD ISO.
+"""Real Debian programs, repackaged unchanged as RPMs for the universe's DVD ISOs.
 
 A DVD needs a whole userland, not a few binaries: the images built from it
 start FROM scratch, so libc, bash, rpm, dnf and systemd must all come from the
@@ -11,6 +11,9 @@ them: man, info and /usr/share/doc as %doc (rpmbuild's %__docdir_path),
 
 All RPMs come out of one rpmbuild run (one sub-package per .deb), which is
 several times faster than one run per package.
+
+The release is the host's (bookworm: rpm 4.18 with sqlite) or another one
+through aptsuite.py (bullseye: rpm 4.16 with BerkeleyDB, for the EL8-like DVD).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from .aptsuite import AptSuite
 
 #: What the ISO must be able to install: a shell and the core tools, the image's own rpm
 #: and dnf (recipes build on the image with dnf), systemd as init, and tools with docs,
@@ -76,11 +81,13 @@ DENY = frozenset(
         "init-system-helpers",
         "libfile-find-rule-perl",
         "libnumber-compare-perl",
+        "libperl5.32",
         "libperl5.36",
         "libtext-glob-perl",
         "lsb-base",
         "perl",
         "perl-base",
+        "perl-modules-5.32",
         "perl-modules-5.36",
         "pinentry-curses",
         "sysvinit-utils",
@@ -127,7 +134,7 @@ def _run(argv: Sequence[str], cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def apt_choice(roots: Iterable[str]) -> list[str]:
+def apt_choice(roots: Iterable[str], suite: AptSuite) -> list[str]:
     """The packages apt installs for `roots` on an empty system, recommends included.
 
     Recommends become RPM weak dependencies: a standard install (weak deps on)
@@ -138,6 +145,7 @@ def apt_choice(roots: Iterable[str]) -> list[str]:
     out = _run(
         [
             "apt-get",
+            *suite.options,
             "-s",
             "-o",
             f"Dir::State::status={status}",
@@ -163,9 +171,9 @@ def _clauses(field: str) -> tuple[tuple[str, ...], ...]:
     return tuple(clauses)
 
 
-def describe(names: Sequence[str]) -> dict[str, Deb]:
+def describe(names: Sequence[str], suite: AptSuite) -> dict[str, Deb]:
     """Version, architecture, dependencies and provides of each package (candidate versions)."""
-    out = _run(["apt-cache", "show", "--no-all-versions", *names])
+    out = _run(["apt-cache", *suite.options, "show", "--no-all-versions", *names])
     debs: dict[str, Deb] = {}
     for stanza in out.strip().split("\n\n"):
         fields: dict[str, str] = {}
@@ -188,10 +196,10 @@ def describe(names: Sequence[str]) -> dict[str, Deb]:
     return debs
 
 
-def package_set(roots: Iterable[str]) -> dict[str, Deb]:
+def package_set(roots: Iterable[str], suite: AptSuite) -> dict[str, Deb]:
     """The Debian packages that the roots need, without DENY, closed under Depends."""
-    chosen = [n for n in apt_choice(roots) if n not in DENY]
-    return describe(chosen)
+    chosen = [n for n in apt_choice(roots, suite) if n not in DENY]
+    return describe(chosen, suite)
 
 
 def rpm_requires(
@@ -239,7 +247,9 @@ def file_list(stage: Path, taken: set[str]) -> list[str]:
     return lines
 
 
-def spec_text(debs: Mapping[str, Deb], lists: Mapping[str, Path], stages: Path) -> str:
+def spec_text(
+    debs: Mapping[str, Deb], lists: Mapping[str, Path], stages: Path, codename: str
+) -> str:
     head = [
         "%global debug_package %{nil}",
         "%global __os_install_post %{nil}",
@@ -247,7 +257,7 @@ def spec_text(debs: Mapping[str, Deb], lists: Mapping[str, Path], stages: Path) 
         "Name: nc-debian-repack",
         "Version: 1",
         "Release: 1",
-        "Summary: Debian bookworm packages repackaged for the nestcustom test universe",
+        f"Summary: Debian {codename} packages repackaged for the nestcustom test universe",
         "License: see /usr/share/doc/*/copyright",
         "AutoReqProv: no",
         "%description",
@@ -261,8 +271,9 @@ def spec_text(debs: Mapping[str, Deb], lists: Mapping[str, Path], stages: Path) 
             f"%package -n {name}",
             *([f"Epoch: {epoch}"] if epoch else []),
             f"Version: {version}",
-            f"Release: {release}",
-            f"Summary: {name} from Debian bookworm, repackaged unchanged",
+            # %{?dist}: the distribution's tag (.zncgsl6 on the EL8-like DVD), none otherwise
+            f"Release: {release}%{{?dist}}",
+            f"Summary: {name} from Debian {codename}, repackaged unchanged",
             "AutoReqProv: no",  # per sub-package: the main package's setting does not carry over
             # sub-packages are the machine's architecture unless noarch (Debian's "all")
             *(["BuildArch: noarch"] if deb.arch == "all" else []),
@@ -279,13 +290,22 @@ def spec_text(debs: Mapping[str, Deb], lists: Mapping[str, Path], stages: Path) 
     return "\n".join(head + install + body) + "\n"
 
 
-def repack(debs: Mapping[str, Deb], workdir: Path) -> list[Path]:
-    """Download the .debs and turn them into RPMs with one rpmbuild run; returns the RPMs."""
+def repack(
+    debs: Mapping[str, Deb], workdir: Path, suite: AptSuite, defines: Mapping[str, str]
+) -> list[Path]:
+    """Download the .debs and turn them into RPMs with one rpmbuild run; returns the RPMs.
+
+    defines: rpm macros of the distribution the RPMs are built for (payload, dist,
+    vendor, packager).
+    """
     download, stages, topdir = workdir / "debs", workdir / "stage", workdir / "rpmbuild"
     for d in (download, stages, topdir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    _run(["apt-get", "download", *(f"{d.name}={d.version}" for d in debs.values())], cwd=download)
+    _run(
+        ["apt-get", *suite.options, "download", *(f"{d.name}={d.version}" for d in debs.values())],
+        cwd=download,
+    )
     taken: set[str] = set()
     lists: dict[str, Path] = {}
     for name in sorted(debs):
@@ -295,18 +315,16 @@ def repack(debs: Mapping[str, Deb], workdir: Path) -> list[Path]:
         lists[name] = workdir / f"{name}.files"
         lists[name].write_text("\n".join(file_list(stage, taken)) + "\n")
     spec = workdir / "repack.spec"
-    spec.write_text(spec_text(debs, lists, stages))
+    spec.write_text(spec_text(debs, lists, stages, suite.codename))
     _run(
         [
             "rpmbuild",
             "-bb",
             "--define",
             f"_topdir {topdir}",
-            # Fast, still real compression; the payload format does not matter to the tests.
-            "--define",
-            "_binary_payload w3.zstdio",
             "--define",
             f"_smp_build_nthreads {os.cpu_count() or 2}",
+            *(x for key, value in defines.items() for x in ("--define", f"{key} {value}")),
             str(spec),
         ]
     )
