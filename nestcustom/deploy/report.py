@@ -32,6 +32,7 @@ FAILURES = (
     "key-changed",  # answered after the reboot with another host key: nothing more was sent
     "wrong-image",  # came back on another deployment than the target
     "unhealthy",  # on the target, but a health check failed (system state, units, checks)
+    "kernel-arguments",  # the image's kernel arguments could not be applied or did not boot
 )
 
 

@@ -43,6 +43,7 @@ RUN ln -sf ../usr/lib/os-release /etc/os-release \\
  && mkdir -p /root/.ssh /home/core/.ssh /etc/nestcustom-emu/faults /etc/containers/registries.conf.d /run/sshd \\
  && chmod 700 /root/.ssh /home/core/.ssh && chown core:core /home/core/.ssh
 COPY rpm_ostree_host.py /usr/bin/rpm-ostree
+COPY kargs_host.py /usr/lib/nestcustom-emu/kargs_host.py
 COPY systemctl /usr/bin/systemctl
 COPY nc-init /usr/local/sbin/nc-init
 RUN printf '#!/bin/sh\\nexec systemctl reboot\\n' > /usr/sbin/reboot \\
