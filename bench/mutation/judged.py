@@ -11,3 +11,6 @@ from __future__ import annotations
 
 # mutant -> (change, reason)
 JUDGED: dict[str, tuple[str, str]] = {}
+
+# The build helper's shell mutants: (shell function, change) -> reason.
+JUDGED_SHELL: dict[tuple[str, str], str] = {}

@@ -136,7 +136,21 @@ class HelperRoot:
         inside = self.root / INSIDE_HELPER.lstrip("/")
         inside.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(HELPER, inside)
-        return self.enter(["/bin/sh", INSIDE_HELPER, *args], timeout)
+        done = self.enter(["/bin/sh", INSIDE_HELPER, *args], timeout)
+        self._report_functions()
+        return done
+
+    def _report_functions(self) -> None:
+        # bench/mutation/shell.py runs the tests once with a helper that notes each of its
+        # functions as it is called (in /run/nestcustom/functions), to try a mutant only
+        # against the tests that reach it: hand the notes over with the test's name.
+        notes = self.root / "run/nestcustom/functions"
+        report = os.environ.get("NC_SHELL_FUNCTIONS")
+        if report and notes.exists():
+            test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+            with open(report, "a") as out:
+                out.writelines(f"{test}\t{name}\n" for name in set(notes.read_text().split()))
+            notes.unlink()
 
     def enter(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
