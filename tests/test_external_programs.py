@@ -40,6 +40,17 @@ def test_unchecked_failures_are_results() -> None:
     assert (done.returncode, done.stdout, done.stderr, done.raw_stdout) == (4, "out", "err", b"out")
 
 
+def test_output_that_is_not_utf8_is_read_not_a_traceback() -> None:
+    done = proc.run(["sh", "-c", r"printf '\377ok'; printf 'e\376' >&2"])
+    assert (done.stdout, done.stderr, done.raw_stdout) == ("\ufffdok", "e\ufffd", b"\xffok")
+    with pytest.raises(proc.CommandError) as caught:
+        proc.run(["sh", "-c", r"printf 'bad \377\n' >&2; exit 1"])
+    assert (
+        caught.value.message
+        == "sh -c 'printf '\"'\"'bad \\377\\n'\"'\"' >&2; exit 1' failed (exit 1):\nbad \ufffd"
+    )
+
+
 def test_input_text_is_the_programs_stdin() -> None:
     assert proc.run(["cat"], input_text="hello\n").stdout == "hello\n"
 
@@ -52,10 +63,11 @@ def test_a_program_that_does_not_finish_in_time() -> None:
     with pytest.raises(proc.CommandError) as caught:
         proc.run(["sleep", "30"], timeout=1, hint="is the registry up?")
     error = caught.value
-    assert (error.message, error.hint, error.returncode) == (
+    assert (error.message, error.hint, error.returncode, error.stderr) == (
         "sleep 30 did not finish in 1 s",
         "is the registry up?",
         -1,
+        "",
     )
 
 
@@ -185,3 +197,26 @@ def test_the_json_error_of_a_bad_recipe_is_its_first_problem(tmp_path: Path) -> 
     assert error["message"] == (
         f"recipes/r.yaml:4:29: layers[0].install[0]: {first['message']}\n  hint: {first['hint']}"
     )
+
+
+def test_a_service_starts_in_its_own_session_reading_and_writing_nothing_but_stderr() -> None:
+    # Ctrl-C at the terminal must not reach it mid-cleanup; its stdout is nobody's.
+    report = (
+        "import os, sys; sys.stderr.write(' '.join([str(os.getsid(0)), "
+        "os.readlink('/proc/self/fd/0'), os.readlink('/proc/self/fd/1')]))"
+    )
+    read, write = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read, 0)  # the caller's stdin: a pipe, as a terminal would be
+    try:
+        service = proc.start([sys.executable, "-c", report])
+        assert service.stderr is not None
+        err = service.stderr.read().decode()
+        service.wait(timeout=10)
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read, write):
+            os.close(fd)
+    sid, stdin, stdout = err.split(" ")
+    assert int(sid) == service.pid != os.getsid(0)
+    assert (stdin, stdout) == ("/dev/null", "/dev/null")

@@ -16,7 +16,11 @@ EPOCH = 1704888000  # 2024-01-10T12:00:00Z
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_COMMITTER_DATE": f"{EPOCH} +0800", "GIT_AUTHOR_DATE": "1600000000 +0000"}
+    env = {
+        **os.environ,
+        "GIT_COMMITTER_DATE": f"{EPOCH} +0800",
+        "GIT_AUTHOR_DATE": "1600000000 +0000",
+    }
     argv = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", *args]
     return subprocess.run(argv, env=env, check=True, capture_output=True, text=True).stdout
 
@@ -81,7 +85,10 @@ def test_the_time_is_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPa
         ("https://user:token@git.example.com/org/repo.git", "https://git.example.com/org/repo.git"),
         ("ssh://git@git.example.com:2222/org/repo.git", "ssh://git.example.com:2222/org/repo.git"),
         ("https://a@b@git.example.com/r", "https://b@git.example.com/r"),
-        ("https://git.example.com/org/user@team/repo", "https://git.example.com/org/user@team/repo"),
+        (
+            "https://git.example.com/org/user@team/repo",
+            "https://git.example.com/org/user@team/repo",
+        ),
         ("https://git.example.com/a://b@c", "https://git.example.com/a://b@c"),
         ("https://u@h", "https://h"),
         ("git@example.com:org/repo.git", "git@example.com:org/repo.git"),

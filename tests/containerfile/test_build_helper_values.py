@@ -109,6 +109,12 @@ def test_no_dist_macro_is_an_empty_value(box: HelperRoot) -> None:
     assert (done.returncode, done.stdout) == (0, "[]")
 
 
+def test_an_image_without_rpm_has_an_empty_dist(box: HelperRoot) -> None:
+    box.remove("/usr/bin/rpm")
+    done = box.helper("exec", "printf", "[%s]", "{{dist}}")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]", "")
+
+
 def test_facts_writes_every_value_the_image_knows(box: HelperRoot) -> None:
     one_kernel(box)
     (box.root / "out").mkdir()

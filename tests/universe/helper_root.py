@@ -241,3 +241,34 @@ def build_rpm(topdir: Path, name: str, version: str = "1.0") -> Path:
         check=True, capture_output=True,
     )  # fmt: skip
     return next((topdir / "RPMS" / "noarch").glob(f"{name}-{version}-*.rpm"))
+
+
+def build_module(topdir: Path, name: str, kver: str, depends: str = "") -> Path:
+    """A kernel module as depmod and modinfo read one: an ELF object with its .modinfo
+    strings (as the universe's kmod builder makes them; it is never loaded)."""
+    topdir.mkdir(parents=True, exist_ok=True)
+    source = topdir / f"{name}.c"
+    infos = {"name": name, "vermagic": f"{kver} SMP mod_unload ", "depends": depends,
+             "license": "GPL", "description": f"{name} test module"}  # fmt: skip
+    source.write_text(
+        "".join(
+            f'static const char nc_{key}[] __attribute__((section(".modinfo"), used, '
+            f'aligned(1))) = "{key}={value}";\n'
+            for key, value in infos.items()
+        )
+    )
+    module = topdir / f"{name}.ko"
+    subprocess.run(["gcc", "-c", "-o", str(module), str(source)], check=True, capture_output=True)
+    return module
+
+
+# dracut as the universe's fixture base has it (no real initramfs can be made here):
+# records its arguments and writes the image it was asked for.
+DRACUT = textwrap.dedent(
+    """\
+    #!/bin/sh
+    printf '%s\\n' "$*" >>/var/log/dracut.calls
+    for out do :; done
+    echo "initramfs for $*" >"$out"
+    """
+)
