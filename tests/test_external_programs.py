@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nestcustom import proc
-from nestcustom.errors import Location, Problem, RecipeError, Severity
+from nestcustom.errors import Location, NestcustomError, Problem, RecipeError, Severity
 
 
 def test_a_failure_names_the_command_its_exit_code_and_last_lines() -> None:
@@ -92,7 +92,7 @@ def test_a_missing_program_is_named() -> None:
 
 def test_require_names_the_package_that_provides_a_program() -> None:
     assert proc.require("sh", "dash") == "/usr/bin/sh"
-    with pytest.raises(proc.NestcustomError) as caught:
+    with pytest.raises(NestcustomError) as caught:
         proc.require("nc-no-such-program", "nc-tools")
     assert (caught.value.message, caught.value.hint) == (
         "nc-no-such-program is not installed",
