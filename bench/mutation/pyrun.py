@@ -55,6 +55,11 @@ def config(package: Package, suite: str) -> str:
         "use_git_change_detection = false",
         'on_dependency_change = "ignore"',
         "use_setproctitle = false",
+        # Each mutant's tests run in a child forked from a process that has already
+        # imported the tests and the mutated tree (pytest --collect-only): without it,
+        # every child imports them again, most of a mutant's cost.
+        'process_isolation = "forkserver"',
+        'forkserver_warmup = "collect"',
     ]
     return "\n".join(lines) + "\n"
 

@@ -12,18 +12,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.mutation import verdicts
-from bench.mutation.judged import JUDGED
+from bench.mutation.judged import EXCLUDED, JUDGED
 from bench.mutation.show import change
 
 CAUGHT = ("fast", "mypy", "universe")
-COLUMNS = ("fast", "mypy", "universe", "judged", "survived", "no tests", "not run", "stale")
+COLUMNS = ("fast", "mypy", "universe", "equivalent", "unreachable", "accepted", "survived",
+           "no tests", "not run", "stale")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Outcome:
     name: str
     module: str
-    caught_by: str  # one of CAUGHT, or judged / survived / no tests / not run / stale
+    caught_by: str  # one of CAUGHT, a judgement's kind, or survived / no tests / not run / stale
     change: str
 
 
@@ -44,7 +45,7 @@ def python_outcomes(fast: Path, universe: Path) -> list[Outcome]:
             by = "survived" if code in verdicts.SURVIVED else "no tests"
         text = change(fast, m.module, m.name) if by in ("survived", "no tests") else ""
         if text and m.name in JUDGED:
-            by = "judged" if JUDGED[m.name][0] == text else "stale"
+            by = JUDGED[m.name][1] if JUDGED[m.name][0] == text else "stale"
         out.append(Outcome(m.name, m.module, by, text))
     return out
 
@@ -57,7 +58,7 @@ class Score:
 
     @property
     def denominator(self) -> int:
-        return self.mutants - self.counts.get("judged", 0)
+        return self.mutants - sum(self.counts.get(kind, 0) for kind in EXCLUDED)
 
     @property
     def score(self) -> float:

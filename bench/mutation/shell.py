@@ -21,10 +21,12 @@ so a second run tries only what changed; the run resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -205,13 +207,19 @@ def _pytest(
 ) -> int:
     env = dict(os.environ, PYTHONPATH=str(copy), **(extra or {}))
     argv = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-    try:
-        done = subprocess.run(
-            [*argv, *tests], cwd=copy, env=env, capture_output=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return 124
-    return done.returncode
+    # A session of its own: a mutant that loops forever leaves no sh behind when the
+    # tests' time is up (a test that runs the helper without a timeout of its own).
+    with subprocess.Popen(
+        [*argv, *tests], cwd=copy, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    ) as running:  # fmt: skip
+        try:
+            return running.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return 124
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(running.pid, signal.SIGKILL)
 
 
 def coverage(copy: Path, helper: str, suite_files: list[Path]) -> Coverage:
@@ -328,8 +336,8 @@ def outcomes(work: Path) -> list[Outcome]:
             by = "fast"
         elif entry.get("universe") not in (0, 5, None):
             by = "universe"
-        elif JUDGED_SHELL.get((m.function, m.change)):
-            by = "judged"
+        elif (m.function, m.change) in JUDGED_SHELL:
+            by = JUDGED_SHELL[m.function, m.change][0]
         else:
             by = "survived"
         out.append(Outcome(m.name, f"{HELPER} ({m.function or 'top level'})", by, m.change))
