@@ -5,6 +5,9 @@
     python -m bench.mutation build-helper        the shell mutants of build-helper.sh
     python -m bench.mutation report [PACKAGE...] the table from what the runs left
     python -m bench.mutation survivors PACKAGE   the mutants no test caught, with diffs
+    python -m bench.mutation judge PACKAGE GLOB KIND REASON
+                                                 record the survivors whose names match GLOB
+                                                 as equivalent, unreachable or accepted
 
   --jobs N        mutants tried at once (default 1: the machine is shared)
   --fast-only     no universe tests for the fast suite's survivors
@@ -21,11 +24,13 @@ whose text changed and the survivors whose tests changed.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import sys
 from pathlib import Path
+from typing import cast
 
-from bench.mutation import pyrun, report, shell
+from bench.mutation import judged, pyrun, report, shell
 from bench.mutation.packages import PACKAGES
 
 SHELL = "build-helper"
@@ -47,7 +52,7 @@ def run_package(name: str, work: Path, jobs: int, fast_only: bool, recheck: bool
         return
     left = [
         o.name
-        for o in report.python_outcomes(work / name / "fast", work / name / "none")
+        for o in report.python_outcomes(name, work / name / "fast", work / name / "none")
         if o.caught_by in ("survived", "no tests")
     ]
     if left:
@@ -57,7 +62,29 @@ def run_package(name: str, work: Path, jobs: int, fast_only: bool, recheck: bool
 def outcomes(name: str, work: Path) -> list[report.Outcome]:
     if name == SHELL:
         return shell.outcomes(work / SHELL)
-    return report.python_outcomes(work / name / "fast", work / name / "universe")
+    return report.python_outcomes(name, work / name / "fast", work / name / "universe")
+
+
+def judge(work: Path, words: list[str], parser: argparse.ArgumentParser) -> int:
+    if len(words) != 4 or words[2] not in judged.KINDS:
+        parser.error(f"judge PACKAGE GLOB KIND REASON (KIND: {', '.join(judged.KINDS)})")
+    package, glob, kind, reason = words
+    left = [o for o in outcomes(package, work) if o.caught_by in ("survived", "no tests", "stale")]
+    chosen = [o for o in left if fnmatch.fnmatch(o.name, glob)]
+    if not chosen:
+        print(f"no survivor of {package} matches {glob}", file=sys.stderr)
+        return 1
+    entries = {}
+    for o in chosen:
+        key = o.name
+        if package == SHELL:
+            key = judged.shell_key(
+                o.module.split("(")[-1].rstrip(")").replace("top level", ""), o.change
+            )
+        entries[key] = judged.Judgement(o.change, cast(judged.Kind, kind), reason)
+        print(f"{o.name}: {kind}")
+    judged.add(package, entries)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=default_work())
     args = parser.parse_args(argv)
     command, names = args.what[0], args.what[1:]
+    if command == "judge":
+        return judge(args.work, names, parser)
     if command not in ("report", "survivors"):
         command, names = "run", args.what
     names = ORDER if names in ([], ["all"]) else names

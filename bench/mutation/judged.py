@@ -1,8 +1,16 @@
 """Survivors judged one by one: what no test catches, and why.
 
-Each entry names the mutant, the change it makes (as `python -m bench.mutation survivors`
-prints it: a judgement whose mutant now changes something else is reported as stale and
-not applied), a kind and the reason:
+The judgements live in bench/mutation/judged/PACKAGE.json, one entry per mutant:
+
+    "nestcustom.git.x_iso_time__mutmut_3": {
+      "change": "-return ... / +return ...",   (as `bench.mutation survivors` prints it)
+      "kind": "equivalent",
+      "reason": "..."
+    }
+
+(build-helper.json: the entry is named "FUNCTION: CHANGE", the shell mutant's function and
+change.) A judgement whose mutant now changes something else is reported as stale and not
+applied. The kinds:
 
   equivalent   the program behaves the same for every input
   unreachable  the input that would show the difference is refused earlier (the recipe
@@ -11,28 +19,51 @@ not applied), a kind and the reason:
                stays in the score as a survivor, with its reason
 
 Equivalent and unreachable mutants leave the score's denominator; accepted ones do not.
-A survivor a user could notice gets a test instead.
+A survivor a user could notice gets a test instead. `python -m bench.mutation judge`
+writes the entries.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
 
 Kind = Literal["equivalent", "unreachable", "accepted"]
+KINDS: tuple[Kind, ...] = ("equivalent", "unreachable", "accepted")
 EXCLUDED: tuple[Kind, ...] = ("equivalent", "unreachable")
+DIRECTORY = Path(__file__).resolve().parent / "judged"
+SHELL = "build-helper"
 
-# mutant -> (change, kind, reason)
-JUDGED: dict[str, tuple[str, Kind, str]] = {}
 
-# The build helper's shell mutants: (shell function, change) -> (kind, reason).
-JUDGED_SHELL: dict[tuple[str, str], tuple[Kind, str]] = {
-    ("kernel_version", "-found= / +:"): (
-        "equivalent",
-        "found is read only when exactly one kernel set it; with none or several the "
-        "function stops first",
-    ),
-    ("key_of", "-*) return 0 ;; / +*) return 1 ;;"): (
-        "equivalent",
-        "key_of is only called inside $(...) in a [ ] test: its exit status is never read",
-    ),
-}
+@dataclass(frozen=True)
+class Judgement:
+    change: str
+    kind: Kind
+    reason: str
+
+
+def load(package: str) -> dict[str, Judgement]:
+    path = DIRECTORY / f"{package}.json"
+    if not path.is_file():
+        return {}
+    found = {}
+    for name, table in json.loads(path.read_text()).items():
+        kind = table["kind"]
+        if kind not in KINDS:
+            raise ValueError(f"{path}: {name}: kind {kind!r} is not one of {', '.join(KINDS)}")
+        found[name] = Judgement(table["change"], cast(Kind, kind), table["reason"])
+    return found
+
+
+def add(package: str, entries: dict[str, Judgement]) -> None:
+    path = DIRECTORY / f"{package}.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    for name, j in entries.items():
+        data[name] = {"change": j.change, "kind": j.kind, "reason": j.reason}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def shell_key(function: str, change: str) -> str:
+    return f"{function}: {change}"

@@ -11,8 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.mutation import verdicts
-from bench.mutation.judged import EXCLUDED, JUDGED
+from bench.mutation import judged, verdicts
 from bench.mutation.show import change
 
 CAUGHT = ("fast", "mypy", "universe")
@@ -28,7 +27,8 @@ class Outcome:
     change: str
 
 
-def python_outcomes(fast: Path, universe: Path) -> list[Outcome]:
+def python_outcomes(package: str, fast: Path, universe: Path) -> list[Outcome]:
+    judgements = judged.load(package)
     later = {m.name: m.exit_code for m in verdicts.mutants(universe)} if universe.is_dir() else {}
     out = []
     for m in verdicts.mutants(fast):
@@ -44,8 +44,9 @@ def python_outcomes(fast: Path, universe: Path) -> list[Outcome]:
         else:
             by = "survived" if code in verdicts.SURVIVED else "no tests"
         text = change(fast, m.module, m.name) if by in ("survived", "no tests") else ""
-        if text and m.name in JUDGED:
-            by = JUDGED[m.name][1] if JUDGED[m.name][0] == text else "stale"
+        if text and m.name in judgements:
+            j = judgements[m.name]
+            by = j.kind if j.change == text else "stale"
         out.append(Outcome(m.name, m.module, by, text))
     return out
 
@@ -58,7 +59,7 @@ class Score:
 
     @property
     def denominator(self) -> int:
-        return self.mutants - sum(self.counts.get(kind, 0) for kind in EXCLUDED)
+        return self.mutants - sum(self.counts.get(kind, 0) for kind in judged.EXCLUDED)
 
     @property
     def score(self) -> float:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
-from bench.mutation.judged import JUDGED_SHELL
+from bench.mutation import judged
 from bench.mutation.report import Outcome
 from bench.mutation.workdir import ROOT, sync
 
@@ -327,6 +327,7 @@ def run(work: Path, jobs: int, fast_only: bool, recheck: bool) -> None:
 def outcomes(work: Path) -> list[Outcome]:
     helper = (ROOT / HELPER).read_text()
     verdicts = _load(work)
+    judgements = judged.load(judged.SHELL)
     out = []
     for m in mutants(helper):
         entry = verdicts.get(m.name, {})
@@ -336,8 +337,8 @@ def outcomes(work: Path) -> list[Outcome]:
             by = "fast"
         elif entry.get("universe") not in (0, 5, None):
             by = "universe"
-        elif (m.function, m.change) in JUDGED_SHELL:
-            by = JUDGED_SHELL[m.function, m.change][0]
+        elif judged.shell_key(m.function, m.change) in judgements:
+            by = judgements[judged.shell_key(m.function, m.change)].kind
         else:
             by = "survived"
         out.append(Outcome(m.name, f"{HELPER} ({m.function or 'top level'})", by, m.change))
