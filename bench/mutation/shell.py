@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -268,9 +267,7 @@ def _suite(work: Path, suite: str, todo: list[ShellMutant], jobs: int) -> None:
     if not any(t.name.startswith("test_") for t in files):
         return
     helper = (ROOT / HELPER).read_text()
-    started = time.monotonic()
     cover = coverage(copies[0], helper, files)
-    limit = max(60.0, 3 * (time.monotonic() - started))
     print(
         f"build-helper/{suite}: {len(todo)} mutant(s); {len(cover.seconds)} tests, "
         f"{len(cover.untraced)} of them run for every mutant",
@@ -285,6 +282,9 @@ def _suite(work: Path, suite: str, todo: list[ShellMutant], jobs: int) -> None:
             return mutant, 5
         with lock:
             copy = free.pop()
+        # A mutant that loops forever is caught by the time its tests take unmutated
+        # (plus pytest's start), three times over.
+        limit = 30 + 3 * sum(cover.seconds.get(t, 0.0) for t in tests)
         try:
             (copy / HELPER).write_text(mutant.apply(helper))
             return mutant, _pytest(copy, tests, limit)
