@@ -10,6 +10,9 @@
                                                  as equivalent, unreachable or accepted
 
   --jobs N        mutants tried at once (default 1: the machine is shared)
+  --budget S      seconds of fast tests a mutant is tried against, cheapest and its own
+                  package's first (default 20; 0: every test that reaches it). A mutant
+                  only a later test would catch counts as a survivor.
   --fast-only     no universe tests for the fast suite's survivors
   --recheck       forget every verdict of those packages first
   --work DIR      where the runs keep their copies and verdicts
@@ -41,12 +44,14 @@ def default_work() -> Path:
     return Path(os.environ.get("NC_MUTATION_WORK", "/var/tmp/nestcustom-mutation"))
 
 
-def run_package(name: str, work: Path, jobs: int, fast_only: bool, recheck: bool) -> None:
+def run_package(
+    name: str, work: Path, jobs: int, fast_only: bool, recheck: bool, budget: float
+) -> None:
     if name == SHELL:
         shell.run(work / SHELL, jobs, fast_only, recheck)
         return
     package = PACKAGES[name]
-    if pyrun.run(package, "fast", work / name / "fast", jobs, recheck=recheck) != 0:
+    if pyrun.run(package, "fast", work / name / "fast", jobs, recheck=recheck, budget=budget) != 0:
         return
     if fast_only or not package.universe:
         return
@@ -95,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("what", nargs="+", metavar="all|report|survivors|PACKAGE")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--budget", type=float, default=20.0)
     parser.add_argument("--fast-only", action="store_true")
     parser.add_argument("--recheck", action="store_true")
     parser.add_argument("--work", type=Path, default=default_work())
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "run":
         for name in names:
-            run_package(name, args.work, args.jobs, args.fast_only, args.recheck)
+            run_package(name, args.work, args.jobs, args.fast_only, args.recheck, args.budget)
     found = {name: outcomes(name, args.work) for name in names}
     scores = [report.score(name, found[name]) for name in names if found[name]]
     print(report.table(scores))

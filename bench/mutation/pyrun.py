@@ -74,8 +74,9 @@ def prepare(work: Path, package: Package, suite: str) -> list[Path]:
     return changed
 
 
-def mutmut(work: Path, jobs: int, names: list[str], log: Path) -> int:
+def mutmut(work: Path, jobs: int, names: list[str], log: Path, budget: float) -> int:
     env = dict(os.environ)
+    env["NC_MUTATION_BUDGET"] = str(budget)
     env["PYTHONPATH"] = f"{work / 'mutants'}:{work / 'support'}"
     env["NC_MUTATION_HITS"] = str(work / "hits")
     env.pop("MUTANT_UNDER_TEST", None)
@@ -101,11 +102,19 @@ def run(
     jobs: int,
     names: list[str] | None = None,
     recheck: bool = False,
+    budget: float = 0.0,
 ) -> int:
-    """Bring the verdicts of `work` up to date; mutmut's exit status (0: done)."""
+    """Bring the verdicts of `work` up to date; mutmut's exit status (0: done).
+
+    `budget`: the seconds of tests (as they take unmutated) each mutant is tried against,
+    cheapest and own package's first (support/nc_mutation_plugin.py); 0: all of them."""
     changed = prepare(work, package, suite)
     forgotten = verdicts.forget_changed_tests(work, changed)
-    reset = verdicts.reset_stale(work, everything=recheck)
+    # A survivor of a smaller budget may fall to the tests a larger one adds.
+    stamp = work / "nc-budget"
+    grown = stamp.is_file() and float(stamp.read_text()) != budget
+    reset = verdicts.reset_stale(work, everything=recheck, survivors=grown)
+    stamp.write_text(str(budget))
     print(
         f"{package.name}/{suite}: {len(changed)} file(s) changed, {forgotten} test(s) to map "
         f"again, {reset} verdict(s) reset",
@@ -121,7 +130,7 @@ def run(
             todo = [n for n in names if known.get(n) is None]
             if not todo:
                 break
-        code = mutmut(work, jobs, todo, log)
+        code = mutmut(work, jobs, todo, log, budget)
         verdicts.record_keys(work, before | set(todo))
         if code != 0:
             print(f"{package.name}/{suite}: mutmut exited {code}; see {log}", flush=True)

@@ -90,8 +90,9 @@ def undecided(work: Path) -> set[str]:
     return {m.name for m in mutants(work) if m.exit_code is None}
 
 
-def reset_stale(work: Path, everything: bool = False) -> int:
-    """Reset the survivors whose tests changed (or every verdict); how many were reset."""
+def reset_stale(work: Path, everything: bool = False, survivors: bool = False) -> int:
+    """Reset the survivors whose tests changed (every survivor, or every verdict); how many
+    were reset."""
     recorded = _load_keys(work)
     now = current_keys(work)
     reset: set[str] = set()
@@ -102,7 +103,7 @@ def reset_stale(work: Path, everything: bool = False) -> int:
             if code is None:
                 continue
             stale = name in recorded and recorded[name] != now.get(name)
-            if everything or (code in RETRIED and stale):
+            if everything or (code in RETRIED and (stale or survivors)):
                 data["exit_code_by_key"][name] = None
                 dirty = True
                 reset.add(name)
