@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "diff": "nestcustom.cli.gitops:diff",
     "fleetlock": "nestcustom.cli.fleet:fleetlock",
     "fleet": "nestcustom.cli.fleet:fleet",
+    "promote": "nestcustom.cli.fleet:promote",
 }
 
 _EPILOG = """\b

@@ -39,6 +39,7 @@ JSON_FLAG_COMMANDS = frozenset(
         "base from-iso",
         "plan",
         "fleet status",
+        "promote",
     }
 )
 JSON_FORMAT_COMMANDS = frozenset({"matrix", "diff"})
