@@ -42,6 +42,18 @@ def layer_steps(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     old = recipe.base.rpm_ostree < LOCAL_RPM_INSTALL_SINCE and not newstart
     stages = {stage.name for stage in recipe.stages}
     for i, layer in enumerate(recipe.layers):
+        # A layer's run: and script: run after its package changes and files, and so after
+        # every step, wherever the YAML writes them: with steps: that order would be hidden.
+        for key, given in (("run", layer.run), ("script", layer.scripts)):
+            if layer.steps and given:
+                yield _problem(
+                    locate,
+                    ("layers", i, key),
+                    "steps-and-commands",
+                    f"a layer with steps: cannot also have {key}:",
+                    "put these commands into steps: where they should run (- run: [...] or "
+                    "- script: {...}); steps run in the order written",
+                )
         for j, step in enumerate(layer.steps):
             if step.kind == "initramfs" and newstart:
                 yield _problem(
