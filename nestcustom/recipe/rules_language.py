@@ -99,6 +99,16 @@ def kernel_arguments(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             "kernel arguments belong in a NestOS (bootable) image",
         )
         return
+    if not kargs.append and locate("kernel-arguments", "append") != locate("kernel-arguments"):
+        yield _problem(
+            locate,
+            ("kernel-arguments", "append"),
+            "karg-append-empty",
+            "append: [] appends nothing: deploy removes the arguments the previous image "
+            "appended, and no others",
+            "to remove arguments hosts have, use delete:",
+            Severity.WARNING,
+        )
     keys = {"append": kargs.append, "delete": kargs.delete, "replace": kargs.replace}
     for key, items in keys.items():
         for j, arg in enumerate(items):
