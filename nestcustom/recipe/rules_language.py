@@ -190,6 +190,23 @@ def downloads(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 "decompressed (decompress: one file), not both",
                 "a .tar.gz is extract: true; a single .gz file is decompress: gzip",
             )
+        if download.dest.endswith("/") and not download.extract:
+            # A file download's dest is the file itself: a directory there would leave the
+            # helper's temporary name in it (plain) or fail the build (decompress).
+            yield _problem(
+                locate,
+                ("downloads", i, "dest"),
+                "download-dest-directory",
+                f"{download.dest} ends in '/': a download without extract: is one file, and "
+                "dest is that file's path",
+                f"name the file, e.g. {download.dest}{_file_name(download.url)}; or set "
+                "extract: true to unpack a tar archive into the directory",
+            )
+
+
+def _file_name(url: str) -> str:
+    name = url.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return name.removesuffix(".gz") or "NAME"
 
 
 def nix(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
