@@ -13,6 +13,10 @@ from nestcustom.recipe.rules_common import problem as _problem
 
 # Set by ostree and the boot loader for each deployment: a recipe cannot choose them.
 _MANAGED_KARGS = ("ostree", "BOOT_IMAGE", "initrd")
+# What each host boots with, set when it was installed (its root device, how it is
+# mounted, the init the initramfs hands over to): deleting or replacing one from an
+# image, for every host at once, leaves hosts that cannot boot.
+_BOOT_KARGS = ("root", "rootflags", "rw", "ro", "init")
 NIX_HINT = (
     "a host needs /nix made at boot, with its store on persistent storage: a oneshot unit "
     "that runs `chattr -i /`, `mkdir -p /nix`, `chattr +i /` before local-fs.target and a "
@@ -120,6 +124,17 @@ def kernel_arguments(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     "managed-karg",
                     f"{name}= is set by ostree and the boot loader for each deployment",
                     "leave it out; it cannot be chosen in an image",
+                )
+            elif name in _BOOT_KARGS and key != "append":
+                yield _problem(
+                    locate,
+                    ("kernel-arguments", key, j),
+                    "boot-karg",
+                    f"{name} is what hosts boot with (set when each was installed): "
+                    f"{'deleting' if key == 'delete' else 'replacing'} it in every host's "
+                    "deployment can leave them unable to boot",
+                    "leave it out; change it on one host with rpm-ostree kargs, where its "
+                    "console can undo it",
                 )
     appended = set(kargs.append)
     for j, arg in enumerate(kargs.delete):
