@@ -78,6 +78,19 @@ def layer_steps(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     f"stages: {', '.join(sorted(stages)) or 'none'}; an image needs its "
                     "registry/name",
                 )
+            elif "/" in local.source and "@sha256:" not in local.source:
+                # rpm-ostree installs local RPM files without a signature check: the digest
+                # is all that says these are the files that were reviewed.
+                yield _problem(
+                    locate,
+                    (*at, "from"),
+                    "rpm-image-unpinned",
+                    f"RPM files from {local.source} are installed without a signature check, "
+                    "and a tag can be moved to other files",
+                    "pin the image with @sha256:DIGEST (podman image inspect --format "
+                    "'{{.Digest}}' IMAGE), or build the RPMs in a stage of this recipe",
+                    Severity.WARNING,
+                )
             if old:
                 yield _problem(
                     locate,
