@@ -59,6 +59,15 @@ def layer_steps(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     "- script: {...}); steps run in the order written",
                 )
         for j, step in enumerate(layer.steps):
+            if step.selinux is not None and not step.selinux.is_set:
+                # {} is the schema's; {priority: N} or empty lists reach here.
+                yield _problem(
+                    locate,
+                    ("layers", i, "steps", j, "selinux"),
+                    "empty-step",
+                    "an selinux step sets nothing",
+                    "give it modules: or booleans:, or delete the step",
+                )
             if step.kind == "initramfs" and newstart:
                 yield _problem(
                     locate,
