@@ -108,6 +108,34 @@ def test_rpms_from_an_image_without_a_digest_warn(write_recipe: WriteRecipe) -> 
     )
 
 
+def test_a_kernel_module_after_a_layers_initramfs_step_warns_once(
+    project: Path, write_recipe: WriteRecipe
+) -> None:
+    """kernel-modules: run after every layer: a layer's dracut misses the module. That is
+    one warning at the module, with what to do about kernel modules (not files:)."""
+    (project / "files" / "nc_demo.ko").write_bytes(b"")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "layers: [{name: a, install: [strace], steps: [{initramfs: {drivers: [nc_demo]}}]}]\n"
+        "kernel-modules:\n"
+        "  - {name: nc_demo, src: files/nc_demo.ko, load: true, options: a=1}\n"
+        "  - {name: nc_other, load: true}\n"
+    )
+    warnings = load_recipe(path).warnings
+    assert [(w.path, w.code) for w in warnings] == [
+        ("kernel-modules[0]", "read-before-write"),
+        ("kernel-modules[1]", "read-before-write"),
+    ]
+    assert warnings[0].message == (
+        "kernel module 'nc_demo' is installed after dracut ran (layers[0].steps[0].initramfs, "
+        "line 3): kernel-modules: come after every layer, so the initramfs will not have it"
+    )
+    assert warnings[0].hint == (
+        "regenerate the initramfs after them instead: initramfs: {regenerate: true, "
+        "drivers: [...]} at the top level runs after kernel-modules:"
+    )
+
+
 def test_include_merge_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES)
     recipe = load_recipe(Path("pass/everything.yaml"), project=FIXTURES).recipe
