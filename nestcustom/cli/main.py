@@ -32,6 +32,9 @@ COMMANDS: dict[str, str] = {
     "matrix": "nestcustom.cli.gitops:matrix",
     "plan": "nestcustom.cli.gitops:plan",
     "diff": "nestcustom.cli.gitops:diff",
+    "keys": "nestcustom.cli.supply:keys",
+    "sbom": "nestcustom.cli.supply:sbom",
+    "advisories": "nestcustom.cli.supply:advisories",
 }
 
 _EPILOG = """\b

@@ -30,7 +30,9 @@ from typing import Any
 # --format json` prints the recipe schema itself, not a result, and is not one of them.
 JSON_FLAG_COMMANDS = frozenset(
     {"validate", "build", "test", "deploy", "status", "rollback", "base from-iso", "plan"}
+    | {"keys generate", "sbom", "advisories"}
 )
+GROUPS = frozenset({"base", "keys"})  # commands whose sub-command is part of the name
 JSON_FORMAT_COMMANDS = frozenset({"matrix", "diff"})
 _GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--project"})
 
@@ -61,7 +63,7 @@ def command_of(argv: Sequence[str]) -> tuple[str, list[str]]:
         if not words and arg.startswith("-"):
             i += 1
             continue
-        if not words or (words == ["base"] and not arg.startswith("-")):
+        if not words or (len(words) == 1 and words[0] in GROUPS and not arg.startswith("-")):
             words.append(arg)
             i += 1
             continue
