@@ -97,3 +97,116 @@ def generate(
 
 def exit_failure() -> None:
     sys.exit(EXIT_FAILURE)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  nestcustom sbom docker://registry.example.com/custom/nestos-strace@sha256:... > strace.spdx.json
+  nestcustom sbom containers-storage:localhost/nestcustom/nestos-strace:latest --format cyclonedx -o bom.json
+The SBOM is checked against its format before it is written (offline).
+""",
+)
+@click.argument("image")
+@click.option(
+    "--format", "fmt", type=click.Choice(["spdx", "cyclonedx"]), default="spdx", show_default=True
+)
+@click.option(
+    "-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), help="Write it here."
+)
+@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A result document with the SBOM in it.")
+@click.pass_obj
+@handle_errors
+def sbom(
+    settings: Settings, image: str, fmt: str, out: Path | None, tls_verify: bool, as_json: bool
+) -> None:
+    """The SBOM of an image, from its own RPM database (SPDX 2.3 or CycloneDX 1.6 JSON):
+    every package with its version, arch, license, source RPM, vendor, signing key and
+    payload digest, plus the image, its base and its recipe."""
+    import json
+
+    from nestcustom.gitops.sbom import make_sbom
+
+    made = make_sbom(image, fmt, tls_verify=tls_verify)
+    text = json.dumps(made.document, indent=2, sort_keys=True) + "\n"
+    if out is not None:
+        out.write_text(text)
+    err(f"{made.packages} packages of {made.subject.reference} ({fmt}, valid)")
+    if as_json:
+        output.emit(
+            {
+                "format": fmt,
+                "packages": made.packages,
+                "output": str(out) if out else None,
+                "document": made.document,
+            }
+        )
+    elif out is None:
+        click.echo(text, nl=False)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  nestcustom advisories containers-storage:localhost/nestcustom/nestos-strace:latest
+  nestcustom advisories docker://REGISTRY/custom/web:latest --repo https://repo.openeuler.org/openEuler-22.03-LTS-SP2/update/x86_64/
+  nestcustom advisories IMAGE --fail-on important     # exit 1 when exposed
+""",
+)
+@click.argument("image")
+@click.option(
+    "--repo",
+    "repos",
+    multiple=True,
+    metavar="URL",
+    help="A repository whose updateinfo.xml to read (repeatable); default: the image's "
+    "enabled repositories (local images).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["critical", "important", "moderate", "low"]),
+    help="Exit 1 when the image is exposed to an advisory of this severity or higher.",
+)
+@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document on stdout.")
+@click.pass_obj
+@handle_errors
+def advisories(
+    settings: Settings,
+    image: str,
+    repos: tuple[str, ...],
+    fail_on: str | None,
+    tls_verify: bool,
+    as_json: bool,
+) -> None:
+    """The security advisories an image is exposed to: its installed packages against the
+    repositories' updateinfo.xml (what `dnf updateinfo --security` reads)."""
+    from nestcustom.gitops.advisories import advisories_for, severity_rank
+
+    found, read = advisories_for(image, repos, tls_verify=tls_verify)
+    rows = [e.as_dict() for e in found]
+    for row in rows:
+        click.echo(
+            f"{row['id']}  {row['severity']:<9} {row['package']}.{row['arch']}  "
+            f"{row['installed']} -> {row['fixed']}",
+            err=as_json,
+        )
+    err(
+        f"{len(rows)} advisor{'y' if len(rows) == 1 else 'ies'} from {len(read)} repositor"
+        f"{'y' if len(read) == 1 else 'ies'}"
+    )
+    failing = (
+        [r for r in found if severity_rank(r.advisory.severity) >= severity_rank(fail_on)]
+        if fail_on
+        else []
+    )
+    if as_json:
+        output.emit_result(
+            {"advisories": rows, "repositories": read},
+            f"exposed to {len(failing)} advisories of severity {fail_on} or higher"
+            if failing
+            else None,
+        )
+    if failing:
+        exit_failure()

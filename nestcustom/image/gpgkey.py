@@ -97,8 +97,12 @@ def keyring(key: Path, *, secret: bool) -> Iterator[Keyring]:
         with contextlib.suppress(NestcustomError, OSError):
             gpgconf = shutil.which("gpgconf")
             if gpgconf:
-                proc.run([gpgconf, "--homedir", str(home), "--kill", "gpg-agent"],
-                             env={**os.environ, "GNUPGHOME": str(home)}, check=False, timeout=30)  # fmt: skip
+                proc.run(
+                    [gpgconf, "--homedir", str(home), "--kill", "gpg-agent"],
+                    env={**os.environ, "GNUPGHOME": str(home)},
+                    check=False,
+                    timeout=30,
+                )
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -154,6 +158,10 @@ def generate(directory: Path, uid: str, passphrase: str | None) -> tuple[Path, P
     finally:
         gpgconf = shutil.which("gpgconf")
         if gpgconf:
-            proc.run([gpgconf, "--homedir", str(home), "--kill", "gpg-agent"],
-                         env={**os.environ, "GNUPGHOME": str(home)}, check=False, timeout=30)  # fmt: skip
+            proc.run(
+                [gpgconf, "--homedir", str(home), "--kill", "gpg-agent"],
+                env={**os.environ, "GNUPGHOME": str(home)},
+                check=False,
+                timeout=30,
+            )
         shutil.rmtree(home, ignore_errors=True)

@@ -34,8 +34,18 @@ from nestcustom.errors import NestcustomError
 _MANIFEST_BY_TAG = re.compile(
     r"^/v2/(?P<name>.+)/manifests/(?P<ref>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$"
 )
-_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-        "proxy-authorization", "proxy-authenticate", "host", "content-length"}  # fmt: skip
+_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "host",
+    "content-length",
+}
 CHUNK = 1 << 16
 
 
@@ -130,9 +140,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         upstream = state.connection()
         try:
             upstream.request(
-                self.command, path, body=body, headers=headers,
+                self.command,
+                path,
+                body=body,
+                headers=headers,
                 encode_chunked=body is not None and length is None,
-            )  # fmt: skip
+            )
             response = upstream.getresponse()
             self._answer(response)
         except (OSError, http.client.HTTPException) as exc:

@@ -28,8 +28,14 @@ from nestcustom.image.gpgkey import Keyring, keyring, passphrase_file
 from nestcustom.image.lookaside import SignatureStore, staging_url
 
 # What standalone-sign signs when the session is opened: any manifest will do.
-_PROBE = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                     "config": {}, "layers": []}).encode()  # fmt: skip
+_PROBE = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {},
+        "layers": [],
+    }
+).encode()
 
 
 @dataclass(frozen=True)
@@ -84,17 +90,36 @@ class Signer:
         (work / "manifest.json").write_bytes(manifest)
         skopeo = proc.require("skopeo", "skopeo")
         signed = proc.run(
-            [skopeo, "standalone-sign", "--passphrase-file", str(self.passphrase),
-             str(work / "manifest.json"), identity, self.fingerprint, "-o", str(work / "sig")],
-            env=self.ring.env(), check=False, timeout=120,
-        )  # fmt: skip
+            [
+                skopeo,
+                "standalone-sign",
+                "--passphrase-file",
+                str(self.passphrase),
+                str(work / "manifest.json"),
+                identity,
+                self.fingerprint,
+                "-o",
+                str(work / "sig"),
+            ],
+            env=self.ring.env(),
+            check=False,
+            timeout=120,
+        )
         if signed.returncode != 0:
             raise _explain(signed.stderr, self.options.key)
         checked = proc.run(
-            [skopeo, "standalone-verify", str(work / "manifest.json"), identity,
-             self.fingerprint, str(work / "sig")],
-            env=self.ring.env(), check=False, timeout=120,
-        )  # fmt: skip
+            [
+                skopeo,
+                "standalone-verify",
+                str(work / "manifest.json"),
+                identity,
+                self.fingerprint,
+                str(work / "sig"),
+            ],
+            env=self.ring.env(),
+            check=False,
+            timeout=120,
+        )
         if checked.returncode != 0:
             raise NestcustomError(
                 f"the signature just made for {identity} does not verify: {checked.stderr.strip()[-300:]}"
@@ -110,18 +135,29 @@ class Signer:
         (work / "manifest.json").write_bytes(manifest)
         (work / "sig").write_bytes(signature)
         done = proc.run(
-            [proc.require("skopeo", "skopeo"), "standalone-verify", str(work / "manifest.json"),
-             identity, self.fingerprint, str(work / "sig")],
-            env=self.ring.env(), check=False, timeout=120,
-        )  # fmt: skip
+            [
+                proc.require("skopeo", "skopeo"),
+                "standalone-verify",
+                str(work / "manifest.json"),
+                identity,
+                self.fingerprint,
+                str(work / "sig"),
+            ],
+            env=self.ring.env(),
+            check=False,
+            timeout=120,
+        )
         return done.returncode == 0
 
-    def ensure(self, identity: str, digest: str, tls_verify: bool) -> Signed:
+    def ensure(
+        self, identity: str, digest: str, tls_verify: bool, manifest: bytes | None = None
+    ) -> Signed:
         """A stored signature of `digest` for `identity` by this key: found, else made."""
         repository = split_reference(identity)[0]
         _, path = split_name(repository)
         store = SignatureStore(staging_url(repository, self.options.store))
-        manifest, _ = Repository(repository, tls_verify=tls_verify).manifest(digest)
+        if manifest is None:
+            manifest, _ = Repository(repository, tls_verify=tls_verify).manifest(digest)
         for index, signature in enumerate(store.existing(path, digest), 1):
             if self.verifies(manifest, identity, signature):
                 return Signed(identity, digest, self.fingerprint, store.url(path, digest, index))

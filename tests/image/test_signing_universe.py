@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
+import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -77,9 +79,14 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("keys")
     (root / "pass").write_text(PASSPHRASE + "\n")
     made = nestcustom(
-        "keys", "generate", str(root / "site"), "--passphrase-file", str(root / "pass"),
-        "--json", cwd=root,
-    )  # fmt: skip
+        "keys",
+        "generate",
+        str(root / "site"),
+        "--passphrase-file",
+        str(root / "pass"),
+        "--json",
+        cwd=root,
+    )
     assert made.returncode == 0, made.stderr
     document = json.loads(made.stdout)
     assert document["ok"] and document["key"]["protected"] is True
@@ -125,11 +132,22 @@ def verified_copy(
 ) -> subprocess.CompletedProcess[str]:
     """The real containers/image check: a copy under `policy` (the layers are local: cheap)."""
     return subprocess.run(
-        ["skopeo", "--policy", str(policy), "--registries.d", str(registries_d), "copy",
-         "--src-tls-verify=false", f"docker://{reference}",
-         "containers-storage:localhost/nctest/verified:latest"],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+        [
+            "skopeo",
+            "--policy",
+            str(policy),
+            "--registries.d",
+            str(registries_d),
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{reference}",
+            "containers-storage:localhost/nctest/verified:latest",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
 
 
 def test_signed_push_is_verified_by_containers_image_and_refused_with_another_key(
@@ -148,10 +166,21 @@ def test_signed_push_is_verified_by_containers_image_and_refused_with_another_ke
     reference = f"{registry.host}/signed/img:v1"
     try:
         result = nestcustom(
-            "build", "recipes/signed.yaml", "--tag", reference, "--push", "--no-tls-verify",
-            "--sign", str(keys["site"]), "--sign-passphrase-file", str(keys["pass"]),
-            "--signature-store", f"file://{lookaside}", "--json", cwd=project,
-        )  # fmt: skip
+            "build",
+            "recipes/signed.yaml",
+            "--tag",
+            reference,
+            "--push",
+            "--no-tls-verify",
+            "--sign",
+            str(keys["site"]),
+            "--sign-passphrase-file",
+            str(keys["pass"]),
+            "--signature-store",
+            f"file://{lookaside}",
+            "--json",
+            cwd=project,
+        )
         assert result.returncode == 0, result.stderr
         image = json.loads(result.stdout)["images"][0]
         digest = image["pinned"].split("@", 1)[1]
@@ -216,10 +245,21 @@ def test_a_key_that_cannot_sign_stops_the_build_before_anything_is_built(
     }[case]
     reference = f"{registry.host}/bad/{case}:v1"
     result = nestcustom(
-        "build", "recipes/bad.yaml", "--tag", reference, "--push", "--no-tls-verify",
-        "--sign", str(key), "--sign-passphrase-file", str(passphrase),
-        "--signature-store", f"file://{tmp_path}/sigs", "--json", cwd=project,
-    )  # fmt: skip
+        "build",
+        "recipes/bad.yaml",
+        "--tag",
+        reference,
+        "--push",
+        "--no-tls-verify",
+        "--sign",
+        str(key),
+        "--sign-passphrase-file",
+        str(passphrase),
+        "--signature-store",
+        f"file://{tmp_path}/sigs",
+        "--json",
+        cwd=project,
+    )
     assert result.returncode == 2, result.stderr
     document = json.loads(result.stdout)
     assert document["error"]["kind"] == "bad-input"
@@ -242,13 +282,119 @@ def test_a_store_that_refuses_the_signature_leaves_no_tag(
     reference = f"{registry.host}/refused/img:v1"
     with refusing_store() as store:
         result = nestcustom(
-            "build", "recipes/refused.yaml", "--tag", reference, "--push", "--no-tls-verify",
-            "--sign", str(keys["site"]), "--sign-passphrase-file", str(keys["pass"]),
-            "--signature-store", store, "--json", cwd=project,
-        )  # fmt: skip
+            "build",
+            "recipes/refused.yaml",
+            "--tag",
+            reference,
+            "--push",
+            "--no-tls-verify",
+            "--sign",
+            str(keys["site"]),
+            "--sign-passphrase-file",
+            str(keys["pass"]),
+            "--signature-store",
+            store,
+            "--json",
+            cwd=project,
+        )
     assert result.returncode == 1, result.stderr
     document = json.loads(result.stdout)
     message = document["images"][0]["error"]["message"]
     assert "the signature store refused the upload" in message and "403" in message
     assert registry.tags("refused/img") == []  # pushed by digest only: no tag
     assert podman("image", "exists", reference).returncode != 0  # nor a local one
+
+
+def test_sbom_is_pushed_next_to_the_image_and_signed_like_it(
+    project: Path,
+    rpm_repo_url: str,
+    nestos_sp2_image: str,
+    registry: Registry,
+    keys: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    write_recipe(
+        project, "withsbom", nestos_sp2_image, rpm_repo_url, "  - {name: a, install: [nc-hello]}\n"
+    )
+    lookaside = tmp_path / "lookaside"
+    reference = f"{registry.host}/sbom/img:v1"
+    fingerprint = str(keys["fingerprint"])
+    try:
+        result = nestcustom(
+            "build",
+            "recipes/withsbom.yaml",
+            "--tag",
+            reference,
+            "--push",
+            "--no-tls-verify",
+            "--sign",
+            str(keys["site"]),
+            "--sign-passphrase-file",
+            str(keys["pass"]),
+            "--signature-store",
+            f"file://{lookaside}",
+            "--sbom",
+            "--json",
+            cwd=project,
+        )
+        assert result.returncode == 0, result.stderr
+        digest = json.loads(result.stdout)["images"][0]["digest"]
+        sbom_tag = digest.replace(":", "-") + ".sbom"
+        assert sorted(registry.tags("sbom/img")) == sorted(["v1", sbom_tag])
+        raw = subprocess.run(
+            [
+                "skopeo",
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                f"docker://{registry.host}/sbom/img:{sbom_tag}",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+        manifest = json.loads(raw)
+        assert manifest["artifactType"] == "application/spdx+json"
+        assert manifest["subject"]["digest"] == digest  # it names the image it describes
+        layer = manifest["layers"][0]
+        blob = subprocess.run(
+            ["curl", "-fsS", f"http://{registry.host}/v2/sbom/img/blobs/{layer['digest']}"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        spdx = json.loads(blob)
+        assert {p["name"] for p in spdx["packages"]} >= {"nc-hello", "nc-libgreet"}
+        assert spdx["packages"][0]["name"] == f"{registry.host}/sbom/img@{digest}"
+        # Its signature, checked offline by skopeo with the site's public key only.
+        sbom_digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        signature = lookaside / f"sbom/img@sha256={sbom_digest.split(':')[1]}" / "signature-1"
+        (tmp_path / "m.json").write_bytes(raw)
+        home = tmp_path / "gnupg"
+        home.mkdir(mode=0o700)
+        env = {**os.environ, "GNUPGHOME": str(home)}
+        subprocess.run(
+            ["gpg", "--batch", "--import", str(keys["site.pub"])],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        verified = subprocess.run(
+            [
+                "skopeo",
+                "standalone-verify",
+                str(tmp_path / "m.json"),
+                f"{registry.host}/sbom/img:{sbom_tag}",
+                fingerprint,
+                str(signature),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], env=env, check=False
+        )
+        assert verified.returncode == 0, verified.stderr
+        assert f"Signature verified, digest {sbom_digest}" in verified.stdout
+    finally:
+        podman("rmi", "-f", reference)
