@@ -19,25 +19,7 @@ from pathlib import Path
 
 from nestcustom import proc
 from nestcustom.errors import BadInputError, NestcustomError
-
-SECRET_ARMOR = b"-----BEGIN PGP PRIVATE KEY BLOCK-----"
-PUBLIC_ARMOR = b"-----BEGIN PGP PUBLIC KEY BLOCK-----"
-SIGSTORE_MARKERS = (b"SIGSTORE PRIVATE KEY", b"COSIGN PRIVATE KEY", b"BEGIN PUBLIC KEY")
-
-
-def key_kind(data: bytes) -> str:
-    """ "gpg-secret", "gpg-public", "sigstore" or "unknown", from the file's bytes."""
-    head = data.lstrip()[:200]
-    if head.startswith(SECRET_ARMOR):
-        return "gpg-secret"
-    if head.startswith(PUBLIC_ARMOR):
-        return "gpg-public"
-    if any(marker in head for marker in SIGSTORE_MARKERS):
-        return "sigstore"
-    if head[:1] and head[0] & 0x80:  # a binary OpenPGP packet: tag 5 secret key, 6 public
-        tag = (head[0] & 0x3F) if head[0] & 0x40 else (head[0] >> 2) & 0x0F
-        return {5: "gpg-secret", 6: "gpg-public"}.get(tag, "unknown")
-    return "unknown"
+from nestcustom.keyformat import describe, key_kind
 
 
 @dataclass(frozen=True)
@@ -58,17 +40,11 @@ def _gpg() -> str:
 @contextlib.contextmanager
 def keyring(key: Path, *, secret: bool) -> Iterator[Keyring]:
     """`key` imported into a keyring of its own; the keyring and its agent are gone after."""
-    data = key.read_bytes()
-    kind = key_kind(data)
+    kind = key_kind(key.read_bytes())
     wanted = "gpg-secret" if secret else "gpg-public"
     if kind != wanted and not (kind == "gpg-secret" and not secret):
-        what = {
-            "gpg-public": "a GPG public key",
-            "sigstore": "a sigstore (cosign) key",
-            "gpg-secret": "a GPG secret key",
-        }.get(kind, "no key nestcustom reads")
         raise BadInputError(
-            f"{key}: this is {what}, not {'a GPG secret key' if secret else 'a GPG public key'}",
+            f"{key}: this is {describe(kind)}, not {describe(wanted)}",
             "sign with the private key `nestcustom keys generate` wrote (signing-key.asc); "
             "sigstore keys cannot be used here: Debian 12's containers/image has no sigstore"
             if secret

@@ -4,13 +4,21 @@
 the image holds), rules_files (files, links, users, units, the layer count)
 or rules_build (what its build runs: commands, scripts,
 stages, values, kernel modules), rules_selinux (booleans and policy modules),
-rules_secrets (no password in a URL, no secret in env:).
+rules_secrets (no password in a URL, no secret in env:), rules_signing (keys of the
+scope's signature type).
 """
 
 from __future__ import annotations
 
 from nestcustom.errors import Problem
-from nestcustom.recipe import rules_build, rules_files, rules_image, rules_secrets, rules_selinux
+from nestcustom.recipe import (
+    rules_build,
+    rules_files,
+    rules_image,
+    rules_secrets,
+    rules_selinux,
+    rules_signing,
+)
 from nestcustom.recipe.model import Recipe
 from nestcustom.recipe.rules_common import Locate, Rule, is_rpm_url, package_name
 
@@ -29,6 +37,7 @@ RULES: tuple[Rule, ...] = (
     *rules_files.RULES,
     *rules_selinux.RULES,
     *rules_secrets.RULES,
+    *rules_signing.RULES,
 )
 
 

@@ -241,7 +241,7 @@ def test_a_key_that_cannot_sign_stops_the_build_before_anything_is_built(
             keys["pass"],
             "this is a GPG public key, not a GPG secret key",
         ),
-        "cosign-key": (cosign, keys["pass"], "this is a sigstore (cosign) key"),
+        "cosign-key": (cosign, keys["pass"], "this is a sigstore (cosign) private key"),
     }[case]
     reference = f"{registry.host}/bad/{case}:v1"
     result = nestcustom(
