@@ -108,7 +108,21 @@ Examples:
     "--disable-zincati", is_flag=True, help="Turn Zincati's automatic updates off, then rebase."
 )
 @click.option(
-    "--signed", is_flag=True, help="Use ostree-image-signed:docker:// (policy.json must trust it)."
+    "--signed",
+    is_flag=True,
+    help="Prove the image's signature on each host before its rebase, also when the image "
+    "carries no signing policy for itself (it is proven by default when it does).",
+)
+@click.option(
+    "--unsigned",
+    is_flag=True,
+    help="Do NOT check signatures, even where the image's signing policy asks for it (loudly).",
+)
+@click.option(
+    "--bootstrap-trust",
+    is_flag=True,
+    help="Give hosts whose policy does not cover the image yet (no key to check with) this "
+    "signed image unverified: it brings the policy and key; the report says so.",
 )
 @click.option(
     "--reboot-timeout",
@@ -176,6 +190,8 @@ def deploy(
     bypass_driver: bool,
     disable_zincati: bool,
     signed: bool,
+    unsigned: bool,
+    bootstrap_trust: bool,
     reboot_timeout: float,
     fleetlock_url: str | None,
     group: str,
@@ -248,6 +264,8 @@ def deploy(
         resume_path,
         explicit,
         take_over,
+        unsigned,
+        bootstrap_trust,
     )
     plan = plan_rollout(request)
     for warning in plan.warnings:
@@ -380,6 +398,7 @@ def status(
                 + ("  TRANSACTION RUNNING" if row["transaction"] else "")
                 + (f"  driver: {row['update_driver']}" if row["update_driver"] else "")
             )
+            click.echo(f"  verified: {'yes' if row['verified'] else 'NO'} ({row['verification']})")
     if unreachable:
         sys.exit(EXIT_FAILURE)
 

@@ -19,6 +19,7 @@ from nestcustom.deploy.decide import DriverChoice, preflight_refusal, rebase_arg
 from nestcustom.deploy.fleetlock import FleetLock, LockError, zincati_id
 from nestcustom.deploy.health import SCRIPT as HEALTH_SCRIPT
 from nestcustom.deploy.health import HealthChecks, judge
+from nestcustom.deploy.hostpolicy import TrustOptions
 from nestcustom.deploy.hoststatus import (
     FACTS_SCRIPT,
     Deployment,
@@ -111,6 +112,7 @@ STEP_FAILURE = {
     "reboot": "reboot",
     "wait": "not-back",
     "verify": "wrong-image",
+    "trust": "untrusted",
 }
 
 
@@ -149,6 +151,9 @@ class HostRun:
     failed_step: str | None = None
     # the preflight facts read ahead, while earlier hosts rebooted (rollout.py); read-only
     ahead: Future[HostFacts] | None = None
+    trust: TrustOptions | None = None  # prove the target's signature on the host (trust.py)
+    ref_override: str | None = None  # the reference the trust step chose to rebase to
+    trust_note: str | None = None  # what the trust step proved, for the report
 
     def step(
         self, name: str, action: Callable[[], str | None], *, stoppable: bool = True
@@ -283,7 +288,11 @@ class HostRun:
         staged = self.facts.status.staged
         already = staged is not None and staged.image_digest == self.target.digest
         argv = (
-            [] if already else rebase_argv(self.facts, self.target.ostree_ref, self.options.driver)
+            []
+            if already
+            else rebase_argv(
+                self.facts, self.ref_override or self.target.ostree_ref, self.options.driver
+            )
         )
         status = self.take_lock_and(argv)
         staged = status.staged

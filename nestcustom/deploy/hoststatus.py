@@ -111,6 +111,12 @@ echo ==machine-id; cat /etc/machine-id 2>/dev/null
 echo ==boot-id; cat /proc/sys/kernel/random/boot_id
 echo ==rpm-ostree; rpm-ostree --version 2>/dev/null
 echo ==lock; cat {LOCK_PATH} 2>/dev/null
+echo; echo ==trust; echo =#nc:policy
+cat /etc/containers/policy.json 2>/dev/null && echo || echo =#nc:no-policy
+for f in /etc/containers/registries.d/*.yaml; do
+  [ -f "$f" ] && {{ echo "=#nc:registries.d ${{f##*/}}"; cat "$f"; echo; }}
+done
+echo =#nc:skopeo; skopeo --version 2>/dev/null
 echo ==end
 """
 _SECTION = re.compile(r"^==([a-z-]+)$")
@@ -125,6 +131,7 @@ class HostFacts:
     boot_id: str
     rpm_ostree: tuple[int, int] | None  # (2022, 16); None when the host did not say
     lock: str = ""  # the rollout lock on the host, as written; "" when there is none
+    trust: str = ""  # policy.json, registries.d and skopeo's version, as trust.py reads them
 
 
 def parse_facts(text: str) -> HostFacts:
@@ -157,6 +164,7 @@ def parse_facts(text: str) -> HostFacts:
         boot_id=first("boot-id"),
         rpm_ostree=(int(version.group(1)), int(version.group(2))) if version else None,
         lock="\n".join(sections.get("lock", [])).strip(),
+        trust="\n".join(sections.get("trust", [])),
     )
 
 

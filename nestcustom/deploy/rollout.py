@@ -27,6 +27,7 @@ from nestcustom.deploy.hostrun import (
 )
 from nestcustom.deploy.hoststatus import identity
 from nestcustom.deploy.report import KEY_CHANGED, NOT_BACK, HostReport, StepRecord
+from nestcustom.deploy.trust import check_trust
 from nestcustom.errors import NestcustomError
 
 
@@ -58,6 +59,7 @@ def _deploy(run: HostRun) -> HostReport:
             after,
             tuple(run.steps),
             seconds=time.monotonic() - started,
+            trust=run.trust_note,
             **extra,  # type: ignore[arg-type]
         )
 
@@ -68,6 +70,9 @@ def _deploy(run: HostRun) -> HostReport:
         if run.previous and run.previous.image_digest == digest:
             # Already there: untouched, or brought there by the run this one resumes.
             return report("updated" if run.resumed else "unchanged", digest)
+        if run.trust is not None:
+            trust = run.trust
+            run.step("trust", lambda: check_trust(run, trust))
         run.step("rebase", run.change)
         changed = True
         if not run.options.reboot:

@@ -24,6 +24,7 @@ class Target:
     digest: str
     arch: str | None
     signed: bool = False
+    labels: tuple[tuple[str, str], ...] = ()  # the image's labels (its signing policy, trust.py)
 
     @property
     def ostree_ref(self) -> str:
@@ -65,4 +66,4 @@ def resolve_target(reference: str, signed: bool, tls_verify: bool) -> Target:
             f"{reference} is not a bootable image: it has no ostree.bootable label",
             "build it FROM a NestOS base (which carries the label); rpm-ostree refuses it on every host",
         )
-    return Target(f"{repository}@{served}", served, arch, signed)
+    return Target(f"{repository}@{served}", served, arch, signed, tuple(sorted(labels.items())))
