@@ -321,7 +321,9 @@ def test_both_skopeo_behaviours_and_ostree_image_signed_where_the_proxy_enforces
         "--batch",
         "2",
     )
-    assert {h: r["outcome"] for h, r in rows.items()} == {"host1": "updated", "host2": "updated"}, rows["host1"]["error"]
+    assert {h: r["outcome"] for h, r in rows.items()} == {"host1": "updated", "host2": "updated"}, (
+        rows["host1"]["error"]
+    )
     booted = {
         h.name: next(d for d in h.status()["deployments"] if d["booted"]) for h in hosts.hosts
     }
