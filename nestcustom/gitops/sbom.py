@@ -24,7 +24,7 @@ from typing import Any
 
 from nestcustom import __version__, proc
 from nestcustom.errors import BadInputError, NestcustomError
-from nestcustom.gitops.imagedb import ImageDb, open_image
+from nestcustom.gitops.imagedb import ImageDb, check_reference, open_image
 from nestcustom.gitops.imagefacts import ImageFacts, local_facts, registry_facts
 from nestcustom.gitops.rpmdb import RECORD, UNIT, _rpm, write_db
 
@@ -375,6 +375,7 @@ def make_sbom(
     `digest` say what it is published as, when `spec` is the local image."""
     if fmt not in FORMATS:
         raise BadInputError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+    check_reference(spec)
     subject = subject_of(spec, tls_verify)
     subject = Subject(
         name or subject.reference, digest or subject.digest, subject.image_id, subject.labels
