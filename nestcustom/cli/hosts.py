@@ -397,8 +397,8 @@ def status(
                 f"  staged: {row['staged'] or '-'}  rollback: {row['rollback'] or '-'}"
                 + ("  TRANSACTION RUNNING" if row["transaction"] else "")
                 + (f"  driver: {row['update_driver']}" if row["update_driver"] else "")
+                + f"  verified: {'yes' if row['verified'] else 'NO'} ({row['verification']})"
             )
-            click.echo(f"  verified: {'yes' if row['verified'] else 'NO'} ({row['verification']})")
     if unreachable:
         sys.exit(EXIT_FAILURE)
 
