@@ -207,8 +207,11 @@ def deploy(
     """Rebase hosts to an image, reboot them, verify the booted digest, roll back on failure.
 
     Per host: preflight (status, transaction, Zincati, architecture, rpm-ostree
-    version, host lock) -> take the host lock, rpm-ostree rebase
-    ostree-unverified-registry:REF@DIGEST -> reboot -> wait for a new boot id ->
+    version, host lock, what the host trusts) -> where the host's policy or the
+    image's signing: asks for it, the signature proven on the host (skopeo
+    standalone-verify) -> take the host lock, rpm-ostree rebase
+    ostree-unverified-registry:REF@DIGEST (ostree-image-signed: where the host's
+    skopeo enforces policy) -> reboot -> wait for a new boot id ->
     verify the booted digest and health (system running; with --recipe, its
     units active and its tests passing) -> release the lock. A host that fails
     after its rebase is rolled back (and rebooted if it booted the new image),
