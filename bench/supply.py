@@ -105,10 +105,11 @@ def main() -> None:
                 baseline.append(plain(str(index)))
                 ours.append(signed(str(index)))
         signatures = sum(1 for _ in (work / "sigs").rglob("signature-*"))
-    result = {
+    ratio = statistics.median(ours) / statistics.median(baseline)
+    result: dict[str, object] = {
         "baseline_s": statistics.median(baseline),
         "supply_s": statistics.median(ours),
-        "ratio": statistics.median(ours) / statistics.median(baseline),
+        "ratio": ratio,
         "baseline_runs": baseline,
         "supply_runs": ours,
         "warmup_s": {"baseline": warm[0], "supply": warm[1]},
@@ -118,12 +119,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"warm build --push of {RECIPE}, median of {args.runs}, load {result['load']:.1f}")
-    print(f"  baseline                  {result['baseline_s']:.2f} s  {baseline}")
-    print(f"  --sign --sbom             {result['supply_s']:.2f} s  {ours}")
-    verdict = "met" if result["ratio"] <= 1.10 else "NOT met"
+    print(f"warm build --push of {RECIPE}, median of {args.runs}, load {os.getloadavg()[0]:.1f}")
+    print(f"  baseline                  {statistics.median(baseline):.2f} s  {baseline}")
+    print(f"  --sign --sbom             {statistics.median(ours):.2f} s  {ours}")
+    verdict = "met" if ratio <= 1.10 else "NOT met"
     print(
-        f"  ratio {result['ratio']:.3f} (goal <= 1.10: {verdict}); warm-ups {warm[0]:.1f} / {warm[1]:.1f} s"
+        f"  ratio {ratio:.3f} (goal <= 1.10: {verdict}); warm-ups {warm[0]:.1f} / {warm[1]:.1f} s"
     )
 
 
