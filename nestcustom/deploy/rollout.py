@@ -27,7 +27,7 @@ from nestcustom.deploy.hostrun import (
 )
 from nestcustom.deploy.hoststatus import identity
 from nestcustom.deploy.report import KEY_CHANGED, NOT_BACK, HostReport, StepRecord
-from nestcustom.deploy.trust import check_trust
+from nestcustom.deploy.trust import asked, check_trust
 from nestcustom.errors import NestcustomError
 
 
@@ -70,7 +70,7 @@ def _deploy(run: HostRun) -> HostReport:
         if run.previous and run.previous.image_digest == digest:
             # Already there: untouched, or brought there by the run this one resumes.
             return report("updated" if run.resumed else "unchanged", digest)
-        if run.trust is not None:
+        if run.trust is not None and asked(run, run.trust):
             trust = run.trust
             run.step("trust", lambda: check_trust(run, trust))
         run.step("rebase", run.change)

@@ -117,6 +117,23 @@ def _skopeo_version(text: str) -> tuple[int, int] | None:
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 
+def asked(run: HostRun, options: TrustOptions) -> bool:
+    """Whether the host's trust step runs: the image asks for verification, or the host's
+    policy requires a signature for its repository (an unreadable policy: yes, to say so).
+    Otherwise the rollout is what it always was: no step, nothing in the report."""
+    if options.required:
+        return True
+    assert run.facts is not None and run.target is not None
+    facts = _sections(run.facts.trust)
+    if "no-policy" in facts or "policy" not in facts:
+        return False
+    repository, _ = split_reference(run.target.pinned)
+    try:
+        return not judge(facts["policy"], repository, run.target.digest).accepts_anything
+    except NestcustomError:
+        return True
+
+
 def check_trust(run: HostRun, options: TrustOptions) -> str:
     """The trust step: the host proves the target's signature, or the rollout stops here
     for it (nothing staged). Sets the reference to rebase to; returns the step's detail."""

@@ -124,3 +124,25 @@ def test_status_says_which_reference_is_verified() -> None:
         ]
         == "unverified"
     )
+
+
+def test_the_trust_step_runs_where_the_image_or_the_host_asks() -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from nestcustom.deploy.hostpolicy import TrustOptions
+    from nestcustom.deploy.target import Target
+    from nestcustom.deploy.trust import asked
+
+    target = Target(f"{REPO}@{DIGEST}", DIGEST, "x86_64")
+
+    def run(trust: str) -> Any:
+        return cast(Any, SimpleNamespace(facts=SimpleNamespace(trust=trust), target=target))
+
+    quiet = TrustOptions(required=False, reason="")
+    requiring = "=#nc:policy\n" + policy(**{"reg.example.com:5000/site": signed_by("/k")})
+    assert asked(run(requiring), quiet)
+    assert not asked(run("=#nc:policy\n" + policy()), quiet)  # accepts anything: as before
+    assert not asked(run("=#nc:no-policy\n=#nc:skopeo\n"), quiet)
+    assert asked(run("=#nc:policy\nnot json"), quiet)  # said, not ignored
+    assert asked(run("=#nc:policy\n" + policy()), TrustOptions(required=True, reason="label"))
