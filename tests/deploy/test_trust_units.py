@@ -16,8 +16,8 @@ REPO = "reg.example.com:5000/site/web"
 DIGEST = "sha256:" + "a" * 64
 
 
-def policy(default: str = "insecureAcceptAnything", **docker: object) -> str:
-    return json.dumps({"default": [{"type": default}], "transports": {"docker": docker}})
+def policy(docker: dict[str, object] | None = None, default: str = "insecureAcceptAnything") -> str:
+    return json.dumps({"default": [{"type": default}], "transports": {"docker": docker or {}}})
 
 
 def signed_by(path: str) -> list[dict[str, str]]:
@@ -56,7 +56,7 @@ def test_scope_candidates_go_from_the_digest_to_wildcards() -> None:
 def test_the_requirement_of_the_most_specific_scope_applies(
     docker: dict[str, object], scope: str, keys: tuple[str, ...]
 ) -> None:
-    judgement = judge(policy(**{"x": []} | docker), REPO, DIGEST)  # type: ignore[arg-type]
+    judgement = judge(policy({"x": [], **docker}), REPO, DIGEST)
     assert judgement.scope == scope
     assert tuple(p for g in judgement.gpg for p in g.key_paths) == keys
     assert judgement.accepts_anything is (not keys)
@@ -140,7 +140,7 @@ def test_the_trust_step_runs_where_the_image_or_the_host_asks() -> None:
         return cast(Any, SimpleNamespace(facts=SimpleNamespace(trust=trust), target=target))
 
     quiet = TrustOptions(required=False, reason="")
-    requiring = "=#nc:policy\n" + policy(**{"reg.example.com:5000/site": signed_by("/k")})
+    requiring = "=#nc:policy\n" + policy({"reg.example.com:5000/site": signed_by("/k")})
     assert asked(run(requiring), quiet)
     assert not asked(run("=#nc:policy\n" + policy()), quiet)  # accepts anything: as before
     assert not asked(run("=#nc:no-policy\n=#nc:skopeo\n"), quiet)
