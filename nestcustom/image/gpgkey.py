@@ -53,6 +53,11 @@ def keyring(key: Path, *, secret: bool) -> Iterator[Keyring]:
     home = Path(tempfile.mkdtemp(prefix="nc-gpg-"))
     try:
         home.chmod(0o700)
+        # The agent re-protects the imported key for this keyring with the fewest s2k
+        # rounds: it lives for this run only, in this 0700 directory, removed after. The
+        # key file keeps its own protection; its passphrase is asked once, not per
+        # signature (each of which would otherwise take a full s2k derivation).
+        (home / "gpg-agent.conf").write_text("s2k-count 65536\n")
         env = {**os.environ, "GNUPGHOME": str(home)}
         done = proc.run([_gpg(), "--batch", "--import", str(key)], env=env, check=False)
         if done.returncode != 0:
