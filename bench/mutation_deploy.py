@@ -1,16 +1,15 @@
-"""Mutation score of the deploy stage's pure modules: `python -m bench.mutation deploy`.
+"""The deploy package's mutation score: `python -m bench.mutation deploy`.
 
-    python -m bench.mutation_deploy [--jobs 2] [--keep DIR]
+    python -m bench.mutation_deploy [--jobs N] [--fast-only]
 
-Kept as the command BENCHMARKS.md gave first; bench/mutation.py holds the table.
+Kept as the command BENCHMARKS.md gave first; bench/mutation/ holds the table.
 """
 
 from __future__ import annotations
 
 import sys
 
-from bench.mutation import main
+from bench.mutation.__main__ import main
 
 if __name__ == "__main__":
-    sys.argv.insert(1, "deploy")
-    main()
+    sys.exit(main(["deploy", *sys.argv[1:]]))

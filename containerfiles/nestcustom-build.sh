@@ -4,21 +4,27 @@
 # are treated as data: nothing here is evaluated by a shell. POSIX sh, because NestOS
 # images have no python3 or perl.
 #
-#   build.sh exec PROGRAM ARG...      fill in {{value}} tokens in each argument, then exec
-#   build.sh clamp PROGRAM ARG...     the same, run as a child; then what it stamped with the
-#                                     clock (rpmdb install times, users' password dates) fixed
+#   build.sh exec [--rpms DIR] PROGRAM ARG...   fill in {{value}} tokens in each argument,
+#                                     add DIR's listed RPM files (see rpm-list), then exec
+#   build.sh clamp [--rpms DIR] PROGRAM ARG...  the same, run as a child; then what it
+#                                     stamped with the clock (rpmdb install times, users'
+#                                     password dates) fixed, and what it put under /opt moved
+#                                     to /usr/lib/opt
+#   build.sh rpm-list DIR             list DIR/*/*.rpm as DIR/list: SHA256 NEVRA PATH
 #   build.sh facts DIR                write the image's values to DIR/facts (a facts stage)
 #   build.sh kmods [--install NAME FILE] [--load NAME] [--options NAME OPTS] --conf NAME
-#   build.sh initramfs [DRIVER]...    dracut for the image's kernel, as rpm-ostree needs
+#   build.sh initramfs [DRIVER]... [--add M] [--omit M] [--omit-drivers D] [--install FILE]...
+#                                     dracut for the image's kernel, as rpm-ostree needs
 #   build.sh check [--host-rules] [--base DIR] [--package P] [--file PATH]...
 #   build.sh files [--remove PATH] [--dir PATH MODE] [--copy SRC DEST MODE OWNER]
-#                  [--tree SRC DEST OWNER] [--fetch URL SHA256 DEST MODE extract|-]
+#                  [--tree SRC DEST OWNER] [--fetch URL SHA256 DEST MODE extract|gunzip|-]
 #                  [--link PATH TARGET] [--set FILE SECTION KEY VALUE]...
 #                  (OWNER - is root; SECTION - is outside any section)
 #   build.sh repos [--enable ID] [--disable ID]...   in the base's /etc/yum.repos.d
 #   build.sh remove-matching GLOB...   rpm-ostree override remove of the installed matches
 #   build.sh selinux [--nestos] [--priority N] [--module FILE] [--boolean NAME on|off]...
 #                  semodule -N -X N -i FILE..., then setsebool -P -N NAME=on|off...
+#                  (FILE: a mounted project file, or one an installed package put here)
 set -eu
 
 # In a builder stage: the base image's values, copied from the facts stage.
@@ -101,14 +107,108 @@ substitute() {
     printf '%s' "$out$rest"
 }
 
+rpms_dir=
+take_rpms() {
+    # --rpms DIR in front of the program: its listed RPM files go after the arguments.
+    rpms_dir=
+    if [ "${1:-}" = --rpms ]; then
+        rpms_dir=$2
+        [ -r "$rpms_dir/list" ] || die "no RPM list at $rpms_dir/list: the layer's RPM stage did not run"
+    fi
+}
+
 cmd_exec() {
+    take_rpms "$@"
+    [ -z "$rpms_dir" ] || shift 2
     [ $# -gt 0 ] || die "exec: no program"
     for arg do
         shift
         value=$(substitute "$arg")
         set -- "$@" "$value"
     done
+    if [ -n "$rpms_dir" ]; then
+        while read -r _sum _nevra file; do
+            set -- "$@" "$rpms_dir/$file"
+        done <"$rpms_dir/list"
+    fi
     exec "$@"
+}
+
+# -- RPM files from stages and images ---------------------------------------------------------
+
+cmd_rpm_list() {
+    # DIR: every DIR/N/*.rpm (one directory per source, copied in by the RPM stage), checked
+    # to be a binary RPM rpm can read, listed as "SHA256 NEVRA N/FILE" in DIR/list. The list
+    # is COPYed into the image: it names what the layer installs, for `nestcustom test`.
+    dir=$1
+    : >"$dir/list.new"
+    for sub in "$dir"/*/; do
+        [ -d "$sub" ] || continue
+        found=
+        for file in "$sub"*.rpm; do
+            [ -f "$file" ] || continue
+            found=1
+            nevra=$(rpm -qp --nosignature --nodigest --qf '%{NEVRA} %{SOURCERPM}' "$file" 2>/dev/null) ||
+                die "${file#"$dir"/} is not an RPM file rpm can read"
+            case $nevra in
+                *" (none)") die "${file#"$dir"/} is a source RPM, which cannot be installed" ;;
+            esac
+            sum=$(sha256sum "$file")
+            printf '%s %s %s\n' "${sum%% *}" "${nevra%% *}" "${file#"$dir"/}" >>"$dir/list.new"
+        done
+        [ -n "$found" ] || die "no RPM file in ${sub%/}"
+    done
+    [ -s "$dir/list.new" ] || die "no RPM files to install"
+    sort -k 3 "$dir/list.new" >"$dir/list"
+    rm -f "$dir/list.new"
+}
+
+# -- /opt: a link to var/opt on an rpm-ostree system ------------------------------------------
+#
+# rpm-ostree installs straight into / in a container build (libdnf, no path translation:
+# contract section 1), so a package's /opt/NAME goes through the /opt -> var/opt link into
+# /var, which the host drops (and ostree-ext 0.9.1's commit refuses). As rpm-ostree's own
+# importer does for packages it layers (usr/lib/opt/NAME, and a tmpfiles.d link at boot), the
+# clamp moves what a command put there to /usr/lib/opt/NAME and links it back at boot.
+
+opt_var=
+opt_made=
+opt_before() {
+    opt_var= opt_made=
+    [ -L /opt ] || return 0
+    case $(readlink /opt) in
+        var/opt | /var/opt | ../var/opt) opt_var=/var/opt ;;
+        *) return 0 ;;
+    esac
+    if [ ! -d "$opt_var" ]; then
+        mkdir -p "$opt_var"
+        opt_made=1
+    fi
+    ls -A "$opt_var" >"$clamp_tmp.opt"
+}
+
+opt_after() {
+    [ -n "$opt_var" ] || return 0
+    for entry in "$opt_var"/* "$opt_var"/.[!.]*; do
+        [ -e "$entry" ] || [ -L "$entry" ] || continue
+        name=${entry##*/}
+        ! grep -F -x -q -e "$name" "$clamp_tmp.opt" || continue
+        mkdir -p /usr/lib/opt
+        if [ -d "/usr/lib/opt/$name" ] && [ -d "$entry" ] && [ ! -L "$entry" ]; then
+            cp -a "$entry/." "/usr/lib/opt/$name/" && rm -rf "$entry"
+        else
+            rm -rf "/usr/lib/opt/$name"
+            mv "$entry" "/usr/lib/opt/$name"
+        fi
+        conf=/usr/lib/tmpfiles.d/nestcustom-opt.conf
+        mkdir -p /usr/lib/tmpfiles.d
+        line="L /opt/$name - - - - ../../usr/lib/opt/$name"
+        [ -f "$conf" ] && grep -F -x -q -e "$line" "$conf" ||
+            printf '%s\n' "$line" >>"$conf"
+        printf 'nestcustom: /opt/%s moved to /usr/lib/opt/%s, linked back at boot\n' "$name" "$name" >&2
+    done
+    [ -z "$opt_made" ] || rmdir "$opt_var" 2>/dev/null || true
+    rm -f "$clamp_tmp.opt"
 }
 
 # -- times: what a package command stamps with the clock, taken from the image instead ----
@@ -240,21 +340,32 @@ clamp_shadow() {
 }
 
 cmd_clamp() {
+    take_rpms "$@"
+    [ -z "$rpms_dir" ] || shift 2
     [ $# -gt 0 ] || die "clamp: no program"
     for arg do
         shift
         value=$(substitute "$arg")
         set -- "$@" "$value"
     done
+    if [ -n "$rpms_dir" ]; then
+        while read -r _sum _nevra file; do
+            set -- "$@" "$rpms_dir/$file"
+        done <"$rpms_dir/list"
+    fi
     before=$(newest_time)
     rpm -qa --qf "$clamp_query" >"$clamp_tmp.packages"
     [ ! -f /etc/shadow ] || cp /etc/shadow "$clamp_tmp.shadow"
+    opt_before
     status=0
     "$@" || status=$?
     if [ "$status" -eq 0 ]; then
         clamp_rpmdb "$before"
         clamp_shadow "$before" /etc/shadow
         clamp_shadow "$before" /etc/shadow-
+        opt_after
+    elif [ -n "$opt_made" ]; then
+        rm -rf "$opt_var"
     fi
     rm -f "$clamp_tmp.packages" "$clamp_tmp.shadow"
     return "$status"
@@ -313,12 +424,24 @@ cmd_kmods() {
 
 cmd_initramfs() {
     kver=$(kernel_version)
-    drivers=
-    for driver do
-        drivers="$drivers $driver"
+    drivers= more=
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --add | --omit | --omit-drivers | --install)
+                # Names and paths are checked by the recipe's schema: no blanks in them.
+                more="$more $1 $2"
+                shift 2
+                ;;
+            *)
+                drivers="$drivers $1"
+                shift
+                ;;
+        esac
     done
     set -- --no-hostonly --kver "$kver" --reproducible --add ostree -f
     [ -z "$drivers" ] || set -- "$@" --add-drivers "${drivers# }"
+    # shellcheck disable=SC2086  # OPTION NAME pairs, split on purpose
+    set -- "$@" $more
     dracut "$@" "/usr/lib/modules/$kver/initramfs.img"
     chmod 0600 "/usr/lib/modules/$kver/initramfs.img"
 }
@@ -397,6 +520,15 @@ fetch() {
         mkdir -p "$3"
         tar -x -f "$tmp" -C "$3" --no-same-owner || die "$1 is not a tar archive tar can unpack"
         rm -f "$tmp"
+    elif [ "$5" = gunzip ]; then
+        parent "$3"
+        gzip -d -c "$tmp" >"$3.nestcustom" || {
+            rm -f "$tmp" "$3.nestcustom"
+            die "$1 is not a gzip-compressed file gzip can decompress"
+        }
+        rm -f "$tmp"
+        mv "$3.nestcustom" "$3"
+        chmod "$4" "$3"
     else
         parent "$3"
         mv "$tmp" "$3"
@@ -653,7 +785,14 @@ cmd_selinux() {
         case $1 in
             --nestos) nestos=1; shift ;;
             --priority) priority=$2; shift 2 ;;
-            --module) modules="$modules -i $2"; shift 2 ;;
+            --module)
+                case $2 in
+                    /run/nestcustom/*) ;;
+                    *) [ -f "$2" ] || die "selinux: the image has no $2: install the package that ships it in an earlier layer" ;;
+                esac
+                modules="$modules -i $2"
+                shift 2
+                ;;
             --boolean)
                 case $3 in
                     on) booleans="$booleans $2=1" ;;
@@ -725,7 +864,7 @@ cmd_check() {
     [ "$failures" -eq 0 ] || die "$failures check(s) failed; no image was tagged"
 }
 
-[ $# -gt 0 ] || die "usage: build.sh exec|clamp|facts|kmods|initramfs|check|files|repos|remove-matching|selinux ..."
+[ $# -gt 0 ] || die "usage: build.sh exec|clamp|rpm-list|facts|kmods|initramfs|check|files|repos|remove-matching|selinux ..."
 command=$1
 shift
 cmd_repo_auth() {
@@ -744,6 +883,7 @@ case $command in
     exec) cmd_exec "$@" ;;
     repo-auth) cmd_repo_auth "$@" ;;
     clamp) cmd_clamp "$@" ;;
+    rpm-list) cmd_rpm_list "$@" ;;
     facts) cmd_facts "$@" ;;
     kmods) cmd_kmods "$@" ;;
     initramfs) cmd_initramfs "$@" ;;

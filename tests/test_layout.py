@@ -29,6 +29,7 @@ RANK = {
     "base": 4,
     "gitops": 4,
     "deploy": 4,
+    "fleet": 4,
     "cli": 5,
     "__main__": 6,
 }

@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "keys": "nestcustom.cli.supply:keys",
     "sbom": "nestcustom.cli.supply:sbom",
     "advisories": "nestcustom.cli.supply:advisories",
+    "fleetlock": "nestcustom.cli.fleet:fleetlock",
+    "fleet": "nestcustom.cli.fleet:fleet",
 }
 
 _EPILOG = """\b

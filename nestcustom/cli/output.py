@@ -29,12 +29,22 @@ from typing import Any
 # The commands whose --json (or --format json) output is a result document. `schema
 # --format json` prints the recipe schema itself, not a result, and is not one of them.
 JSON_FLAG_COMMANDS = frozenset(
-    {"validate", "build", "test", "deploy", "status", "rollback", "base from-iso", "plan"}
+    {
+        "validate",
+        "build",
+        "test",
+        "deploy",
+        "status",
+        "rollback",
+        "base from-iso",
+        "plan",
+        "fleet status",
+    }
     | {"keys generate", "sbom", "advisories"}
 )
-GROUPS = frozenset({"base", "keys"})  # commands whose sub-command is part of the name
 JSON_FORMAT_COMMANDS = frozenset({"matrix", "diff"})
 _GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--project"})
+_GROUPS = frozenset({"base", "keys", "fleetlock", "fleet"})  # commands whose sub-command names the run
 
 KIND_BY_EXIT = {1: "failure", 2: "bad-input", 130: "interrupted", 143: "interrupted"}
 
@@ -63,7 +73,7 @@ def command_of(argv: Sequence[str]) -> tuple[str, list[str]]:
         if not words and arg.startswith("-"):
             i += 1
             continue
-        if not words or (len(words) == 1 and words[0] in GROUPS and not arg.startswith("-")):
+        if not words or (words[0] in _GROUPS and len(words) == 1 and not arg.startswith("-")):
             words.append(arg)
             i += 1
             continue

@@ -48,20 +48,27 @@ class Command:
 
     verb: tuple[str, ...]
     args: tuple[str, ...] = ()
+    # A directory of RPM files (a mounted stage, see steps.RPMS_MOUNT) whose list the build
+    # helper adds to the arguments: an install of local files with the named packages.
+    rpms: str = ""
 
     @property
     def argv(self) -> tuple[str, ...]:
         return (*self.verb, *self.args)
 
+    def _rpms(self) -> tuple[str, ...]:
+        return ("--rpms", self.rpms) if self.rpms else ()
+
     def through_helper(self) -> Command:
         """The same command, its arguments' {{values}} filled in by the build helper."""
-        return Command(("sh", HELPER, "exec", *self.verb), self.args)
+        return Command(("sh", HELPER, "exec", *self._rpms(), *self.verb), self.args)
 
     def clamped(self) -> Command:
         """The same command run by the build helper, which then gives what it stamped with
         the clock (rpmdb install times, new users' password dates) times from the image:
-        NestOS's librpm ignores SOURCE_DATE_EPOCH (contract section 1, "Times")."""
-        return Command(("sh", HELPER, "clamp", *self.verb), self.args)
+        NestOS's librpm ignores SOURCE_DATE_EPOCH (contract section 1, "Times"). It also
+        moves what packages put under /opt to /usr/lib/opt, as rpm-ostree does."""
+        return Command(("sh", HELPER, "clamp", *self._rpms(), *self.verb), self.args)
 
 
 REMOVE_CACHE = Command(("rm", "-rf", "/var/cache"))
@@ -76,8 +83,9 @@ def sorted_set(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(items)))
 
 
-def nestos_package_commands(layer: Layer) -> list[Command]:
-    """The rpm-ostree commands of one NestOS layer, in the manual's form."""
+def nestos_package_commands(layer: Layer, rpms: str = "") -> list[Command]:
+    """The rpm-ostree commands of one NestOS layer, in the manual's form; `rpms`: where the
+    layer's RPM files from stages or images are mounted."""
     commands: list[Command] = []
     names = [name for name in layer.remove if not is_glob(name)]
     globs = [name for name in layer.remove if is_glob(name)]
@@ -97,12 +105,12 @@ def nestos_package_commands(layer: Layer) -> list[Command]:
         repo, packages = layer.replace_from
         verb = ("rpm-ostree", "override", "replace", "--experimental", "--from", f"repo={repo}")
         commands.append(Command(verb, sorted_set(packages)))
-    if layer.install:
-        commands.append(Command(("rpm-ostree", "install"), sorted_set(layer.install)))
+    if layer.install or rpms:
+        commands.append(Command(("rpm-ostree", "install"), sorted_set(layer.install), rpms))
     return commands
 
 
-def dnf_package_commands(layer: Layer) -> list[Command]:
+def dnf_package_commands(layer: Layer, rpms: str = "") -> list[Command]:
     """A NewStart layer's package changes: the distribution's dnf."""
     dnf = ("dnf", "-y") if layer.weak_deps else ("dnf", "-y", "--setopt=install_weak_deps=False")
     commands: list[Command] = []
@@ -120,8 +128,8 @@ def dnf_package_commands(layer: Layer) -> list[Command]:
         repo, packages = layer.replace_from
         verb = (*dnf, f"--repo={repo}", "distro-sync")
         commands.append(Command(verb, sorted_set(packages)))
-    if layer.install:
-        commands.append(Command((*dnf, "install"), sorted_set(layer.install)))
+    if layer.install or rpms:
+        commands.append(Command((*dnf, "install"), sorted_set(layer.install), rpms))
     return commands
 
 

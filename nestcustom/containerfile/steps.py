@@ -27,8 +27,16 @@ from nestcustom.containerfile.commands import (
     stage_package_commands,
 )
 from nestcustom.containerfile.repofile import repo_file
+from nestcustom.containerfile.stepargs import (
+    bind,
+    copies,
+    copy_args,
+    initramfs_args,
+    layer_parts,
+    selinux_parts,
+)
 from nestcustom.recipe import values
-from nestcustom.recipe.model import Flavor, Layer, Recipe, Script
+from nestcustom.recipe.model import Flavor, Layer, Recipe
 
 HELPER_FILE = "nestcustom-build.sh"  # shared: one copy beside the recipes' directories
 FACTS_STAGE = "nestcustom-facts"
@@ -40,6 +48,10 @@ BASE_MOUNT = "/run/nestcustom/base"
 # reuses the RUN's cache when the stage changed (buildah#4522). COPY --from is
 # checksummed. The staged copy costs one small layer.
 KMOD_STAGING = "/usr/lib/nestcustom-kmods"
+# A layer's RPM files from stages and images: gathered in a stage of their own
+# (render.rpm_stage), mounted here in the layer's step.
+RPMS_MOUNT = "/run/nestcustom/rpms"
+RPMS_STAGE = "nestcustom-rpms-{index}"
 
 
 @dataclass(frozen=True)
@@ -65,11 +77,6 @@ def secret_path(secret: str) -> str:
     return f"/run/secrets/{secret}"
 
 
-def bind(source: str, target: str, stage: str | None = None) -> str:
-    origin = f"from={stage}," if stage else ""
-    return f"--mount=type=bind,{origin}source={source},target={target}"
-
-
 class StepWriter:
     """Writes the RUN steps of one recipe; `context_dir` is where its generated files live."""
 
@@ -92,36 +99,37 @@ class StepWriter:
         """(the command with known values filled in, whether the build must fill the rest)."""
         args = tuple(self.fill(a) for a in command.args)
         verb = tuple(self.fill(a) for a in command.verb)
-        return Command(verb, args), any(values.needs_build(a) for a in (*verb, *args))
+        late = any(values.needs_build(a) for a in (*verb, *args))
+        return Command(verb, args, command.rpms), late
 
     # -- layers ---------------------------------------------------------------------------
 
-    def layer(self, layer: Layer, stage_manager: str | None = None) -> RunStep:
-        """One layer of the image (stage_manager None) or of a builder stage."""
+    def layer(self, layer: Layer, stage_manager: str | None = None, index: int = 0) -> RunStep:
+        """One layer of the image (stage_manager None) or of a builder stage; `index`: its
+        place in the recipe's layers (names the stage its RPM files are gathered in)."""
+        rpms = RPMS_MOUNT if layer.local_rpms and stage_manager is None else ""
         if stage_manager is not None:
             packages = stage_package_commands(layer, stage_manager)
         elif self.nestos:
-            packages = nestos_package_commands(layer)
+            packages = nestos_package_commands(layer, rpms)
         else:
-            packages = dnf_package_commands(layer)
-        env = tuple(f"{name}={value}" for name, value in layer.env)
-        prefix = ("env", *env) if env else ()
-        own = [Command((*prefix, argv[0]), tuple(argv[1:])) for argv in layer.run]
-        mounts: list[str] = []
-        for index, script in enumerate(layer.scripts):
-            target = script_target(index, script)
-            mounts.append(bind(script.path, target))
-            own.append(Command((*prefix, *script.interpreter, target), script.args))
+            packages = dnf_package_commands(layer, rpms)
+        own = layer_parts(layer, self.nestos)
+        mounts = own.mounts
+        if rpms:
+            mounts.append(bind("/nestcustom-rpms", RPMS_MOUNT, RPMS_STAGE.format(index=index)))
         commands: list[Command] = []
         uses_helper = False
-        for command in (*packages, *own):
+        for command in (*packages, *own.commands):
             done, late = self.filled(command)
             if stage_manager is None and self.nestos and command.verb[0] == "rpm-ostree":
                 commands.append(done.clamped())  # fills values too; see Command.clamped
                 uses_helper = True
                 continue
-            commands.append(done.through_helper() if late else done)
-            uses_helper = uses_helper or late or command.verb[:2] == ("sh", HELPER)
+            commands.append(done.through_helper() if late or done.rpms else done)
+            uses_helper = (
+                uses_helper or late or bool(done.rpms) or command.verb[:2] == ("sh", HELPER)
+            )
         generated: list[tuple[str, str]] = []
         if layer.repos and stage_manager is None:
             plain = tuple(r for r in layer.repos if r.secret is None)
@@ -137,15 +145,15 @@ class StepWriter:
             commands += after
             uses_helper = uses_helper or bool(before)
         if stage_manager is None and self.nestos:
-            if layer.changes_packages:
+            if layer.changes_packages or any(s.kind == "initramfs" for s in layer.steps):
                 commands.append(REMOVE_CACHE)
             commands.append(COMMIT)
         elif stage_manager is None and layer.changes_packages:
             commands.append(Command(("dnf", "clean", "all")))
         if uses_helper:
             mounts.insert(0, bind(self.helper_source, HELPER))
-        sources = tuple(script.path for script in layer.scripts)
         mounted = tuple(dict.fromkeys(mounts))  # one secret may serve several repos
+        sources = tuple(dict.fromkeys(own.sources))
         return RunStep(tuple(commands), mounted, uses_helper, sources, tuple(generated))
 
     def _secret_repos(
@@ -250,7 +258,7 @@ class StepWriter:
             if self.staged_modules():
                 commands.append(Command(("rm", "-rf"), (KMOD_STAGING,)))
         if initramfs.regenerate:
-            commands.append(Command(("sh", HELPER, "initramfs"), initramfs.drivers))
+            commands.append(Command(("sh", HELPER, "initramfs"), initramfs_args(initramfs)))
         commands += [REMOVE_CACHE, COMMIT]
         sources = tuple(m.src for m in modules if m.src is not None and m.stage is None)
         return RunStep(tuple(commands), tuple(mounts), True, sources)
@@ -272,27 +280,17 @@ class StepWriter:
             args += ["--remove", path]
         for directory in recipe.directories:
             args += ["--dir", directory.path, directory.mode]
-        sources = []
-        copies = [
-            (spec.src, spec.sha256, spec.dest, spec.mode, spec.owner, spec.tree)
-            for spec in (*recipe.files, *recipe.dropins)
-            if spec.source is None and not spec.copied_alone
-        ]
-        copies += [
+        items = copies((*recipe.files, *recipe.dropins))
+        items += [
             (s.key.src, s.key.sha256, s.key.dest, "0644", None, False)
             for s in recipe.signing.scopes
         ]
-        copies += [(src, sha, dest, "0644", None, False) for src, sha, dest in generated]
-        for src, sha256, dest, mode, owner, tree in copies:
-            target = content_path("/run/nestcustom/files", sha256, basename(src) or "tree")
-            mounts.append(bind(src, target))
-            if tree:
-                args += ["--tree", target, dest, owner or "-"]
-            else:
-                args += ["--copy", target, dest, mode, owner or "-"]
-            sources.append(src)
+        items += [(src, sha, dest, "0644", None, False) for src, sha, dest in generated]
+        more_mounts, more_args, sources = copy_args(items)
+        mounts += more_mounts
+        args += more_args
         for download in recipe.downloads:
-            extract = "extract" if download.extract else "-"
+            extract = "extract" if download.extract else "gunzip" if download.decompress else "-"
             fetch = ["--fetch"]
             if download.secret is not None:
                 fetch = ["--fetch-auth", secret_path(download.secret)]
@@ -317,28 +315,14 @@ class StepWriter:
     # -- SELinux ----------------------------------------------------------------------------
 
     def selinux(self) -> RunStep | None:
-        """Modules (semodule -N -i), then booleans (setsebool -P -N: a module may define
-        them), in the image's policy store, through the build helper. Module files are
-        bind-mounted at paths named by their content, under their own names (semodule
-        names a .cil module after its file)."""
+        """The selinux: section's step: modules, then booleans, in the image's policy store."""
         selinux = self.recipe.selinux
         if not selinux.is_set:
             return None
-        mounts = [bind(self.helper_source, HELPER)]
-        args: list[str] = ["--nestos"] if self.nestos else []
-        if selinux.modules:
-            args += ["--priority", str(selinux.priority)]
-        for module in selinux.modules:
-            target = content_path("/run/nestcustom/selinux", module.sha256, basename(module.src))
-            mounts.append(bind(module.src, target))
-            args += ["--module", target]
-        for name, value in sorted(selinux.booleans):
-            args += ["--boolean", name, "on" if value else "off"]
-        commands = [Command(("sh", HELPER, "selinux"), tuple(args))]
-        if self.nestos:
-            commands.append(COMMIT)
-        sources = tuple(module.src for module in selinux.modules)
-        return RunStep(tuple(commands), tuple(mounts), True, sources)
+        parts = selinux_parts(selinux, self.nestos)
+        commands = parts.commands + ([COMMIT] if self.nestos else [])
+        mounts = [bind(self.helper_source, HELPER), *parts.mounts]
+        return RunStep(tuple(commands), tuple(mounts), True, tuple(parts.sources))
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -364,11 +348,3 @@ class StepWriter:
         if self.nestos:
             commands.append(COMMIT)
         return RunStep(tuple(commands), tuple(mounts), True)
-
-
-def script_target(index: int, script: Script) -> str:
-    """Where a script is mounted: by its content (see content_path), under its own name,
-    so its messages (`$0`) say which it is."""
-    if not script.sha256:  # a script that was not found: the recipe is already invalid
-        return f"/run/nestcustom/scripts/{index}/{basename(script.path)}"
-    return content_path("/run/nestcustom/scripts", script.sha256, basename(script.path))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from nestcustom.deploy import hostlock
+from nestcustom.deploy import hostkargs, hostlock
 from nestcustom.deploy.decide import DriverChoice, preflight_refusal, rebase_argv, rollback_action
 from nestcustom.deploy.fleetlock import FleetLock, LockError, zincati_id
 from nestcustom.deploy.health import SCRIPT as HEALTH_SCRIPT
@@ -31,6 +31,7 @@ from nestcustom.deploy.hoststatus import (
 )
 from nestcustom.deploy.inventory import Host
 from nestcustom.deploy.journal import Journal
+from nestcustom.deploy.kargs import KargsPlan
 from nestcustom.deploy.report import StepRecord
 from nestcustom.deploy.signals import StopFlags
 from nestcustom.deploy.ssh import Connection, Failure, SshError, answers
@@ -46,7 +47,8 @@ UP_GRACE = 10.0  # seconds a host may keep greeting after its reboot before it i
 # the status and the health checks come in the same command (one ssh process, one session).
 _POLL = (
     f'old=$1; shift; cat {BOOT_ID}; [ "$(cat {BOOT_ID})" = "$old" ] && exit 0\n'
-    "echo ==status; rpm-ostree status --json; echo ==health\n" + HEALTH_SCRIPT
+    "echo ==status; rpm-ostree status --json; echo ==cmdline; cat /proc/cmdline; echo ==health\n"
+    + HEALTH_SCRIPT
 )
 _CHANGE = (
     hostlock.TAKE_SCRIPT
@@ -148,6 +150,11 @@ class HostRun:
     # sign the host is back (not so behind an ssh_config ProxyJump or alias)
     greets_directly: bool = False
     health: list[str] = field(default_factory=list)  # failed health checks after the reboot
+    kargs: KargsPlan | None = None  # the kernel arguments the rollout applies (the image's)
+    cmdline_before: str = ""  # /proc/cmdline before the rollout, for the rollback's check
+    cmdline_after: str | None = None  # /proc/cmdline read with the status after a reboot
+    rollback_note: str = ""  # why a rollback that booted the old deployment is not verified
+    staged_target: bool = False  # the target is staged (a later failure must undo it)
     failed_step: str | None = None
     # the preflight facts read ahead, while earlier hosts rebooted (rollout.py); read-only
     ahead: Future[HostFacts] | None = None
@@ -300,7 +307,28 @@ class HostRun:
             raise HostFailed(
                 f"after the rebase the staged deployment is {identity(staged)}, not {self.target.digest}"
             )
-        return ("already staged " if already else "staged ") + str(staged.image_digest)
+        self.staged_target = True
+        detail = ("already staged " if already else "staged ") + str(staged.image_digest)
+        return detail + (self.apply_kargs() if self.target.kargs is not None else "")
+
+    def apply_kargs(self) -> str:
+        """The image's kernel arguments on the staged deployment, recorded for --resume."""
+        assert self.target is not None and self.target.kargs is not None and self.facts
+        try:
+            applied = hostkargs.apply(self.conn, self.target.kargs, self.facts)
+        except hostkargs.KargsFailed as exc:
+            raise HostFailed(exc.message, exc.hint, failure="kernel-arguments") from exc
+        staged = applied.status.staged if applied.status else None
+        if applied.status is not None and (
+            staged is None or staged.image_digest != self.target.digest
+        ):
+            raise HostFailed(f"after rpm-ostree kargs the staged deployment is {identity(staged)}")
+        self.kargs = plan = applied.plan
+        self.journal.record(
+            self.host.name, "kargs", "ok", present=list(plan.present),
+            absent=list(plan.absent), cmdline=self.facts.cmdline,
+        )  # fmt: skip
+        return f"; kernel arguments {plan.summary()}" + ("" if plan.options else " (already so)")
 
     def reboot(self) -> str:
         lock = self.options.fleetlock
@@ -371,9 +399,11 @@ class HostRun:
                         name="reading the boot id",
                     ).stdout
                     boot, _, rest = out.partition("\n==status\n")
-                    status, _, health = rest.partition("\n==health\n")
+                    rest, _, health = rest.partition("\n==health\n")
+                    status, _, cmdline = rest.partition("\n==cmdline\n")
                     if boot.strip() and boot.strip() != old and status:
                         self.after = parse_status(status)
+                        self.cmdline_after = cmdline.strip()
                         self.health = judge(self.options.health, health)
                         return f"back with boot id {boot.strip()}"
                 except SshError as exc:
@@ -396,6 +426,13 @@ class HostRun:
         booted = (self.after or self.status()).booted
         if booted is None or booted.image_digest != self.target.digest:
             raise HostFailed(f"came back on {identity(booted)}, not {self.target.digest}")
+        problem = hostkargs.after_boot(self.kargs, self.cmdline_after or "") if self.kargs else None
+        if problem:
+            raise HostFailed(
+                f"on the target but {problem}",
+                "rpm-ostree kargs on the host shows the arguments it boots with",
+                failure="kernel-arguments",
+            )
         if self.health:
             count = len(self.health)
             raise HostFailed(
@@ -428,6 +465,15 @@ class HostRun:
             self.after = None
             self.wait_for_new_boot(old)
             status = self.after or self.status()
+            before = self.facts.cmdline if self.facts else self.cmdline_before
+            note = (
+                hostkargs.restored(before, self.cmdline_after)
+                if before and self.cmdline_after
+                else None
+            )
+            if note:
+                self.rollback_note = f"booted the previous deployment, but {note}"
+                return False
         booted = status.booted
         return booted is not None and booted.checksum == self.previous.checksum
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nestcustom.deploy.hostlock import LOCK_PATH
+from nestcustom.deploy.kargs import KARGS_D
 from nestcustom.deploy.sanitize import clean
 from nestcustom.errors import NestcustomError
 
@@ -117,6 +118,9 @@ for f in /etc/containers/registries.d/*.yaml; do
   [ -f "$f" ] && {{ echo "=#nc:registries.d ${{f##*/}}"; cat "$f"; echo; }}
 done
 echo =#nc:skopeo; skopeo --version 2>/dev/null
+echo ==cmdline; cat /proc/cmdline 2>/dev/null
+echo ==kargs-d
+for f in {KARGS_D}/*.toml; do [ -f "$f" ] && echo "--- $f" && cat "$f" && echo; done
 echo ==end
 """
 _SECTION = re.compile(r"^==([a-z-]+)$")
@@ -131,6 +135,8 @@ class HostFacts:
     boot_id: str
     rpm_ostree: tuple[int, int] | None  # (2022, 16); None when the host did not say
     lock: str = ""  # the rollout lock on the host, as written; "" when there is none
+    cmdline: str = ""  # /proc/cmdline of the boot the preflight saw
+    kargs_d: tuple[tuple[str, str], ...] = ()  # (name, text) of the booted root's kargs.d
     trust: str = ""  # policy.json, registries.d and skopeo's version, as trust.py reads them
 
 
@@ -164,8 +170,21 @@ def parse_facts(text: str) -> HostFacts:
         boot_id=first("boot-id"),
         rpm_ostree=(int(version.group(1)), int(version.group(2))) if version else None,
         lock="\n".join(sections.get("lock", [])).strip(),
+        cmdline=first("cmdline"),
+        kargs_d=_kargs_files(sections.get("kargs-d", [])),
         trust="\n".join(sections.get("trust", [])),
     )
+
+
+def _kargs_files(lines: list[str]) -> tuple[tuple[str, str], ...]:
+    """(name, text) of each file the facts script printed after a `--- PATH` line."""
+    files: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line.startswith(f"--- {KARGS_D}/"):
+            files.append((line.rsplit("/", 1)[1], []))
+        elif files:
+            files[-1][1].append(line)
+    return tuple((name, "\n".join(text)) for name, text in files)
 
 
 def needs_experimental(version: tuple[int, int] | None) -> bool:

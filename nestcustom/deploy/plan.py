@@ -25,6 +25,7 @@ from nestcustom.deploy.hostrun import HostRun, Listener, Owner, RolloutOptions
 from nestcustom.deploy.hoststatus import parse_status
 from nestcustom.deploy.inventory import Host, load_inventory
 from nestcustom.deploy.journal import Journal, journal_exists, read_rows
+from nestcustom.deploy.kargs import KargsPlan
 from nestcustom.deploy.replay import Replay, replay
 from nestcustom.deploy.report import HostReport, RolloutResult
 from nestcustom.deploy.rollout import rollout
@@ -304,6 +305,11 @@ def _host_run(
         run.earlier_before = trail.before
         run.was_rebooting = trail.rebooting
         run.slot_held = trail.slot_held
+        if trail.kargs is not None:  # applied before the stop: checked after the reboot
+            run.kargs = KargsPlan(
+                (), tuple(trail.kargs.get("present", ())), tuple(trail.kargs.get("absent", ()))
+            )
+            run.cmdline_before = str(trail.kargs.get("cmdline", ""))
         # The earlier run may have left its lock on the host (it is ours: released at the end).
         run.lock_held = trail.last is not None and trail.last[0] not in ("skipped", "busy")
     return run

@@ -37,6 +37,7 @@ class Trail:
     before: str | None = None  # what it booted when this rollout first saw it
     rebased: bool = False
     slot_held: bool = False  # a FleetLock slot taken and not released
+    kargs: dict[str, Any] | None = None  # the kernel arguments applied: present, absent, cmdline
 
     @property
     def rebooting(self) -> bool:
@@ -78,6 +79,8 @@ def replay(path: Path, rows: list[Row]) -> Replay:
             trail["before"] = data["before"]
         if step == "rebase" and state == "ok":
             trail["rebased"] = True
+        if step == "kargs":
+            trail["kargs"] = data
         if step == "slot":
             trail["slot_held"] = state == "taken"
         if step in FINAL_STEPS:

@@ -33,6 +33,7 @@ FAILURES = (
     "wrong-image",  # came back on another deployment than the target
     "unhealthy",  # on the target, but a health check failed (system state, units, checks)
     "untrusted",  # the image's signature was not proven on the host: nothing was staged
+    "kernel-arguments",  # the image's kernel arguments could not be applied or did not boot
 )
 
 

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from nestcustom.deploy import hostkargs
 from nestcustom.deploy.decide import may_start, skip_reason
 from nestcustom.deploy.hostrun import (
     STEP_FAILURE,
@@ -68,7 +69,17 @@ def _deploy(run: HostRun) -> HostReport:
         run.journal.record(name, "preflight", "noted", before=run.before())
         assert run.facts is not None
         if run.previous and run.previous.image_digest == digest:
-            # Already there: untouched, or brought there by the run this one resumes.
+            # Already there: untouched, or brought there by the run this one resumes (whose
+            # kernel arguments, journalled, must be what it booted with).
+            problem = (
+                run.kargs and run.resumed and hostkargs.after_boot(run.kargs, run.facts.cmdline)
+            )
+            if problem:
+                raise HostFailed(
+                    f"on the target but {problem}",
+                    "`nestcustom rollback` boots its previous deployment",
+                    failure="kernel-arguments",
+                )
             return report("updated" if run.resumed else "unchanged", digest)
         if run.trust is not None and asked(run, run.trust):
             trust = run.trust
@@ -87,7 +98,8 @@ def _deploy(run: HostRun) -> HostReport:
     except HostBusy as busy:
         return report("busy", None, error=busy.message, hint=busy.hint)
     except NestcustomError as exc:
-        return _failed(run, exc, changed, report)
+        # A step may fail after the target was staged (its kernel arguments): undo that too.
+        return _failed(run, exc, changed or run.staged_target, report)
 
 
 def _failed(
@@ -121,6 +133,7 @@ def _failed(
         try:
             verified = run.roll_back()
             detail = "back on the previous deployment" if verified else "not back on it"
+            detail = run.rollback_note or detail
             run.journal.record(run.host.name, "rollback", "ok" if verified else "error")
         except NestcustomError as rollback_error:
             verified, detail = False, rollback_error.message

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from nestcustom.deploy.kargs import LABEL as KARGS_LABEL
+from nestcustom.deploy.kargs import ImageKargs, parse_label
 from nestcustom.errors import BadInputError, NestcustomError
 from nestcustom.image import registry
 from nestcustom.recipe.schema import recipe_schema
@@ -25,6 +27,7 @@ class Target:
     arch: str | None
     signed: bool = False
     labels: tuple[tuple[str, str], ...] = ()  # the image's labels (its signing policy, trust.py)
+    kargs: ImageKargs | None = None  # its kernel arguments (label), None: it sets none
 
     @property
     def ostree_ref(self) -> str:
@@ -66,4 +69,7 @@ def resolve_target(reference: str, signed: bool, tls_verify: bool) -> Target:
             f"{reference} is not a bootable image: it has no ostree.bootable label",
             "build it FROM a NestOS base (which carries the label); rpm-ostree refuses it on every host",
         )
-    return Target(f"{repository}@{served}", served, arch, signed, tuple(sorted(labels.items())))
+    kargs = parse_label(labels.get(KARGS_LABEL))
+    return Target(
+        f"{repository}@{served}", served, arch, signed, tuple(sorted(labels.items())), kargs
+    )

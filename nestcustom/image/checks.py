@@ -414,7 +414,7 @@ def layer_packages(recipe: Recipe, fill: Callable[[str], str] = str) -> dict[str
     wants: dict[str, _Want] = {}
     for layer in recipe.layers:
         _layer_wants(wants, layer, fill)
-        if layer.run or layer.scripts:
+        if layer.runs_programs:
             for name, want in wants.items():
                 if want.present:
                     wants[name] = replace(want, commands_after=layer.name)

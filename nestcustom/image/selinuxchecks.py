@@ -12,7 +12,7 @@ module installed at priority P is the directory active/modules/P/NAME, which
 from __future__ import annotations
 
 from nestcustom.image.checks import CheckResult, Runner
-from nestcustom.recipe.model import Recipe
+from nestcustom.recipe.model import Recipe, Selinux
 
 # Prints the store directory (STORE-ROOT/TYPE), as the build helper finds it.
 _STORE_SCRIPT = r"""
@@ -26,9 +26,22 @@ printf '%s/%s\n' "${root:-/var/lib/selinux}" "$type"
 
 
 def selinux_checks(recipe: Recipe, host: Runner) -> list[CheckResult]:
-    selinux = recipe.selinux
-    if not selinux.is_set:
-        return []
+    """The selinux: section's, then each layer's selinux steps' (in the order they ran: a
+    later boolean setting wins in booleans.local, which each check reads as it is)."""
+    steps = [
+        step.selinux
+        for layer in recipe.layers
+        for step in layer.steps
+        if step.selinux is not None and step.selinux.is_set
+    ]
+    results: list[CheckResult] = []
+    for selinux in (*steps, recipe.selinux):
+        if selinux.is_set:
+            results += _store_checks(selinux, host)
+    return results
+
+
+def _store_checks(selinux: Selinux, host: Runner) -> list[CheckResult]:
     found = host.run("sh -c %s sh", _STORE_SCRIPT)
     store = found.stdout.strip()
     wanted = [

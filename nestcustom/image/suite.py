@@ -7,7 +7,7 @@ store); this module only orders them.
 
 from __future__ import annotations
 
-from nestcustom.image import configchecks, imagevalues, selinuxchecks
+from nestcustom.image import configchecks, imagevalues, languagechecks, selinuxchecks
 from nestcustom.image.checks import CheckResult, Checks, Runner, layer_packages
 from nestcustom.recipe.model import Flavor, Recipe
 
@@ -47,6 +47,7 @@ def run_checks(
             sha256 = spec.sha256 or None  # none for a file from a stage or image
             results += checks.file(spec.dest, mode=spec.mode, sha256=sha256, builtin=True)
     results += configchecks.config_checks(recipe, host)
+    results += languagechecks.language_checks(recipe, host)
     results += selinuxchecks.selinux_checks(recipe, host)
     results += [checks.kernel_module(m, facts.get("kernel")) for m in recipe.kernel_modules]
     conf = f"nestcustom-{recipe.name}.conf"

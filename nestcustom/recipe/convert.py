@@ -26,8 +26,11 @@ from nestcustom.recipe.model import (
     Flavor,
     Group,
     Initramfs,
+    KernelArguments,
     KernelModule,
     Layer,
+    LayerStep,
+    LocalRpms,
     Recipe,
     Repo,
     RpmOstreeVersion,
@@ -42,9 +45,12 @@ from nestcustom.recipe.model import (
     Tests,
     Units,
     User,
+    UserUnits,
 )
+from nestcustom.recipe.names import copr_repo, unit_name, units
+from nestcustom.recipe.optpaths import translate_opt
 from nestcustom.recipe.projectfiles import ProjectFiles, interpreter
-from nestcustom.recipe.selinuxmodules import module_name
+from nestcustom.recipe.selinuxmodules import image_module_name, module_name
 from nestcustom.recipe.source import YamlList, YamlMap
 
 Path_ = tuple[str | int, ...]
@@ -111,6 +117,7 @@ class Converter:
                     _mode(x.get("mode", "0644")),
                     x.get("extract", False),
                     x.get("secret"),
+                    x.get("decompress"),
                 ),
                 doc.get("downloads"),
             ),
@@ -147,7 +154,17 @@ class Converter:
             kernel_modules=self.kernel_modules(doc.get("kernel-modules")),
             initramfs=self.initramfs(doc.get("initramfs", {})),
             checks=self.checks(doc.get("checks", {})),
+            kernel_arguments=self.kernel_arguments(doc.get("kernel-arguments")),
+            user_units=_each(
+                lambda u: UserUnits(u["user"], units(u["enable"]), u.get("linger", False)),
+                systemd.get("user-units"),
+            ),
+            flatpaks=tuple(doc.get("flatpaks", ())),
         )
+        if recipe.base.flavor is Flavor.NESTOS:
+            # /opt is a link to var/opt on a NestOS host: paths there go to /usr/lib/opt,
+            # linked back at boot, as rpm-ostree does with packages' /opt content.
+            recipe = translate_opt(recipe)
         # Destinations may name values the recipe fixes ({{arch}}, {{recipe.name}}): filled
         # in here, once, so every later stage sees the real path.
         if not any("{{" in spec.dest for spec in recipe.files):
@@ -171,10 +188,16 @@ class Converter:
         get = layer.get
         scripts = get("script", ())
         replace_from = get("replace-from")
+        install = get("install", ())
+        local = [(k, i) for k, i in enumerate(install) if type(i) is not str] if install else ()
+        files, steps = get("files"), get("steps")
         return Layer(
             name=layer["name"],
             description=get("description", ""),
-            install=tuple(get("install", ())),
+            install=tuple(i for i in install if type(i) is str) if local else tuple(install),
+            local_rpms=tuple(LocalRpms(i["from"], i["path"], k) for k, i in local),
+            files=self.file_specs(files, (*path, "files")) if files else (),
+            steps=self.steps(steps, (*path, "steps")) if steps else (),
             remove=tuple(get("remove", ())),
             replace=tuple(get("replace", ())),
             swap=_each(lambda s: Swap(_names(s["remove"]), _names(s["install"])), get("swap")),
@@ -196,13 +219,40 @@ class Converter:
             origin=origin,
         )
 
-    def script(self, scripts: YamlList, index: int, path: Path_) -> Script:
-        entry = scripts[index]
+    def steps(self, items: YamlList | None, path: Path_) -> tuple[LayerStep, ...]:
+        if not items:
+            return ()
+        steps = []
+        for index, item in enumerate(items):
+            at = (*path, index)
+            kind = next(iter(item))  # the schema allows exactly one key
+            if kind == "run":
+                steps.append(LayerStep(kind, command=tuple(item["run"])))
+            elif kind == "script":
+                steps.append(LayerStep(kind, script=self.script(item, "script", (*at, "script"))))
+            elif kind == "files":
+                steps.append(LayerStep(kind, files=self.file_specs(item["files"], (*at, "files"))))
+            elif kind == "initramfs":
+                options = self.initramfs({"regenerate": True, **item["initramfs"]})
+                steps.append(LayerStep(kind, initramfs=options))
+            else:
+                selinux = self.selinux(item["selinux"], (*at, "selinux"))
+                steps.append(LayerStep(kind, selinux=selinux))
+        return tuple(steps)
+
+    def script(self, scripts: YamlList | YamlMap, index: int | str, path: Path_) -> Script:
+        """A script of a layer's script: list (`index` a number) or of a step (`script`)."""
+        if isinstance(scripts, YamlList) and isinstance(index, int):
+            entry, container_origin = scripts[index], scripts.item_origin(index)
+        else:
+            assert isinstance(scripts, YamlMap) and isinstance(index, str)
+            entry = scripts[index]
+            container_origin = scripts.value_origin(index) or scripts.origin
         if isinstance(entry, str):
-            relative, args, where = entry, (), scripts.item_origin(index)
+            relative, args, where = entry, (), container_origin
         else:
             relative, args = entry["path"], tuple(entry.get("args", ()))
-            where = entry.value_origin("path") or scripts.item_origin(index)
+            where = entry.value_origin("path") or container_origin
             path = (*path, "path")
         found = self.files.find(relative, where.location, path)
         if found is None:  # already reported; kept so its layer is not also called empty
@@ -266,14 +316,17 @@ class Converter:
                 )
         return Signing(tuple(scopes), entry.get("default", "accept") == "reject")
 
-    def selinux(self, entry: YamlMap | None) -> Selinux:
+    def selinux(self, entry: YamlMap | None, path: Path_ = ("selinux",)) -> Selinux:
         if entry is None:
             return Selinux()
         modules = []
         items = entry.get("modules", ())
         for index, relative in enumerate(items):
+            if relative.startswith("/"):  # a file an installed package put in the image
+                modules.append(SelinuxModule(relative, "", image_module_name(relative), index))
+                continue
             where = items.item_origin(index)
-            found = self.files.find(relative, where.location, ("selinux", "modules", index))
+            found = self.files.find(relative, where.location, (*path, "modules", index))
             if found is not None:
                 try:
                     data = (self.files.root / found.path).read_bytes()
@@ -361,7 +414,25 @@ class Converter:
 
     @staticmethod
     def initramfs(entry: dict[str, Any]) -> Initramfs:
-        return Initramfs(entry.get("regenerate", False), tuple(entry.get("drivers", ())))
+        return Initramfs(
+            entry.get("regenerate", False),
+            tuple(entry.get("drivers", ())),
+            tuple(entry.get("add", ())),
+            tuple(entry.get("omit", ())),
+            tuple(entry.get("omit-drivers", ())),
+            tuple(entry.get("install", ())),
+        )
+
+    @staticmethod
+    def kernel_arguments(entry: dict[str, Any] | None) -> KernelArguments:
+        if not entry:
+            return KernelArguments()
+        return KernelArguments(
+            tuple(entry.get("append", ())),
+            tuple(entry.get("delete", ())),
+            tuple(entry.get("replace", ())),
+            tuple(entry.get("match-architectures", ())),
+        )
 
     @staticmethod
     def checks(entry: dict[str, Any]) -> BuildChecks:
@@ -394,20 +465,6 @@ class Converter:
         )
 
 
-UNIT_SUFFIXES = (
-    ".service", ".socket", ".timer", ".path", ".target", ".mount", ".automount", ".swap", ".slice"
-)  # fmt: skip
-
-
-def unit_name(name: str) -> str:
-    """A unit name as systemctl reads it: without a known suffix, `.service`."""
-    return name if name.endswith(UNIT_SUFFIXES) else f"{name}.service"
-
-
-def units(names: list[str] | None) -> tuple[str, ...]:
-    return tuple(unit_name(name) for name in names) if names else ()
-
-
 def _each(make: Callable[[Any], T], items: list[Any] | None) -> tuple[T, ...]:
     """`make` of each item; most recipes leave most lists out, which costs nothing here."""
     return tuple(make(item) for item in items) if items else ()
@@ -420,20 +477,3 @@ def _mode(mode: str) -> str:
 def _names(value: str | list[str]) -> tuple[str, ...]:
     """One package or a list of them (swap's two forms)."""
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-EUR = "https://eur.openeuler.openatom.cn"  # openEuler's COPR instance
-
-
-def copr_repo(project: str, chroot: str, instance: str | None) -> dict[str, str]:
-    """A COPR project's repo as `dnf copr enable` writes it: id copr:HOST:OWNER:PROJECT (a
-    group's @ spelled group_), results/OWNER/PROJECT/CHROOT-$basearch/, its pubkey.gpg."""
-    base = (instance or EUR).rstrip("/")
-    owner, name = project.split("/", 1)
-    host = base.split("://", 1)[-1].split("/", 1)[0]
-    results = f"{base}/results/{owner}/{name}"
-    return {
-        "id": f"copr:{host}:{owner.replace('@', 'group_')}:{name}",
-        "baseurl": f"{results}/{chroot}-$basearch/",
-        "gpgkey": f"{results}/pubkey.gpg",
-    }

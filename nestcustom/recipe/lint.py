@@ -4,7 +4,9 @@
 the image holds), rules_files (files, links, users, units, the layer count)
 or rules_build (what its build runs: commands, scripts,
 stages, values, kernel modules), rules_selinux (booleans and policy modules),
-rules_secrets (no password in a URL, no secret in env:), rules_signing (keys of the
+rules_secrets (no password in a URL, no secret in env:), rules_language (a layer's files
+and steps, RPM files from stages, kernel arguments, one user's units, /nix, flatpaks),
+rules_order (a step that reads what a later step writes), rules_signing (keys of the
 scope's signature type).
 """
 
@@ -15,6 +17,8 @@ from nestcustom.recipe import (
     rules_build,
     rules_files,
     rules_image,
+    rules_language,
+    rules_order,
     rules_secrets,
     rules_selinux,
     rules_signing,
@@ -37,6 +41,8 @@ RULES: tuple[Rule, ...] = (
     *rules_files.RULES,
     *rules_selinux.RULES,
     *rules_secrets.RULES,
+    *rules_language.RULES,
+    *rules_order.RULES,
     *rules_signing.RULES,
 )
 

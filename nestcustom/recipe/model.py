@@ -9,6 +9,50 @@ from dataclasses import astuple, dataclass, field
 from enum import Enum
 from typing import Any
 
+from nestcustom.recipe.parts import (
+    RUN_MOUNTED_FILES,
+    BuildChecks,
+    CommandCheck,
+    Directory,
+    Download,
+    Edit,
+    FileCheck,
+    FileSpec,
+    Group,
+    KernelArguments,
+    Selinux,
+    SelinuxModule,
+    Signing,
+    SigningScope,
+    Symlink,
+    Tests,
+    Units,
+    User,
+    UserUnits,
+)
+
+__all__ = [
+    "RUN_MOUNTED_FILES",
+    "BuildChecks",
+    "CommandCheck",
+    "Directory",
+    "Download",
+    "Edit",
+    "FileCheck",
+    "FileSpec",
+    "Group",
+    "KernelArguments",
+    "Selinux",
+    "SelinuxModule",
+    "Signing",
+    "SigningScope",
+    "Symlink",
+    "Tests",
+    "Units",
+    "User",
+    "UserUnits",
+]
+
 DEFAULT_TAG = "localhost/nestcustom/{name}:latest"  # {name}: the recipe's name
 ARCH_SUFFIX = re.compile(r"-(x86_64|aarch64|riscv64|loongarch64)$")
 
@@ -82,6 +126,27 @@ class Script:
 
 
 @dataclass(frozen=True)
+class LocalRpms:
+    """RPM files from a builder stage or an image, installed with the layer's packages."""
+
+    source: str  # a stage of the recipe, or an image reference
+    path: str  # absolute path there; the file name may be a glob (/out/*.rpm)
+    index: int = field(default=0, compare=False)  # its place in install:, to locate problems
+
+
+@dataclass(frozen=True)
+class LayerStep:
+    """One of a layer's `steps:`, run in the order written: exactly one kind is set."""
+
+    kind: str  # run | script | files | initramfs | selinux
+    command: tuple[str, ...] = ()
+    script: Script | None = None
+    files: tuple[FileSpec, ...] = ()
+    initramfs: Initramfs | None = None
+    selinux: Selinux | None = None
+
+
+@dataclass(frozen=True)
 class Layer:
     name: str
     description: str = ""
@@ -95,16 +160,37 @@ class Layer:
     repos: tuple[Repo, ...] = ()  # for this layer's step only (mounted, never in the image)
     replace_from: tuple[str, tuple[str, ...]] | None = None  # (repo id, base packages)
     weak_deps: bool = True  # installs bring Recommends too (dnf only can skip them)
+    files: tuple[FileSpec, ...] = ()  # project files, after the package changes
+    steps: tuple[LayerStep, ...] = ()  # last, in the order written
+    local_rpms: tuple[LocalRpms, ...] = ()  # RPM files installed with `install`
     # Where the layer was written (FILE:LINE:COL), for build errors; not part of its identity.
     origin: str = field(default="", compare=False)
 
     @property
     def changes_packages(self) -> bool:
-        return bool(self.install or self.remove or self.replace or self.swap or self.replace_from)
+        return bool(
+            self.install
+            or self.local_rpms
+            or self.remove
+            or self.replace
+            or self.swap
+            or self.replace_from
+        )
 
     @property
     def is_empty(self) -> bool:
-        return not (self.changes_packages or self.run or self.scripts)
+        return not (self.changes_packages or self.run or self.scripts or self.files or self.steps)
+
+    @property
+    def runs_programs(self) -> bool:
+        """Whether the layer runs more than package changes and file copies: commands,
+        scripts, dracut or semodule (a failure then is not rpm-ostree's)."""
+        return bool(self.run or self.scripts or any(s.kind != "files" for s in self.steps))
+
+    @property
+    def all_files(self) -> tuple[FileSpec, ...]:
+        """Its files: and those of its files steps, in the order they are installed."""
+        return self.files + tuple(f for step in self.steps for f in step.files)
 
 
 @dataclass(frozen=True)
@@ -132,17 +218,20 @@ class KernelModule:
 @dataclass(frozen=True)
 class Initramfs:
     regenerate: bool = False
-    drivers: tuple[str, ...] = ()
+    drivers: tuple[str, ...] = ()  # dracut --add-drivers
+    add: tuple[str, ...] = ()  # dracut --add (modules)
+    omit: tuple[str, ...] = ()  # dracut --omit (modules)
+    omit_drivers: tuple[str, ...] = ()  # dracut --omit-drivers
+    install: tuple[str, ...] = ()  # dracut --install (files of the image)
 
-
-@dataclass(frozen=True)
-class BuildChecks:
-    """What the build's last step checks; a failure there means no image and no tag."""
-
-    host_rules: bool = True
-    packages: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
-    commands: tuple[tuple[str, ...], ...] = ()
+    @property
+    def identity(self) -> list[Any]:
+        """What shapes the image; the options added later count only when set, so recipes
+        without them keep their digests."""
+        more = (self.add, self.omit, self.omit_drivers, self.install)
+        return [self.regenerate, list(self.drivers)] + (
+            [list(m) for m in more] if any(more) else []
+        )
 
 
 @dataclass(frozen=True)
@@ -157,155 +246,6 @@ class Repo:
     enabled: bool = True
     repo_gpgcheck: bool = False
     secret: str | None = None  # the build secret with USER:PASSWORD (a layer's repo only)
-
-
-# podman and buildah bind-mount these over the image's own in every RUN step and every
-# container: what a RUN writes there never reaches the image, and a container shows
-# podman's copy. A recipe's file for one of them is COPYed, and checked through a view of
-# the image itself (image/checks.py).
-RUN_MOUNTED_FILES = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    src: str  # POSIX path relative to the project root (the build context), or in `source`
-    dest: str
-    mode: str
-    sha256: str  # of the content, so the recipe digest changes with the file ("" with source)
-    source: str | None = None  # a stage or image to copy from (COPY --from)
-    owner: str | None = None  # USER:GROUP or UID:GID; None: root
-    tree: bool = False  # src is a directory: its whole tree is copied, modes as they are
-
-    @property
-    def copied_alone(self) -> bool:
-        """A project file that gets a COPY of its own instead of the files step's RUN."""
-        return self.source is None and not self.tree and self.dest in RUN_MOUNTED_FILES
-
-
-@dataclass(frozen=True)
-class Symlink:
-    path: str
-    target: str
-
-
-@dataclass(frozen=True)
-class Download:
-    url: str
-    sha256: str
-    dest: str
-    mode: str = "0644"
-    extract: bool = False
-    secret: str | None = None  # the build secret with USER:PASSWORD for HTTP basic auth
-
-
-@dataclass(frozen=True)
-class Edit:
-    """KEY=VALUE lines set in a file of the image, in [section] or outside any."""
-
-    file: str
-    section: str | None
-    values: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Directory:
-    path: str
-    mode: str = "0755"
-
-
-@dataclass(frozen=True)
-class User:
-    """A system user, for a sysusers.d `u` line."""
-
-    name: str
-    uid: int | None = None
-    group: str | None = None
-    description: str = ""
-    home: str | None = None
-    shell: str | None = None
-
-
-@dataclass(frozen=True)
-class Group:
-    name: str
-    gid: int | None = None
-    members: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SigningScope:
-    scope: str  # registry[/namespace...]
-    key: FileSpec  # the public key, installed under /etc/pki/containers/
-    type: str = "gpg"  # "gpg" (simple signing, signedBy) or "sigstore" (sigstoreSigned)
-    lookaside: str | None = None  # gpg: the web server hosts read signatures from
-    key_kind: str = ""  # what the key file holds (keyformat.key_kind), for the lint
-
-
-@dataclass(frozen=True)
-class Signing:
-    scopes: tuple[SigningScope, ...] = ()
-    reject_others: bool = False
-
-
-@dataclass(frozen=True)
-class SelinuxModule:
-    """A policy module file of the project, for semodule -i."""
-
-    src: str  # POSIX path relative to the project root
-    sha256: str
-    name: str  # what semodule calls it: a .cil file's name, a .pp's compiled-in name ("": unread)
-    index: int = 0  # its place in selinux.modules, to locate problems
-
-
-@dataclass(frozen=True)
-class Selinux:
-    """Booleans (setsebool -P -N) and modules (semodule -N -i) set in the policy store."""
-
-    booleans: tuple[tuple[str, bool], ...] = ()
-    modules: tuple[SelinuxModule, ...] = ()
-    priority: int = 400  # semodule -X
-
-    @property
-    def is_set(self) -> bool:
-        return bool(self.booleans or self.modules)
-
-
-@dataclass(frozen=True)
-class Units:
-    """systemd beyond enable/disable: every name with its suffix (.service added)."""
-
-    mask: tuple[str, ...] = ()
-    unmask: tuple[str, ...] = ()
-    default_target: str | None = None
-    user_enable: tuple[str, ...] = ()
-    user_disable: tuple[str, ...] = ()
-    preset: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FileCheck:
-    path: str
-    exists: bool = True
-    mode: str | None = None
-    contains: str | None = None
-
-
-@dataclass(frozen=True)
-class CommandCheck:
-    run: tuple[str, ...]
-    exit: int = 0
-    stdout: str | None = None
-    timeout: float = 60.0  # seconds
-
-
-@dataclass(frozen=True)
-class Tests:
-    present: tuple[str, ...] = ()
-    absent: tuple[str, ...] = ()
-    files: tuple[FileCheck, ...] = ()
-    commands: tuple[CommandCheck, ...] = ()
-    units_enabled: tuple[str, ...] = ()
-    units_disabled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -341,6 +281,12 @@ class Recipe:
     groups: tuple[Group, ...] = ()
     signing: Signing = field(default_factory=Signing)
     selinux: Selinux = field(default_factory=Selinux)
+    kernel_arguments: KernelArguments = field(default_factory=KernelArguments)
+    user_units: tuple[UserUnits, ...] = ()
+    flatpaks: tuple[str, ...] = ()  # refused by a rule (a host drops /var/lib/flatpak)
+    # /opt/NAME paths the recipe's files go to, moved to /usr/lib/opt/NAME (rpm-ostree's
+    # handling) and linked back at boot by a tmpfiles.d fragment.
+    opt_links: tuple[str, ...] = ()
     step_timeout: float | None = None  # a build setting: not part of the digest
 
     @property
@@ -371,7 +317,15 @@ class Recipe:
             or self.users
             or self.groups
             or self.signing.scopes
+            or self.kernel_arguments.append
+            or self.user_units
+            or self.opt_links
         )
+
+    @property
+    def local_rpm_layers(self) -> tuple[Layer, ...]:
+        """The layers that install RPM files from a stage or an image."""
+        return tuple(layer for layer in self.layers if layer.local_rpms)
 
     @property
     def digest(self) -> str:
@@ -403,7 +357,7 @@ class Recipe:
                 for s in self.stages
             ],
             "kernel-modules": [astuple(m) for m in self.kernel_modules],
-            "initramfs": astuple(self.initramfs),
+            "initramfs": self.initramfs.identity,
             "checks": [
                 self.checks.host_rules,
                 sorted(set(self.checks.packages)),
@@ -417,15 +371,24 @@ class Recipe:
             "symlinks": [astuple(s) for s in self.symlinks],
             "directories": [astuple(d) for d in self.directories],
             "removals": list(self.removals),
-            "downloads": [astuple(x) for x in self.downloads],
+            "downloads": [x.identity for x in self.downloads],
             "edits": [astuple(e) for e in self.edits],
             "units-more": astuple(self.units),
             "users": [astuple(u) for u in self.users],
             "groups": [astuple(g) for g in self.groups],
             "signing": astuple(self.signing),
         }
-        if self.selinux != Selinux():  # absent: the digests of recipes without it stay as they were
+        # Absent when unset: the digests of recipes without them stay as they were.
+        if self.selinux != Selinux():
             data["selinux"] = astuple(self.selinux)
+        if self.kernel_arguments != KernelArguments():
+            data["kernel-arguments"] = astuple(self.kernel_arguments)
+        if self.user_units:
+            data["user-units"] = [astuple(u) for u in self.user_units]
+        if self.flatpaks:
+            data["flatpaks"] = list(self.flatpaks)
+        if self.opt_links:
+            data["opt-links"] = list(self.opt_links)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -444,4 +407,24 @@ def _layer_identity(layer: Layer) -> list[Any]:
         list(layer.env),
         [astuple(repo) for repo in layer.repos],
         layer.replace_from,
-    ] + ([] if layer.weak_deps else ["no-weak-deps"])  # the default keeps earlier digests
+    ] + (
+        ([] if layer.weak_deps else ["no-weak-deps"])  # the defaults keep earlier digests
+        + ([["files", [astuple(f) for f in layer.files]]] if layer.files else [])
+        + ([["steps", [_step_identity(s) for s in layer.steps]]] if layer.steps else [])
+        + (
+            [["local-rpms", sorted({(r.source, r.path) for r in layer.local_rpms})]]
+            if layer.local_rpms
+            else []
+        )
+    )
+
+
+def _step_identity(step: LayerStep) -> list[Any]:
+    return [
+        step.kind,
+        list(step.command),
+        astuple(step.script) if step.script else None,
+        [astuple(f) for f in step.files],
+        step.initramfs.identity if step.initramfs else None,
+        astuple(step.selinux) if step.selinux else None,
+    ]

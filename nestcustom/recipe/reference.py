@@ -38,7 +38,11 @@ def _rows(schema: Schema, root: Schema, prefix: str) -> list[str]:
     schema = _resolve(schema, root)
     if schema.get("type") == "array":
         items = _resolve(schema.get("items", {}), root)
-        return _rows(items, root, prefix + "[]") if "properties" in items else []
+        if "properties" in items:
+            return _rows(items, root, prefix + "[]")
+        # Text or a mapping (install: [strace, {from:, path:}]): the mapping's keys.
+        branches = [_resolve(b, root) for b in items.get("anyOf", ())]
+        return [r for b in branches if "properties" in b for r in _rows(b, root, prefix + "[]")]
     rows = []
     required = set(schema.get("required", ()))
     for key, sub in schema.get("properties", {}).items():

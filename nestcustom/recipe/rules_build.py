@@ -18,9 +18,11 @@ from nestcustom.recipe import values
 from nestcustom.recipe.model import (
     KERNEL_REPLACE_INITRAMFS_SINCE,
     Flavor,
+    Initramfs,
     Layer,
     Recipe,
     Repo,
+    Script,
     Units,
 )
 from nestcustom.recipe.rules_common import Locate, Rule
@@ -79,6 +81,11 @@ def _layer_texts(prefix: Path_, layers: tuple[Layer, ...]) -> Iterator[tuple[Pat
         for j, script in enumerate(layer.scripts):
             for k, arg in enumerate(script.args):
                 yield (*prefix, i, "script", j, "args", k), arg, True
+        for j, step in enumerate(layer.steps if layer.steps else ()):
+            for k, arg in enumerate(step.command):
+                yield (*prefix, i, "steps", j, "run", k), arg, True
+            for k, arg in enumerate(step.script.args if step.script else ()):
+                yield (*prefix, i, "steps", j, "script", "args", k), arg, True
         for name, text in layer.env:
             yield (*prefix, i, "env", name), text, True
 
@@ -127,11 +134,20 @@ def scripts(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     if recipe.base.flavor is not Flavor.NESTOS:
         return
     for i, layer in enumerate(recipe.layers):
-        for j, script in enumerate(layer.scripts):
+        scripts: list[tuple[tuple[str | int, ...], Script]] = [
+            (("layers", i, "script", j), script) for j, script in enumerate(layer.scripts)
+        ]
+        if layer.steps:
+            scripts += [
+                (("layers", i, "steps", j, "script"), step.script)
+                for j, step in enumerate(layer.steps)
+                if step.script is not None
+            ]
+        for where, script in scripts:
             if _MISSING_ON_NESTOS.search(_program(script.interpreter)):
                 yield _problem(
                     locate,
-                    ("layers", i, "script", j),
+                    where,
                     "interpreter-missing",
                     f"{script.path} runs with {' '.join(script.interpreter)}, "
                     "which NestOS images do not have",
@@ -209,7 +225,7 @@ def kernel(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     if recipe.base.flavor is Flavor.NEWSTART:
         for key, present in (
             ("kernel-modules", recipe.kernel_modules),
-            ("initramfs", recipe.initramfs.regenerate or recipe.initramfs.drivers),
+            ("initramfs", recipe.initramfs != Initramfs()),
         ):
             if present:
                 yield _problem(
@@ -229,15 +245,23 @@ def kernel(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 f"kernel module {module.name!r} has no src:, load: false and no options",
                 "give src: (a file or from: a stage) to install it, or load: true",
             )
-    drivers = recipe.initramfs.drivers
-    if drivers and not recipe.initramfs.regenerate:
-        yield _problem(
-            locate,
-            ("initramfs", "drivers"),
-            "initramfs-off",
-            "drivers are only added when the initramfs is regenerated",
-            "set initramfs: {regenerate: true}",
-        )
+    initramfs = recipe.initramfs
+    for key, items in (
+        ("drivers", initramfs.drivers),
+        ("add", initramfs.add),
+        ("omit", initramfs.omit),
+        ("omit-drivers", initramfs.omit_drivers),
+        ("install", initramfs.install),
+    ):
+        if items and not initramfs.regenerate:
+            what = "drivers are only added" if key == "drivers" else f"{key}: is only used"
+            yield _problem(
+                locate,
+                ("initramfs", key),
+                "initramfs-off",
+                f"{what} when the initramfs is regenerated",
+                "set initramfs: {regenerate: true}",
+            )
     replaces_kernel = any(
         _KERNEL_RPM.search(url) for layer in recipe.layers for url in layer.replace
     )
@@ -269,6 +293,8 @@ def does_something(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         or recipe.has_files_step
         or recipe.units != Units()
         or recipe.selinux.is_set
+        or recipe.kernel_arguments.is_set
+        or recipe.user_units
     ):
         # At `layers:` when it is written (`layers: []`), else at the top of the recipe.
         where = ("layers",) if locate("layers") != locate() else ()
@@ -295,6 +321,7 @@ IMAGE_CHANGING_KEYS = (
     "groups",
     "kernel-modules",
     "initramfs",
+    "kernel-arguments",
     "selinux",
     "signing",
     "keys",

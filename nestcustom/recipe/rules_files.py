@@ -15,6 +15,7 @@ from nestcustom.errors import Problem, Severity
 from nestcustom.recipe.model import RUN_MOUNTED_FILES, Flavor, Recipe
 from nestcustom.recipe.rules_common import Locate, reaches_host
 from nestcustom.recipe.rules_common import problem as _problem
+from nestcustom.recipe.rules_language import is_nix
 
 MAX_LAYERS = 60
 # A project file bind-mounted into a RUN: its path goes into `--mount=...,source=PATH`,
@@ -28,6 +29,7 @@ def layer_count(recipe: Recipe) -> int:
     """Filesystem layers the recipe adds to its base (the final image's RUN and COPY),
     in the order render writes them."""
     count = len(recipe.layers)
+    count += len(recipe.local_rpm_layers)  # each COPYs the list of its RPM files first
     count += 1 if recipe.repos else 0
     count += 1 if recipe.has_early_step else 0
     modules = recipe.kernel_modules
@@ -81,8 +83,8 @@ def paths_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     ):
         for i, path in enumerate(paths):
             where = (key, i, field)
-            if path.rstrip("/") in _PROTECTED:
-                continue  # a system tree itself: not dropped; other rules judge it
+            if path.rstrip("/") in _PROTECTED or is_nix(path):
+                continue  # a system tree itself, or /nix: other rules judge it
             if not reaches_host(path):
                 yield _problem(
                     locate, where, "dropped-path", f"{path} would be dropped: {kept}", hint
@@ -196,6 +198,16 @@ def mountable_paths(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     for key, layers in (("layers", recipe.layers),):
         for i, layer in enumerate(layers):
             named += [((key, i, "script", j), s.path) for j, s in enumerate(layer.scripts)]
+            if not (layer.files or layer.steps):
+                continue
+            named += [((key, i, "files", j, "src"), f.src) for j, f in enumerate(layer.files)]
+            for j, step in enumerate(layer.steps):
+                if step.script is not None:
+                    named.append(((key, i, "steps", j, "script"), step.script.path))
+                named += [
+                    ((key, i, "steps", j, "files", k, "src"), f.src)
+                    for k, f in enumerate(step.files)
+                ]
     for k, stage in enumerate(recipe.stages):
         for i, layer in enumerate(stage.layers):
             named += [

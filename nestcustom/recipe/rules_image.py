@@ -17,12 +17,14 @@ from nestcustom.recipe.model import (
     RECOMMENDS_KNOB_SINCE,
     REMOVE_WITH_INSTALL_SINCE,
     REPLACE_FROM_REPO_SINCE,
+    FileSpec,
     Flavor,
     Recipe,
     Repo,
 )
 from nestcustom.recipe.rules_common import Locate, is_rpm_url, package_name, reaches_host
 from nestcustom.recipe.rules_common import problem as _problem
+from nestcustom.recipe.rules_language import is_nix
 
 _ACCOUNT_FILES = {"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow"}
 _RPM_ARCH = re.compile(r"\.(x86_64|aarch64|riscv64|loongarch64|noarch)\.rpm$")
@@ -34,8 +36,20 @@ _KERNEL_NAME = re.compile(r"^kernel(-rt)?(-core|-modules[a-z-]*)?$")
 def files_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     if recipe.base.flavor is not Flavor.NESTOS:
         return
-    for i, spec in enumerate(recipe.files):
-        path = ("files", i, "dest")
+    specs: list[tuple[tuple[str | int, ...], FileSpec]] = [
+        (("files", i, "dest"), spec) for i, spec in enumerate(recipe.files)
+    ]
+    for i, layer in enumerate(recipe.layers):
+        if not (layer.files or layer.steps):
+            continue
+        specs += [(("layers", i, "files", j, "dest"), f) for j, f in enumerate(layer.files)]
+        for j, step in enumerate(layer.steps):
+            specs += [
+                (("layers", i, "steps", j, "files", k, "dest"), f) for k, f in enumerate(step.files)
+            ]
+    for path, spec in specs:
+        if is_nix(spec.dest):
+            continue  # rules_language says what a host needs instead
         if spec.dest in _ACCOUNT_FILES:
             yield _problem(
                 locate,

@@ -72,3 +72,14 @@ def pp_name(data: bytes) -> str | None:
 def module_name(path: str, data: bytes) -> str | None:
     """What semodule will call the module in `path` (None: a .pp that is not a package)."""
     return cil_name(path) if path.endswith(".cil") else pp_name(data)
+
+
+def image_module_name(path: str) -> str:
+    """The name of a module file an installed package put in the image, which is only read in
+    the build: its file name without .cil, .pp or .pp.bz2, as packages name them after the
+    module (/usr/share/selinux/packages/container.pp.bz2 holds `container`)."""
+    name = basename(path)
+    for suffix in (".pp.bz2", ".pp", ".cil"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name

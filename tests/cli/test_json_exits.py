@@ -220,6 +220,23 @@ CASES = [
         "interrupted",
         signal.SIGTERM,
     ),
+    # fleet status
+    Case(
+        "fleet-status-bad-url", ("fleet", "status", "--etcd", "ftp://x", "--json"), 2, "bad-input"
+    ),
+    Case(
+        "fleet-status-unreachable",
+        ("fleet", "status", "--etcd", "http://127.0.0.1:{closed}", "--json"),
+        1,
+        "failure",
+    ),
+    Case(
+        "fleet-status-sigterm",
+        ("fleet", "status", "--etcd", "http://127.0.0.1:{silent}", "--json"),
+        143,
+        "interrupted",
+        signal.SIGTERM,
+    ),
     # base from-iso
     Case("from-iso-not-an-iso", ("base", "from-iso", "dvd.iso", "--json"), 2, "bad-input"),
     Case("from-iso-usage", ("base", "from-iso", "dvd.iso", "--push", "--json"), 2, "usage"),
@@ -276,8 +293,8 @@ def test_json_document_on_every_exit_path(case: Case, tmp_path: Path, silent: Si
     assert isinstance(document, dict)
     assert document["ok"] is (case.code == 0)
     assert document["exit_code"] == case.code
-    groups = {"base": "base from-iso", "keys": "keys generate"}
-    assert document["command"] == groups.get(argv[0], case.id.split("-")[0])
+    commands = {"base": "base from-iso", "keys": "keys generate", "fleet": "fleet status"}
+    assert document["command"] == commands.get(argv[0], case.id.split("-")[0])
     if case.kind is None:
         assert "error" not in document, document
     else:

@@ -25,6 +25,9 @@ from nestcustom.deploy.ssh import Connection, Failure, SshError, SshOptions
 BASE = "a" * 64
 
 
+CMDLINE = "BOOT_IMAGE=(hd0,gpt3)/ostree/nestos-x/vmlinuz root=UUID=1 rw quiet"
+
+
 def deployment(checksum: str, digest: str | None, booted: bool, staged: bool) -> dict[str, Any]:
     d: dict[str, Any] = {"id": f"nestos-{checksum}.0", "checksum": checksum}
     d.update(booted=booted, staged=staged)
@@ -139,7 +142,8 @@ class FakeHost(Connection):
             return result(
                 0,
                 f"==status\n{self.status_json()}\n==arch\nx86_64\n==machine-id\n{self.machine_id}\n"
-                f"==boot-id\n{self.boot_id}\n==rpm-ostree\n Version: '2022.16'\n==lock\n{lock}\n==end\n",
+                f"==boot-id\n{self.boot_id}\n==rpm-ostree\n Version: '2022.16'\n==lock\n{lock}\n"
+                f"==cmdline\n{CMDLINE}\n==kargs-d\n==end\n",
             )
         if name == "change":
             if self.lock_fails:
@@ -192,7 +196,10 @@ class FakeHost(Connection):
             f"==result {code}\n{base64.b64encode(text.encode()).decode()}\n"
             for code, text in records
         )
-        return f"{self.boot_id}\n==status\n{self.status_json()}\n==health\n{health}"
+        return (
+            f"{self.boot_id}\n==status\n{self.status_json()}\n==cmdline\n{CMDLINE}\n"
+            f"==health\n{health}"
+        )
 
     def close(self) -> None:
         return None

@@ -205,3 +205,17 @@ def test_every_row_must_carry_the_headers_rollout_id(
     assert caught.value.message == f"{path}:3:1: {expected}"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows[1]["rollout_id"] == HEADER["id"]  # what deploy writes in every row
+
+
+def test_replay_keeps_the_kernel_arguments_a_host_was_given(tmp_path: Path) -> None:
+    """A resumed rollout checks /proc/cmdline of a host that was rebooting against what
+    the earlier run applied, and a rollback against the command line before it."""
+    path = tmp_path / "j.jsonl"
+    j = journal(path)
+    j.record("a", "rebase", "ok")
+    j.record("a", "kargs", "ok", present=["nosmt"], absent=["quiet"], cmdline="rw quiet")
+    j.record("a", "reboot", "start")
+    j.close()
+    trail = replay(path, read_rows(path)).trail("a")
+    assert trail.kargs == {"present": ["nosmt"], "absent": ["quiet"], "cmdline": "rw quiet"}
+    assert trail.rebooting and trail.rebased

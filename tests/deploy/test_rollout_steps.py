@@ -160,3 +160,31 @@ def test_a_failing_fleetlock_server_after_the_rebase_drops_the_staged_deployment
         report.rolled_back,
         report.rollback_verified,
     ) == (True, True)
+
+
+def test_a_resumed_host_on_the_target_without_its_kernel_arguments_fails_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """The earlier run applied kernel arguments and was stopped while the host rebooted:
+    the journalled plan is what the host's /proc/cmdline must show (fakehost: no nosmt)."""
+    from nestcustom.deploy.kargs import KargsPlan
+    from tests.deploy.fakehost import deployment
+
+    host = FakeHost("h1")
+    host.deployments = [deployment(DIGEST[7:], DIGEST, True, False), *host.deployments]
+    for booted in host.deployments[1:]:
+        booted["booted"] = False
+    journal = Journal.create(tmp_path / "j.jsonl", "rollout", {"id": "0" * 32})
+    owner = Owner("0" * 32, str(tmp_path / "j.jsonl"), "here:1")
+    run = HostRun(host.host, host, TARGET, RolloutOptions(), journal, lambda *_: None,
+                  StopFlags(), owner)  # fmt: skip
+    run.resumed = True
+    run.kargs = KargsPlan((), ("nosmt",), ("quiet",))
+    [result] = rollout([run], 1, 1, 0, lambda *_: None)
+    assert (result.outcome, result.failure) == ("failed", "kernel-arguments")
+    assert result.error == "on the target but /proc/cmdline: nosmt is missing; quiet is still there"
+    assert result.rolled_back is False
+    run.kargs = KargsPlan((), ("rw",), ("nosmt",))  # what the fake host boots with: fine
+    run.steps.clear()
+    [result] = rollout([run], 1, 1, 0, lambda *_: None)
+    assert result.outcome == "updated"

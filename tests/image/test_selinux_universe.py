@@ -124,3 +124,34 @@ def test_an_unknown_boolean_or_a_base_without_selinux_fails_the_build_and_sets_n
     assert code == 1
     assert "nestcustom: selinux: the image has no setsebool: install policycoreutils" in stderr
     assert not image_exists(local_tag)
+
+
+def test_a_module_a_package_put_in_the_image_is_installed_where_the_layer_says(
+    selinux_base: str, scratch: Path, local_tag: str
+) -> None:
+    """A policy package in the image (as a package ships /usr/share/selinux/packages/X.pp):
+    a layer's files step puts it there, its selinux step installs it, in that order."""
+    recipe = write(
+        scratch,
+        "layers:\n  - name: policy\n    steps:\n"
+        "      - files: [{src: files/selinux/nc_demo.pp, dest: /usr/share/selinux/packages/nc_demo.pp}]\n"
+        "      - selinux: {modules: [/usr/share/selinux/packages/nc_demo.pp], booleans: {nc_demo_read: true}}\n",
+    )
+    code, stderr = build(recipe, selinux_base, local_tag, scratch)
+    assert code == 0, stderr
+    assert "+ semodule -N -X 400 -i /usr/share/selinux/packages/nc_demo.pp" in stderr
+    out = in_image(local_tag, f"semodule -lfull | grep nc_demo; cat {STORE}/active/booleans.local")
+    assert "400 nc_demo" in out and "nc_demo_read=1" in out
+    tested = nestcustom("test", recipe, "--image", local_tag, cwd=scratch)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "PASS  selinux  module nc_demo installed at priority 400 (built-in)" in tested.stdout
+
+    # Not in the image (no earlier step or package put it there): the build says so.
+    missing = write(scratch, "selinux: {modules: [/usr/share/selinux/packages/nc_none.pp]}\n")
+    code, stderr = build(missing, selinux_base, local_tag + "-2", scratch)
+    assert code == 1
+    assert (
+        "nestcustom: selinux: the image has no /usr/share/selinux/packages/nc_none.pp: "
+        "install the package that ships it in an earlier layer" in stderr
+    )
+    assert not image_exists(local_tag + "-2")

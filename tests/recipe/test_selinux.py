@@ -111,8 +111,9 @@ def test_selinux_problems_are_located(write_recipe: WriteRecipe, modules: Path) 
         "selinux.booleans.httpd-can-connect: key 'httpd-can-connect' is not an SELinux boolean name",
         "selinux.booleans.ok_bool: expected true or false, got a number",
         "selinux.booleans.other: expected true or false, got text",
-        "selinux.modules[1]: 'files/selinux/nc_site.te' is not a policy module file (.pp or .cil)",
-        "selinux.modules[2]: '../outside.cil' must be a relative path that stays inside the project",
+        "selinux.modules[1]: 'files/selinux/nc_site.te' is not a policy module file (.pp or .cil; in the image also .pp.bz2)",
+        "selinux.modules[2]: '../outside.cil' must be a path in the project (relative) or in the image "
+        "(absolute), without '..' segments",
         "selinux.priority: 1000 is not a module priority (1 to 999)",
     ]
     path = write_recipe(

@@ -169,12 +169,12 @@ def test_a_layer_repo_is_mounted_for_its_step_only(write_recipe: WriteRecipe) ->
 def test_file_step_problems_are_located(write_recipe: WriteRecipe) -> None:
     path = write_recipe(
         HEAD + "files: [{src: files/motd, dest: /etc/motd}]\n"
-        "symlinks: [{path: /opt/tool, target: /usr/bin/tool}, {path: /etc/motd, target: x}]\n"
+        "symlinks: [{path: /srv/tool, target: /usr/bin/tool}, {path: /etc/motd, target: x}]\n"
         "remove-files: [/usr/lib]\n"
         "users: [{name: agent, group: agent}]\n"
     )
     assert problems(path) == [
-        "symlinks[0].path: /opt/tool would be dropped: a NestOS host keeps only /usr and /etc "
+        "symlinks[0].path: /srv/tool would be dropped: a NestOS host keeps only /usr and /etc "
         "from an image",
         "symlinks[1].path: /etc/motd is also made by files:",
         "remove-files[0]: removing /usr/lib would take the system's own files with it",

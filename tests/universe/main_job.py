@@ -36,6 +36,8 @@ BUILDABLE = [
     "recipes/nestos-site-config.yaml",
     "recipes/nestos-agent-files.yaml",
     "recipes/nestos-downloads.yaml",
+    "recipes/nestos-kmod-rpm.yaml",
+    "recipes/nestos-user-tools.yaml",
 ]
 NEWSTART = ["recipes/newstart-tools.yaml"]
 

@@ -337,6 +337,13 @@ def _explain(doc: Any, error: ValidationError, fallback: Location) -> Iterator[P
         for missing in rule:
             if missing not in value:
                 yield problem(f"missing required key {missing!r}")
+    elif kind in ("minProperties", "maxProperties") and "x-count-message" in schema:
+        yield problem(str(schema["x-count-message"]))
+    elif kind == "anyOf" and isinstance(value, (dict, str)) and _has_branch(error, "object"):
+        # Text or a mapping may stand here (install: [strace, {from:, path:}]): what is wrong
+        # with the value as the kind it is, not "expected text".
+        for sub in _branches(error, "object" if isinstance(value, dict) else "string"):
+            yield from _explain(doc, sub, fallback)
     elif kind == "type" or (kind == "anyOf" and not isinstance(value, str)):
         expected = rule if kind == "type" else "string"
         yield _type_problem(doc, path, value, expected, where)
@@ -354,6 +361,22 @@ def _explain(doc: Any, error: ValidationError, fallback: Location) -> Iterator[P
         yield problem(f"{value!r} {schema['x-message']}")
     else:
         yield problem(error.message)
+
+
+def _has_branch(error: ValidationError, kind: str) -> bool:
+    branches = error.validator_value if isinstance(error.validator_value, list) else []
+    return any(isinstance(b, dict) and b.get("type") == kind for b in branches)
+
+
+def _branches(error: ValidationError, kind: str) -> list[ValidationError]:
+    """The errors of an anyOf's branches of one `type` (their own type error aside)."""
+    branches = error.validator_value if isinstance(error.validator_value, list) else []
+    wanted = {i for i, b in enumerate(branches) if isinstance(b, dict) and b.get("type") == kind}
+    return [
+        sub
+        for sub in error.context or ()
+        if sub.schema_path and sub.schema_path[0] in wanted and sub.validator != "type"
+    ]
 
 
 def _type_problem(

@@ -287,18 +287,33 @@ def fake_module(name: str, kver: str, depends: str = "") -> bytes:
         return obj.read_bytes()
 
 
-# dracut stand-in: checks its arguments as rpm-ostree images call it, then writes an
-# "initramfs" that lists what a real one would hold (its drivers must exist for the kernel).
-DRACUT = r"""#!/bin/sh
+# dracut stand-in: checks its arguments as rpm-ostree images call it, reads its
+# configuration as dracut does (sources /usr/lib/dracut/dracut.conf.d/*.conf, /etc/dracut.conf
+# and /etc/dracut.conf.d/*.conf: add_dracutmodules+=, omit_dracutmodules+=, add_drivers+=,
+# omit_drivers+=, install_items+=), refuses a module with no directory under
+# /usr/lib/dracut/modules.d ("dracut module 'X' cannot be found or installed"), a driver the
+# kernel lacks and a file to install that is not there, then writes an "initramfs" that
+# lists what a real one would hold.
+DRACUT = r"""#!/bin/bash
+# bash, as dracut is: its configuration files are bash (add_drivers+=" x ").
 set -eu
-kver= out= hostonly=yes reproducible=no drivers= added=
+kver= out= hostonly=yes reproducible=no
+add_dracutmodules= omit_dracutmodules= add_drivers= omit_drivers= install_items=
+for conf in /usr/lib/dracut/dracut.conf.d/*.conf /etc/dracut.conf /etc/dracut.conf.d/*.conf; do
+    [ -f "$conf" ] || continue
+    . "$conf"
+    configs="${configs:-} $conf"
+done
 while [ $# -gt 0 ]; do
     case $1 in
         --no-hostonly) hostonly=no ;;
         --kver) kver=$2; shift ;;
         --reproducible) reproducible=yes ;;
-        --add) added="$added $2"; shift ;;
-        --add-drivers) drivers="$drivers $2"; shift ;;
+        --add) add_dracutmodules="$add_dracutmodules $2"; shift ;;
+        --omit) omit_dracutmodules="$omit_dracutmodules $2"; shift ;;
+        --add-drivers) add_drivers="$add_drivers $2"; shift ;;
+        --omit-drivers) omit_drivers="$omit_drivers $2"; shift ;;
+        --install) install_items="$install_items $2"; shift ;;
         -f | --force | -v) ;;
         -*) echo "dracut: unknown option $1" >&2; exit 1 ;;
         *) out=$1 ;;
@@ -308,16 +323,42 @@ done
 [ -n "$kver" ] && [ -d "/usr/lib/modules/$kver" ] ||
     { echo "dracut: Cannot find module directory /usr/lib/modules/$kver/" >&2; exit 1; }
 [ -n "$out" ] || { echo "dracut: no output file" >&2; exit 1; }
-for driver in $drivers; do
+modules= drivers=
+for module in $add_dracutmodules; do
+    case " $omit_dracutmodules " in *" $module "*) continue ;; esac
+    set -- /usr/lib/dracut/modules.d/[0-9][0-9]"$module"
+    [ -d "$1" ] || { echo "dracut: dracut module '$module' cannot be found or installed." >&2; exit 1; }
+    modules="$modules $module"
+done
+for driver in $add_drivers; do
+    case " $omit_drivers " in *" $driver "*) continue ;; esac
     modinfo -k "$kver" -F filename "$driver" >/dev/null 2>&1 ||
         { echo "dracut: FAILED: drivers $driver not found for $kver" >&2; exit 1; }
+    drivers="$drivers $driver"
+done
+for item in $install_items; do
+    [ -e "$item" ] || { echo "dracut-install: ERROR: installing '$item'" >&2; exit 1; }
 done
 {
     echo "initramfs (nestcustom dracut stand-in) for $kver"
     echo "hostonly=$hostonly reproducible=$reproducible"
-    for module in $added; do echo "dracut module: $module"; done
+    for conf in ${configs:-}; do echo "config: $conf"; done
+    for module in $modules; do echo "dracut module: $module"; done
     for driver in $drivers; do echo "driver: $driver"; done
+    for item in $install_items; do echo "file: $item"; done
 } >"$out"
+"""
+
+
+RPM_OSTREE_TMPFILES = """\
+d /var/home 0755 root root -
+d /var/opt 0755 root root -
+d /var/srv 0755 root root -
+d /var/roothome 0700 root root -
+d /var/usrlocal 0755 root root -
+d /var/mnt 0755 root root -
+d /var/lib 0755 root root -
+L /var/lib/rpm - - - - ../../usr/share/rpm
 """
 
 
@@ -391,14 +432,27 @@ def base_packages(v: Variant) -> list[BasePkg]:
             "dracut",
             "055",
             f"4.{v.dist}",
-            (("/usr/bin/dracut", "0755", DRACUT),),
+            (
+                ("/usr/bin/dracut", "0755", DRACUT),
+                (
+                    "/etc/dracut.conf",
+                    "0644",
+                    "# dracut configuration (fixture): see dracut.conf.d\n",
+                ),
+                ("/usr/lib/dracut/modules.d/98ostree/module-setup.sh", "0755", "check() { :; }\n"),
+                ("/usr/lib/dracut/modules.d/90crypt/module-setup.sh", "0755", "check() { :; }\n"),
+            ),
             summary="Initramfs generator (fixture stand-in)",
         ),
         BasePkg(
             "rpm-ostree",
             v.rpm_ostree,
             f"{v.rpm_ostree_release}.{v.dist}",
-            (("/usr/bin/rpm-ostree", "0755", "#!/bin/sh\nexit 1\n"),),
+            (
+                ("/usr/bin/rpm-ostree", "0755", "#!/bin/sh\nexit 1\n"),
+                # What a host makes of /var at boot (2022.16 src/app/rpm-ostree-0-integration.conf)
+                ("/usr/lib/tmpfiles.d/rpm-ostree-0-integration.conf", "0644", RPM_OSTREE_TMPFILES),
+            ),
             summary="Hybrid image/package system",
         ),
         BasePkg("ostree", "2022.7", f"1.{v.dist}", summary="Tool for managing bootable trees"),
@@ -533,6 +587,7 @@ RUN rm -rf /var/lib/dpkg /var/lib/apt /var/cache/* /var/log/* /etc/apt \\
  && rm -f /usr/share/rpm/.rpm.lock \\
  && depmod -a {kver} \\
  && rm -rf /usr/local && ln -s ../var/usrlocal /usr/local \\
+ && rm -rf /opt /var/opt && ln -s var/opt /opt && mkdir -p /etc/dracut.conf.d \\
  && rm -rf /tmp/base-rpms /var/tmp/* /var/cache/* \\
  && ln -s sysroot/ostree /ostree \\
  && printf '[core]\\nrepo_version=1\\nmode=bare-split-xattrs\\n' > /sysroot/ostree/repo/config \\

@@ -30,7 +30,8 @@ from .build import (
 )
 
 BUILDER_REPO = "localhost/nestcustom-test/kmod-builder"
-PACKAGES = ("gcc", "libc6-dev", "make", "kmod")
+# rpm: rpmbuild, for stages that package what they build (install: {from: STAGE, ...}).
+PACKAGES = ("gcc", "libc6-dev", "make", "kmod", "rpm")
 
 MODULE_H = r"""/* <linux/module.h> stand-in (nestcustom test universe): .modinfo strings only. */
 #ifndef NESTCUSTOM_MODULE_H
@@ -75,7 +76,11 @@ modules:
 
 
 def builder_ref(variant: str) -> str:
-    return f"{BUILDER_REPO}:{VARIANTS[variant].stream}-{machine_arch()}"
+    """Named by its inputs too, as the bases are: runs with other inputs (another branch's)
+    each keep their own image instead of re-tagging one name under each other's feet."""
+    v = VARIANTS[variant]
+    digest = _inputs(f"{v.kernel}.{v.dist}.{machine_arch()}")[:12]
+    return f"{BUILDER_REPO}/{digest}:{v.stream}-{machine_arch()}"
 
 
 def _inputs(kver: str) -> str:

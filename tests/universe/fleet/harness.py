@@ -19,6 +19,11 @@ from types import TracebackType
 from typing import Any
 
 from ..registry import free_port
+from ..session import CACHE
+
+# What the hosts' rpm-ostree read from images' layers (kargs.d), by layer digest: shared, so
+# a base layer is read once per machine rather than at every rebase of every host.
+LAYER_CACHE = CACHE / "emu-layers"
 
 FAULTS = "/etc/nestcustom-emu/faults"
 
@@ -162,6 +167,7 @@ class HostFleet:
 
     def __enter__(self) -> HostFleet:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        LAYER_CACHE.mkdir(parents=True, exist_ok=True)
         if not self.client_key.exists():
             subprocess.run(
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.client_key)],
@@ -180,6 +186,8 @@ class HostFleet:
                     "--restart=always",
                     "--name",
                     container,
+                    "--volume",
+                    f"{LAYER_CACHE}:/var/cache/nestcustom-emu-layers",
                     "--env",
                     f"NC_RPM_OSTREE={self.versions.get(f'host{index}', '2022.16')}",
                     "--env",

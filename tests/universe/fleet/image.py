@@ -48,6 +48,7 @@ RUN ln -sf ../usr/lib/os-release /etc/os-release \\
  && chmod 700 /root/.ssh /home/core/.ssh && chown core:core /home/core/.ssh
 COPY rpm_ostree_host.py /usr/bin/rpm-ostree
 COPY trustfiles.py /usr/libexec/nestcustom-emu/trustfiles.py
+COPY kargs_host.py /usr/lib/nestcustom-emu/kargs_host.py
 COPY systemctl /usr/bin/systemctl
 COPY skopeo-version /usr/local/bin/skopeo
 COPY nc-init /usr/local/sbin/nc-init

@@ -37,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, "/usr/libexec/nestcustom-emu")
+sys.path.insert(0, "/usr/lib/nestcustom-emu")
 import trustfiles  # type: ignore[import-not-found]  # beside it on the host
+from kargs_host import KargsError, image_kargsd, patch  # type: ignore[import-not-found]
 
 STATE = Path("/var/lib/nestcustom-emu/deployments.json")
 POLICY = Path("/etc/containers/policy.json")
@@ -50,6 +52,31 @@ OS_VERSIONS = {"2022.8": "22.03-LTS-SP1.20230301.0", "2022.16": "22.03-LTS-SP2.2
 ORIGIN = "openEuler:openEuler/x86_64/nestos/stable"
 TRANSPORTS = ("registry", "docker", "oci", "oci-archive", "containers-storage")  # dir: refused
 NOT_BOOTED_HINT = 'Changes queued for next boot. Run "systemctl reboot" to start a reboot'
+CMDLINE = Path("/run/nestcustom-cmdline")  # bind-mounted on /proc/cmdline by nc-init
+KARGS_D = Path("/usr/lib/bootc/kargs.d")
+
+
+def default_kargs(csum: str) -> list[str]:
+    """A NestOS host's arguments after installation (ostree= names the deployment)."""
+    return [
+        "mitigations=auto,nosmt",
+        "console=tty0",
+        "console=ttyS0,115200n8",
+        "ignition.platform.id=qemu",
+        f"ostree=/ostree/boot.1/nestos/{csum}/0",
+        "root=UUID=2d3e5a1c-6f1b-4a44-9b2f-2a5c0e7d1f10",
+        "rw",
+        "rootflags=prjquota",
+        "quiet",
+    ]
+
+
+def with_ostree(kargs: list[str], csum: str, serial: int) -> list[str]:
+    """The arguments of another deployment: its own ostree= (set by ostree, not by users)."""
+    return [
+        a if not a.startswith("ostree=") else f"ostree=/ostree/boot.1/nestos/{csum}/{serial}"
+        for a in kargs
+    ]
 
 
 class Fail(Exception):
@@ -106,7 +133,22 @@ def deployment(
         d["container-image-reference-digest"] = digest
     else:
         d["origin"] = ORIGIN
+    # Kept by the emulator, never printed (status --json has no such fields): the
+    # deployment's boot arguments and its /usr/lib/bootc/kargs.d.
+    d["_kargs"] = default_kargs(csum)
+    d["_kargsd"] = {}
     return d
+
+
+def public(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
+def merge_deployment(deployments: list[dict[str, Any]]) -> dict[str, Any]:
+    """rpm-ostree's origin merge deployment: the first one, the staged if any."""
+    return next((d for d in deployments if d["staged"]), None) or next(
+        d for d in deployments if d["booted"]
+    )
 
 
 def load() -> list[dict[str, Any]]:
@@ -154,7 +196,7 @@ def status(args: list[str]) -> int:
         print(
             json.dumps(
                 {
-                    "deployments": deployments,
+                    "deployments": [public(d) for d in deployments],
                     "transaction": transaction(),
                     "cached-update": None,
                     "update-driver": driver(),
@@ -312,6 +354,10 @@ def rebase(args: list[str]) -> int:
     print(f"Importing: {ref} (digest: {digest})")
     for layer in json.loads(manifest).get("layers", []):
         print(f"layer: {layer['digest']} ({layer.get('size', 0)} bytes)")
+    try:
+        kargsd = image_kargsd(image, manifest, _insecure(image), AUTH)
+    except (KargsError, OSError, ValueError) as exc:
+        raise Fail(f"Importing: {exc}") from exc
     print("Staging deployment... done")
     staged = deployment(
         checksum(digest),
@@ -322,6 +368,10 @@ def rebase(args: list[str]) -> int:
         digest=digest,
     )
     trustfiles.stage(staged["checksum"], image, json.loads(manifest), _insecure(image), AUTH)
+    # A new deployment keeps the arguments of the one it is made from (rpm-ostree's
+    # upgrader ports them from the origin merge deployment: rpmostree-sysroot-upgrader.cxx).
+    staged["_kargs"] = with_ostree(merge_deployment(deployments)["_kargs"], staged["checksum"], 0)
+    staged["_kargsd"] = kargsd
     save([staged, *(d for d in deployments if not d["staged"])])
     print("Upgraded:\n  (container image)")
     print(NOT_BOOTED_HINT)
@@ -350,6 +400,8 @@ def upgrade(args: list[str]) -> int:
     staged = deployment(
         checksum(digest), booted=False, staged=True, version=version, ref=ref, digest=digest
     )
+    staged["_kargs"] = with_ostree(merge_deployment(deployments)["_kargs"], staged["checksum"], 0)
+    staged["_kargsd"] = image_kargsd(image, skopeo(image), _insecure(image), AUTH)
     save([staged, *(d for d in deployments if not d["staged"])])
     print("Staging deployment... done")
     print(NOT_BOOTED_HINT)
@@ -390,6 +442,12 @@ def boot() -> int:
     if staged and not fault("boots-old"):
         staged[0]["staged"] = False
         rest.insert(0, staged[0])
+        was = previous_booted(rest)
+        if fault("boot-drops-kargs") and was is not None:
+            # A boot entry written without the new options: the old arguments come back.
+            staged[0]["_kargs"] = with_ostree(
+                was["_kargs"], staged[0]["checksum"], staged[0]["serial"]
+            )
     previous = next((d for d in rest if d["booted"]), None)
     for d in rest:
         d["booted"] = False
@@ -399,7 +457,100 @@ def boot() -> int:
     )
     save(kept)
     trustfiles.boot(rest[0]["checksum"])
+    booted = kept[0]
+    kver = "5.10.0-182.0.0.95.oe2203sp2.x86_64"
+    CMDLINE.write_text(
+        f"BOOT_IMAGE=(hd0,gpt3)/ostree/nestos-{booted['checksum']}/vmlinuz-{kver} "
+        + " ".join(booted.get("_kargs", []))
+        + "\n"
+    )
+    # The booted image's /usr: its kargs.d, as the image has it.
+    KARGS_D.mkdir(parents=True, exist_ok=True)
+    for stale in KARGS_D.iterdir():
+        stale.unlink()
+    for name, text in booted.get("_kargsd", {}).items():
+        (KARGS_D / name).write_text(text)
     return 0
+
+
+KARGS_VALUED = {
+    "--append", "--replace", "--delete", "--append-if-missing", "--delete-if-present",
+    "--os", "--deploy-index",
+}  # fmt: skip
+KARGS_FLAGS = {
+    "--reboot",
+    "--unchanged-exit-77",
+    "--import-proc-cmdline",
+    "--editor",
+    "--lock-finalization",
+}
+
+
+def kargs(args: list[str]) -> int:
+    """`rpm-ostree kargs`: show or change the pending deployment's arguments (2022.8 and
+    2022.16 src/app/rpmostree-builtin-kargs.cxx); a change is a new staged deployment of
+    the same commit (the upgrader's SYNTHETIC_PULL), replacing a staged one."""
+    opts: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args):
+        key, eq, value = args[i].partition("=")
+        if key in KARGS_VALUED:
+            if not eq:
+                i += 1
+                if i >= len(args):
+                    raise Fail(f"Missing argument for {key}")
+                value = args[i]
+            opts.setdefault(key, []).append(value)
+        elif key in KARGS_FLAGS and not eq:
+            opts.setdefault(key, []).append("")
+        else:
+            raise Fail(f"Unknown option {args[i]}")
+        i += 1
+    changes = [k for k in opts if k in KARGS_VALUED - {"--os", "--deploy-index"}]
+    if "--editor" in opts:
+        raise Fail("This emulator has no editor")
+    if "--delete" in opts and "--replace" in opts:
+        raise Fail("Cannot specify both --delete and --replace")
+    if "--import-proc-cmdline" in opts and "--deploy-index" in opts:
+        raise Fail("Cannot specify both --import-from-proc-cmdline and --deploy-index")
+    if "--reboot" in opts and not changes:
+        raise Fail("Cannot reboot when kernel arguments not changed")
+    deployments = load()
+    if "--deploy-index" in opts:
+        base = deployments[int(opts["--deploy-index"][-1])]
+    elif "--import-proc-cmdline" in opts:
+        base = next(d for d in deployments if d["booted"])
+    else:
+        base = merge_deployment(deployments)
+    if not changes:
+        print(" ".join(base["_kargs"]))
+        return 0
+    if fault("transaction"):
+        raise Fail("Transaction in progress: rebase")
+    try:
+        new, changed = patch(base["_kargs"], opts)
+    except KargsError as exc:
+        raise Fail(str(exc)) from exc
+    if not changed:
+        print("No changes.")
+        return 77 if "--unchanged-exit-77" in opts else 0
+    serial = 1 + max(d["serial"] for d in deployments if d["checksum"] == base["checksum"])
+    staged = {**base, "booted": False, "staged": True, "serial": serial}
+    staged["id"] = f"nestos-{base['checksum']}.{serial}"
+    staged["_kargs"] = with_ostree(new, base["checksum"], serial)
+    save([staged, *(d for d in deployments if not d["staged"])])
+    if sp1():
+        print('Kernel arguments updated.\nRun "systemctl reboot" to start a reboot')
+    else:
+        print("Staging deployment... done")
+        print(NOT_BOOTED_HINT)
+    if "--reboot" in opts:
+        reboot()
+    return 0
+
+
+def previous_booted(deployments: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((d for d in deployments if d["booted"]), None)
 
 
 def reboot() -> None:
@@ -424,6 +575,7 @@ def main(argv: list[str]) -> int:
         "rollback": rollback,
         "cleanup": cleanup,
         "deploy": rebase,
+        "kargs": kargs,
     }
     if command == "boot-hook":
         return boot()

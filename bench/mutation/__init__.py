@@ -1,0 +1,1 @@
+"""Mutation testing of the whole product: `python -m bench.mutation --help`."""

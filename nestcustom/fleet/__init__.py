@@ -1,0 +1,1 @@
+"""Fleets past one controller: the FleetLock reboot budget kept in etcd."""
