@@ -158,7 +158,7 @@ def test_no_command_and_an_unknown_command(box: HelperRoot) -> None:
     done = box.helper()
     assert (done.returncode, done.stderr) == (
         1,
-        "nestcustom: usage: build.sh exec|facts|kmods|initramfs|check|files|repos|"
+        "nestcustom: usage: build.sh exec|clamp|rpm-list|facts|kmods|initramfs|check|files|repos|"
         "remove-matching|selinux ...\n",
     )
     done = box.helper("frobnicate", "x")
