@@ -46,8 +46,15 @@ SCHEMA = {
 }
 
 
+def table(markdown: str) -> list[str]:
+    """The reference's table: its lines from the header row on (a title and a note come first)."""
+    lines = markdown.splitlines()
+    assert lines[0] == "# Recipe reference"
+    return lines[lines.index("| key | value | meaning |") :]
+
+
 def test_every_key_is_a_row_with_its_kind_and_meaning() -> None:
-    assert schema_markdown(SCHEMA).splitlines() == [
+    assert table(schema_markdown(SCHEMA)) == [
         "| key | value | meaning |",
         "|---|---|---|",
         "| `name` | text | **Required.**   The name. |",
@@ -70,8 +77,8 @@ def test_every_key_is_a_row_with_its_kind_and_meaning() -> None:
 
 def test_a_list_without_item_schema_and_an_untyped_key() -> None:
     schema = {"properties": {"any": {}, "many": {"type": "array"}}}
-    assert schema_markdown(schema) == (
-        "| key | value | meaning |\n|---|---|---|\n| `any` |  |  |\n| `many` | list of  |  |\n"
+    assert schema_markdown(schema).endswith(
+        "\n\n| key | value | meaning |\n|---|---|---|\n| `any` |  |  |\n| `many` | list of  |  |\n"
     )
 
 
@@ -82,7 +89,7 @@ def test_the_cli_prints_the_reference_of_the_shipped_schema() -> None:
         text=True,
         check=True,
     )
-    lines = done.stdout.splitlines()
+    lines = table(done.stdout)
     assert lines[:2] == ["| key | value | meaning |", "|---|---|---|"]
     assert lines[2].startswith("| `name` | text | **Required.** Image name")
     rows = {line.split(" | ")[0]: line for line in lines[2:]}
