@@ -146,8 +146,7 @@ class HostRun:
     was_rebooting: bool = False  # ... and stopped while the host rebooted
     lock_held: bool = False
     slot_held: bool = False
-    # sshd greeted at the inventory's address before the reboot, so a greeting there is a fair
-    # sign the host is back (not so behind an ssh_config ProxyJump or alias)
+    # sshd greeted at the inventory's address (no ProxyJump or alias): a greeting there = back
     greets_directly: bool = False
     health: list[str] = field(default_factory=list)  # failed health checks after the reboot
     kargs: KargsPlan | None = None  # the kernel arguments the rollout applies (the image's)
@@ -294,13 +293,8 @@ class HostRun:
             self.conn.script(_ZINCATI, ZINCATI_OFF, privileged=True, name="disabling Zincati")
         staged = self.facts.status.staged
         already = staged is not None and staged.image_digest == self.target.digest
-        argv = (
-            []
-            if already
-            else rebase_argv(
-                self.facts, self.ref_override or self.target.ostree_ref, self.options.driver
-            )
-        )
+        ref = self.ref_override or self.target.ostree_ref  # the trust step's choice, if any
+        argv = [] if already else rebase_argv(self.facts, ref, self.options.driver)
         status = self.take_lock_and(argv)
         staged = status.staged
         if staged is None or staged.image_digest != self.target.digest:
