@@ -94,6 +94,11 @@ PACKAGES: dict[str, Package] = {
             ),
         ),
         Package(
+            "fleet",
+            ("nestcustom/fleet/*.py",),
+            ("tests/fleet/test_lockserver_universe.py",),
+        ),
+        Package(
             "cli",
             ("nestcustom/cli/*.py",),
             ("tests/cli/test_json_exits_universe.py", "tests/image/test_build_universe.py"),

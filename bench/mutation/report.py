@@ -98,4 +98,5 @@ def save(path: Path, scores: list[Score], outcomes: dict[str, list[Outcome]]) ->
         }
         for s in scores
     }
+    path.parent.mkdir(parents=True, exist_ok=True)  # a report before any run
     path.write_text(json.dumps(data, indent=1))

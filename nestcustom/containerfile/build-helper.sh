@@ -487,6 +487,7 @@ download() {
         }
         said=$(tr '\n' ' ' <"$2.err")
         said=${said#curl: }
+        said=${said% }
         rm -f "$2" "$2.err"
         case $status:$said in
             28:*"too slow"*)

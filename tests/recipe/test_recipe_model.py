@@ -33,9 +33,11 @@ from nestcustom.recipe.model import (
     Stage,
     Swap,
     Symlink,
-    Tests,
     Units,
     User,
+)
+from nestcustom.recipe.model import (
+    Tests as RecipeTests,
 )
 from tests.conftest import BASE
 
@@ -312,7 +314,7 @@ def test_every_key_lands_in_the_model(tmp_path: Path) -> None:
             300,
         ),
         checks=BuildChecks(False, ("strace",), ("/etc/motd",), (("strace", "-V"),)),
-        tests=Tests(
+        tests=RecipeTests(
             present=("strace",),
             absent=("nano",),
             files=(FileCheck("/etc/motd", True, "0640", "hello"), FileCheck("/etc/issue", False)),
@@ -341,7 +343,11 @@ def test_what_a_recipe_leaves_out_gets_its_default(tmp_path: Path) -> None:
         base=Base(BASE, None, Flavor.NESTOS, RpmOstreeVersion(2022, 16)),
         layers=(Layer("l", install=("strace",)),),
     )
-    assert (recipe.tests, recipe.checks, recipe.initramfs) == (Tests(), BuildChecks(), Initramfs())
+    assert (recipe.tests, recipe.checks, recipe.initramfs) == (
+        RecipeTests(),
+        BuildChecks(),
+        Initramfs(),
+    )
     assert recipe.checks.host_rules is True and recipe.layers[0].weak_deps is True
     assert recipe.repos == () and recipe.signing == Signing() and recipe.selinux == Selinux()
     assert recipe.units == Units() and recipe.selinux.priority == 400

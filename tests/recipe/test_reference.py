@@ -47,9 +47,11 @@ SCHEMA = {
 
 
 def table(markdown: str) -> list[str]:
-    """The reference's table: its lines from the header row on (a title and a note come first)."""
+    """The reference's table: its lines from the header row on (a title and a paragraph
+    that says how the file is made come first)."""
     lines = markdown.splitlines()
     assert lines[0] == "# Recipe reference"
+    assert "scripts/update-reference" in markdown.split("| key |")[0]
     return lines[lines.index("| key | value | meaning |") :]
 
 
@@ -77,9 +79,12 @@ def test_every_key_is_a_row_with_its_kind_and_meaning() -> None:
 
 def test_a_list_without_item_schema_and_an_untyped_key() -> None:
     schema = {"properties": {"any": {}, "many": {"type": "array"}}}
-    assert schema_markdown(schema).endswith(
-        "\n\n| key | value | meaning |\n|---|---|---|\n| `any` |  |  |\n| `many` | list of  |  |\n"
-    )
+    assert table(schema_markdown(schema)) == [
+        "| key | value | meaning |",
+        "|---|---|---|",
+        "| `any` |  |  |",
+        "| `many` | list of  |  |",
+    ]
 
 
 def test_the_cli_prints_the_reference_of_the_shipped_schema() -> None:
