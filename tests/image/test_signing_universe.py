@@ -12,11 +12,12 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from tests.image.refusing import refusing_artifacts, refusing_store
 from tests.image.universe import nestcustom, podman, project, write_recipe
 from tests.universe.httpserve import QuietHTTPServer
 from tests.universe.registry import Registry
@@ -40,34 +41,6 @@ def serve(directory: Path) -> Iterator[str]:
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextlib.contextmanager
-def refusing_store() -> Iterator[str]:
-    """A web server that has no signatures and refuses every upload (403)."""
-
-    class Refuse(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def do_PUT(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(403)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = QuietHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/sigs"
     finally:
         server.shutdown()
         server.server_close()
@@ -398,3 +371,46 @@ def test_sbom_is_pushed_next_to_the_image_and_signed_like_it(
         assert f"Signature verified, digest {sbom_digest}" in verified.stdout
     finally:
         podman("rmi", "-f", reference)
+
+
+def test_a_registry_that_refuses_the_sbom_leaves_no_tag(
+    project: Path,
+    rpm_repo_url: str,
+    nestos_sp2_image: str,
+    registry: Registry,
+    keys: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    write_recipe(
+        project, "nosbom", nestos_sp2_image, rpm_repo_url, "  - {name: a, install: [nc-hello]}\n"
+    )
+    with refusing_artifacts(registry.host) as front:
+        reference = f"{front}/nosbom/img:v1"
+        try:
+            result = nestcustom(
+                "build",
+                "recipes/nosbom.yaml",
+                "--tag",
+                reference,
+                "--push",
+                "--no-tls-verify",
+                "--sign",
+                str(keys["site"]),
+                "--sign-passphrase-file",
+                str(keys["pass"]),
+                "--signature-store",
+                f"file://{tmp_path}/sigs",
+                "--sbom",
+                "--json",
+                cwd=project,
+            )
+            assert result.returncode == 1, result.stderr
+            assert "Traceback" not in result.stderr
+            message = json.loads(result.stdout)["images"][0]["error"]["message"]
+            assert "the registry refused the manifest for" in message and "(403)" in message
+            assert "artifacts are not accepted" in message
+            # The image is in the registry by digest, signed, but under no tag; no SBOM tag.
+            assert registry.tags("nosbom/img") == []
+            assert podman("image", "exists", reference).returncode != 0
+        finally:
+            podman("rmi", "-f", reference)
