@@ -316,6 +316,15 @@ def cyclonedx_document(subject: Subject, packages: tuple[RpmPackage, ...]) -> di
     }
 
 
+def load_validator(fmt: str) -> None:
+    """Import `fmt`'s validator ahead (spdx-tools takes 0.15 s to import): validate's
+    imports are lazy, so that commands without an SBOM never pay for them."""
+    if fmt == "cyclonedx":
+        import cyclonedx.validation.json  # noqa: F401
+    else:
+        import spdx_tools.spdx.validation.document_validator  # noqa: F401
+
+
 def validate(fmt: str, document: dict[str, Any]) -> None:
     """Raise unless `document` is valid in its format (offline, see the module doc)."""
     if fmt == "cyclonedx":
@@ -375,12 +384,28 @@ def make_sbom(
     `digest` say what it is published as, when `spec` is the local image."""
     if fmt not in FORMATS:
         raise BadInputError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+    return sbom_of(read_image(spec, tls_verify), fmt, name=name, digest=digest)
+
+
+def read_image(spec: str, tls_verify: bool = True) -> tuple[Subject, tuple[RpmPackage, ...]]:
+    """What an SBOM is made of: the image's identity and labels, and its rpmdb's packages."""
     check_reference(spec)
     subject = subject_of(spec, tls_verify)
+    return subject, read_rpm_packages(open_image(spec, tls_verify=tls_verify))
+
+
+def sbom_of(
+    read: tuple[Subject, tuple[RpmPackage, ...]],
+    fmt: str = "spdx",
+    *,
+    name: str | None = None,
+    digest: str | None = None,
+) -> Sbom:
+    """The validated SBOM of what read_image read, published as `name` and `digest`."""
+    subject, packages = read
     subject = Subject(
         name or subject.reference, digest or subject.digest, subject.image_id, subject.labels
     )
-    packages = read_rpm_packages(open_image(spec, tls_verify=tls_verify))
     make = spdx_document if fmt == "spdx" else cyclonedx_document
     document = make(subject, packages)
     validate(fmt, document)

@@ -40,7 +40,13 @@ class Pushed:
     signed: Signed | None
 
 
-Attach = Callable[[Pushed], None]  # pushes what goes next to the image (an SBOM)
+class Attach(Protocol):
+    """What goes next to the image (an SBOM): `prepare` may start reading the local image
+    while it is pushed; calling it with the pushed image pushes the attachment."""
+
+    def prepare(self, image_id: str) -> None: ...
+
+    def __call__(self, pushed: Pushed) -> None: ...
 
 
 class Publisher(Protocol):
@@ -108,6 +114,8 @@ def publish_signed(
     on_line: Callable[[str], None],
 ) -> str:
     """Steps 1-5 of the module doc; the digest the tag serves. The caller holds the tag lock."""
+    if attach is not None:
+        attach.prepare(image_id)  # the SBOM's reading of the image overlaps the push
     digest, manifest = push_by_digest(
         podman, image_id, reference, tls_verify=tls_verify, stop=stop, on_line=on_line
     )
