@@ -96,7 +96,7 @@ PACKAGES: dict[str, Package] = {
         Package(
             "fleet",
             ("nestcustom/fleet/*.py",),
-            ("tests/fleet/test_lockserver_universe.py",),
+            ("tests/fleet/test_promote_universe.py",),
         ),
         Package(
             "cli",
