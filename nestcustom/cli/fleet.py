@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
+from pathlib import Path
 
 import click
 
@@ -157,3 +158,71 @@ def status(etcd_url: str, as_json: bool) -> None:
     if not hosts:
         err("no host has reported yet")
         sys.exit(0)
+
+
+@click.command(
+    "promote",
+    epilog="""\b
+Examples:
+  nestcustom promote registry.example.com/nestos/agent@sha256:4f1c... --ring canary
+  nestcustom promote registry.example.com/nestos/agent@sha256:4f1c... --ring stable
+  nestcustom promote registry.example.com/nestos/agent --ring canary --undo
+Hosts follow IMAGE:ring-NAME by digest. Each move is a line of the journal
+(promotions.jsonl: commit it, so a promotion is reviewed like any change); --undo
+moves the ring back to the digest it had before its last promotion.
+""",
+)
+@click.argument("reference", metavar="IMAGE@DIGEST")
+@click.option("--ring", required=True, metavar="NAME", help="The ring: its tag is ring-NAME.")
+@click.option(
+    "--undo",
+    is_flag=True,
+    help="Move the ring back to its previous digest (give IMAGE without a digest).",
+)
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("promotions.jsonl"),
+    show_default=True,
+    help="The promotion journal (JSON Lines), read for --undo and appended to.",
+)
+@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@handle_errors
+def promote(
+    reference: str, ring: str, undo: bool, journal: Path, tls_verify: bool, as_json: bool
+) -> None:
+    """Point a ring tag (IMAGE:ring-NAME) at a digest, never at a moving tag.
+
+    The digest must be in the registry; the tag is moved by putting that exact
+    manifest (skopeo --preserve-digests) and read back. A ring that already
+    serves the digest is left alone, so a re-run changes nothing.
+    """
+    from nestcustom.fleet import promote as moves
+
+    if undo:
+        if "@" in reference:
+            raise BadInputError(
+                "--undo takes IMAGE without a digest: the journal says where the ring goes back to",
+                f"nestcustom promote {reference.partition('@')[0]} --ring {ring} --undo",
+            )
+        moved = moves.undo(reference, ring, journal, tls_verify=tls_verify)
+    else:
+        moved = moves.promote(reference, ring, journal, tls_verify=tls_verify)
+    if as_json:
+        output.emit(
+            {
+                "ring": ring,
+                "tag": moved.tag_reference,
+                "before": moved.before,
+                "after": moved.after,
+                "changed": moved.changed,
+                "journal": str(journal),
+            }
+        )
+        return
+    if not moved.changed:
+        click.echo(f"{moved.tag_reference} already serves {moved.after}: nothing to do")
+        return
+    click.echo(f"{moved.tag_reference}: {moved.before or '(new)'} -> {moved.after}")
+    err(f"journalled in {journal}")

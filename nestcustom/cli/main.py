@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "advisories": "nestcustom.cli.supply:advisories",
     "fleetlock": "nestcustom.cli.fleet:fleetlock",
     "fleet": "nestcustom.cli.fleet:fleet",
+    "promote": "nestcustom.cli.fleet:promote",
 }
 
 _EPILOG = """\b

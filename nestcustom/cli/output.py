@@ -39,6 +39,7 @@ JSON_FLAG_COMMANDS = frozenset(
         "base from-iso",
         "plan",
         "fleet status",
+        "promote",
     }
     | {"keys generate", "sbom", "advisories"}
 )

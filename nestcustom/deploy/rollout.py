@@ -150,6 +150,8 @@ def _failed(
         hint=exc.hint,
         rolled_back=rolled_back,
         rollback_verified=verified,
+        # why a rollback that booted the old deployment is not verified, in the report
+        rollback_note=f"NOT verified: {run.rollback_note}" if run.rollback_note else None,
         failure=failure,
         health=health,
     )

@@ -30,7 +30,6 @@ from nestcustom.errors import NestcustomError
 from nestcustom.gitops.blobs import repository_of
 from nestcustom.gitops.imagefacts import skopeo_argv
 from nestcustom.image import registry
-from nestcustom.image.auth import auth_file_for
 from nestcustom.recipe.model import ARCH_SUFFIX, Recipe
 
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -120,18 +119,7 @@ def add_tags(
         if not _TAG.match(tag):
             raise NestcustomError(f"{tag!r} is not a valid tag")
         target = f"{repository}:{tag}"
-        verify = str(tls_verify).lower()
-        argv = [
-            proc.require("skopeo", "skopeo"),
-            "copy",
-            "--preserve-digests",
-            f"--src-tls-verify={verify}",
-            f"--dest-tls-verify={verify}",
-        ]
-        if authfile := auth_file_for(target):
-            argv.append(f"--authfile={authfile}")
-        argv += [f"docker://{repository}@{digest}", f"docker://{target}"]
-        proc.run(argv, timeout=600)
+        registry.retag(f"{repository}@{digest}", target, tls_verify=tls_verify)
         served, _ = registry.manifest(target, tls_verify=tls_verify)
         if served != digest:
             raise NestcustomError(

@@ -149,3 +149,28 @@ def image_for_rollout(
     labels = settings.get("Labels") if isinstance(settings, dict) else None
     label_map = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
     return "sha256:" + hashlib.sha256(raw).hexdigest(), arch_name, label_map
+
+
+def retag(pinned: str, tag_reference: str, *, tls_verify: bool = True) -> None:
+    """Point `tag_reference` (IMAGE:TAG) at the manifest `pinned` (IMAGE@DIGEST) serves.
+
+    skopeo copies within the repository with --preserve-digests: the blobs are there
+    already, so only the manifest is put, byte for byte (any conversion would give the
+    tag another digest than the one promoted, which the caller checks afterwards).
+    """
+    verify = "true" if tls_verify else "false"
+    argv = [
+        proc.require("skopeo", "skopeo"),
+        "copy",
+        "--preserve-digests",
+        f"--src-tls-verify={verify}",
+        f"--dest-tls-verify={verify}",
+    ]
+    if authfile := auth_file_for(tag_reference):
+        argv.append(f"--authfile={authfile}")
+    try:
+        proc.run([*argv, f"docker://{pinned}", f"docker://{tag_reference}"], timeout=600)
+    except proc.CommandError as exc:
+        raise NestcustomError(
+            f"cannot move {tag_reference} to {pinned}: {exc.stderr.strip()[-300:]}"
+        ) from exc

@@ -111,6 +111,7 @@ def world(tmp: Path, silent_port: int, closed: int) -> dict[str, str]:
 
 SILENT_IMAGE = "127.0.0.1:{silent}/nestos/x:1"
 CLOSED_IMAGE = "127.0.0.1:{closed}/nestos/x:1"
+PINNED = "127.0.0.1:{port}/nestos/x@sha256:" + "a" * 64
 
 CASES = [
     # validate
@@ -233,6 +234,28 @@ CASES = [
     Case(
         "fleet-status-sigterm",
         ("fleet", "status", "--etcd", "http://127.0.0.1:{silent}", "--json"),
+        143,
+        "interrupted",
+        signal.SIGTERM,
+    ),
+    # promote
+    Case("promote-a-tag", ("promote", CLOSED_IMAGE, "--ring", "canary", "--json"), 2, "bad-input"),
+    Case(
+        "promote-unreachable",
+        (
+            "promote",
+            PINNED.format(port="{closed}"),
+            "--ring",
+            "canary",
+            "--json",
+            "--no-tls-verify",
+        ),
+        1,
+        "failure",
+    ),
+    Case(
+        "promote-sigterm",
+        ("promote", PINNED.format(port="{silent}"), "--ring", "canary", "--json"),
         143,
         "interrupted",
         signal.SIGTERM,

@@ -10,6 +10,7 @@ import pytest
 
 from nestcustom.errors import BadInputError
 from nestcustom.recipe.mirrors import (
+    mirrored,
     parse_download_mirrors,
     parse_mirrors,
     with_download_mirrors,
@@ -85,3 +86,11 @@ def test_the_build_command_refuses_a_bad_download_mirror_before_any_build() -> N
     assert done.returncode == 2, done.stderr
     assert "--download-mirror 'nonsense' is not PREFIX=MIRROR" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["other.example.com/nestos/base:1", "base:1", "hub.oepkgs.net", "hub.oepkgs.net:443/x:1"],
+)
+def test_references_of_other_registries_are_left_alone(reference: str) -> None:
+    assert mirrored(reference, {"hub.oepkgs.net": "127.0.0.1:5000"}) == reference

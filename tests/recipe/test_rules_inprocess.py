@@ -72,6 +72,10 @@ FIXTURE_CODES = {
         "not-a-target",
     ],
     "include-lint-error": ["install-and-remove", "empty-layer"],
+    "include-cycle": ["include", "include"],
+    "include-outside": ["include"],
+    "missing-file-only": ["file"],
+    "files-bad": ["file"],
     "install-and-remove": ["install-and-remove", "empty-layer", "duplicate"],
     "kernel-newstart": ["not-bootable", "not-bootable"],
     "kernel-options": ["module-does-nothing", "initramfs-off"],
@@ -583,3 +587,18 @@ def test_a_tree_copied_onto_usr_or_etc_reaches_the_host(
     loaded = load_recipe(write_recipe(text))
     assert [spec.dest for spec in loaded.recipe.files] == ["/usr", "/etc"]
     assert loaded.warnings == ()
+
+
+def test_a_missing_project_file_says_where_it_looked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES)
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(Path("fail") / "missing-file-only.yaml", project=FIXTURES)
+    (problem,) = caught.value.problems
+    assert (problem.code, problem.hint) == ("file", f"looked for {FIXTURES / 'files/no-such-file'}")
+
+
+def test_an_include_cycle_is_told_how_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES)
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(Path("fail") / "include-cycle.yaml", project=FIXTURES)
+    assert [p.hint for p in caught.value.problems] == ["remove one of these includes", None]
