@@ -12,7 +12,7 @@ import shlex
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
@@ -96,6 +96,7 @@ def run(
     input_text: str | None = None,
     hint: str | None = None,
     own_session: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Result:
     """Run a program to completion and capture its output."""
     log.debug("run: %s", shlex.join(argv))
@@ -109,6 +110,7 @@ def run(
             # In its own session the terminal's Ctrl-C does not kill the program mid-step;
             # the caller decides when to stop.
             start_new_session=own_session,
+            env=dict(env) if env is not None else None,
         )
     except FileNotFoundError as exc:
         raise CommandError(f"{argv[0]} is not installed", hint, 127, "") from exc

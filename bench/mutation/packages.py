@@ -33,8 +33,9 @@ PACKAGES: dict[str, Package] = {
                 "nestcustom/git.py",
                 "nestcustom/__init__.py",
                 "nestcustom/__main__.py",
+                "nestcustom/keyformat.py",
             ),
-            ("tests/cli/test_json_exits_universe.py",),
+            ("tests/cli/test_json_exits_universe.py", "tests/image/test_signing_universe.py"),
         ),
         Package(
             "recipe",
@@ -54,6 +55,7 @@ PACKAGES: dict[str, Package] = {
             "image",
             ("nestcustom/image/*.py",),
             (
+                "tests/image/test_signing_universe.py",
                 "tests/image/test_build_universe.py",
                 "tests/image/test_push_universe.py",
                 "tests/image/test_verify_universe.py",
@@ -77,6 +79,7 @@ PACKAGES: dict[str, Package] = {
             "gitops",
             ("nestcustom/gitops/*.py",),
             (
+                "tests/gitops/test_supply_universe.py",
                 "tests/gitops/test_diff_universe.py",
                 "tests/gitops/test_plan_universe.py",
                 "tests/gitops/test_render_tags_universe.py",
@@ -88,6 +91,7 @@ PACKAGES: dict[str, Package] = {
             "deploy",
             ("nestcustom/deploy/*.py",),
             (
+                "tests/deploy/test_signed_deploy_universe.py",
                 "tests/deploy/test_rollout_universe.py",
                 "tests/deploy/test_trust_universe.py",
                 "tests/deploy/test_fleet_emulator_universe.py",
@@ -96,7 +100,7 @@ PACKAGES: dict[str, Package] = {
         Package(
             "fleet",
             ("nestcustom/fleet/*.py",),
-            ("tests/fleet/test_lockserver_universe.py",),
+            ("tests/fleet/test_promote_universe.py",),
         ),
         Package(
             "cli",

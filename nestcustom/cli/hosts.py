@@ -108,7 +108,21 @@ Examples:
     "--disable-zincati", is_flag=True, help="Turn Zincati's automatic updates off, then rebase."
 )
 @click.option(
-    "--signed", is_flag=True, help="Use ostree-image-signed:docker:// (policy.json must trust it)."
+    "--signed",
+    is_flag=True,
+    help="Prove the image's signature on each host before its rebase, also when the image "
+    "carries no signing policy for itself (it is proven by default when it does).",
+)
+@click.option(
+    "--unsigned",
+    is_flag=True,
+    help="Do NOT check signatures, even where the image's signing policy asks for it (loudly).",
+)
+@click.option(
+    "--bootstrap-trust",
+    is_flag=True,
+    help="Give hosts whose policy does not cover the image yet (no key to check with) this "
+    "signed image unverified: it brings the policy and key; the report says so.",
 )
 @click.option(
     "--reboot-timeout",
@@ -176,6 +190,8 @@ def deploy(
     bypass_driver: bool,
     disable_zincati: bool,
     signed: bool,
+    unsigned: bool,
+    bootstrap_trust: bool,
     reboot_timeout: float,
     fleetlock_url: str | None,
     group: str,
@@ -191,8 +207,11 @@ def deploy(
     """Rebase hosts to an image, reboot them, verify the booted digest, roll back on failure.
 
     Per host: preflight (status, transaction, Zincati, architecture, rpm-ostree
-    version, host lock) -> take the host lock, rpm-ostree rebase
-    ostree-unverified-registry:REF@DIGEST -> reboot -> wait for a new boot id ->
+    version, host lock, what the host trusts) -> where the host's policy or the
+    image's signing: asks for it, the signature proven on the host (skopeo
+    standalone-verify) -> take the host lock, rpm-ostree rebase
+    ostree-unverified-registry:REF@DIGEST (ostree-image-signed: where the host's
+    skopeo enforces policy) -> reboot -> wait for a new boot id ->
     verify the booted digest and health (system running; with --recipe, its
     units active and its tests passing) -> release the lock. A host that fails
     after its rebase is rolled back (and rebooted if it booted the new image),
@@ -248,6 +267,8 @@ def deploy(
         resume_path,
         explicit,
         take_over,
+        unsigned,
+        bootstrap_trust,
     )
     plan = plan_rollout(request)
     for warning in plan.warnings:
@@ -379,6 +400,7 @@ def status(
                 f"  staged: {row['staged'] or '-'}  rollback: {row['rollback'] or '-'}"
                 + ("  TRANSACTION RUNNING" if row["transaction"] else "")
                 + (f"  driver: {row['update_driver']}" if row["update_driver"] else "")
+                + f"  verified: {'yes' if row['verified'] else 'NO'} ({row['verification']})"
             )
     if unreachable:
         sys.exit(EXIT_FAILURE)

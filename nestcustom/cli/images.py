@@ -19,6 +19,7 @@ from nestcustom.cli.common import (
     print_problems,
     project_for,
 )
+from nestcustom.cli.supplychain import supply_chain
 from nestcustom.containerfile.outputs import load_recipes, write_atomically
 from nestcustom.errors import EXIT_FAILURE, NestcustomError
 from nestcustom.recipe.model import DEFAULT_TAG, Recipe
@@ -102,6 +103,46 @@ Pushing prints REF@sha256:DIGEST per image: what `nestcustom deploy` takes.
     "is ID; mounted for their steps only, never in a layer, the history or the log "
     "(repeatable).",
 )
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(path_type=Path),
+    metavar="KEY",
+    help="With --push: push by digest, sign with this GPG key (simple signing), store the "
+    "signature, and only then set the tag.",
+)
+@click.option(
+    "--sign-passphrase-file",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="The signing key's passphrase (first line); else asked on the terminal.",
+)
+@click.option(
+    "--signature-store",
+    metavar="URL",
+    help="Where signatures go: file:///DIR (published by a web server) or an http(s) URL "
+    "taking PUT; default: registries.d's lookaside-staging for the repository.",
+)
+@click.option(
+    "--sbom",
+    is_flag=True,
+    help="With --push: push an SPDX SBOM next to the image (tag sha256-HEX.sbom), signed "
+    "like the image when --sign is given.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["critical", "important", "moderate", "low"]),
+    help="Fail a build whose image is exposed to a security advisory of this severity or "
+    "higher (the repos' updateinfo.xml), before it is tagged.",
+)
+@click.option(
+    "--advisory-repo",
+    "advisory_repos",
+    multiple=True,
+    metavar="URL",
+    help="With --fail-on: read advisories from this repository (repeatable); default: the "
+    "image's enabled repositories.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.pass_obj
 @handle_errors
@@ -119,6 +160,12 @@ def build(
     mirror_pairs: tuple[str, ...],
     download_mirror_pairs: tuple[str, ...],
     secret_specs: tuple[str, ...],
+    sign_key: Path | None,
+    sign_passphrase_file: Path | None,
+    signature_store: str | None,
+    sbom: bool,
+    fail_on: str | None,
+    advisory_repos: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Build recipes into images with podman, and optionally push them.
@@ -139,6 +186,12 @@ def build(
 
     if release_tags and not push:
         raise click.UsageError("--release-tags goes with --push")
+    if (sign_key or sbom) and not push:
+        raise click.UsageError(f"{'--sign' if sign_key else '--sbom'} goes with --push")
+    if (sign_passphrase_file or signature_store) and not sign_key:
+        raise click.UsageError("--sign-passphrase-file and --signature-store go with --sign")
+    if advisory_repos and not fail_on:
+        raise click.UsageError("--advisory-repo goes with --fail-on")
     mirrors = parse_mirrors(mirror_pairs)
     download_mirrors = parse_download_mirrors(download_mirror_pairs)
     if len(recipes) > 1 and "{name}" not in tag_template:
@@ -163,15 +216,19 @@ def build(
     options = BuildOptions(tag_template, push, tls_verify, no_cache, step_timeout, secrets)
     names = [r.name for r in chosen]
     display = LiveProgress(names) if live_display(settings) else PlainProgress()
-    with display:
+    with supply_chain(
+        sign_key, sign_passphrase_file, signature_store, sbom, fail_on, advisory_repos, tls_verify
+    ) as extras:
+        options = dataclasses.replace(options, **extras)
+        with display:
 
-        def listen(name: str, event: BuildEvent) -> None:
-            display.event(name, event)
+            def listen(name: str, event: BuildEvent) -> None:
+                display.event(name, event)
 
-        outcomes = build_all(chosen, project, options, listen, jobs)
-        for outcome in outcomes:
-            up_to_date = outcome.built is not None and bool(outcome.built.up_to_date)
-            display.finished(outcome.name, outcome.built is not None, up_to_date)
+            outcomes = build_all(chosen, project, options, listen, jobs)
+            for outcome in outcomes:
+                up_to_date = outcome.built is not None and bool(outcome.built.up_to_date)
+                display.finished(outcome.name, outcome.built is not None, up_to_date)
     extra_tags = _add_release_tags(outcomes, chosen, project, tls_verify) if release_tags else {}
     _report_builds(outcomes, as_json)
     failed = [o.name for o in outcomes if o.error]

@@ -41,10 +41,12 @@ JSON_FLAG_COMMANDS = frozenset(
         "fleet status",
         "promote",
     }
+    | {"keys generate", "sbom", "advisories"}
 )
 JSON_FORMAT_COMMANDS = frozenset({"matrix", "diff"})
 _GLOBAL_OPTIONS_WITH_VALUE = frozenset({"--project"})
-_GROUPS = frozenset({"base", "fleetlock", "fleet"})  # commands whose sub-command names the run
+# commands whose sub-command names the run
+_GROUPS = frozenset({"base", "keys", "fleetlock", "fleet"})
 
 KIND_BY_EXIT = {1: "failure", 2: "bad-input", 130: "interrupted", 143: "interrupted"}
 

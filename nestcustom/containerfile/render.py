@@ -347,6 +347,7 @@ def image_labels(recipe: Recipe) -> list[tuple[str, str]]:
         ("org.opencontainers.image.base.digest", recipe.base.digest or ""),
         ("io.nestcustom.recipe", recipe.path),
         ("io.nestcustom.recipe.digest", recipe.digest),
+        (signing.LABEL, signing.signing_label(recipe)),
         (KARGS_LABEL, kargs_label(recipe)),
     ]
     own = dict(recipe.labels)

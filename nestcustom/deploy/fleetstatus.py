@@ -5,17 +5,25 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from nestcustom.deploy.hoststatus import parse_status
+from nestcustom.deploy.hoststatus import Deployment, parse_status
 from nestcustom.deploy.inventory import Host
+from nestcustom.deploy.sanitize import clean
 from nestcustom.deploy.ssh import Connection, SshError, SshOptions, ssh_session
+from nestcustom.deploy.trust import VERIFIED_LOG
 from nestcustom.errors import NestcustomError
+
+STATUS_SCRIPT = (
+    f"rpm-ostree status --json || exit $?; echo ==verified; cat {VERIFIED_LOG} 2>/dev/null; true\n"
+)
 
 
 def status_row(host: Host, ssh: SshOptions) -> dict[str, Any]:
     """A host's row; one it cannot be read from says why (unreachable, auth refused, ...)."""
     row: dict[str, Any] = {"host": host.name, "reachable": False}
     try:
-        status = parse_status(Connection(host, ssh).run(["rpm-ostree", "status", "--json"]).stdout)
+        out = Connection(host, ssh).script(STATUS_SCRIPT, name="reading the status").stdout
+        text, _, log = out.partition("\n==verified\n")
+        status = parse_status(text)
     except SshError as exc:
         row.update(failure=exc.failure.value, error=exc.message.removeprefix(f"{host.name}: "))
         return row
@@ -32,8 +40,28 @@ def status_row(host: Host, ssh: SshOptions) -> dict[str, Any]:
         rollback=rollback.source if rollback else None,
         transaction=status.transaction,
         update_driver=status.update_driver,
+        **verification(booted, log),
     )
     return row
+
+
+def verification(booted: Deployment | None, log: str) -> dict[str, Any]:
+    """Whether the host follows a verified reference: rpm-ostree's own (ostree-image-signed:),
+    or a signature nestcustom deploy proved on the host for the booted digest (trust.py)."""
+    reference = booted.image_reference if booted else None
+    if reference and reference.startswith("ostree-image-signed:"):
+        return {"verified": True, "verification": "ostree-image-signed: (rpm-ostree checks it)"}
+    digest = booted.image_digest if booted else None
+    for line in reversed(log.splitlines()):
+        words = line.split()
+        if len(words) == 3 and digest and words[0] == digest:
+            if words[1] == "bootstrap":
+                return {"verified": False, "verification": "trust bootstrapped: NOT verified"}
+            return {
+                "verified": True,
+                "verification": f"signature verified by nestcustom deploy (key {clean(words[1])[-16:]})",
+            }
+    return {"verified": False, "verification": "unverified"}
 
 
 def fleet_status(hosts: tuple[Host, ...], accept_new_host_keys: bool) -> list[dict[str, Any]]:

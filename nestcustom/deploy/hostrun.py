@@ -19,6 +19,7 @@ from nestcustom.deploy.decide import DriverChoice, preflight_refusal, rebase_arg
 from nestcustom.deploy.fleetlock import FleetLock, LockError, zincati_id
 from nestcustom.deploy.health import SCRIPT as HEALTH_SCRIPT
 from nestcustom.deploy.health import HealthChecks, judge
+from nestcustom.deploy.hostpolicy import TrustOptions
 from nestcustom.deploy.hoststatus import (
     FACTS_SCRIPT,
     Deployment,
@@ -113,6 +114,7 @@ STEP_FAILURE = {
     "reboot": "reboot",
     "wait": "not-back",
     "verify": "wrong-image",
+    "trust": "untrusted",
 }
 
 
@@ -144,8 +146,7 @@ class HostRun:
     was_rebooting: bool = False  # ... and stopped while the host rebooted
     lock_held: bool = False
     slot_held: bool = False
-    # sshd greeted at the inventory's address before the reboot, so a greeting there is a fair
-    # sign the host is back (not so behind an ssh_config ProxyJump or alias)
+    # sshd greeted at the inventory's address (no ProxyJump or alias): a greeting there = back
     greets_directly: bool = False
     health: list[str] = field(default_factory=list)  # failed health checks after the reboot
     kargs: KargsPlan | None = None  # the kernel arguments the rollout applies (the image's)
@@ -156,6 +157,9 @@ class HostRun:
     failed_step: str | None = None
     # the preflight facts read ahead, while earlier hosts rebooted (rollout.py); read-only
     ahead: Future[HostFacts] | None = None
+    trust: TrustOptions | None = None  # prove the target's signature on the host (trust.py)
+    ref_override: str | None = None  # the reference the trust step chose to rebase to
+    trust_note: str | None = None  # what the trust step proved, for the report
 
     def step(
         self, name: str, action: Callable[[], str | None], *, stoppable: bool = True
@@ -289,9 +293,8 @@ class HostRun:
             self.conn.script(_ZINCATI, ZINCATI_OFF, privileged=True, name="disabling Zincati")
         staged = self.facts.status.staged
         already = staged is not None and staged.image_digest == self.target.digest
-        argv = (
-            [] if already else rebase_argv(self.facts, self.target.ostree_ref, self.options.driver)
-        )
+        ref = self.ref_override or self.target.ostree_ref  # the trust step's choice, if any
+        argv = [] if already else rebase_argv(self.facts, ref, self.options.driver)
         status = self.take_lock_and(argv)
         staged = status.staged
         if staged is None or staged.image_digest != self.target.digest:

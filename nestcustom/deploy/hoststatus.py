@@ -112,6 +112,12 @@ echo ==machine-id; cat /etc/machine-id 2>/dev/null
 echo ==boot-id; cat /proc/sys/kernel/random/boot_id
 echo ==rpm-ostree; rpm-ostree --version 2>/dev/null
 echo ==lock; cat {LOCK_PATH} 2>/dev/null
+echo; echo ==trust; echo =#nc:policy
+cat /etc/containers/policy.json 2>/dev/null && echo || echo =#nc:no-policy
+for f in /etc/containers/registries.d/*.yaml; do
+  [ -f "$f" ] && {{ echo "=#nc:registries.d ${{f##*/}}"; cat "$f"; echo; }}
+done
+echo =#nc:skopeo; skopeo --version 2>/dev/null
 echo ==cmdline; cat /proc/cmdline 2>/dev/null
 echo ==kargs-d
 for f in {KARGS_D}/*.toml; do [ -f "$f" ] && echo "--- $f" && cat "$f" && echo; done
@@ -131,6 +137,7 @@ class HostFacts:
     lock: str = ""  # the rollout lock on the host, as written; "" when there is none
     cmdline: str = ""  # /proc/cmdline of the boot the preflight saw
     kargs_d: tuple[tuple[str, str], ...] = ()  # (name, text) of the booted root's kargs.d
+    trust: str = ""  # policy.json, registries.d and skopeo's version, as trust.py reads them
 
 
 def parse_facts(text: str) -> HostFacts:
@@ -165,6 +172,7 @@ def parse_facts(text: str) -> HostFacts:
         lock="\n".join(sections.get("lock", [])).strip(),
         cmdline=first("cmdline"),
         kargs_d=_kargs_files(sections.get("kargs-d", [])),
+        trust="\n".join(sections.get("trust", [])),
     )
 
 

@@ -173,14 +173,32 @@ def plan(image: ImageKargs, booted_appends: tuple[str, ...], staged: list[str]) 
         final = [a for a in final if a != arg]
     replaced: list[str] = []
     gone: list[str] = []
+    # (old, new) pairs rpm-ostree can replace in place (`--replace=KEY=OLD=NEW`): a
+    # delete and an append would move the argument to the end, and for some keys the
+    # position means something (the last console= is the main console).
+    swaps: list[tuple[str, str]] = []
     for arg in image.replace:
         key, _, value = arg.partition("=")
         if "=" in value:  # KEY=OLD=NEW, as rpm-ostree reads it: that one value
             old, _, new = value.partition("=")
+            if f"{key}={old}" in final and f"{key}={new}" not in staged and new != old:
+                swaps.append((f"{key}={old}", f"{key}={new}"))
             final = [f"{key}={new}" if a == f"{key}={old}" else a for a in final]
             replaced.append(f"{key}={new}")
             gone.append(f"{key}={old}")
             continue
+        same = [a for a in final if _key(a) == key]
+        # rpm-ostree splits KEY=OLD=NEW at the first '=' after KEY: an old value holding
+        # '=' cannot be named that way, so that one is deleted and appended instead.
+        old_value = same[0].partition("=")[2] if same else ""
+        if (
+            same
+            and "=" in same[0]
+            and "=" not in old_value
+            and same[0] != arg
+            and arg not in staged
+        ):
+            swaps.append((same[0], arg))  # the first value in place, any others deleted
         at = next((i for i, a in enumerate(final) if _key(a) == key), len(final))
         final = [a for a in final if _key(a) != key]
         final.insert(at, arg)
@@ -188,8 +206,19 @@ def plan(image: ImageKargs, booted_appends: tuple[str, ...], staged: list[str]) 
     for arg in added:
         if arg not in final:
             final.append(arg)
-    options = [f"--delete-if-present={a}" for a in dict.fromkeys(staged) if a not in final]
-    options += [f"--append-if-missing={a}" for a in dict.fromkeys(final) if a not in staged]
+    # rpm-ostree applies the replaces before --append-if-missing and --delete-if-present.
+    olds, news = {o for o, _ in swaps}, {n for _, n in swaps}
+    options = [f"--replace={o}={n.partition('=')[2]}" for o, n in swaps]
+    options += [
+        f"--delete-if-present={a}"
+        for a in dict.fromkeys(staged)
+        if a not in final and a not in olds
+    ]
+    options += [
+        f"--append-if-missing={a}"
+        for a in dict.fromkeys(final)
+        if a not in staged and a not in news
+    ]
     present = tuple(dict.fromkeys((*added, *replaced, *(a for a in image.append if a in final))))
     absent = tuple(dict.fromkeys(a for a in (*removed, *image.delete, *gone) if a not in final))
     return KargsPlan(tuple(options), present, absent)

@@ -20,6 +20,7 @@ from nestcustom.deploy.decide import recheck
 from nestcustom.deploy.fleetlock import FleetLock
 from nestcustom.deploy.health import from_record, to_record
 from nestcustom.deploy.hostlock import this_controller, valid_rollout_id
+from nestcustom.deploy.hostpolicy import TrustOptions
 from nestcustom.deploy.hostrun import HostRun, Listener, Owner, RolloutOptions
 from nestcustom.deploy.hoststatus import parse_status
 from nestcustom.deploy.inventory import Host, load_inventory
@@ -31,6 +32,7 @@ from nestcustom.deploy.rollout import rollout
 from nestcustom.deploy.signals import StopFlags, stop_on_signals
 from nestcustom.deploy.ssh import Connection, SshOptions, ssh_session
 from nestcustom.deploy.target import Target, resolve_target
+from nestcustom.deploy.trust import trust_options
 from nestcustom.errors import BadInputError, NestcustomError
 
 # Options a resumed rollout takes from its journal (the CLI's names, for messages).
@@ -59,6 +61,8 @@ class RolloutRequest:
     resume: Path | None = None
     explicit: frozenset[str] = frozenset()  # RECORDED keys the operator set on the command line
     take_over: tuple[str, ...] = ()  # rollout ids whose host locks may be taken
+    unsigned: bool = False  # --unsigned: no signature check, even where the image asks for one
+    bootstrap_trust: bool = False  # --bootstrap-trust: hosts without a policy get this image
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,24 @@ class RolloutPlan:
     replay: Replay | None = None
     warnings: tuple[str, ...] = ()
     take_over: tuple[str, ...] = ()
+    trust: TrustOptions | None = None  # whether and how hosts prove the signature (trust.py)
+
+
+def with_trust(plan: RolloutPlan, request: RolloutRequest) -> RolloutPlan:
+    """The plan with its signature checks decided (and a loud warning when they are off)."""
+    trust = trust_options(
+        request.reference,
+        dict(plan.target.labels),
+        request.signed,
+        request.unsigned,
+        request.bootstrap_trust,
+    )
+    warnings = plan.warnings
+    if trust.unsigned and trust.required:
+        warnings += (
+            f"warning: --unsigned: signatures are NOT checked on any host, although {trust.reason}",
+        )
+    return replace(plan, trust=trust, warnings=warnings)
 
 
 def timestamp() -> str:
@@ -114,6 +136,12 @@ def options_from_record(path: Path, record: dict[str, Any]) -> RolloutOptions:
 
 def plan_rollout(request: RolloutRequest) -> RolloutPlan:
     """Check the inputs, resolve and check the image; no host is contacted."""
+    if request.unsigned and request.signed:
+        raise BadInputError("--signed and --unsigned exclude each other")
+    return with_trust(_plan(request), request)
+
+
+def _plan(request: RolloutRequest) -> RolloutPlan:
     bad = [t for t in request.take_over if not valid_rollout_id(t)]
     if bad:
         raise BadInputError(f"--take-over {bad[0]!r} is not a rollout id (32 hex digits)")
@@ -270,6 +298,7 @@ def _host_run(
     run = HostRun(
         host, Connection(host, ssh), plan.target, plan.options, journal, listen, stops, owner
     )
+    run.trust = plan.trust
     if plan.replay is not None:
         trail = plan.replay.trail(host.name)
         run.resumed = trail.rebased

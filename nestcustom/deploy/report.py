@@ -32,6 +32,7 @@ FAILURES = (
     "key-changed",  # answered after the reboot with another host key: nothing more was sent
     "wrong-image",  # came back on another deployment than the target
     "unhealthy",  # on the target, but a health check failed (system state, units, checks)
+    "untrusted",  # the image's signature was not proven on the host: nothing was staged
     "kernel-arguments",  # the image's kernel arguments could not be applied or did not boot
 )
 
@@ -59,6 +60,7 @@ class HostReport:
     seconds: float = 0.0
     failure: str | None = None  # one of FAILURES for a failed host
     health: tuple[str, ...] = ()  # the health checks that failed, one line each
+    trust: str | None = None  # what was proven of the target's signature on the host (trust.py)
 
     @property
     def ok(self) -> bool:
@@ -97,7 +99,7 @@ def text_lines(reports: list[HostReport]) -> list[str]:
         lines.append(
             f"{shown(r.host):{width}}  {r.outcome:11} {shown(r.before or '-')} -> {shown(r.after or '-')}"
         )
-        fields = [("failure", r.failure), ("error", r.error), ("hint", r.hint)]
+        fields = [("trust", r.trust), ("failure", r.failure), ("error", r.error), ("hint", r.hint)]
         fields += [("health", line) for line in r.health]
         fields.append(("rollback", r.rollback_line()))
         lines += [f"{pad}  {name}: {shown(value)}" for name, value in fields if value]

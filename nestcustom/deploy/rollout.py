@@ -28,6 +28,7 @@ from nestcustom.deploy.hostrun import (
 )
 from nestcustom.deploy.hoststatus import identity
 from nestcustom.deploy.report import KEY_CHANGED, NOT_BACK, HostReport, StepRecord
+from nestcustom.deploy.trust import asked, check_trust
 from nestcustom.errors import NestcustomError
 
 
@@ -59,6 +60,7 @@ def _deploy(run: HostRun) -> HostReport:
             after,
             tuple(run.steps),
             seconds=time.monotonic() - started,
+            trust=run.trust_note,
             **extra,  # type: ignore[arg-type]
         )
 
@@ -79,6 +81,9 @@ def _deploy(run: HostRun) -> HostReport:
                     failure="kernel-arguments",
                 )
             return report("updated" if run.resumed else "unchanged", digest)
+        if run.trust is not None and asked(run, run.trust):
+            trust = run.trust
+            run.step("trust", lambda: check_trust(run, trust))
         run.step("rebase", run.change)
         changed = True
         if not run.options.reboot:
@@ -145,6 +150,8 @@ def _failed(
         hint=exc.hint,
         rolled_back=rolled_back,
         rollback_verified=verified,
+        # why a rollback that booted the old deployment is not verified, in the report
+        rollback_note=f"NOT verified: {run.rollback_note}" if run.rollback_note else None,
         failure=failure,
         health=health,
     )

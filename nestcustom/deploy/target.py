@@ -26,6 +26,7 @@ class Target:
     digest: str
     arch: str | None
     signed: bool = False
+    labels: tuple[tuple[str, str], ...] = ()  # the image's labels (its signing policy, trust.py)
     kargs: ImageKargs | None = None  # its kernel arguments (label), None: it sets none
 
     @property
@@ -69,4 +70,6 @@ def resolve_target(reference: str, signed: bool, tls_verify: bool) -> Target:
             "build it FROM a NestOS base (which carries the label); rpm-ostree refuses it on every host",
         )
     kargs = parse_label(labels.get(KARGS_LABEL))
-    return Target(f"{repository}@{served}", served, arch, signed, kargs)
+    return Target(
+        f"{repository}@{served}", served, arch, signed, tuple(sorted(labels.items())), kargs
+    )

@@ -39,9 +39,11 @@ from nestcustom.image.inputs import (
     provenance,
     step_keys,
 )
-from nestcustom.image.publish import StopFlag, publish, push_checked
+from nestcustom.image.publish import StopFlag, claimed, publish, push_checked
 from nestcustom.image.schedule import run_sharing_prefixes
 from nestcustom.image.secrets import BuildSecret, check_secrets, podman_secrets, secret_files
+from nestcustom.image.signedpush import Attach, Pushed, publish_signed
+from nestcustom.image.signing import Signer
 from nestcustom.image.storage import LocalImage, local_images
 from nestcustom.recipe.model import DEFAULT_TAG, Recipe
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from nestcustom.image.podman import Podman
 
 Connect = Callable[[], contextlib.AbstractContextManager["Podman"]]
+Gate = Callable[[str, str], None]  # (recipe name, image ID); raises to refuse the image
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class BuildOptions:
     no_cache: bool = False
     step_timeout: float | None = None  # seconds; else the recipe's step-timeout:
     secrets: tuple[BuildSecret, ...] = ()  # build --secret: what steps with secret: read
+    signer: Signer | None = None  # build --sign: push by digest, sign, then tag (signedpush.py)
+    attach: Attach | None = None  # pushed next to the image before its tag is set (an SBOM)
+    gate: Gate | None = None  # may refuse a built image before it is tagged (advisories)
 
 
 @dataclass(frozen=True)
@@ -195,10 +201,22 @@ def _already_there(job: _Job, options: BuildOptions) -> Built | None:
     except NestcustomError:
         served = None  # the registry cannot say: build, and let the push report the problem
     if here and served and served.image_id == here.image_id.removeprefix("sha256:"):
-        return _skipped(job, here.image_id, served.digest, here, "local")
+        return _complete(_skipped(job, here.image_id, served.digest, here, "local"), options)
     if here is None and served and labels_match(served.labels, job.inputs.digest):
-        return _skipped(job, served.image_id, served.digest, None, "registry")
+        return _complete(_skipped(job, served.image_id, served.digest, None, "registry"), options)
     return None
+
+
+def _complete(built: Built, options: BuildOptions) -> Built:
+    """An image already in the registry gets what this run adds: its signature (when the
+    store has none by this key) and what goes next to it."""
+    assert built.digest is not None
+    signed = None
+    if options.signer is not None:
+        signed = options.signer.ensure(built.reference, built.digest, options.tls_verify)
+    if options.attach is not None:
+        options.attach(Pushed(built.reference, built.digest, built.image_id, signed))
+    return built
 
 
 def _skipped(
@@ -297,14 +315,19 @@ def build_one(
         seconds: tuple[float, ...] = ()
         cached: tuple[int, ...] = ()
         digest: str | None
-        digest = push_checked(
-            podman,
-            image_id,
-            job.reference,
-            options.tls_verify,
-            stop,
-            lambda line: listen(BuildEvent(0, 0, line)),
-        )
+        if options.gate is not None:
+            options.gate(recipe.name, image_id)
+        if options.signer is not None or options.attach is not None:
+            digest = _publish_signed(podman, job, image_id, options, stop, listen)
+        else:
+            digest = push_checked(
+                podman,
+                image_id,
+                job.reference,
+                options.tls_verify,
+                stop,
+                lambda line: listen(BuildEvent(0, 0, line)),
+            )
     else:
         try:
             # The secrets travel with the context only for podman (image/secrets.py): the
@@ -327,17 +350,22 @@ def build_one(
                 raise RecipeBuildError(recipe.name, "interrupted; no tag was set") from exc
             raise _explain_failure(recipe, inputs.rendering, exc) from exc
         image_id, seconds, cached = result.image_id, result.step_seconds, result.cached_steps
-        digest = publish(
-            podman,
-            image_id,
-            job.reference,
-            found=job.found.image_id if job.found else None,
-            current=lambda: _current(podman, job.reference),
-            push=options.push,
-            tls_verify=options.tls_verify,
-            stop=stop,
-            on_line=lambda line: listen(BuildEvent(0, 0, line)),
-        )
+        if options.gate is not None:
+            options.gate(recipe.name, image_id)
+        if options.push and (options.signer is not None or options.attach is not None):
+            digest = _publish_signed(podman, job, image_id, options, stop, listen)
+        else:
+            digest = publish(
+                podman,
+                image_id,
+                job.reference,
+                found=job.found.image_id if job.found else None,
+                current=lambda: _current(podman, job.reference),
+                push=options.push,
+                tls_verify=options.tls_verify,
+                stop=stop,
+                on_line=lambda line: listen(BuildEvent(0, 0, line)),
+            )
     attrs = podman.inspect(image_id)
     return Built(
         name=recipe.name,
@@ -351,6 +379,32 @@ def build_one(
         cached_steps=cached,
         seconds=time.monotonic() - started,
     )
+
+
+def _publish_signed(
+    podman: Podman,
+    job: _Job,
+    image_id: str,
+    options: BuildOptions,
+    stop: StopFlag,
+    listen: Callable[[BuildEvent], None],
+) -> str:
+    with claimed(
+        job.reference,
+        image_id,
+        job.found.image_id if job.found else None,
+        lambda: _current(podman, job.reference),
+    ):
+        return publish_signed(
+            podman,
+            image_id,
+            job.reference,
+            signer=options.signer,
+            attach=options.attach,
+            tls_verify=options.tls_verify,
+            stop=stop,
+            on_line=lambda line: listen(BuildEvent(0, 0, line)),
+        )
 
 
 # What podman 4.3 answers when another process removes images while a build looks up its

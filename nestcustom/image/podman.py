@@ -277,8 +277,10 @@ class Podman:
         attempts: int = 4,
         first_delay: float = 1.0,
         on_line: Callable[[str], None] = lambda line: None,
+        destination: str | None = None,
     ) -> None:
-        """Push `reference` to its registry, retrying transient failures with backoff.
+        """Push `reference` to its registry (or to `destination`), retrying transient
+        failures with backoff.
 
         The service does not read the client's auth files (REGISTRY_AUTH_FILE and the
         rest): `credentials` found by the caller travel in the X-Registry-Auth header.
@@ -286,7 +288,7 @@ class Podman:
         delay = first_delay
         for attempt in range(1, attempts + 1):
             try:
-                self._push_once(reference, tls_verify, credentials, on_line)
+                self._push_once(reference, tls_verify, credentials, on_line, destination)
                 return
             except PushFailed as exc:
                 if attempt == attempts or not is_transient(exc.message):
@@ -303,9 +305,10 @@ class Podman:
         tls_verify: bool,
         credentials: tuple[str, str] | None,
         on_line: Callable[[str], None],
+        destination: str | None = None,
     ) -> None:
         name = urllib.parse.quote(reference, safe="")
-        params = {"destination": reference, "tlsVerify": tls_verify, "quiet": False}
+        params = {"destination": destination or reference, "tlsVerify": tls_verify, "quiet": False}
         headers = {}
         if credentials:
             auth = json.dumps({"username": credentials[0], "password": credentials[1]})

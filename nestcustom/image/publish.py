@@ -105,19 +105,11 @@ def tag_lock(reference: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def publish(
-    podman: Publisher,
-    image_id: str,
-    reference: str,
-    *,
-    found: str | None,
-    current: Callable[[], str | None],
-    push: bool,
-    tls_verify: bool,
-    stop: StopFlag,
-    on_line: Callable[[str], None] = lambda line: None,
-) -> str | None:
-    """Tag `image_id` as `reference`, push it if asked; the registry's digest when pushed.
+@contextlib.contextmanager
+def claimed(
+    reference: str, image_id: str, found: str | None, current: Callable[[], str | None]
+) -> Iterator[None]:
+    """Hold the tag's lock, refusing when another run tagged it since this one looked.
 
     `found` is the image the tag named when the run looked, `current()` the one it
     names now: when they differ another run tagged it meanwhile.
@@ -131,6 +123,24 @@ def publish(
                 f"not overwriting it with {image_id[:12]}",
                 "two runs built the same tag at once; build again when the other is done",
             )
+        yield
+
+
+def publish(
+    podman: Publisher,
+    image_id: str,
+    reference: str,
+    *,
+    found: str | None,
+    current: Callable[[], str | None],
+    push: bool,
+    tls_verify: bool,
+    stop: StopFlag,
+    on_line: Callable[[str], None] = lambda line: None,
+) -> str | None:
+    """Tag `image_id` as `reference`, push it if asked; the registry's digest when pushed
+    (`claimed` says what `found` and `current` are)."""
+    with claimed(reference, image_id, found, current):
         with stop.unless_stopped("tagging; no tag was set"):
             podman.tag(image_id, reference)
             stop.tagged.append(reference)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from nestcustom.keyformat import key_kind
 from nestcustom.recipe import values
 from nestcustom.recipe.model import (
     Base,
@@ -307,7 +308,12 @@ class Converter:
             if found is not None:
                 name = found.path.rsplit("/", 1)[-1]
                 key = FileSpec(found.path, f"/etc/pki/containers/{name}", "0644", found.sha256)
-                scopes.append(SigningScope(item["scope"], key))
+                kind = key_kind(found.head)
+                scopes.append(
+                    SigningScope(
+                        item["scope"], key, item.get("type", "gpg"), item.get("lookaside"), kind
+                    )
+                )
         return Signing(tuple(scopes), entry.get("default", "accept") == "reject")
 
     def selinux(self, entry: YamlMap | None, path: Path_ = ("selinux",)) -> Selinux:

@@ -6,7 +6,8 @@ or rules_build (what its build runs: commands, scripts,
 stages, values, kernel modules), rules_selinux (booleans and policy modules),
 rules_secrets (no password in a URL, no secret in env:), rules_language (a layer's files
 and steps, RPM files from stages, kernel arguments, one user's units, /nix, flatpaks),
-rules_order (a step that reads what a later step writes).
+rules_order (a step that reads what a later step writes), rules_signing (keys of the
+scope's signature type).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nestcustom.recipe import (
     rules_order,
     rules_secrets,
     rules_selinux,
+    rules_signing,
 )
 from nestcustom.recipe.model import Recipe
 from nestcustom.recipe.rules_common import Locate, Rule, is_rpm_url, package_name
@@ -41,6 +43,7 @@ RULES: tuple[Rule, ...] = (
     *rules_secrets.RULES,
     *rules_language.RULES,
     *rules_order.RULES,
+    *rules_signing.RULES,
 )
 
 

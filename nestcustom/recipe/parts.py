@@ -137,6 +137,9 @@ class Group:
 class SigningScope:
     scope: str  # registry[/namespace...]
     key: FileSpec  # the public key, installed under /etc/pki/containers/
+    type: str = "gpg"  # "gpg" (simple signing, signedBy) or "sigstore" (sigstoreSigned)
+    lookaside: str | None = None  # gpg: the web server hosts read signatures from
+    key_kind: str = ""  # what the key file holds (keyformat.key_kind), for the lint
 
 
 @dataclass(frozen=True)

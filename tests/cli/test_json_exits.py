@@ -263,6 +263,34 @@ CASES = [
     # base from-iso
     Case("from-iso-not-an-iso", ("base", "from-iso", "dvd.iso", "--json"), 2, "bad-input"),
     Case("from-iso-usage", ("base", "from-iso", "dvd.iso", "--push", "--json"), 2, "usage"),
+    # supply chain: build --sign, keys generate, sbom, advisories
+    Case("build-sign-usage", ("build", "recipes/ok.yaml", "--sign", "k.asc", "--json"), 2, "usage"),
+    Case("keys-generate-ok", ("keys", "generate", "k", "--no-passphrase", "--json"), 0),
+    Case("keys-generate-no-passphrase", ("keys", "generate", "k2", "--json"), 2, "bad-input"),
+    Case(
+        "keys-generate-usage",
+        ("keys", "generate", "k3", "--no-passphrase", "--passphrase-file", "p", "--json"),
+        2,
+        "usage",
+    ),
+    Case("sbom-not-an-image", ("sbom", "not an image!", "--json"), 2, "bad-input"),
+    Case("sbom-usage", ("sbom", "x", "--format", "xml", "--json"), 2, "usage"),
+    Case("sbom-unreachable", ("sbom", "docker://" + CLOSED_IMAGE, "--json"), 1, "failure"),
+    Case(
+        "sbom-sigint",
+        ("sbom", "docker://" + SILENT_IMAGE, "--json"),
+        130,
+        "interrupted",
+        signal.SIGINT,
+    ),
+    Case("advisories-not-an-image", ("advisories", "not an image!", "--json"), 2, "bad-input"),
+    Case(
+        "advisories-sigterm",
+        ("advisories", "docker://" + SILENT_IMAGE, "--json"),
+        143,
+        "interrupted",
+        signal.SIGTERM,
+    ),
 ]
 
 
@@ -288,7 +316,7 @@ def test_json_document_on_every_exit_path(case: Case, tmp_path: Path, silent: Si
     assert isinstance(document, dict)
     assert document["ok"] is (case.code == 0)
     assert document["exit_code"] == case.code
-    commands = {"base": "base from-iso", "fleet": "fleet status"}
+    commands = {"base": "base from-iso", "keys": "keys generate", "fleet": "fleet status"}
     assert document["command"] == commands.get(argv[0], case.id.split("-")[0])
     if case.kind is None:
         assert "error" not in document, document

@@ -10,7 +10,10 @@ from pathlib import Path
 from tests.conftest import BASE, WriteRecipe
 
 GOOD = f"name: good\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [strace]}}]\n"
-SIGNED = GOOD + "signing:\n  scopes: [{scope: registry.example.com/site, key: files/site.pub}]\n"
+SIGNED = (
+    GOOD
+    + "signing:\n  scopes: [{scope: registry.example.com/site, key: files/site.pub, type: sigstore}]\n"
+)
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

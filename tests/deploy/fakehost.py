@@ -68,6 +68,8 @@ class FakeHost(Connection):
         self.failed_units: list[str] = []
         self.reboot_seconds = 0.2
         self.never_back = False
+        self.cmdline = CMDLINE  # /proc/cmdline of the booted deployment
+        self.rollback_cmdline: str | None = None  # what the previous deployment boots with
 
     # -- what the host is ------------------------------------------------------------
     def status_json(self) -> str:
@@ -120,6 +122,8 @@ class FakeHost(Connection):
             self.deployments = [other, booted]
             staged_next = dict(other, staged=True)
             self.deployments = [staged_next, booted]
+            if self.rollback_cmdline is not None:
+                self.cmdline = self.rollback_cmdline
             return result(0)
         if words[0] == "cat":
             return result(0, self.boot_id + "\n")
@@ -143,7 +147,7 @@ class FakeHost(Connection):
                 0,
                 f"==status\n{self.status_json()}\n==arch\nx86_64\n==machine-id\n{self.machine_id}\n"
                 f"==boot-id\n{self.boot_id}\n==rpm-ostree\n Version: '2022.16'\n==lock\n{lock}\n"
-                f"==cmdline\n{CMDLINE}\n==kargs-d\n==end\n",
+                f"==cmdline\n{self.cmdline}\n==kargs-d\n==end\n",
             )
         if name == "change":
             if self.lock_fails:
@@ -197,7 +201,7 @@ class FakeHost(Connection):
             for code, text in records
         )
         return (
-            f"{self.boot_id}\n==status\n{self.status_json()}\n==cmdline\n{CMDLINE}\n"
+            f"{self.boot_id}\n==status\n{self.status_json()}\n==cmdline\n{self.cmdline}\n"
             f"==health\n{health}"
         )
 

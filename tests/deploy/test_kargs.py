@@ -15,6 +15,7 @@ from nestcustom.deploy.kargs import (
     toml_kargs,
 )
 from nestcustom.errors import BadInputError
+from tests.universe.fleet.emulator.kargs_host import patch
 
 STAGED = [
     "mitigations=auto,nosmt",
@@ -81,12 +82,19 @@ def test_the_first_image_with_arguments_appends_deletes_and_replaces() -> None:
     image = ImageKargs(("nosmt", "console=ttyS0"), ("quiet",), ("mitigations=off",))
     result = plan(image, (), STAGED)
     assert result.options == (
-        "--delete-if-present=mitigations=auto,nosmt",
+        "--replace=mitigations=auto,nosmt=off",
         "--delete-if-present=quiet",
-        "--append-if-missing=mitigations=off",
         "--append-if-missing=nosmt",
         "--append-if-missing=console=ttyS0",
     )
+    assert applied(STAGED, result.options) == [
+        "mitigations=off",
+        "console=tty0",
+        "ostree=/ostree/boot.1/nestos/abc/0",
+        "rw",
+        "nosmt",
+        "console=ttyS0",
+    ]
     assert result.present == ("nosmt", "console=ttyS0", "mitigations=off")
     assert result.absent == ("quiet",)
     after = "BOOT_IMAGE=/x mitigations=off console=tty0 ostree=/o rw nosmt console=ttyS0"
@@ -118,20 +126,15 @@ def test_nothing_to_do_when_the_host_already_has_them() -> None:
 def test_a_replace_of_a_key_given_twice_leaves_one_value() -> None:
     staged = ["console=tty0", "x", "console=ttyS0"]
     result = plan(ImageKargs(replace=("console=hvc0",)), (), staged)
-    assert result.options == (
-        "--delete-if-present=console=tty0",
-        "--delete-if-present=console=ttyS0",
-        "--append-if-missing=console=hvc0",
-    )
+    assert result.options == ("--replace=console=tty0=hvc0", "--delete-if-present=console=ttyS0")
+    assert applied(staged, result.options) == ["console=hvc0", "x"]
 
 
 def test_key_old_new_replaces_that_one_value_as_rpm_ostree_reads_it() -> None:
     staged = ["console=tty0", "console=ttyS0,115200n8"]
     result = plan(ImageKargs(replace=("console=ttyS0,115200n8=ttyS0,9600",)), (), staged)
-    assert result.options == (
-        "--delete-if-present=console=ttyS0,115200n8",
-        "--append-if-missing=console=ttyS0,9600",
-    )
+    assert result.options == ("--replace=console=ttyS0,115200n8=ttyS0,9600",)
+    assert applied(staged, result.options) == ["console=tty0", "console=ttyS0,9600"]
     assert (result.present, result.absent) == (("console=ttyS0,9600",), ("console=ttyS0,115200n8",))
 
 
@@ -140,3 +143,35 @@ def test_comparable_leaves_out_what_each_deployment_sets() -> None:
         "rw",
         "quiet",
     ]
+
+
+def applied(staged: list[str], options: tuple[str, ...]) -> list[str]:
+    """The arguments after `rpm-ostree kargs OPTIONS`, as the contract's emulator patches
+    them (libostree's list, rpm-ostree's order of operations)."""
+    opts: dict[str, list[str]] = {}
+    for option in options:
+        name, _, value = option.partition("=")
+        opts.setdefault(name, []).append(value)
+    return patch(staged, opts)[0]
+
+
+@pytest.mark.parametrize(
+    ("staged", "replace", "after"),
+    [
+        # the main console is the last one: a replace must not reorder them
+        (["console=ttyS0,115200n8", "console=tty0"], "console=ttyS0,115200n8=hvc0",
+         ["console=hvc0", "console=tty0"]),
+        (["mitigations=auto,nosmt", "quiet"], "mitigations=off", ["mitigations=off", "quiet"]),
+        # a bare key or an old value with '=' cannot be replaced in place: delete, append
+        (["quiet", "rw"], "quiet=1", ["rw", "quiet=1"]),
+        (["opt=a=b", "rw"], "opt=c", ["rw", "opt=c"]),
+        # the new value is already there: the other value goes
+        (["console=tty0", "console=hvc0"], "console=hvc0", ["console=hvc0"]),
+    ],
+)  # fmt: skip
+def test_a_replace_keeps_the_arguments_order_where_rpm_ostree_can(
+    staged: list[str], replace: str, after: list[str]
+) -> None:
+    result = plan(ImageKargs(replace=(replace,)), (), staged)
+    assert applied(staged, result.options) == after
+    assert problems(result, " ".join(after)) == []

@@ -116,6 +116,20 @@ def test_a_host_on_the_target_with_a_failed_unit_is_rolled_back_and_says_which(
     assert "rpm-ostree rollback" in host.commands
 
 
+def test_a_rollback_that_boots_other_kernel_arguments_is_not_verified(tmp_path: Path) -> None:
+    host = FakeHost("h1")
+    host.unhealthy = ["app.service"]
+    host.rollback_cmdline = host.cmdline.replace(" quiet", "") + " nosmt"
+    report = deploy(tmp_path, [host])["h1"]
+    assert (report.outcome, report.failure) == ("failed", "unhealthy")
+    assert (report.rolled_back, report.rollback_verified) == (True, False)
+    assert report.rollback_line() == (
+        "NOT verified: booted the previous deployment, but /proc/cmdline is not what "
+        "it was before the rollout: missing quiet; new nosmt"
+    )
+    assert f"NOT verified: {report.steps[-1].detail}" == report.rollback_line()
+
+
 def test_a_stop_during_the_reboot_wait_still_verifies_that_host(tmp_path: Path) -> None:
     stops = StopFlags()
     hosts = [FakeHost("h1"), FakeHost("h2")]

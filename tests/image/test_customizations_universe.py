@@ -370,8 +370,8 @@ def test_site_config_example_edits_os_release_and_ships_the_trust_policy(
     assert out == 'VARIANT="Example Corp site"\nVARIANT_ID=examplecorp\n'
     policy = json.loads(in_image(pushed_tag, "cat /etc/containers/policy.json"))
     [requirement] = policy["transports"]["docker"]["registry.example.com/site"]
-    assert requirement["type"] == "sigstoreSigned"
-    assert requirement["keyPath"] == "/etc/pki/containers/cosign.pub"
+    assert requirement["type"] == "signedBy" and requirement["keyType"] == "GPGKeys"
+    assert requirement["keyPath"] == "/etc/pki/containers/signing-key.pub.asc"
     tested = nestcustom("test", "recipes/nestos-site-config.yaml", "--image", pushed_tag, cwd=ROOT)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert (

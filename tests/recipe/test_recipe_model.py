@@ -143,7 +143,8 @@ labels: {{org.example.team: ops, a.first: "1"}}
 signing:
   default: reject
   scopes:
-    - {{scope: registry.example.com/ops, key: files/tools.asc}}
+    - {{scope: registry.example.com/ops, key: files/tools.asc, lookaside: "https://sigs.example.com/"}}
+    - {{scope: registry.example.com/edge, key: files/cosign.pub, type: sigstore}}
 selinux:
   priority: 300
   modules: [files/selinux/agent.cil]
@@ -168,6 +169,7 @@ tests:
 def project(root: Path) -> Path:
     files = {
         "files/tools.asc": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n",
+        "files/cosign.pub": "-----BEGIN PUBLIC KEY-----\n",
         "files/kmod/nc_demo.c": "int x;\n",
         "files/kmod/nc_file.ko": "ko\n",
         "files/ops/setup.sh": "#!/usr/bin/env bash\necho hi\n",
@@ -298,7 +300,12 @@ def test_every_key_lands_in_the_model(tmp_path: Path) -> None:
         labels=(("a.first", "1"), ("org.example.team", "ops")),
         signing=Signing(
             (SigningScope("registry.example.com/ops",
-                          FileSpec("files/tools.asc", "/etc/pki/containers/tools.asc", "0644", key.sha256)),),
+                          FileSpec("files/tools.asc", "/etc/pki/containers/tools.asc", "0644", key.sha256),
+                          "gpg", "https://sigs.example.com/", "gpg-public"),
+             SigningScope("registry.example.com/edge",
+                          FileSpec("files/cosign.pub", "/etc/pki/containers/cosign.pub", "0644",
+                                   sha(tmp_path, "files/cosign.pub")),
+                          "sigstore", None, "sigstore-public")),
             True,
         ),
         selinux=Selinux(

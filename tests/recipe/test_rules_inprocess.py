@@ -258,7 +258,8 @@ def test_unsafe_source_paths_are_located_wherever_they_are_named(
         + "stages: [{name: b, from: 'quay.io/x/b:1', layers: [{name: c, script: ['files/y b.sh']}]}]\n"
         + "files: [{src: /out/m b.ko, dest: /usr/lib/m.ko, from: b}]\n"  # COPY --from: no mount
     )
-    problems = errors(path)
+    # (The signing key is no key at all: the signing rules say so too, by their own codes.)
+    problems = [p for p in errors(path) if not p.code.startswith("signing-")]
     assert {p.code for p in problems} == {"unsafe-source-path"}
     text = path.read_text()
     named = [

@@ -44,6 +44,7 @@ RPMS_DIR = Path(__file__).resolve().parent / "rpms"
 SPECS_DIR = RPMS_DIR / "specs"
 REPACK_SPEC = RPMS_DIR / "repack" / "deb-repack.spec"
 REPACK_LIST = RPMS_DIR / "repack" / "PACKAGES"
+UPDATEINFO = RPMS_DIR / "updateinfo.xml"  # NCSA-2026-0001: nc-hello < 2.0 is exposed
 
 #: Bump when the way the inputs are turned into a repo changes.
 _FORMAT = "1"
@@ -239,6 +240,8 @@ def build_repo(workdir: Path) -> RpmRepo:
     for rpm in extra_rpms:
         shutil.copy2(rpm, extra / rpm.name)
     _run(["createrepo_c", "--quiet", "--no-database", repo])
+    # The security advisory `nestcustom advisories` and `build --fail-on` read.
+    _run(["modifyrepo_c", "--mdtype", "updateinfo", UPDATEINFO, repo / "repodata"])
 
     packages = dict(sorted(packages.items()))
     stamp = {

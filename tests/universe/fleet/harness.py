@@ -104,6 +104,13 @@ class TestHost:
     def stop(self) -> None:
         podman("stop", "-t", "1", self.container, check=False)
 
+    def write(self, path: str, text: str) -> None:
+        self.exec("sh", "-c", 'mkdir -p "${1%/*}" && printf %s "$2" > "$1"', "sh", path, text)
+
+    def read(self, path: str) -> str | None:
+        text = self.exec("cat", path, check=False)
+        return text if text else None
+
     def trust_registry(self, registry: str) -> None:
         """Declare a plain-http registry, as an operator does on a real host."""
         conf = f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n'
@@ -139,10 +146,17 @@ class HostFleet:
         workdir: Path,
         registry: str | None = None,
         versions: dict[str, str] | None = None,
+        skopeo: dict[str, str] | None = None,
+        origin_layers: tuple[str, ...] = (),
     ) -> None:
-        """`versions`: rpm-ostree version per host name (default 2022.16; 2022.8 is SP1)."""
+        """`versions`: rpm-ostree version per host name (default 2022.16; 2022.8 is SP1).
+        `skopeo`: the skopeo version a host reports (default 1.9.3; from 1.13 its image proxy
+        enforces policy.json). `origin_layers`: the layers of the base the hosts were
+        installed from; given, a booted image's trust files reach the host's /etc."""
         self.count = count
         self.versions = versions or {}
+        self.skopeo = skopeo or {}
+        self.origin_layers = origin_layers
         self.image = image
         self.workdir = workdir
         self.registry = registry
@@ -176,6 +190,8 @@ class HostFleet:
                     f"{LAYER_CACHE}:/var/cache/nestcustom-emu-layers",
                     "--env",
                     f"NC_RPM_OSTREE={self.versions.get(f'host{index}', '2022.16')}",
+                    "--env",
+                    f"NC_SKOPEO_VERSION={self.skopeo.get(f'host{index}', '1.9.3')}",
                     self.image,
                     "/usr/local/sbin/nc-init",
                     str(port),
@@ -194,6 +210,8 @@ class HostFleet:
                     )
                 if self.registry:
                     host.trust_registry(self.registry)
+                if self.origin_layers:
+                    host.write("/etc/nestcustom-emu/origin-layers", "\n".join(self.origin_layers))
                 self.hosts.append(host)
             for host in self.hosts:
                 host.wait_ready()

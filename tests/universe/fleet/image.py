@@ -27,6 +27,10 @@ HOST_PACKAGES = [
     "python3",
     "ca-certificates",
     "util-linux",
+    "gpg",  # containers/image's signedBy checks run gpg (gpgme), and so does deploy's check
+    "gpgconf",
+    "gpg-agent",
+    "curl",  # deploy's check fetches signatures from the lookaside
 ]
 
 # A host needs sshd, skopeo and sudo from Debian, whose maintainer scripts need
@@ -43,11 +47,13 @@ RUN ln -sf ../usr/lib/os-release /etc/os-release \\
  && mkdir -p /root/.ssh /home/core/.ssh /etc/nestcustom-emu/faults /etc/containers/registries.conf.d /run/sshd \\
  && chmod 700 /root/.ssh /home/core/.ssh && chown core:core /home/core/.ssh
 COPY rpm_ostree_host.py /usr/bin/rpm-ostree
+COPY trustfiles.py /usr/libexec/nestcustom-emu/trustfiles.py
 COPY kargs_host.py /usr/lib/nestcustom-emu/kargs_host.py
 COPY systemctl /usr/bin/systemctl
+COPY skopeo-version /usr/local/bin/skopeo
 COPY nc-init /usr/local/sbin/nc-init
 RUN printf '#!/bin/sh\\nexec systemctl reboot\\n' > /usr/sbin/reboot \\
- && chmod 755 /usr/bin/rpm-ostree /usr/bin/systemctl /usr/local/sbin/nc-init /usr/sbin/reboot
+ && chmod 755 /usr/bin/rpm-ostree /usr/bin/systemctl /usr/local/bin/skopeo /usr/local/sbin/nc-init /usr/sbin/reboot
 LABEL {label}={inputs}
 """
 

@@ -11,6 +11,17 @@ The host's rpm-ostree version is in /etc/nestcustom-emu/version (written at
 the first boot from the container's NC_RPM_OSTREE): 2022.16 behaves as NestOS
 22.03 SP2 and later, 2022.8 as SP1 (a container rebase needs --experimental,
 no ostree.bootable check, `version` not taken from the image label).
+
+Signed images (contract section 4): `ostree-image-signed:` refuses a policy
+whose default accepts anything (ostree-ext), and then hands the fetch to
+skopeo's image proxy, which checks policy.json only from skopeo 1.13. The
+skopeo version the host reports is in /etc/nestcustom-emu/skopeo-version
+(from NC_SKOPEO_VERSION; Debian's 1.9.3 underneath either way): from 1.13 the
+fetch really goes through containers/image's policy check (`skopeo copy
+--policy` into the host's layer store), before it, none. A staged image's
+trust files (policy.json, registries.d, /etc/pki/containers) are read from
+its layers above the host's origin and put in /etc when it boots, as ostree
+gives a deployment its image's /etc.
 """
 
 from __future__ import annotations
@@ -25,10 +36,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, "/usr/libexec/nestcustom-emu")
 sys.path.insert(0, "/usr/lib/nestcustom-emu")
+import trustfiles  # type: ignore[import-not-found]  # beside it on the host
 from kargs_host import KargsError, image_kargsd, patch  # type: ignore[import-not-found]
 
 STATE = Path("/var/lib/nestcustom-emu/deployments.json")
+POLICY = Path("/etc/containers/policy.json")
+SKOPEO_VERSION = Path("/etc/nestcustom-emu/skopeo-version")
 FAULTS = Path("/etc/nestcustom-emu/faults")
 REGISTRIES_D = Path("/etc/containers/registries.conf.d")
 AUTH = Path("/etc/ostree/auth.json")
@@ -216,18 +231,57 @@ def parse_ref(ref: str) -> tuple[str, str]:
             transport, _, image = rest.partition(":")
             if transport not in TRANSPORTS:
                 raise Fail(f"Unknown transport '{transport}'")
-            if scheme == "ostree-image-signed:" and _policy_accepts_anything():
-                raise Fail("Cannot verify signature: default policy is insecureAcceptAnything")
+            if scheme == "ostree-image-signed:":
+                _check_policy_usable()
             return transport, image.removeprefix("//")
     raise Fail(f"Invalid ostree image reference scheme: {ref.split(':', 1)[0]}")
 
 
-def _policy_accepts_anything() -> bool:
+def _check_policy_usable() -> None:
+    """ostree-ext 0.9.1: a missing policy is an I/O error; a default of exactly one
+    insecureAcceptAnything is refused (container_policy_is_default_insecure)."""
     try:
-        policy = json.loads(Path("/etc/containers/policy.json").read_text())
-    except (OSError, ValueError):
-        return True
-    return any(r.get("type") == "insecureAcceptAnything" for r in policy.get("default", []))
+        policy = json.loads(POLICY.read_text())
+    except FileNotFoundError as exc:
+        raise Fail(f"{POLICY}: No such file or directory (os error 2)") from exc
+    except ValueError as exc:
+        raise Fail(f"{POLICY}: {exc}") from exc
+    default = [r.get("type") for r in policy.get("default") or []]
+    if default == ["insecureAcceptAnything"]:
+        raise Fail(
+            "containers-policy.json specifies a default of `insecureAcceptAnything`; refusing usage"
+        )
+
+
+def skopeo_version() -> tuple[int, int]:
+    text = SKOPEO_VERSION.read_text() if SKOPEO_VERSION.exists() else "1.9.3"
+    major, minor = ([*re.findall(r"\d+", text), "0", "0"])[:2]
+    return int(major), int(minor)
+
+
+def proxy_checks_policy(image: str) -> None:
+    """skopeo >= 1.13's image proxy: containers/image's policy check, for real (a copy into
+    the host's layer store, which keeps the layers as ostree would)."""
+    argv = [
+        "skopeo",
+        "--policy",
+        str(POLICY),
+        "copy",
+        "--quiet",
+        "--remove-signatures",  # checked by the policy first; an OCI layout keeps none
+        f"--src-tls-verify={'false' if _insecure(image) else 'true'}",
+    ]
+    if AUTH.exists():
+        argv.append(f"--src-authfile={AUTH}")
+    store = Path("/var/lib/nestcustom-emu/layers")
+    store.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [*argv, f"docker://{image}", f"oci:{store}:pulled"], capture_output=True, check=False
+    )
+    if done.returncode:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        message = re.sub(r'^time="[^"]*" level=fatal msg="?|"$', "", lines[-1] if lines else "")
+        raise Fail(message.replace('\\"', '"') or "skopeo copy failed")
 
 
 def _insecure(image: str) -> bool:
@@ -287,6 +341,8 @@ def rebase(args: list[str]) -> int:
         time.sleep(float(delay))
     _, image = parse_ref(ref)
     print(f"Pulling manifest: {ref}")
+    if ref.startswith("ostree-image-signed:") and skopeo_version() >= (1, 13):
+        proxy_checks_policy(image)
     manifest = skopeo(image)
     digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     config = json.loads(skopeo(image, "--config"))
@@ -311,6 +367,7 @@ def rebase(args: list[str]) -> int:
         ref=ref,
         digest=digest,
     )
+    trustfiles.stage(staged["checksum"], image, json.loads(manifest), _insecure(image), AUTH)
     # A new deployment keeps the arguments of the one it is made from (rpm-ostree's
     # upgrader ports them from the origin merge deployment: rpmostree-sysroot-upgrader.cxx).
     staged["_kargs"] = with_ostree(merge_deployment(deployments)["_kargs"], staged["checksum"], 0)
@@ -399,6 +456,7 @@ def boot() -> int:
         [previous] if previous is not None and previous is not rest[0] else [d for d in rest[1:2]]
     )
     save(kept)
+    trustfiles.boot(rest[0]["checksum"])
     booted = kept[0]
     kver = "5.10.0-182.0.0.95.oe2203sp2.x86_64"
     CMDLINE.write_text(

@@ -18,8 +18,6 @@ import pytest
 from nestcustom.deploy.fleetlock import FleetLock, LockError
 from tests.fleet.conftest import EtcdServer, Serve, free_port
 
-pytestmark = pytest.mark.universe
-
 
 def post(
     base: str, path: str, client: dict[str, str], header: bool = True
