@@ -423,24 +423,31 @@ cmd_kmods() {
 
 cmd_initramfs() {
     kver=$(kernel_version)
-    drivers= more=
-    while [ $# -gt 0 ]; do
+    drivers=
+    # Each OPTION VALUE pair moves to the end of "$@", one argument each: a path reaches
+    # dracut as the recipe wrote it, never split on blanks nor matched as a glob (the
+    # schema refuses blanks and glob characters too; this does not rely on it).
+    n=$#
+    while [ "$n" -gt 0 ]; do
         case $1 in
             --add | --omit | --omit-drivers | --install)
-                # Names and paths are checked by the recipe's schema: no blanks in them.
-                more="$more $1 $2"
+                [ "$n" -ge 2 ] || die "initramfs: $1 needs a value"
+                set -- "$@" "$1" "$2"
                 shift 2
+                n=$((n - 2))
                 ;;
             *)
                 drivers="$drivers $1"
                 shift
+                n=$((n - 1))
                 ;;
         esac
     done
-    set -- --no-hostonly --kver "$kver" --reproducible --add ostree -f
-    [ -z "$drivers" ] || set -- "$@" --add-drivers "${drivers# }"
-    # shellcheck disable=SC2086  # OPTION NAME pairs, split on purpose
-    set -- "$@" $more
+    if [ -n "$drivers" ]; then
+        set -- --no-hostonly --kver "$kver" --reproducible --add ostree -f --add-drivers "${drivers# }" "$@"
+    else
+        set -- --no-hostonly --kver "$kver" --reproducible --add ostree -f "$@"
+    fi
     dracut "$@" "/usr/lib/modules/$kver/initramfs.img"
     chmod 0600 "/usr/lib/modules/$kver/initramfs.img"
 }
@@ -779,19 +786,24 @@ selinux_store() {
 }
 
 cmd_selinux() {
-    set -f  # names and paths are checked by the recipe's schema; never globbed here
+    set -f  # $booleans is split into NAME=0|1 words on purpose; nothing here is ever globbed
     nestos= priority=400 modules= booleans=
-    while [ $# -gt 0 ]; do
+    # Each module moves to the end of "$@" as `-i FILE`, one argument each: a path reaches
+    # semodule as the recipe wrote it, never split on blanks (the schema refuses them too).
+    n=$#
+    while [ "$n" -gt 0 ]; do
         case $1 in
-            --nestos) nestos=1; shift ;;
-            --priority) priority=$2; shift 2 ;;
+            --nestos) nestos=1; shift; n=$((n - 1)) ;;
+            --priority) priority=$2; shift 2; n=$((n - 2)) ;;
             --module)
                 case $2 in
                     /run/nestcustom/*) ;;
                     *) [ -f "$2" ] || die "selinux: the image has no $2: install the package that ships it in an earlier layer" ;;
                 esac
-                modules="$modules -i $2"
+                modules=1
+                set -- "$@" -i "$2"
                 shift 2
+                n=$((n - 2))
                 ;;
             --boolean)
                 case $3 in
@@ -800,6 +812,7 @@ cmd_selinux() {
                     *) die "selinux: boolean $2: $3 is neither on nor off" ;;
                 esac
                 shift 3
+                n=$((n - 3))
                 ;;
             *) die "selinux: unknown option $1" ;;
         esac
@@ -827,9 +840,15 @@ cmd_selinux() {
     mv "$store/active.nestcustom" "$store/active"
     # -N: no policy reload; SELinux is off in a build, and the host loads the policy at boot.
     if [ -n "$modules" ]; then
-        printf '+ semodule -N -X %s%s\n' "$priority" "$modules" >&2
-        # shellcheck disable=SC2086  # $modules: -i FILE pairs, content paths without blanks
-        semodule -N -X "$priority" $modules ||
+        printf '+ semodule -N -X %s' "$priority" >&2
+        for arg do
+            case $arg in
+                *[[:space:]]*) printf " '%s'" "$arg" >&2 ;;
+                *) printf ' %s' "$arg" >&2 ;;
+            esac
+        done
+        printf '\n' >&2
+        semodule -N -X "$priority" "$@" ||
             die "selinux: semodule could not install the modules (its messages are above)"
     fi
     if [ -n "$booleans" ]; then

@@ -425,13 +425,14 @@ class Converter:
 
     @staticmethod
     def kernel_arguments(entry: dict[str, Any] | None) -> KernelArguments:
-        if not entry:
+        if entry is None:
             return KernelArguments()
         return KernelArguments(
             tuple(entry.get("append", ())),
             tuple(entry.get("delete", ())),
             tuple(entry.get("replace", ())),
             tuple(entry.get("match-architectures", ())),
+            written=True,
         )
 
     @staticmethod

@@ -382,7 +382,7 @@ class Recipe:
         if self.selinux != Selinux():
             data["selinux"] = astuple(self.selinux)
         if self.kernel_arguments != KernelArguments():
-            data["kernel-arguments"] = astuple(self.kernel_arguments)
+            data["kernel-arguments"] = self.kernel_arguments.lists
         if self.user_units:
             data["user-units"] = [astuple(u) for u in self.user_units]
         if self.flatpaks:

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from nestcustom.recipe import values
 from nestcustom.recipe.model import Directory, FileSpec, Layer, Recipe, Symlink
 
 OPT = "/opt/"
 LIB_OPT = "/usr/lib/opt/"
 
 
-def _moved(path: str, names: set[str]) -> str:
+def _moved(path: str, names: set[str], recipe: Recipe) -> str:
     if not path.startswith(OPT) or path.rstrip("/") == "/opt":
         return path
-    rest = path[len(OPT) :]
+    # Values known now are filled in first: NAME goes into a tmpfiles.d line written when
+    # rendering, which nothing fills in later (rules_files.opt_values refuses the others).
+    rest = values.substitute_known(path, recipe)[len(OPT) :]
     names.add(rest.split("/", 1)[0])
     return LIB_OPT + rest
 
@@ -35,7 +38,7 @@ def translate_opt(recipe: Recipe) -> Recipe:
     names: set[str] = set()
 
     def specs(items: tuple[FileSpec, ...]) -> tuple[FileSpec, ...]:
-        return tuple(replace(f, dest=_moved(f.dest, names)) for f in items)
+        return tuple(replace(f, dest=_moved(f.dest, names, recipe)) for f in items)
 
     def layer(item: Layer) -> Layer:
         steps = tuple(replace(s, files=specs(s.files)) if s.files else s for s in item.steps)
@@ -45,9 +48,11 @@ def translate_opt(recipe: Recipe) -> Recipe:
         recipe,
         files=specs(recipe.files),
         layers=tuple(layer(item) for item in recipe.layers),
-        symlinks=tuple(Symlink(_moved(s.path, names), s.target) for s in recipe.symlinks),
-        directories=tuple(Directory(_moved(d.path, names), d.mode) for d in recipe.directories),
-        downloads=tuple(replace(x, dest=_moved(x.dest, names)) for x in recipe.downloads),
+        symlinks=tuple(Symlink(_moved(s.path, names, recipe), s.target) for s in recipe.symlinks),
+        directories=tuple(
+            Directory(_moved(d.path, names, recipe), d.mode) for d in recipe.directories
+        ),
+        downloads=tuple(replace(x, dest=_moved(x.dest, names, recipe)) for x in recipe.downloads),
         opt_links=tuple(sorted(names)),
     )
 
@@ -71,5 +76,10 @@ def _mentions_opt(recipe: Recipe) -> bool:
 
 def tmpfiles_lines(names: tuple[str, ...]) -> list[str]:
     """tmpfiles.d lines that link /opt/NAME to its place under /usr/lib/opt at boot, as
-    rpm-ostree writes them (the target relative to /var/opt/NAME, where /opt/NAME is)."""
-    return [f"L /opt/{name} - - - - ../../usr/lib/opt/{name}" for name in names]
+    rpm-ostree writes them (the target relative to /var/opt/NAME, where /opt/NAME is).
+    systemd-tmpfiles expands %-specifiers in both fields: a % of the name is written %%."""
+    lines = []
+    for name in names:
+        escaped = name.replace("%", "%%")
+        lines.append(f"L /opt/{escaped} - - - - ../../usr/lib/opt/{escaped}")
+    return lines

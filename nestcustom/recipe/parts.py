@@ -16,10 +16,19 @@ class KernelArguments:
     delete: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()  # KEY=VALUE
     match_architectures: tuple[str, ...] = ()  # empty: every architecture
+    # The recipe has kernel-arguments: (its lists may be empty). Its image then carries the
+    # label, which tells deploy that this image appends exactly `append`, even nothing: the
+    # arguments an earlier image appended go, as bootc does with kargs.d.
+    written: bool = False
 
     @property
     def is_set(self) -> bool:
-        return bool(self.append or self.delete or self.replace)
+        return bool(self.written or self.append or self.delete or self.replace)
+
+    @property
+    def lists(self) -> tuple[tuple[str, ...], ...]:
+        """What the image gets from them (for the recipe's digest)."""
+        return (self.append, self.delete, self.replace, self.match_architectures)
 
     def applies_to(self, arch: str) -> bool:
         return not self.match_architectures or arch in self.match_architectures

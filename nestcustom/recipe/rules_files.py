@@ -12,7 +12,9 @@ import re
 from collections.abc import Iterator
 
 from nestcustom.errors import Problem, Severity
+from nestcustom.recipe import values
 from nestcustom.recipe.model import RUN_MOUNTED_FILES, Flavor, Recipe
+from nestcustom.recipe.optpaths import LIB_OPT
 from nestcustom.recipe.rules_common import Locate, reaches_host
 from nestcustom.recipe.rules_common import problem as _problem
 from nestcustom.recipe.rules_language import is_nix
@@ -281,8 +283,41 @@ def run_mounted(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 )
 
 
+def opt_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    """A NAME under /opt whose value only the build knows: its tmpfiles.d line (written when
+    rendering, optpaths.tmpfiles_lines) would keep the token and link nothing.
+    Top-level files: are value-in-path's (rules_build.known_values)."""
+    late = {name for name in recipe.opt_links if values.needs_build(name)}
+    if not late:
+        return
+    paths: list[tuple[tuple[str | int, ...], str]] = []
+    for i, layer in enumerate(recipe.layers):
+        paths += [(("layers", i, "files", j, "dest"), f.dest) for j, f in enumerate(layer.files)]
+        for k, step in enumerate(layer.steps):
+            step_at = ("layers", i, "steps", k, "files")
+            paths += [((*step_at, j, "dest"), f.dest) for j, f in enumerate(step.files)]
+    paths += [(("symlinks", i, "path"), s.path) for i, s in enumerate(recipe.symlinks)]
+    paths += [(("directories", i, "path"), d.path) for i, d in enumerate(recipe.directories)]
+    paths += [(("downloads", i, "dest"), x.dest) for i, x in enumerate(recipe.downloads)]
+    for where, path in paths:
+        if not path.startswith(LIB_OPT) or path[len(LIB_OPT) :].split("/")[0] not in late:
+            continue
+        name = path[len(LIB_OPT) :].split("/")[0]
+        tokens = ", ".join(f"{{{{{n}}}}}" for n in values.TOKEN.findall(name))
+        yield _problem(
+            locate,
+            where,
+            "value-under-opt",
+            f"/opt/{path[len(LIB_OPT) :]}: a directory under /opt is linked at boot by a line "
+            f"written when rendering; {tokens} is only known in the build",
+            "use values known from the recipe ({{arch}}, {{recipe.name}}, {{base.version}}) "
+            "in the name under /opt, or put it under /usr/lib",
+        )
+
+
 RULES = (
     repo_ids,
+    opt_values,
     mountable_paths,
     layer_budget,
     paths_reach_host,

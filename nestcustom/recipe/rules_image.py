@@ -102,7 +102,7 @@ def layer_contents(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 ("layers", i),
                 "empty-layer",
                 f"layer {layer.name!r} changes nothing",
-                "give it install, remove, replace, swap, run or script, or delete it",
+                "give it install, remove, replace, swap, files, run, script or steps, or delete it",
             )
         installed = {package_name(p) for p in layer.install} if layer.remove else set()
         for j, name in enumerate(layer.remove):

@@ -13,6 +13,10 @@ from nestcustom.recipe.rules_common import problem as _problem
 
 # Set by ostree and the boot loader for each deployment: a recipe cannot choose them.
 _MANAGED_KARGS = ("ostree", "BOOT_IMAGE", "initrd")
+# What each host boots with, set when it was installed (its root device, how it is
+# mounted, the init the initramfs hands over to): deleting or replacing one from an
+# image, for every host at once, leaves hosts that cannot boot.
+_BOOT_KARGS = ("root", "rootflags", "rw", "ro", "init")
 NIX_HINT = (
     "a host needs /nix made at boot, with its store on persistent storage: a oneshot unit "
     "that runs `chattr -i /`, `mkdir -p /nix`, `chattr +i /` before local-fs.target and a "
@@ -42,7 +46,28 @@ def layer_steps(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     old = recipe.base.rpm_ostree < LOCAL_RPM_INSTALL_SINCE and not newstart
     stages = {stage.name for stage in recipe.stages}
     for i, layer in enumerate(recipe.layers):
+        # A layer's run: and script: run after its package changes and files, and so after
+        # every step, wherever the YAML writes them: with steps: that order would be hidden.
+        for key, given in (("run", layer.run), ("script", layer.scripts)):
+            if layer.steps and given:
+                yield _problem(
+                    locate,
+                    ("layers", i, key),
+                    "steps-and-commands",
+                    f"a layer with steps: cannot also have {key}:",
+                    "put these commands into steps: where they should run (- run: [...] or "
+                    "- script: {...}); steps run in the order written",
+                )
         for j, step in enumerate(layer.steps):
+            if step.selinux is not None and not step.selinux.is_set:
+                # {} is the schema's; {priority: N} or empty lists reach here.
+                yield _problem(
+                    locate,
+                    ("layers", i, "steps", j, "selinux"),
+                    "empty-step",
+                    "an selinux step sets nothing",
+                    "give it modules: or booleans:, or delete the step",
+                )
             if step.kind == "initramfs" and newstart:
                 yield _problem(
                     locate,
@@ -61,6 +86,19 @@ def layer_steps(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     f"no stage is named {local.source!r}",
                     f"stages: {', '.join(sorted(stages)) or 'none'}; an image needs its "
                     "registry/name",
+                )
+            elif "/" in local.source and "@sha256:" not in local.source:
+                # rpm-ostree installs local RPM files without a signature check: the digest
+                # is all that says these are the files that were reviewed.
+                yield _problem(
+                    locate,
+                    (*at, "from"),
+                    "rpm-image-unpinned",
+                    f"RPM files from {local.source} are installed without a signature check, "
+                    "and a tag can be moved to other files",
+                    "pin the image with @sha256:DIGEST (podman image inspect --format "
+                    "'{{.Digest}}' IMAGE), or build the RPMs in a stage of this recipe",
+                    Severity.WARNING,
                 )
             if old:
                 yield _problem(
@@ -87,6 +125,16 @@ def kernel_arguments(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             "kernel arguments belong in a NestOS (bootable) image",
         )
         return
+    if not kargs.append and locate("kernel-arguments", "append") != locate("kernel-arguments"):
+        yield _problem(
+            locate,
+            ("kernel-arguments", "append"),
+            "karg-append-empty",
+            "append: [] appends nothing: deploy removes the arguments the previous image "
+            "appended, and no others",
+            "to remove arguments hosts have, use delete:",
+            Severity.WARNING,
+        )
     keys = {"append": kargs.append, "delete": kargs.delete, "replace": kargs.replace}
     for key, items in keys.items():
         for j, arg in enumerate(items):
@@ -98,6 +146,17 @@ def kernel_arguments(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     "managed-karg",
                     f"{name}= is set by ostree and the boot loader for each deployment",
                     "leave it out; it cannot be chosen in an image",
+                )
+            elif name in _BOOT_KARGS and key != "append":
+                yield _problem(
+                    locate,
+                    ("kernel-arguments", key, j),
+                    "boot-karg",
+                    f"{name} is what hosts boot with (set when each was installed): "
+                    f"{'deleting' if key == 'delete' else 'replacing'} it in every host's "
+                    "deployment can leave them unable to boot",
+                    "leave it out; change it on one host with rpm-ostree kargs, where its "
+                    "console can undo it",
                 )
     appended = set(kargs.append)
     for j, arg in enumerate(kargs.delete):
@@ -168,6 +227,23 @@ def downloads(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 "decompressed (decompress: one file), not both",
                 "a .tar.gz is extract: true; a single .gz file is decompress: gzip",
             )
+        if download.dest.endswith("/") and not download.extract:
+            # A file download's dest is the file itself: a directory there would leave the
+            # helper's temporary name in it (plain) or fail the build (decompress).
+            yield _problem(
+                locate,
+                ("downloads", i, "dest"),
+                "download-dest-directory",
+                f"{download.dest} ends in '/': a download without extract: is one file, and "
+                "dest is that file's path",
+                f"name the file, e.g. {download.dest}{_file_name(download.url)}; or set "
+                "extract: true to unpack a tar archive into the directory",
+            )
+
+
+def _file_name(url: str) -> str:
+    name = url.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return name.removesuffix(".gz") or "NAME"
 
 
 def nix(recipe: Recipe, locate: Locate) -> Iterator[Problem]:

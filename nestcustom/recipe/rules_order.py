@@ -73,6 +73,7 @@ class Write:
     where: Where
     path: str
     only: str = ""  # the one reader this write can spoil ("": any)
+    module: str = ""  # a kernel module of kernel-modules: (its own message and hint)
 
 
 def _dracut(at: tuple[int, ...], where: Where, what: str) -> Read:
@@ -136,13 +137,10 @@ def _events(recipe: Recipe) -> tuple[list[Read], list[Write]]:
     if not reads:  # most recipes: nothing reads a known place, no write can spoil it
         return reads, writes
     # The kernel step runs its own depmod: only an initramfs made before it misses a module.
+    # One write a module, whatever of it (file, load, options) the initramfs misses.
     for k, module in enumerate(recipe.kernel_modules):
         where = ("kernel-modules", k)
-        writes.append(Write((*kernel, 0), where, "/usr/lib/modules", "dracut"))
-        if module.load:
-            writes.append(Write((*kernel, 0), where, "/usr/lib/modules-load.d", "dracut"))
-        if module.options:
-            writes.append(Write((*kernel, 0), where, "/usr/lib/modprobe.d", "dracut"))
+        writes.append(Write((*kernel, 0), where, "/usr/lib/modules", "dracut", module.name))
     for k, spec in enumerate(recipe.files):  # COPY --from ones come before the files step
         order = (2,) if spec.source is not None or spec.copied_alone else (3,)
         writes.append(Write(order, ("files", k, "dest"), spec.dest))
@@ -174,14 +172,24 @@ def read_before_write(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             if prefix is None:
                 continue
             line = locate(*read.where).line
+            if write.module:
+                message = (
+                    f"kernel module {write.module!r} is installed after {read.what} ran "
+                    f"({_path(read.where)}, line {line}): kernel-modules: come after every "
+                    f"layer, so {read.missed}"
+                )
+                hint = (
+                    "regenerate the initramfs after them instead: initramfs: {regenerate: "
+                    "true, drivers: [...]} at the top level runs after kernel-modules:"
+                )
+            else:
+                message = (
+                    f"{write.path} is written after {read.what} ran ({_path(read.where)}, line "
+                    f"{line}), which reads {prefix}: {read.missed}"
+                )
+                hint = _hint(read)
             yield _problem(
-                locate,
-                write.where,
-                "read-before-write",
-                f"{write.path} is written after {read.what} ran ({_path(read.where)}, line "
-                f"{line}), which reads {prefix}: {read.missed}",
-                _hint(read),
-                Severity.WARNING,
+                locate, write.where, "read-before-write", message, hint, Severity.WARNING
             )
             break  # one warning per write
 

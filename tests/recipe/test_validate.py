@@ -83,6 +83,59 @@ def test_warnings_name_the_unsigned_repo_without_a_key(write_recipe: WriteRecipe
     assert codes == [("repos[0]", "gpgkey-missing"), ("repos[1].gpgcheck", "gpgcheck-off")]
 
 
+def test_rpms_from_an_image_without_a_digest_warn(write_recipe: WriteRecipe) -> None:
+    """RPM files are installed without a signature check: like an unsigned repo, an image
+    only a tag names warns, at its from:; a pinned image and a stage do not."""
+    digest = "@sha256:" + "0" * 64
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "stages: [{name: build, from: registry.example.com/b:1, layers: [{name: b, run: [[make]]}]}]\n"
+        "layers:\n"
+        "  - name: a\n"
+        "    install:\n"
+        "      - {from: registry.example.com/rpms/zfs:41, path: /rpms/*.rpm}\n"
+        f"      - {{from: 'registry.example.com/rpms/zfs:41{digest}', path: /rpms/*.rpm}}\n"
+        "      - {from: build, path: /out/*.rpm}\n"
+    )
+    warnings = load_recipe(path).warnings
+    assert [(w.path, w.code) for w in warnings] == [
+        ("layers[0].install[0].from", "rpm-image-unpinned")
+    ]
+    assert (warnings[0].location.line, warnings[0].location.column) == (7, 16)
+    assert warnings[0].message == (
+        "RPM files from registry.example.com/rpms/zfs:41 are installed without a signature "
+        "check, and a tag can be moved to other files"
+    )
+
+
+def test_a_kernel_module_after_a_layers_initramfs_step_warns_once(
+    project: Path, write_recipe: WriteRecipe
+) -> None:
+    """kernel-modules: run after every layer: a layer's dracut misses the module. That is
+    one warning at the module, with what to do about kernel modules (not files:)."""
+    (project / "files" / "nc_demo.ko").write_bytes(b"")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "layers: [{name: a, install: [strace], steps: [{initramfs: {drivers: [nc_demo]}}]}]\n"
+        "kernel-modules:\n"
+        "  - {name: nc_demo, src: files/nc_demo.ko, load: true, options: a=1}\n"
+        "  - {name: nc_other, load: true}\n"
+    )
+    warnings = load_recipe(path).warnings
+    assert [(w.path, w.code) for w in warnings] == [
+        ("kernel-modules[0]", "read-before-write"),
+        ("kernel-modules[1]", "read-before-write"),
+    ]
+    assert warnings[0].message == (
+        "kernel module 'nc_demo' is installed after dracut ran (layers[0].steps[0].initramfs, "
+        "line 3): kernel-modules: come after every layer, so the initramfs will not have it"
+    )
+    assert warnings[0].hint == (
+        "regenerate the initramfs after them instead: initramfs: {regenerate: true, "
+        "drivers: [...]} at the top level runs after kernel-modules:"
+    )
+
+
 def test_include_merge_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES)
     recipe = load_recipe(Path("pass/everything.yaml"), project=FIXTURES).recipe
