@@ -3,6 +3,10 @@ where `--undo` goes back to."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from nestcustom.fleet import promotions
 from nestcustom.fleet.promotions import Promotion
 
 IMAGE = "registry.example.com/nestos/agent"
+_ROW_KEYS = ("time", "image", "ring", "before", "after", "undo")
 A, B, C = ("sha256:" + c * 64 for c in "abc")
 
 
@@ -118,3 +123,72 @@ def test_ring_names_become_tags(ring: str) -> None:
 def test_a_ring_tag() -> None:
     assert promotions.ring_tag(promotions.check_ring("canary-2")) == "ring-canary-2"
     assert promotions.check_ring("x" * 63) == "x" * 63
+
+
+def refusal(call: object, *args: object) -> tuple[str, str | None]:
+    assert callable(call)
+    with pytest.raises(BadInputError) as raised:
+        call(*args)
+    return raised.value.message, raised.value.hint
+
+
+def test_each_refusal_says_what_to_give_instead() -> None:
+    assert refusal(promotions.check_ring, "Stable") == (
+        "'Stable' is not a ring name",
+        "lower-case letters, digits and '-', starting with a letter or digit "
+        "(it becomes the tag ring-NAME), e.g. canary or stable",
+    )
+    assert refusal(promotions.split_pinned, f"{IMAGE}:v1") == (
+        f"'{IMAGE}:v1' is not IMAGE@sha256:DIGEST",
+        "promote a digest, never a moving tag: e.g. the digest `nestcustom build --push` "
+        "printed (registry.example.com/nestos/agent@sha256:...)",
+    )
+    # the first '@' splits: an image name never holds one, so a second is refused
+    assert refusal(promotions.split_pinned, f"{IMAGE}@{A}@{B}")[0].endswith(
+        "is not IMAGE@sha256:DIGEST"
+    )
+    assert refusal(promotions.check_repository, "agent") == (
+        "'agent' is not an image name in a registry",
+        "REGISTRY/PATH without a tag, e.g. registry.example.com/nestos/agent",
+    )
+    history = [move(None, A), move(A, B)]
+    assert refusal(promotions.undo_target, history, IMAGE, "beta", B) == (
+        f"ring beta of {IMAGE} has no promotion in the journal",
+        "check the ring's name and --journal; rings are made by nestcustom promote",
+    )
+    assert refusal(promotions.undo_target, history, IMAGE, "stable", C)[1] == (
+        f"promote the digest you want: nestcustom promote {IMAGE}@DIGEST --ring stable"
+    )
+    assert refusal(promotions.undo_target, [move(None, A)], IMAGE, "stable", A) == (
+        f"ring stable of {IMAGE} had no digest before {A}: nothing to go back to",
+        f"promote another digest instead: nestcustom promote {IMAGE}@DIGEST --ring stable",
+    )
+
+
+def test_undo_compares_with_the_last_promotion_not_the_first() -> None:
+    history = [move(None, A), move(A, B), move(B, C)]
+    message, _ = refusal(promotions.undo_target, history, IMAGE, "stable", B)
+    assert f"not {C} as the journal's last promotion says" in message
+
+
+def test_a_journal_row_is_one_sorted_json_line_readable_by_others(tmp_path: Path) -> None:
+    journal = tmp_path / "a" / "b" / "promotions.jsonl"
+    promotions.record(journal, Promotion(promotions.now(), IMAGE, "stable", None, A))
+    line = journal.read_text(encoding="utf-8")
+    assert line.endswith("}\n") and line.count("\n") == 1
+    assert list(json.loads(line)) == sorted(_ROW_KEYS)  # keys in a stable order for review
+    assert line.index('"after"') < line.index('"before"') < line.index('"undo"')
+    umask = os.umask(0)
+    os.umask(umask)
+    assert journal.stat().st_mode & 0o777 == 0o644 & ~umask  # committed and read by others
+    stamp = json.loads(line)["time"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp)
+    assert abs(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+               - datetime.now(timezone.utc)).total_seconds() < 120  # fmt: skip
+
+
+def test_a_journal_that_is_not_text_is_a_located_error(tmp_path: Path) -> None:
+    journal = tmp_path / "promotions.jsonl"
+    journal.write_bytes(b"\xff\xfe{")
+    message, _ = refusal(promotions.load, journal)
+    assert message.startswith(f"{journal}: cannot read the promotion journal:")
