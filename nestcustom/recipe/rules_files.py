@@ -283,12 +283,32 @@ def run_mounted(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 )
 
 
+def _opt_name_trouble(name: str) -> tuple[str, str, str] | None:
+    """(code, why, hint) when NAME cannot be a tmpfiles.d line's path, else None."""
+    if values.needs_build(name):
+        tokens = ", ".join(f"{{{{{n}}}}}" for n in values.TOKEN.findall(name))
+        return (
+            "value-under-opt",
+            f"{tokens} is only known in the build",
+            "use values known from the recipe ({{arch}}, {{recipe.name}}, {{base.version}}) "
+            "in the name under /opt, or put it under /usr/lib",
+        )
+    if any(c.isspace() or c in "\"'\\" for c in name):
+        return (
+            "opt-name",
+            "a blank, quote or backslash in its name would split or change that line",
+            "name the directory under /opt without blanks, quotes or backslashes",
+        )
+    return None
+
+
 def opt_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
-    """A NAME under /opt whose value only the build knows: its tmpfiles.d line (written when
-    rendering, optpaths.tmpfiles_lines) would keep the token and link nothing.
+    """A NAME under /opt whose tmpfiles.d line (written when rendering,
+    optpaths.tmpfiles_lines) would not link it: a value only the build knows (the line
+    would keep the token), or a blank or quote (tmpfiles splits fields on blanks).
     Top-level files: are value-in-path's (rules_build.known_values)."""
-    late = {name for name in recipe.opt_links if values.needs_build(name)}
-    if not late:
+    trouble = {n: t for n in recipe.opt_links if (t := _opt_name_trouble(n)) is not None}
+    if not trouble:
         return
     paths: list[tuple[tuple[str | int, ...], str]] = []
     for i, layer in enumerate(recipe.layers):
@@ -296,22 +316,24 @@ def opt_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
         for k, step in enumerate(layer.steps):
             step_at = ("layers", i, "steps", k, "files")
             paths += [((*step_at, j, "dest"), f.dest) for j, f in enumerate(step.files)]
+    paths += [(("files", i, "dest"), f.dest) for i, f in enumerate(recipe.files)]
     paths += [(("symlinks", i, "path"), s.path) for i, s in enumerate(recipe.symlinks)]
     paths += [(("directories", i, "path"), d.path) for i, d in enumerate(recipe.directories)]
     paths += [(("downloads", i, "dest"), x.dest) for i, x in enumerate(recipe.downloads)]
     for where, path in paths:
-        if not path.startswith(LIB_OPT) or path[len(LIB_OPT) :].split("/")[0] not in late:
-            continue
         name = path[len(LIB_OPT) :].split("/")[0]
-        tokens = ", ".join(f"{{{{{n}}}}}" for n in values.TOKEN.findall(name))
+        if not path.startswith(LIB_OPT) or name not in trouble:
+            continue
+        code, why, hint = trouble[name]
+        if code == "value-under-opt" and where[0] == "files":
+            continue  # top-level files: value-in-path says it (rules_build.known_values)
         yield _problem(
             locate,
             where,
-            "value-under-opt",
+            code,
             f"/opt/{path[len(LIB_OPT) :]}: a directory under /opt is linked at boot by a line "
-            f"written when rendering; {tokens} is only known in the build",
-            "use values known from the recipe ({{arch}}, {{recipe.name}}, {{base.version}}) "
-            "in the name under /opt, or put it under /usr/lib",
+            f"written when rendering; {why}",
+            hint,
         )
 
 

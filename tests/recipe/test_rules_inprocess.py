@@ -73,6 +73,7 @@ FIXTURE_CODES = {
     ],
     "include-lint-error": ["install-and-remove", "empty-layer"],
     "include-cycle": ["include", "include"],
+    "opt-name": ["opt-name", "opt-name"],
     "include-outside": ["include"],
     "missing-file-only": ["file"],
     "files-bad": ["file"],
