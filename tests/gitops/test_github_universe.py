@@ -36,6 +36,11 @@ def push_event(image: str) -> dict[str, str]:
         "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)": "true",
         "secrets.REGISTRY_USER": "",
         "secrets.REGISTRY_PASSWORD": "",
+        # a repository without a signing key: pushed unsigned (test_signing_pipelines.py
+        # runs the signed path of the same step)
+        "secrets.NESTCUSTOM_SIGNING_KEY": "",
+        "secrets.NESTCUSTOM_SIGNING_PASSPHRASE": "",
+        "vars.NESTCUSTOM_SIGNATURE_STORE": "",
         "github.token": "",
         "matrix.recipe": "recipes/example.yaml",
         "matrix.name": "example",
