@@ -15,8 +15,13 @@ arguments (`rpm-ostree kargs` prints them) and applied to it, before the reboot.
 from __future__ import annotations
 
 import json
-import re
+import sys
 from dataclasses import dataclass
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from nestcustom.errors import BadInputError
 
@@ -68,64 +73,24 @@ def parse_label(text: str | None) -> ImageKargs | None:
 
 # -- bootc's kargs.d files ------------------------------------------------------------------
 
-_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=\s*")
-_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'')
-
 
 def toml_kargs(text: str) -> tuple[list[str], list[str] | None]:
     """(kargs, match-architectures or None) of a kargs.d file: bootc's Config, whose only
     keys are two arrays of strings (lib/src/kargs.rs, deny_unknown_fields)."""
-    values: dict[str, list[str]] = {}
-    rest = "\n".join(_uncomment(line) for line in text.splitlines())
-    while rest.strip():
-        key = _KEY.match(rest)
-        if key is None or not rest[key.end() :].startswith("["):
-            raise ValueError(f"not KEY = [...]: {rest.strip()[:40]!r}")
-        end = _closing(rest, key.end())
-        body = rest[key.end() + 1 : end]
-        items = [
-            m.group(1) if m.group(1) is not None else m.group(2) for m in _STRING.finditer(body)
-        ]
-        leftover = _STRING.sub("", body).replace(",", "").strip()
-        if leftover:
-            raise ValueError(f"{key.group(1)}: only strings may be listed, not {leftover[:20]!r}")
-        values[key.group(1)] = [_unescape(i) for i in items]
-        rest = rest[end + 1 :]
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"not TOML: {exc}") from None
     unknown = set(values) - {"kargs", "match-architectures"}
     if unknown or "kargs" not in values:
         raise ValueError(
             f"bootc reads kargs = [...] and match-architectures only, not {sorted(unknown)}"
         )
-    return values["kargs"], values.get("match-architectures")
-
-
-def _uncomment(line: str) -> str:
-    quote = ""
-    for i, char in enumerate(line):
-        if quote:
-            quote = "" if char == quote and line[i - 1] != "\\" else quote
-        elif char in "\"'":
-            quote = char
-        elif char == "#":
-            return line[:i]
-    return line
-
-
-def _closing(text: str, start: int) -> int:
-    quote = ""
-    for i in range(start, len(text)):
-        char = text[i]
-        if quote:
-            quote = "" if char == quote and text[i - 1] != "\\" else quote
-        elif char in "\"'":
-            quote = char
-        elif char == "]":
-            return i
-    raise ValueError("an array is not closed")
-
-
-def _unescape(text: str) -> str:
-    return json.loads(f'"{text}"') if "\\" in text else text
+    for key, value in values.items():
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{key}: only strings may be listed, not {value!r:.40}")
+    arches = values.get("match-architectures")
+    return list(values["kargs"]), list(arches) if arches is not None else None
 
 
 def kargsd_appends(files: tuple[tuple[str, str], ...], arch: str) -> tuple[str, ...]:

@@ -67,8 +67,9 @@ def test_kargsd_files_as_bootc_reads_them() -> None:
         ('kargs = ["a"]\nfoo = ["b"]\n', "bootc reads kargs"),
         ('match-architectures = ["x86_64"]\n', "bootc reads kargs"),
         ("kargs = [1]\n", "only strings may be listed"),
-        ('kargs = ["a"\n', "not closed"),
-        ('kargs = "a"\n', "not KEY = [...]"),
+        ('kargs = ["a"\n', "not TOML"),
+        ('kargs = "a"\n', "kargs: only strings may be listed, not 'a'"),
+        ('kargs = ["a"]\nmatch-architectures = "x86_64"\n', "match-architectures: only strings"),
     ],
 )
 def test_a_kargsd_file_bootc_would_refuse_is_refused_by_name(text: str, why: str) -> None:
