@@ -4,6 +4,7 @@ and Zincati's and nestcustom deploy's clients answered as airlock answers them."
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -172,3 +173,53 @@ def test_serve_answers_until_sigterm_then_says_what_it_left(etcd: EtcdServer) ->
     server.send_signal(signal.SIGTERM)
     assert server.wait(timeout=30) == 143
     assert "interrupted by SIGTERM: the FleetLock server stopped" in server.stderr.read()
+
+
+def raw_post(base: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, dict[str, str]]:
+    """(status, Content-Type, JSON answer) of a POST to pre-reboot with exactly this body."""
+    host, port = base.split("//")[1].rstrip("/").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("POST", "/v1/pre-reboot", body=body, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("Content-Type", ""), json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+GOOD = {"client_params": {"id": "h1", "group": "default"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "said"),
+    [
+        (json.dumps(GOOD).encode(), {}, "missing header fleet-lock-protocol: true"),
+        (b"", {"fleet-lock-protocol": "true"}, "missing or oversized body"),
+        (b"x" * (64 * 1024 + 1), {"fleet-lock-protocol": "true"}, "missing or oversized body"),
+        (b"[1]", {"fleet-lock-protocol": "true"}, 'body is not {"client_params": {...}}: '),
+        (
+            json.dumps({"client_params": {"group": "default"}}).encode(),
+            {"fleet-lock-protocol": "true"},
+            "client_params.id is missing or not an id",
+        ),
+        (
+            json.dumps({"client_params": {"id": "h1", "group": "a/b"}}).encode(),
+            {"fleet-lock-protocol": "true"},
+            "client_params.group is missing or not ^[a-zA-Z0-9.-]+$",
+        ),
+    ],
+)
+def test_a_bad_request_is_told_what_is_wrong_and_takes_no_slot(
+    fleetlock: Serve, body: bytes, headers: dict[str, str], said: str
+) -> None:
+    base = fleetlock()
+    status, kind, answer = raw_post(base, body, headers)
+    assert (status, kind, answer["kind"]) == (400, "application/json", "invalid_client_identity")
+    assert answer["value"].startswith(said)
+    assert take(base, "h2") == 200  # the one slot is still free
+
+
+def test_a_granted_slot_answers_an_empty_json_object(fleetlock: Serve) -> None:
+    base = fleetlock()
+    body = json.dumps(GOOD).encode()
+    assert raw_post(base, body, {"Fleet-Lock-Protocol": "TRUE"}) == (200, "application/json", {})
