@@ -31,3 +31,35 @@ def test_every_deselected_test_exists() -> None:
     for test in (t for t in NOT_FAST if "::" in t):
         path, name = test.split("::")
         assert f"def {name}(" in (ROOT / path).read_text(), test
+
+
+def test_the_sample_takes_every_module_and_is_stable() -> None:
+    """Every module gives at least FLOOR mutants (all it has if fewer), the rest is shared
+    by size, and the choice depends on the names only: a mutant added to one module moves
+    nothing in another."""
+    from bench.mutation.sample import FLOOR, choose
+
+    names = {
+        "nestcustom/fleet/big.py": [f"nestcustom.fleet.big.x_f__mutmut_{i}" for i in range(900)],
+        "nestcustom/fleet/small.py": [f"nestcustom.fleet.small.x_g__mutmut_{i}" for i in range(5)],
+        "nestcustom/fleet/one.py": ["nestcustom.fleet.one.x_h__mutmut_1"],
+        "nestcustom/errors.py": [f"nestcustom.errors.x_e__mutmut_{i}" for i in range(40)],
+    }
+    chosen = choose(names, 100)
+    fleet = chosen["fleet"]
+    assert sum(n.startswith("nestcustom.fleet.small.") for n in fleet) == FLOOR
+    assert sum(n.startswith("nestcustom.fleet.one.") for n in fleet) == 1
+    assert sum(n.startswith("nestcustom.fleet.big.") for n in fleet) == 99
+    assert len(chosen["ground"]) == 40  # fewer than asked: all of them
+    grown = {**names, "nestcustom/errors.py": names["nestcustom/errors.py"] + ["x"]}
+    assert choose(grown, 100)["fleet"] == fleet
+    assert choose(names, 100) == chosen
+
+
+def test_the_sample_interval_is_wilsons() -> None:
+    from bench.mutation.sample import wilson
+
+    low, high = wilson(135, 150)  # 90%: 84.2-93.8 (Wilson, z = 1.96, worked by hand)
+    assert (round(low, 1), round(high, 1)) == (84.2, 93.8)
+    assert wilson(0, 0) == (0.0, 100.0)
+    assert wilson(10, 10)[1] == 100.0

@@ -3,6 +3,9 @@
     python -m bench.mutation all                 every package, then the table
     python -m bench.mutation recipe image ...    those packages
     python -m bench.mutation build-helper        the shell mutants of build-helper.sh
+    python -m bench.mutation sample              a stratified sample of every package's
+                                                 mutants in one run, scores with their 95%
+                                                 intervals (--per-package N, default 150)
     python -m bench.mutation report [PACKAGE...] the table from what the runs left
     python -m bench.mutation survivors PACKAGE   the mutants no test caught, with diffs
     python -m bench.mutation judge PACKAGE GLOB KIND REASON
@@ -33,7 +36,7 @@ import sys
 from pathlib import Path
 from typing import cast
 
-from bench.mutation import judged, pyrun, report, shell
+from bench.mutation import judged, pyrun, report, sample, shell
 from bench.mutation.packages import PACKAGES
 
 SHELL = "build-helper"
@@ -104,8 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast-only", action="store_true")
     parser.add_argument("--recheck", action="store_true")
     parser.add_argument("--work", type=Path, default=default_work())
+    parser.add_argument("--per-package", type=int, default=150)
     args = parser.parse_args(argv)
     command, names = args.what[0], args.what[1:]
+    if command == "sample":
+        where = args.work / "sample" / "fast"
+        if names != ["report"]:
+            sample.run(where, args.per_package, args.jobs, args.budget)
+        print(sample.table(sample.outcomes(where)))
+        return 0
     if command == "judge":
         return judge(args.work, names, parser)
     if command not in ("report", "survivors"):
