@@ -12,13 +12,23 @@ import shlex
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
 from nestcustom.errors import NestcustomError
 
 log = logging.getLogger("nestcustom.proc")
+
+# The programs `run` is waiting for, with the thread that waits: a stop signal ends those
+# run inside `abandonable()` (reads that change nothing) instead of waiting out an ssh
+# ConnectTimeout in a worker. Re-entrant: a signal handler may call in while its own
+# thread holds the lock.
+_running: dict[subprocess.Popen[bytes], int] = {}
+_abandonable: set[int] = set()
+_running_lock = threading.RLock()
 
 
 class CommandError(NestcustomError):
@@ -101,12 +111,11 @@ def run(
     """Run a program to completion and capture its output."""
     log.debug("run: %s", shlex.join(argv))
     try:
-        done = subprocess.run(
+        child = subprocess.Popen(
             list(argv),
-            capture_output=True,
-            timeout=timeout,
-            input=input_text.encode() if input_text is not None else None,
-            check=False,
+            stdin=subprocess.PIPE if input_text is not None else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             # In its own session the terminal's Ctrl-C does not kill the program mid-step;
             # the caller decides when to stop.
             start_new_session=own_session,
@@ -114,10 +123,26 @@ def run(
         )
     except FileNotFoundError as exc:
         raise CommandError(f"{argv[0]} is not installed", hint, 127, "") from exc
+    with _running_lock:
+        _running[child] = threading.get_ident()
+    try:
+        out, err = child.communicate(
+            input_text.encode() if input_text is not None else None, timeout=timeout
+        )
     except subprocess.TimeoutExpired as exc:
+        child.kill()
+        child.communicate()
         raise CommandError(
             f"{shlex.join(argv)} did not finish in {timeout:.0f} s", hint, -1, ""
         ) from exc
+    except BaseException:  # what subprocess.run does: the program does not outlive the wait
+        child.kill()
+        child.wait()
+        raise
+    finally:
+        with _running_lock:
+            _running.pop(child, None)
+    done = subprocess.CompletedProcess(list(argv), child.returncode, out, err)
     stderr = done.stderr.decode(errors="replace")
     result = Result(done.returncode, done.stdout.decode(errors="replace"), stderr, done.stdout)
     if check and done.returncode != 0:
@@ -129,6 +154,35 @@ def run(
             stderr,
         )
     return result
+
+
+@contextmanager
+def abandonable() -> Iterator[None]:
+    """Programs this thread runs in the block only read (a host's status, the preflight):
+    a stop signal may end them at once (`stop_running`) instead of waiting for them."""
+    ident = threading.get_ident()
+    with _running_lock:
+        _abandonable.add(ident)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _abandonable.discard(ident)
+
+
+def stop_running() -> int:
+    """End (SIGTERM) the programs `run` is waiting for inside `abandonable()`; how many.
+
+    Only this process's own children are reached, each by its Popen, never by a pattern;
+    a program that changes something (a rebase, a reboot) is always waited for."""
+    with _running_lock:
+        children = [c for c, ident in _running.items() if ident in _abandonable]
+    ended = 0
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+            ended += 1
+    return ended
 
 
 def start(argv: Sequence[str]) -> subprocess.Popen[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from nestcustom import proc
 from nestcustom.deploy.hoststatus import Deployment, parse_status
 from nestcustom.deploy.inventory import Host
 from nestcustom.deploy.sanitize import clean
@@ -21,7 +22,8 @@ def status_row(host: Host, ssh: SshOptions) -> dict[str, Any]:
     """A host's row; one it cannot be read from says why (unreachable, auth refused, ...)."""
     row: dict[str, Any] = {"host": host.name, "reachable": False}
     try:
-        out = Connection(host, ssh).script(STATUS_SCRIPT, name="reading the status").stdout
+        with proc.abandonable():  # a stop signal ends the read at once
+            out = Connection(host, ssh).script(STATUS_SCRIPT, name="reading the status").stdout
         text, _, log = out.partition("\n==verified\n")
         status = parse_status(text)
     except SshError as exc:
@@ -66,5 +68,15 @@ def verification(booted: Deployment | None, log: str) -> dict[str, Any]:
 
 def fleet_status(hosts: tuple[Host, ...], accept_new_host_keys: bool) -> list[dict[str, Any]]:
     """A row per host, in inventory order; an unreachable host's row says why."""
-    with ssh_session(accept_new_host_keys) as ssh, ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(lambda h: status_row(h, ssh), hosts))
+    with ssh_session(accept_new_host_keys) as ssh:
+        pool = ThreadPoolExecutor(max_workers=8)
+        try:
+            return list(pool.map(lambda h: status_row(h, ssh), hosts))
+        except KeyboardInterrupt as exc:
+            # Reading changes nothing on a host: end the ssh runs now rather than wait for
+            # a silent host's ConnectTimeout in every worker.
+            proc.stop_running()
+            signum, _ = proc.stop_signal_of(exc)
+            raise proc.Interrupted(signum, "status only reads; no host was changed") from exc
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from nestcustom import proc
 from nestcustom.deploy import hostkargs, hostlock
 from nestcustom.deploy.decide import DriverChoice, preflight_refusal, rebase_argv, rollback_action
 from nestcustom.deploy.fleetlock import FleetLock, LockError, zincati_id
 from nestcustom.deploy.health import SCRIPT as HEALTH_SCRIPT
 from nestcustom.deploy.health import HealthChecks, judge
+from nestcustom.deploy.hostfailures import HostBusy, HostFailed, KeyChanged, NotBack, Stop
 from nestcustom.deploy.hostpolicy import TrustOptions
 from nestcustom.deploy.hoststatus import (
     FACTS_SCRIPT,
@@ -41,8 +43,8 @@ from nestcustom.errors import NestcustomError
 ZINCATI_OFF = "/etc/zincati/config.d/90-disable-auto-updates.toml"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 AHEAD_FRESH = 120.0  # seconds facts read ahead stay good for the host's preflight
-PROBE_EVERY = 0.25
-UP_GRACE = 10.0  # seconds a host may keep greeting after its reboot before it is polled anyway  # seconds between greeting probes while a host reboots (no ssh process each)
+PROBE_EVERY = 0.25  # seconds between greeting probes while a host reboots (no ssh process each)
+UP_GRACE = 10.0  # seconds a host may keep greeting after its reboot before it is polled anyway
 # $1: the boot id before the reboot; the rest: the health checks. Once the boot id changed,
 # the status and the health checks come in the same command (one ssh process, one session).
 _POLL = (
@@ -84,42 +86,6 @@ class Owner:
 
     def lock(self) -> hostlock.LockOwner:
         return hostlock.LockOwner(self.rollout, self.controller, self.journal, time.time())
-
-
-class Stop(Exception):
-    """The operator asked to stop: the host stays as its journal says."""
-
-
-class HostFailed(NestcustomError):
-    """A host's step failed; `failure` says what kind of failure (report.FAILURES) when the
-    step's own kind (STEP_FAILURE) would not say it right."""
-
-    def __init__(
-        self,
-        message: str,
-        hint: str | None = None,
-        *,
-        failure: str | None = None,
-        health: tuple[str, ...] = (),
-    ) -> None:
-        super().__init__(message, hint)
-        self.failure = failure
-        self.health = health
-
-
-# The kind of failure of a step, unless the error says otherwise.
-STEP_FAILURE = {
-    "preflight": "preflight",
-    "rebase": "rebase",
-    "reboot": "reboot",
-    "wait": "not-back",
-    "verify": "wrong-image",
-    "trust": "untrusted",
-}
-
-
-class HostBusy(NestcustomError):
-    """Another rollout holds the host; nothing was changed on it."""
 
 
 Listener = Callable[[str, str, str], None]  # host, step, state
@@ -199,9 +165,12 @@ class HostRun:
         deadline = time.monotonic() + self.options.reboot_timeout
         while True:
             try:
-                result = self.conn.script(FACTS_SCRIPT, name="the preflight")
+                with proc.abandonable():  # reads only: a stop ends it at once
+                    result = self.conn.script(FACTS_SCRIPT, name="the preflight")
                 break
             except SshError as exc:
+                if self.stops.soft.is_set():
+                    raise Stop("preflight") from exc  # ended by the stop, nothing changed
                 if not (self.was_rebooting and exc.failure is Failure.UNREACHABLE):
                     raise
                 if time.monotonic() > deadline:
@@ -489,12 +458,3 @@ class HostRun:
                 self.journal.record(self.host.name, "slot", "released")
             except NestcustomError as exc:
                 self.journal.record(self.host.name, "slot", "error", error=exc.message)
-
-
-class NotBack(HostFailed):
-    """The host did not answer after its reboot: no rollback can be sent to it."""
-
-
-class KeyChanged(HostFailed):
-    """The host answered after its reboot with another host key: nothing more is sent to it
-    (it is presumably running the target, but that cannot be verified)."""

@@ -12,16 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from nestcustom.deploy.hostfailures import HostBusy, HostFailed, Stop
 from nestcustom.deploy.hostlock import this_controller
-from nestcustom.deploy.hostrun import (
-    HostBusy,
-    HostFailed,
-    HostRun,
-    Listener,
-    Owner,
-    RolloutOptions,
-    Stop,
-)
+from nestcustom.deploy.hostrun import HostRun, Listener, Owner, RolloutOptions
 from nestcustom.deploy.hoststatus import identity
 from nestcustom.deploy.inventory import Host
 from nestcustom.deploy.journal import Journal

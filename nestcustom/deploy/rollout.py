@@ -17,15 +17,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from nestcustom.deploy import hostkargs
 from nestcustom.deploy.decide import may_start, skip_reason
-from nestcustom.deploy.hostrun import (
+from nestcustom.deploy.hostfailures import (
     STEP_FAILURE,
     HostBusy,
     HostFailed,
-    HostRun,
     KeyChanged,
     NotBack,
     Stop,
 )
+from nestcustom.deploy.hostrun import HostRun
 from nestcustom.deploy.hoststatus import identity
 from nestcustom.deploy.report import KEY_CHANGED, NOT_BACK, HostReport, StepRecord
 from nestcustom.deploy.trust import asked, check_trust

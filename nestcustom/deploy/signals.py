@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from nestcustom import proc
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -47,6 +49,7 @@ def stop_on_signals(notice: Callable[[str], None]) -> Iterator[StopFlags]:
             return
         flags.signal_name.append(name)
         flags.soft.set()
+        proc.stop_running()  # reads that change nothing (preflights) end now
         notice(f"{name}: no new host or step starts; running steps finish")
 
     previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import re
 
+from nestcustom.deploy.hostfailures import HostFailed
 from nestcustom.deploy.hostpolicy import TrustOptions, judge, lookaside
-from nestcustom.deploy.hostrun import HostFailed, HostRun
+from nestcustom.deploy.hostrun import HostRun
 from nestcustom.deploy.sanitize import clean
 from nestcustom.deploy.target import split_reference
 from nestcustom.errors import NestcustomError

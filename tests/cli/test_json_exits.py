@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from nestcustom.deploy.ssh import SshOptions
+
 RECIPE = """\
 name: r
 base: {image: BASE}
@@ -310,7 +312,11 @@ def test_json_document_on_every_exit_path(case: Case, tmp_path: Path, silent: Si
     if case.signal is not None:
         assert silent.connected.wait(60), "the command never reached the silent server"
         process.send_signal(case.signal)
-    stdout, stderr = process.communicate(timeout=120)
+        # Promptly: long before ssh's ConnectTimeout (10 s) or a registry timeout would
+        # have ended the wait on the silent server by itself.
+        stdout, stderr = process.communicate(timeout=SshOptions.connect_timeout / 2)
+    else:
+        stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == case.code, stderr
     document = json.loads(stdout)  # exactly one document: anything else fails to parse
     assert isinstance(document, dict)
