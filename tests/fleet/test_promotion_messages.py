@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,8 @@ def test_a_journal_that_cannot_be_read_says_why(tmp_path: Path) -> None:
 
 def test_the_journal_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
     journal = tmp_path / "promotions.jsonl"
-    row = {**GOOD, "time": "2026-12-06T00:00:00Z (révisé)"}
-    journal.write_bytes((json.dumps(row, ensure_ascii=False) + "\n").encode())
+    row = Promotion("2026-12-06T00:00:00Z (révisé)", "i", "r", None, A)
+    journal.write_bytes((json.dumps(asdict(row), ensure_ascii=False) + "\n").encode())
     env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
     done = subprocess.run(
         [sys.executable, "-c", "import sys; from nestcustom.fleet import promotions; "
@@ -70,4 +71,4 @@ def test_the_journal_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout == ascii([Promotion(**row)]) + "\n"
+    assert done.stdout == ascii([row]) + "\n"
