@@ -223,6 +223,9 @@ def test_tls_is_verified_unless_told_not_to(registry: Registry, tmp_path: Path) 
     moves.promote(f"{image}@{one}", "stable", journal, tls_verify=False)
     failed = refusal(moves.undo, image, "stable", journal)
     assert failed.message.startswith(f"cannot ask the registry about {image}:ring-stable: ")
+    # the ring is read with verification too, before the journal is asked about it
+    failed = refusal(moves.undo, image, "canary", journal)
+    assert failed.message.startswith(f"cannot ask the registry about {image}:ring-canary: ")
 
 
 def test_undo_checks_its_arguments_before_the_registry(tmp_path: Path) -> None:
