@@ -19,7 +19,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from nestcustom.fleet.etcd import Etcd
 from nestcustom.fleet.semaphore import Semaphore
@@ -133,8 +133,8 @@ class LockStore:
         return len(self.etcd.keys(rollback_prefix(ring))) >= self.budget.halt_after
 
     def hosts(self) -> dict[str, dict[str, object]]:
-        """Every host's last report, by its id."""
+        """Every host's last report, by its id (as the host gave it: keys hold it escaped)."""
         return {
-            key.rpartition("/")[2]: json.loads(value)
+            unquote(key.rpartition("/")[2]): json.loads(value)
             for key, value in self.etcd.keys("nestcustom/hosts/").items()
         }
