@@ -122,18 +122,22 @@ def outcomes(work: Path) -> dict[str, list[report.Outcome]]:
 
 
 def table(found: dict[str, list[report.Outcome]]) -> str:
-    head = ["package", "sampled", "caught", "survived", "judged out", "not run", "score",
-            "95% interval"]  # fmt: skip
+    """Per package: which suite caught each sampled mutant, the score among those tried
+    (judged equivalent/unreachable ones left out) and its 95% interval."""
+    head = ["package", "sampled", "fast", "mypy", "universe", "judged out", "survived",
+            "not run", "score", "95% interval", "fast share"]  # fmt: skip
     rows = [head, ["---"] * len(head)]
     for package, items in found.items():
         s = report.score(package, items)
         caught = sum(s.counts.get(c, 0) for c in report.CAUGHT)
-        out = s.mutants - s.denominator
+        fast = s.counts.get("fast", 0) + s.counts.get("mypy", 0)
         left = s.counts.get("not run", 0)
         tried = s.denominator - left
         low, high = wilson(caught, tried)
         rows.append(
-            [package, str(s.mutants), str(caught), str(tried - caught), str(out), str(left),
-             f"{100 * caught / max(tried, 1):.1f}%", f"{low:.1f}-{high:.1f}%"]
+            [package, str(s.mutants), *(str(s.counts.get(c, 0)) for c in report.CAUGHT),
+             str(s.mutants - s.denominator), str(tried - caught), str(left),
+             f"{100 * caught / max(tried, 1):.1f}%", f"{low:.1f}-{high:.1f}%",
+             f"{100 * fast / max(tried, 1):.1f}%"]
         )  # fmt: skip
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)

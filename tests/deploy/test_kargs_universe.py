@@ -66,7 +66,7 @@ def test_the_difference_is_applied_then_the_next_image_removes_what_it_no_longer
     inventory = hosts.inventory(tmp_path / "hosts.yaml")
     before = cmdline(hosts.hosts[0])
     assert "quiet" in before and "console=ttyS0,115200n8" in before
-    first = deploy(tmp_path, inventory, kargs_images["k1"])
+    first = deploy(tmp_path, inventory, kargs_images["k1"], "--batch", "2")
     for row in first.values():
         assert row["outcome"] == "updated", row
         steps: list[dict[str, str]] = row["steps"]  # type: ignore[assignment]
@@ -82,7 +82,7 @@ def test_the_difference_is_applied_then_the_next_image_removes_what_it_no_longer
     toml = hosts.hosts[0].exec("cat", "/usr/lib/bootc/kargs.d/nestcustom-k1.toml")
     assert 'kargs = ["nc.one=1", "nosmt"]' in toml
 
-    second = deploy(tmp_path, inventory, kargs_images["k2"])
+    second = deploy(tmp_path, inventory, kargs_images["k2"], "--batch", "2")
     assert {row["outcome"] for row in second.values()} == {"updated"}
     args = cmdline(hosts.hosts[1])
     assert "nc.two=2" in args and "nosmt" in args
