@@ -141,4 +141,3 @@ def registry_layers(repository: Repository, digest: str) -> list[Layer]:
         return lambda: repository.open_blob(blob)
 
     return [opener(blob) for blob in reversed(blobs)]
-
