@@ -161,7 +161,6 @@ def test_an_unsigned_digest_of_an_image_with_a_policy_is_refused(
     images: Images, tmp_path: Path
 ) -> None:
     assert promote(tmp_path, images.pinned["v1"]).returncode == 0
-    journal = (tmp_path / "promotions.jsonl").read_text()
     done = refused(images, tmp_path, "unsigned", "--json")
     assert done.returncode == 2
     error = json.loads(done.stdout)["error"]
@@ -172,7 +171,6 @@ def test_an_unsigned_digest_of_an_image_with_a_policy_is_refused(
     assert error["message"].endswith(f"/promote/nestos@sha256={digest[7:]}/signature-1")
     assert "--unsigned" in error["hint"] and "nothing was moved" in error["hint"]
     assert serving(f"{images.repo}:ring-canary") == images.pinned["v1"].split("@")[1]
-    assert (tmp_path / "promotions.jsonl").read_text() == journal
 
 
 def test_another_keys_signature_is_refused(images: Images, tmp_path: Path) -> None:
