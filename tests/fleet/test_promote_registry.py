@@ -22,7 +22,6 @@ from nestcustom.fleet.promotetrust import NO_POLICY, Trust
 from nestcustom.image import registry as registry_module
 from tests.universe.registry import Registry, run_registry
 
-
 # These images carry no signing policy: promoted without a check, and saying so.
 NO_POLICY_CHECK = Trust(False, NO_POLICY)
 
