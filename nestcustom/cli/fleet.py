@@ -186,17 +186,32 @@ moves the ring back to the digest it had before its last promotion.
     show_default=True,
     help="The promotion journal (JSON Lines), read for --undo and appended to.",
 )
+@click.option(
+    "--unsigned",
+    is_flag=True,
+    help="Do NOT check the digest's signature, even where the image's signing policy asks "
+    "for it (loudly).",
+)
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @handle_errors
 def promote(
-    reference: str, ring: str, undo: bool, journal: Path, tls_verify: bool, as_json: bool
+    reference: str,
+    ring: str,
+    undo: bool,
+    journal: Path,
+    unsigned: bool,
+    tls_verify: bool,
+    as_json: bool,
 ) -> None:
     """Point a ring tag (IMAGE:ring-NAME) at a digest, never at a moving tag.
 
-    The digest must be in the registry; the tag is moved by putting that exact
-    manifest (skopeo --preserve-digests) and read back. A ring that already
-    serves the digest is left alone, so a re-run changes nothing.
+    The digest must be in the registry; where the image carries a signing
+    policy for its repository (recipe signing:), it must be signed by the key
+    that policy names, read from the image itself, with the signature in the
+    image's lookaside. The tag is moved by putting that exact manifest (skopeo
+    --preserve-digests) and read back. A ring that already serves the digest is
+    left alone, so a re-run changes nothing.
     """
     from nestcustom.fleet import promote as moves
 
@@ -206,9 +221,12 @@ def promote(
                 "--undo takes IMAGE without a digest: the journal says where the ring goes back to",
                 f"nestcustom promote {reference.partition('@')[0]} --ring {ring} --undo",
             )
-        moved = moves.undo(reference, ring, journal, tls_verify=tls_verify)
+        moved = moves.undo(reference, ring, journal, unsigned=unsigned, tls_verify=tls_verify)
     else:
-        moved = moves.promote(reference, ring, journal, tls_verify=tls_verify)
+        moved = moves.promote(reference, ring, journal, unsigned=unsigned, tls_verify=tls_verify)
+    trust = moved.trust
+    if trust is not None and trust.warning:
+        err(trust.warning)
     if as_json:
         output.emit(
             {
@@ -218,6 +236,14 @@ def promote(
                 "after": moved.after,
                 "changed": moved.changed,
                 "journal": str(journal),
+                "signature": None
+                if trust is None
+                else {
+                    "verified": trust.checked,
+                    "note": trust.note,
+                    "fingerprint": trust.fingerprint,
+                    "url": trust.signature,
+                },
             }
         )
         return
@@ -225,4 +251,6 @@ def promote(
         click.echo(f"{moved.tag_reference} already serves {moved.after}: nothing to do")
         return
     click.echo(f"{moved.tag_reference}: {moved.before or '(new)'} -> {moved.after}")
+    if trust is not None:
+        err(f"signature: {trust.note}")
     err(f"journalled in {journal}")

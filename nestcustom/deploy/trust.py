@@ -25,10 +25,11 @@ from nestcustom.deploy.hostrun import HostRun
 from nestcustom.deploy.sanitize import clean
 from nestcustom.deploy.target import split_reference
 from nestcustom.errors import NestcustomError
+from nestcustom.image.trustpolicy import LABEL
+from nestcustom.image.trustpolicy import own_scopes as own_scopes  # re-exported: tests, callers
 
 VERIFIED_LOG = "/var/lib/nestcustom/verified"  # DIGEST KEY IDENTITY lines, for status
 ENFORCING_SKOPEO = (1, 13)
-LABEL = "io.nestcustom.signing"
 
 # $1 image (REPO@DIGEST) $2 digest $3 lookaside base $4 repository $5 log; then key files,
 # or "data:BASE64" for a policy's keyData. Prints one ==verified/==unsigned/==error line.
@@ -77,16 +78,6 @@ while [ "$n" -le 64 ]; do
 done
 echo "==unsigned $((n - 1))"; exit 4
 """
-
-
-def own_scopes(label: str, repository: str) -> list[str]:
-    """The `TYPE:SCOPE` entries of the image's io.nestcustom.signing label that cover it."""
-    found = []
-    for entry in label.split():
-        _, _, scope = entry.partition(":")
-        if repository == scope or repository.startswith(scope.rstrip("/") + "/"):
-            found.append(entry)
-    return found
 
 
 def trust_options(

@@ -12,13 +12,16 @@ redirect to another host.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from nestcustom.errors import NestcustomError
 from nestcustom.image.auth import credentials_for
@@ -109,6 +112,22 @@ class Repository:
     def has_blob(self, digest: str) -> bool:
         status, _, _ = self._call("HEAD", f"blobs/{digest}")
         return status == 200
+
+    @contextlib.contextmanager
+    def open_blob(self, digest: str) -> Iterator[BinaryIO]:
+        """A blob as a stream, read as it arrives (a layer is never held whole)."""
+        status, _, _ = self._call("HEAD", f"blobs/{digest}")  # logs in, settles the scheme
+        if status != 200:
+            raise NestcustomError(f"{self.name}: the registry answered {status} for blob {digest}")
+        request = urllib.request.Request(self._url(f"blobs/{digest}"))  # noqa: S310
+        if self._auth:
+            request.add_unredirected_header("Authorization", self._auth)
+        try:
+            response = self._opener.open(request, timeout=120)
+        except urllib.error.URLError as exc:
+            raise NestcustomError(f"{self.name}: cannot read blob {digest}: {exc.reason}") from exc
+        with response:
+            yield response
 
     def put_blob(self, data: bytes) -> str:
         """Upload a small blob in one request (unless the registry has it); its digest."""

@@ -18,8 +18,12 @@ import pytest
 from nestcustom.errors import BadInputError, NestcustomError
 from nestcustom.fleet import promote as moves
 from nestcustom.fleet.promote import Moved
+from nestcustom.fleet.promotetrust import NO_POLICY, Trust
 from nestcustom.image import registry as registry_module
 from tests.universe.registry import Registry, run_registry
+
+# These images carry no signing policy: promoted without a check, and saying so.
+NO_POLICY_CHECK = Trust(False, NO_POLICY)
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +106,11 @@ def test_promote_moves_the_ring_and_undo_moves_it_back(registry: Registry, tmp_p
     tag = f"{image}:ring-canary"
 
     assert moves.promote(f"{image}@{one}", "canary", journal, tls_verify=False) == Moved(
-        tag, None, one, changed=True
+        tag, None, one, changed=True, trust=NO_POLICY_CHECK
     )
     assert serving(tag) == one
     assert moves.promote(f"{image}@{two}", "canary", journal, tls_verify=False) == Moved(
-        tag, one, two, changed=True
+        tag, one, two, changed=True, trust=NO_POLICY_CHECK
     )
     assert serving(tag) == two
     # a re-run says what the ring serves and writes nothing
@@ -118,7 +122,7 @@ def test_promote_moves_the_ring_and_undo_moves_it_back(registry: Registry, tmp_p
         (image, "canary", one, two, False),
     ]
     assert moves.undo(image, "canary", journal, tls_verify=False) == Moved(
-        tag, two, one, changed=True
+        tag, two, one, changed=True, trust=NO_POLICY_CHECK
     )
     assert serving(tag) == one
     assert serving(f"{image}:two") == two  # the source tag is untouched
@@ -266,7 +270,7 @@ def test_the_command_says_each_move(registry: Registry, tmp_path: Path) -> None:
     assert (first.returncode, first.stdout, first.stderr) == (
         0,
         f"{image}:ring-canary: (new) -> {one}\n",
-        "journalled in promotions.jsonl\n",
+        f"signature: {NO_POLICY}\njournalled in promotions.jsonl\n",
     )
     second = nestcustom(*promote, f"{image}@{two}", "--json", cwd=tmp_path)
     assert second.returncode == 0
@@ -280,6 +284,7 @@ def test_the_command_says_each_move(registry: Registry, tmp_path: Path) -> None:
         "after": two,
         "changed": True,
         "journal": "promotions.jsonl",
+        "signature": {"verified": False, "note": NO_POLICY, "fingerprint": None, "url": None},
     }
     back = nestcustom(*promote, image, "--undo", cwd=tmp_path)
     assert (back.returncode, back.stdout) == (0, f"{image}:ring-canary: {two} -> {one}\n")
