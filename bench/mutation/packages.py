@@ -34,6 +34,7 @@ PACKAGES: dict[str, Package] = {
                 "nestcustom/__init__.py",
                 "nestcustom/__main__.py",
                 "nestcustom/keyformat.py",
+                "nestcustom/sanitize.py",
             ),
             ("tests/cli/test_json_exits_universe.py", "tests/image/test_signing_universe.py"),
         ),

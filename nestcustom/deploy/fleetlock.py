@@ -29,8 +29,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nestcustom.deploy.sanitize import shown
 from nestcustom.errors import BadInputError, NestcustomError
+from nestcustom.sanitize import shown
 
 _GROUP = re.compile(r"^[a-zA-Z0-9.-]+$")  # zincati src/identity/mod.rs validate_group_label
 # Zincati's application id (src/identity/mod.rs APP_ID): its node id is

@@ -8,10 +8,10 @@ from typing import Any
 from nestcustom import proc
 from nestcustom.deploy.hoststatus import Deployment, parse_status
 from nestcustom.deploy.inventory import Host
-from nestcustom.deploy.sanitize import clean
 from nestcustom.deploy.ssh import Connection, SshError, SshOptions, ssh_session
 from nestcustom.deploy.trust import VERIFIED_LOG
 from nestcustom.errors import NestcustomError
+from nestcustom.sanitize import clean
 
 STATUS_SCRIPT = (
     f"rpm-ostree status --json || exit $?; echo ==verified; cat {VERIFIED_LOG} 2>/dev/null; true\n"

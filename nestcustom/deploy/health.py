@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nestcustom.deploy.sanitize import shown
+from nestcustom.sanitize import shown
 
 if TYPE_CHECKING:  # only `deploy --recipe` loads a recipe; a rollout without one never imports it
     from nestcustom.recipe.model import Recipe

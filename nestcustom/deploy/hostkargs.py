@@ -16,9 +16,9 @@ from nestcustom.deploy.kargs import (
     plan,
     problems,
 )
-from nestcustom.deploy.sanitize import clean
 from nestcustom.deploy.ssh import Connection
 from nestcustom.errors import BadInputError, NestcustomError
+from nestcustom.sanitize import clean
 
 # After `rpm-ostree kargs ...`: the staged arguments and the status, in one command.
 _READ_BACK = "echo ==kargs; rpm-ostree kargs; echo ==status; rpm-ostree status --json\n"

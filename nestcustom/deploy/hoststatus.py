@@ -10,8 +10,8 @@ from typing import Any
 
 from nestcustom.deploy.hostlock import LOCK_PATH
 from nestcustom.deploy.kargs import KARGS_D
-from nestcustom.deploy.sanitize import clean
 from nestcustom.errors import NestcustomError
+from nestcustom.sanitize import clean
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nestcustom.deploy.sanitize import shown
+from nestcustom.sanitize import shown
 
 # updated: on the target, verified | unchanged: was already there | staged: --no-reboot
 # rolled back: `nestcustom rollback` booted the previous deployment, verified

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from nestcustom import proc
 from nestcustom.deploy.inventory import Host
-from nestcustom.deploy.sanitize import clean
 from nestcustom.errors import NestcustomError
+from nestcustom.sanitize import clean
 
 
 class Failure(str, Enum):

@@ -22,11 +22,11 @@ import re
 from nestcustom.deploy.hostfailures import HostFailed
 from nestcustom.deploy.hostpolicy import TrustOptions, judge, lookaside
 from nestcustom.deploy.hostrun import HostRun
-from nestcustom.deploy.sanitize import clean
 from nestcustom.deploy.target import split_reference
 from nestcustom.errors import NestcustomError
 from nestcustom.image.trustpolicy import LABEL
 from nestcustom.image.trustpolicy import own_scopes as own_scopes  # re-exported: tests, callers
+from nestcustom.sanitize import clean
 
 VERIFIED_LOG = "/var/lib/nestcustom/verified"  # DIGEST KEY IDENTITY lines, for status
 ENFORCING_SKOPEO = (1, 13)

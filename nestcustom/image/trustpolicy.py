@@ -15,17 +15,16 @@ and images: control characters are dropped before they reach a message.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from nestcustom.errors import NestcustomError
+from nestcustom.sanitize import clean
 
 ACCEPT_ANYTHING = "insecureAcceptAnything"
 LABEL = "io.nestcustom.signing"  # TYPE:SCOPE ... (containerfile/signing.py writes it)
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # without ESC no sequence is acted on
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def judge(
         default = policy.get("default") or []
         docker = (policy.get("transports") or {}).get("docker") or {}
     except (ValueError, AttributeError) as exc:
-        raise NestcustomError(f"{source} is not readable: {_CONTROLS.sub('', str(exc))}") from exc
+        raise NestcustomError(f"{source} is not readable: {clean(str(exc))}") from exc
     scope, requirements = "default", default
     for candidate in [*scope_candidates(repository, digest), ""]:
         if candidate in docker:
@@ -123,9 +122,7 @@ def lookaside(
         try:
             document = yaml.safe_load(files[name]) or {}
         except yaml.YAMLError as exc:
-            raise NestcustomError(
-                f"{source}/{name} is not YAML: {_CONTROLS.sub('', str(exc))[:200]}"
-            ) from exc
+            raise NestcustomError(f"{source}/{name} is not YAML: {clean(str(exc))[:200]}") from exc
         if not isinstance(document, dict):
             continue
         if isinstance(document.get("default-docker"), dict):

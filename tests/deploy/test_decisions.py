@@ -29,8 +29,8 @@ from nestcustom.deploy.hoststatus import (
     parse_status,
 )
 from nestcustom.deploy.report import HostReport, StepRecord, report_from_dict
-from nestcustom.deploy.sanitize import clean
 from nestcustom.errors import NestcustomError
+from nestcustom.sanitize import clean
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nestcustom.deploy.report import HostReport, text_lines
-from nestcustom.deploy.sanitize import LIMIT, shown
+from nestcustom.sanitize import LIMIT, shown
 
 D1 = "sha256:" + "1" * 64
 FORGED = "rebase failed\nhost2  updated     a -> b\r3 updated"
