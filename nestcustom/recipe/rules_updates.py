@@ -16,8 +16,17 @@ from nestcustom.recipe.rings import RING_HINT, is_ring_name
 from nestcustom.recipe.rules_common import Locate, Rule, problem
 
 SHORTHANDS = frozenset(
-    ("minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly")
-    + ("semiannually",)
+    [
+        "minutely",
+        "hourly",
+        "daily",
+        "weekly",
+        "monthly",
+        "yearly",
+        "annually",
+        "quarterly",
+        "semiannually",
+    ]
 )
 _DAY = r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*"
 _DAYS = re.compile(rf"{_DAY}(?:\.\.{_DAY})?(?:,{_DAY}(?:\.\.{_DAY})?)*", re.IGNORECASE)
