@@ -127,8 +127,9 @@ def test_the_image_gets_every_file_enabled_and_zincati_off(write_recipe: WriteRe
         (updater.ZINCATI_OFF, "0644"),
     ):
         assert f"        {dest} \\\n        {mode} \\\n" in text
-    assert "RUN systemctl enable nestcustom-health.service nestcustom-update.timer sshd.service" in (
-        text
+    assert (
+        "RUN systemctl enable nestcustom-health.service nestcustom-update.timer sshd.service"
+        in (text)
     )
     files = by_name(rendering)
     assert files["zincati-off.toml"].endswith("[updates]\nenabled = false\n")
