@@ -157,3 +157,13 @@ def test_no_updates_no_updater(write_recipe: WriteRecipe) -> None:
     assert not {f.name for f in rendering.files} & {"update.sh", "update.env", updater.HEALTH_UNIT}
     assert "nestcustom-update" not in rendering.containerfile
     assert updater.ZINCATI_OFF not in rendering.containerfile
+
+
+def test_deploy_disable_zincati_writes_what_the_image_ships(tmp_path: Path) -> None:
+    """`deploy --disable-zincati` and an image with updates: turn Zincati off alike."""
+    from nestcustom.deploy import hostrun
+
+    target = tmp_path / "etc" / "zincati" / "config.d" / "90.toml"
+    subprocess.run(["sh", "-c", hostrun._ZINCATI, "sh", str(target)], check=True)
+    assert target.read_text() == updater.ZINCATI_OFF_TEXT
+    assert hostrun.ZINCATI_OFF == updater.ZINCATI_OFF
