@@ -82,6 +82,11 @@ def test_the_digest_changes_with_updates_and_not_without(write_recipe: WriteReci
             "or https:// URL",
         ),
         (
+            "fleetlock: 'http://fl.example.com/$HOME'",
+            "recipes/r.yaml:6:14: updates.fleetlock: 'http://fl.example.com/$HOME' is not an "
+            "http:// or https:// URL",
+        ),
+        (
             "schedule: 'Mon..Fri 25'",
             "recipes/r.yaml:7:13: updates.schedule: 'Mon..Fri 25' is not a systemd calendar "
             "event\n  hint: as OnCalendar= takes it (systemd.time(7)), e.g. daily, `Mon..Fri "
