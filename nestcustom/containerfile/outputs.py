@@ -136,13 +136,18 @@ def plan_outputs(recipes: list[LoadedRecipe], project: Path, out_dir: Path) -> P
 def _written_by_us(path: Path) -> bool:
     """Whether nestcustom wrote `path`: only such a file is ever overwritten or removed.
 
-    Generated files start with the generated mark. policy.json is JSON, with no room
-    for one (containers/image refuses unknown keys): it is ours beside a Containerfile
-    that carries the mark, where `render --all` puts it.
+    Generated files start with the generated mark, scripts on the line after their #!.
+    policy.json is JSON, with no room for one (containers/image refuses unknown keys): it
+    is ours beside a Containerfile that carries the mark, where `render --all` puts it.
     """
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
-            if handle.read(len(GENERATED_MARK)) == GENERATED_MARK:
+            head = handle.read(len(GENERATED_MARK))
+            if head.startswith("#!"):
+                handle.seek(0)
+                handle.readline(4096)
+                head = handle.read(len(GENERATED_MARK))
+            if head == GENERATED_MARK:
                 return True
     except OSError:
         return False

@@ -45,6 +45,7 @@ from nestcustom.containerfile.steps import (
     StepWriter,
     context_path,
 )
+from nestcustom.containerfile.updater import enabled_units, updater_files
 from nestcustom.recipe.model import Flavor, Recipe
 
 __all__ = ["GENERATED_MARK", "SYSUSERS_FILE", "render_containerfile", "render_sysusers"]
@@ -148,28 +149,25 @@ def render_containerfile(
             out.step(Step(f"file {spec.dest}"))
             if spec.source is None:
                 out.sources.append(spec.src)
-    generated = []
-    for name, text, dest in sysusers_file(recipe):
-        out.generated(name, text)
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        generated.append((out.context_path(name), digest, dest))
+    generated = [(n, t, d, "0644") for n, t, d in sysusers_file(recipe)]
     if recipe.signing.scopes:
-        for name, text, dest in (
-            (signing.POLICY_FILE, signing.policy_json(recipe), signing.POLICY_DEST),
+        generated += [
+            (signing.POLICY_FILE, signing.policy_json(recipe), signing.POLICY_DEST, "0644"),
             (
                 signing.REGISTRIES_FILE,
                 signing.registries_yaml(recipe),
                 signing.registries_dest(recipe),
+                "0644",
             ),
-        ):
-            out.generated(name, text)
-            generated.append(
-                (out.context_path(name), hashlib.sha256(text.encode()).hexdigest(), dest)
-            )
-    for name, text, dest in more_files(recipe):
+        ]
+    generated += [(n, t, d, "0644") for n, t, d in more_files(recipe)]
+    generated += updater_files(recipe)
+    installed = []
+    for name, text, dest, mode in generated:
         out.generated(name, text)
-        generated.append((out.context_path(name), hashlib.sha256(text.encode()).hexdigest(), dest))
-    files = out.steps_of.files(tuple(generated))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        installed.append((out.context_path(name), digest, dest, mode))
+    files = out.steps_of.files(tuple(installed))
     if files is not None:
         out.run(files, "# files, links, directories and users")
         out.step(Step("files", program="nestcustom files"))
@@ -312,7 +310,7 @@ def unit_commands(recipe: Recipe) -> list[Command]:
     commands: list[Command] = []
     for verb, names in (
         (("systemctl", "unmask"), more.unmask),
-        (("systemctl", "enable"), recipe.units_enable),
+        (("systemctl", "enable"), (*recipe.units_enable, *enabled_units(recipe))),
         (("systemctl", "disable"), recipe.units_disable),
         (
             ("systemctl", "--global", "enable"),

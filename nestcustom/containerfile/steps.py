@@ -265,12 +265,12 @@ class StepWriter:
 
     # -- files, links, directories, removals, users ------------------------------------------
 
-    def files(self, generated: tuple[tuple[str, str, str], ...] = ()) -> RunStep | None:
+    def files(self, generated: tuple[tuple[str, str, str, str], ...] = ()) -> RunStep | None:
         """One step for every project file and tree, drop-in, signing key, removal,
         directory, download, link and edit: one layer however many there are (each COPY
         would be a layer of its own, and a NestOS base leaves room for about 60).
-        `generated`: (context path, sha256, dest) of files nestcustom writes, such as the
-        sysusers.d fragment and policy.json."""
+        `generated`: (context path, sha256, dest, mode) of files nestcustom writes, such as
+        the sysusers.d fragment, policy.json and the updater's scripts."""
         recipe = self.recipe
         if not recipe.has_files_step:
             return None
@@ -285,7 +285,7 @@ class StepWriter:
             (s.key.src, s.key.sha256, s.key.dest, "0644", None, False)
             for s in recipe.signing.scopes
         ]
-        items += [(src, sha, dest, "0644", None, False) for src, sha, dest in generated]
+        items += [(src, sha, dest, mode, None, False) for src, sha, dest, mode in generated]
         more_mounts, more_args, sources = copy_args(items)
         mounts += more_mounts
         args += more_args
@@ -304,7 +304,7 @@ class StepWriter:
         commands = [Command(("sh", HELPER, "files"), tuple(args))]
         if self.nestos:
             commands.append(COMMIT)
-        ours = {path for path, _, _ in generated}  # written by nestcustom, not project files
+        ours = {item[0] for item in generated}  # written by nestcustom, not project files
         return RunStep(
             tuple(commands),
             tuple(dict.fromkeys(mounts)),  # one secret may serve several downloads

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from nestcustom import proc
+from nestcustom.containerfile.updater import ZINCATI_OFF
 from nestcustom.deploy import hostkargs, hostlock
 from nestcustom.deploy.decide import DriverChoice, preflight_refusal, rebase_argv, rollback_action
 from nestcustom.deploy.fleetlock import FleetLock, LockError, zincati_id
@@ -40,7 +41,6 @@ from nestcustom.deploy.ssh import Connection, Failure, SshError, answers
 from nestcustom.deploy.target import Target
 from nestcustom.errors import NestcustomError
 
-ZINCATI_OFF = "/etc/zincati/config.d/90-disable-auto-updates.toml"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 AHEAD_FRESH = 120.0  # seconds facts read ahead stay good for the host's preflight
 PROBE_EVERY = 0.25  # seconds between greeting probes while a host reboots (no ssh process each)

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nestcustom.errors import BadInputError
+from nestcustom.recipe.rings import RING_HINT, RING_NAME
 
-RING_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 # An image name without tag or digest, as a registry names a repository (host[:port]/path).
 REPOSITORY = re.compile(r"[a-z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9._-]+)+")
@@ -44,11 +44,7 @@ def ring_tag(ring: str) -> str:
 
 def check_ring(ring: str) -> str:
     if not RING_NAME.fullmatch(ring):
-        raise BadInputError(
-            f"{ring!r} is not a ring name",
-            "lower-case letters, digits and '-', starting with a letter or digit "
-            "(it becomes the tag ring-NAME), e.g. canary or stable",
-        )
+        raise BadInputError(f"{ring!r} is not a ring name", RING_HINT)
     return ring
 
 

@@ -52,6 +52,7 @@ from nestcustom.recipe.optpaths import translate_opt
 from nestcustom.recipe.projectfiles import ProjectFiles, interpreter
 from nestcustom.recipe.selinuxmodules import image_module_name, module_name
 from nestcustom.recipe.source import YamlList, YamlMap
+from nestcustom.recipe.updates import updates
 
 Path_ = tuple[str | int, ...]
 T = TypeVar("T")
@@ -160,6 +161,7 @@ class Converter:
                 systemd.get("user-units"),
             ),
             flatpaks=tuple(doc.get("flatpaks", ())),
+            updates=updates(doc.get("updates")),
         )
         if recipe.base.flavor is Flavor.NESTOS:
             # /opt is a link to var/opt on a NestOS host: paths there go to /usr/lib/opt,

@@ -7,7 +7,7 @@ stages, values, kernel modules), rules_selinux (booleans and policy modules),
 rules_secrets (no password in a URL, no secret in env:), rules_language (a layer's files
 and steps, RPM files from stages, kernel arguments, one user's units, /nix, flatpaks),
 rules_order (a step that reads what a later step writes), rules_signing (keys of the
-scope's signature type).
+scope's signature type), rules_updates (the ring, schedule and spans of updates:).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from nestcustom.recipe import (
     rules_secrets,
     rules_selinux,
     rules_signing,
+    rules_updates,
 )
 from nestcustom.recipe.model import Recipe
 from nestcustom.recipe.rules_common import Locate, Rule, is_rpm_url, package_name
@@ -44,6 +45,7 @@ RULES: tuple[Rule, ...] = (
     *rules_language.RULES,
     *rules_order.RULES,
     *rules_signing.RULES,
+    *rules_updates.RULES,
 )
 
 

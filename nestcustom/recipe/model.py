@@ -27,6 +27,7 @@ from nestcustom.recipe.parts import (
     Symlink,
     Tests,
     Units,
+    Updates,
     User,
     UserUnits,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "Symlink",
     "Tests",
     "Units",
+    "Updates",
     "User",
     "UserUnits",
 ]
@@ -288,6 +290,7 @@ class Recipe:
     # handling) and linked back at boot by a tmpfiles.d fragment.
     opt_links: tuple[str, ...] = ()
     step_timeout: float | None = None  # a build setting: not part of the digest
+    updates: Updates | None = None  # host-side updates (updater units and scripts)
 
     @property
     def has_early_step(self) -> bool:
@@ -320,6 +323,7 @@ class Recipe:
             or self.kernel_arguments.append
             or self.user_units
             or self.opt_links
+            or self.updates is not None
         )
 
     @property
@@ -389,6 +393,8 @@ class Recipe:
             data["flatpaks"] = list(self.flatpaks)
         if self.opt_links:
             data["opt-links"] = list(self.opt_links)
+        if self.updates is not None:
+            data["updates"] = astuple(self.updates)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

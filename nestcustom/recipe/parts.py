@@ -207,3 +207,17 @@ class Tests:
     commands: tuple[CommandCheck, ...] = ()
     units_enabled: tuple[str, ...] = ()
     units_disabled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Updates:
+    """Host-side updates: follow a ring tag by digest, reboot under a FleetLock slot."""
+
+    ring: str
+    fleetlock: str  # the FleetLock server's base URL
+    group: str = "default"
+    schedule: str = "daily"  # systemd OnCalendar=
+    window: int = 3600  # seconds: RandomizedDelaySec=
+    retry: int = 300  # seconds between pre-reboot asks while every slot is held (Zincati's)
+    health_timeout: int = 600  # seconds is-system-running --wait may take after the boot
+    image: str | None = None  # the repository followed; None: the one the host booted from

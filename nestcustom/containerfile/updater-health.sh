@@ -1,0 +1,110 @@
+#!/bin/sh
+# nestcustom-health: after a boot into the digest nestcustom-update staged, judge the host
+# (the system running within NESTCUSTOM_HEALTH_TIMEOUT seconds, the recipe's checks) and
+# report to the FleetLock server (steady-state: digest, ring, health), which releases the
+# slot; a failed check rolls back, reports "rolled-back" and reboots.
+# Settings come from the environment, never evaluated as shell code.
+set -u
+state=${NESTCUSTOM_STATE:-/var/lib/nestcustom-update}
+checks=${NESTCUSTOM_CHECKS:-/usr/lib/nestcustom/health-checks}
+app_id=de35106b6ec24688b63afddaa156679b
+
+log() { printf 'nestcustom-health: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+field() { sed -n "s/^ *\"$1\" *: *\"\\([^\"]*\\)\".*/\\1/p" | head -n 1; }
+
+# A unit is healthy when active, or a oneshot that ran and succeeded.
+unit_ok() {
+    systemctl is-active --quiet -- "$1" && return 0
+    shown=$(systemctl show -p Type -p Result -p SubState -- "$1" 2>/dev/null)
+    case $shown in *Type=oneshot*) ;; *) return 1 ;; esac
+    case $shown in *Result=success*) ;; *) return 1 ;; esac
+    case $shown in *SubState=dead*) return 0 ;; esac
+    return 1
+}
+
+# The checks file: `unit NAME`, or `cmd TIMEOUT EXIT N` and then the N words, one a line;
+# lines starting with # are comments.
+run_checks() {
+    [ -f "$checks" ] || return 0
+    failed=0
+    while IFS=' ' read -r kind a b c; do
+        case $kind in
+            unit) unit_ok "$a" || { log "unit $a is not active"; failed=1; } ;;
+            cmd) set --; i=0
+                 while [ "$i" -lt "$c" ] && IFS= read -r word; do
+                     set -- "$@" "$word"; i=$((i + 1))
+                 done
+                 timeout "$a" "$@" < /dev/null > /dev/null 2>&1; rc=$?
+                 [ "$rc" = "$b" ] || { log "command $* exited $rc, not $b"; failed=1; } ;;
+            ''|'#'*) ;;
+            *) log "unknown check $kind"; failed=1 ;;
+        esac
+    done < "$checks"
+    return "$failed"
+}
+
+# steady-state with this host's report; a few tries, since it also frees the slot.
+report() {
+    body="{\"client_params\": {\"id\": \"$id\", \"group\": \"$group\", \"ring\": \"$ring\", \"digest\": \"$1\", \"health\": \"$2\"}}"
+    tries=0
+    while [ "$tries" -lt 5 ]; do
+        code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST \
+            -H 'fleet-lock-protocol: true' -H 'Content-Type: application/json' \
+            --data "$body" "${base}v1/steady-state") || code=000
+        [ "$code" = 200 ] && return 0
+        log "steady-state answered $code"
+        tries=$((tries + 1))
+        sleep "$retry"
+    done
+    return 1
+}
+
+ring=${NESTCUSTOM_RING:-}
+group=${NESTCUSTOM_GROUP:-default}
+base=${NESTCUSTOM_FLEETLOCK:-}
+retry=${NESTCUSTOM_RETRY:-300}
+timeout=${NESTCUSTOM_HEALTH_TIMEOUT:-600}
+case $ring in ''|*[!a-z0-9-]*) die "NESTCUSTOM_RING is not a ring name: '$ring'" ;; esac
+case $group in ''|*[!a-zA-Z0-9.-]*) die "NESTCUSTOM_GROUP is not a FleetLock group: '$group'" ;; esac
+case $base in http://*|https://*) ;; *) die "NESTCUSTOM_FLEETLOCK is not an http(s) URL" ;; esac
+case $base in *[!A-Za-z0-9._~:/?#@!\&\(\)*+,\;=%-]*) die "NESTCUSTOM_FLEETLOCK has a character a URL cannot" ;; esac
+case $base in */) ;; *) base="$base/" ;; esac
+case $retry in ''|*[!0-9]*|0) die "NESTCUSTOM_RETRY is not a number of seconds" ;; esac
+case $timeout in ''|*[!0-9]*|0) die "NESTCUSTOM_HEALTH_TIMEOUT is not a number of seconds" ;; esac
+
+[ -f "$state/staged" ] || exit 0  # no update of ours to judge
+staged=$(head -n 1 "$state/staged")
+booted=$(rpm-ostree status --booted --json | field container-image-reference-digest)
+id=$(systemd-id128 machine-id --app-specific="$app_id") || die "no machine id"
+
+if [ "$booted" != "$staged" ]; then
+    # The staged deployment did not boot (its finalization never happened): nothing to
+    # judge; the slot is given back.
+    log "booted $booted, not the staged $staged"
+    rm -f "$state/staged"
+    report "$booted" not-updated
+    exit 1
+fi
+
+healthy=true
+system=$(timeout "$timeout" systemctl is-system-running --wait 2>/dev/null)
+if [ "$system" != running ]; then
+    log "the system is ${system:-not up after ${timeout}s}"
+    healthy=false
+fi
+run_checks || healthy=false
+
+if $healthy; then
+    rm -f "$state/staged"
+    log "healthy on $booted"
+    report "$booted" ok || die "the FleetLock server took no report"
+    exit 0
+fi
+
+log "unhealthy on $booted: rolling back"
+printf '%s\n' "$booted" >> "$state/refused"
+rm -f "$state/staged"
+rpm-ostree rollback || die "rpm-ostree rollback failed"
+report "$booted" rolled-back || log "the FleetLock server took no report"
+exec systemctl reboot

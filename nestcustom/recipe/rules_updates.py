@@ -1,0 +1,88 @@
+"""The updates: rules a schema cannot express: the ring is a ring name (the rule `promote
+--ring` applies), the schedule reads as a systemd calendar event, the spans are not zero.
+
+The calendar check is syntax only (systemd.time(7) "Calendar Events"): running
+`systemd-analyze calendar` at validate time would cost a process per recipe and the
+build machine may have no systemd; the tests hold this check against it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from nestcustom.errors import Problem
+from nestcustom.recipe.model import Recipe
+from nestcustom.recipe.rings import RING_HINT, is_ring_name
+from nestcustom.recipe.rules_common import Locate, Rule, problem
+
+SHORTHANDS = frozenset(
+    [
+        "minutely",
+        "hourly",
+        "daily",
+        "weekly",
+        "monthly",
+        "yearly",
+        "annually",
+        "quarterly",
+        "semiannually",
+    ]
+)
+_DAY = r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*"
+_DAYS = re.compile(rf"{_DAY}(?:\.\.{_DAY})?(?:,{_DAY}(?:\.\.{_DAY})?)*", re.IGNORECASE)
+_VALUE = r"(?:\*|[0-9]+(?:\.\.[0-9]+)?)(?:/[0-9]+)?"
+_VALUES = rf"{_VALUE}(?:,{_VALUE})*"
+_DATE = re.compile(rf"(?:{_VALUES}-)?{_VALUES}[-~]{_VALUES}")
+_TIME = re.compile(rf"{_VALUES}:{_VALUES}(?::{_VALUES}(?:\.[0-9]+)?)?")
+_ZONE = re.compile(r"UTC|[A-Z][A-Za-z_+-]*(?:/[A-Za-z_+-]+)+")
+
+
+def is_calendar(text: str) -> bool:
+    """Whether `text` has the shape of an OnCalendar= value: a shorthand (daily), or
+    [WEEKDAYS] [DATE] [TIME] [ZONE] with at least one of the first three."""
+    words = text.split()
+    if len(words) == 1 and words[0].lower() in SHORTHANDS:
+        return True
+    parts = 0
+    for pattern in (_DAYS, _DATE, _TIME):
+        if words and pattern.fullmatch(words[0]):
+            words.pop(0)
+            parts += 1
+    if parts and len(words) == 1 and _ZONE.fullmatch(words[0]):
+        words.pop(0)
+    return parts > 0 and not words
+
+
+def updates_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    updates = recipe.updates
+    if updates is None:
+        return
+    if not is_ring_name(updates.ring):
+        yield problem(
+            locate,
+            ("updates", "ring"),
+            "updates-ring",
+            f"{updates.ring!r} is not a ring name",
+            RING_HINT,
+        )
+    if not is_calendar(updates.schedule):
+        yield problem(
+            locate,
+            ("updates", "schedule"),
+            "updates-schedule",
+            f"{updates.schedule!r} is not a systemd calendar event",
+            "as OnCalendar= takes it (systemd.time(7)), e.g. daily, `Mon..Fri 02:00` or "
+            "`*-*-* 03:30:00`; `systemd-analyze calendar 'EVENT'` shows when it fires",
+        )
+    for key, value in (("retry", updates.retry), ("health-timeout", updates.health_timeout)):
+        if value < 1:
+            yield problem(
+                locate,
+                ("updates", key),
+                "updates-span",
+                f"{key} must be at least one second",
+                "e.g. 5min",
+            )
+
+
+RULES: tuple[Rule, ...] = (updates_values,)
