@@ -1,5 +1,5 @@
 """The updater's scripts, as rendered into the image, run with sh against a fake host
-(tests/containerfile/updater_host.py: rpm-ostree and systemctl as the contract says), a
+(tests/universe/fleet/updater_host.py: rpm-ostree and systemctl as the contract says), a
 real registry (Debian's docker-registry), a real FleetLock server on a real etcd, real
 curl and systemd-id128. What a user sees: what is staged and by which reference, which
 slot is taken and when, when the host reboots, what `fleet status` gets to show."""
@@ -29,9 +29,10 @@ from nestcustom.recipe.load import load_recipe
 from tests.conftest import BASE, WriteRecipe
 from tests.fleet.conftest import EtcdServer, free_port
 from tests.fleet.test_promote_registry import push
+from tests.universe.fleet import updater_host
 from tests.universe.registry import Registry, run_registry
 
-HOST_STUB = Path(__file__).with_name("updater_host.py")
+HOST_STUB = Path(updater_host.__file__)  # run as a program: it is the hosts' rpm-ostree
 REPOSITORY = "nestos/agent"
 RECIPE = f"""\
 name: r
@@ -193,9 +194,6 @@ def host(
         f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n'
     )
     ref = f"ostree-unverified-registry:{registry.host}/{REPOSITORY}@{images['one']}"
-    sys.path.insert(0, str(HOST_STUB.parent))
-    import updater_host  # type: ignore[import-not-found]
-
     booted = updater_host.deployment(ref, images["one"], booted=True, staged=False)
     (root / "deployments.json").write_text(json.dumps([booted]))
     env = {
