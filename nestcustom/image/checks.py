@@ -156,7 +156,9 @@ class Checks:
     def installed(self, name: str) -> tuple[list[tuple[str, str]], str | None]:
         """((`epoch:version-release`, arch) of each installed instance, error or None)."""
         out = self.host.run("rpm -q --qf %s -- %s", _QUERY_FORMAT, name)
-        if out.rc == 1 and "is not installed" in out.stdout:
+        # rpm says "is not installed" also when it cannot open its database; only its
+        # stderr tells the two apart.
+        if out.rc == 1 and "is not installed" in out.stdout and "error:" not in out.stderr:
             return [], None
         found = [_INSTALLED.match(line) for line in out.stdout.splitlines() if line]
         if out.rc != 0 or not found or not all(found):
