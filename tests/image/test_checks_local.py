@@ -171,3 +171,83 @@ def test_an_rpm_that_cannot_read_its_database_is_not_a_missing_package(tmp_path:
     assert not result.passed
     assert result.detail.startswith("cannot query rpm (exit 1: ")
     assert broken.absent("nc-one").detail.startswith("cannot query rpm (exit 1: ")
+
+
+class MountedRunner(LocalRunner):
+    """A LocalRunner whose commands see test directories mounted over system paths (/var,
+    the systemd unit directories), in a mount namespace of their own."""
+
+    def __init__(self, bin_dir: Path, mounts: dict[str, Path]) -> None:
+        super().__init__(bin_dir)
+        self.mounts = mounts
+
+    def run(self, command: str, *args: str, timeout: float | None = None) -> Output:
+        line = command % tuple(shlex.quote(a) for a in args) if args else command
+        binds = " && ".join(
+            f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)}"
+            for dst, src in self.mounts.items()
+        )
+        wrapped = f"{binds} && exec sh -c {shlex.quote(line)}"
+        return super().run(
+            "unshare --mount --propagation private sh -c %s", wrapped, timeout=timeout
+        )
+
+
+def mounted(tmp_path: Path, *paths: str) -> tuple[Checks, dict[str, Path]]:
+    roots = {p: tmp_path / p.strip("/").replace("/", "_") for p in paths}
+    for root in roots.values():
+        root.mkdir()
+    return Checks(MountedRunner(tmp_path, roots)), roots
+
+
+def test_var_holds_only_directories(tmp_path: Path) -> None:
+    checks, roots = mounted(tmp_path, "/var")
+    (roots["/var"] / "lib" / "empty").mkdir(parents=True)
+    assert checks.var_empty() == CheckResult(
+        "var", "/var", "no files or symlinks (a NestOS host drops /var)", True, "", builtin=True
+    )
+    for i in range(12):
+        (roots["/var"] / "lib" / f"f{i:02}").write_text("x")
+    (roots["/var"] / "link").symlink_to("/etc/motd")
+    result = checks.var_empty()
+    assert not result.passed
+    shown = result.detail.split(", ")
+    assert len(shown) == 10 and shown[-1].endswith(" and 3 more")
+    assert set(s.split(" and ")[0] for s in shown) <= {"/var/link"} | {
+        f"/var/lib/f{i:02}" for i in range(12)
+    }
+
+
+UNIT = "[Unit]\nDescription=test\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"
+
+
+@pytest.mark.parametrize("systemctl", [True, False], ids=["systemctl", "no-systemctl"])
+def test_a_unit_is_enabled_by_its_wants_symlink_or_masked(tmp_path: Path, systemctl: bool) -> None:
+    checks, roots = mounted(tmp_path, "/etc/systemd/system", "/usr/lib/systemd/system")
+    lib, etc = roots["/usr/lib/systemd/system"], roots["/etc/systemd/system"]
+    for name in ("nc-on.service", "nc-off.service", "nc-masked.service"):
+        (lib / name).write_text(UNIT)
+    (etc / "multi-user.target.wants").mkdir()
+    (etc / "multi-user.target.wants" / "nc-on.service").symlink_to(
+        "/usr/lib/systemd/system/nc-on.service"
+    )
+    (etc / "nc-masked.service").symlink_to("/dev/null")
+    if not systemctl:  # an image without systemctl: the symlinks are read by a script
+        (tmp_path / "systemctl").write_text("#!/bin/sh\nexit 127\n")
+        (tmp_path / "systemctl").chmod(0o755)
+    on, off, masked = (checks.unit(f"nc-{n}.service", True) for n in ("on", "off", "masked"))
+    assert (on.passed, off.passed, masked.passed) == (True, False, False)
+    assert checks.unit("nc-off.service", False).passed
+    if systemctl:
+        assert off.detail == "systemctl is-enabled says disabled"
+        assert masked.detail.startswith("systemctl is-enabled says masked")
+    else:
+        assert off.detail == "not enabled (no *.wants or *.requires symlink)"
+        assert masked.detail == "masked (/etc/systemd/system/nc-masked.service -> /dev/null)"
+        assert checks.unit_state("nc-on.service") == (
+            True,
+            "enabled (/etc/systemd/system/multi-user.target.wants/nc-on.service)",
+        )
+        assert checks.unit("nc-gone.service", True).detail == (
+            "not enabled (no *.wants or *.requires symlink); there is no unit file of that name"
+        )
