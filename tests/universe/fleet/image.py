@@ -1,6 +1,6 @@
 """The test host image: the fixture NestOS base plus the real OpenSSH server,
-skopeo, sudo and systemd's tools (not as PID 1) from Debian, the host-mode rpm-ostree emulator, and an init
-that "boots" at every container start."""
+skopeo, sudo and systemd's tools (not as PID 1) from Debian, the host-mode
+rpm-ostree emulator, and an init that "boots" at every container start."""
 
 from __future__ import annotations
 

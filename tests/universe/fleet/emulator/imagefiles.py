@@ -22,7 +22,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from trustfiles import ORIGIN_LAYERS, _blob  # type: ignore[import-not-found]
+from trustfiles import ORIGIN_LAYERS, blob  # type: ignore[import-not-found]
 
 ROOT = Path("/var/lib/nestcustom-emu/imagefiles")
 APPLIED = ROOT / "applied.json"  # what the booted deployment's record put on the host
@@ -56,7 +56,7 @@ def stage(
     for layer in reversed(manifest.get("layers") or []):
         if layer["digest"] in origin:
             break
-        data = _blob(image, layer["digest"], insecure, auth_file)
+        data = blob(image, layer["digest"], insecure, auth_file)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             for member in tar:
                 name = member.name.removeprefix("./")
