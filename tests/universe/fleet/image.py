@@ -1,6 +1,6 @@
 """The test host image: the fixture NestOS base plus the real OpenSSH server,
-skopeo and sudo from Debian, the host-mode rpm-ostree emulator, and an init
-that "boots" at every container start."""
+skopeo, sudo and systemd's tools (not as PID 1) from Debian, the host-mode
+rpm-ostree emulator, and an init that "boots" at every container start."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ HOST_PACKAGES = [
     "gpgconf",
     "gpg-agent",
     "curl",  # deploy's check fetches signatures from the lookaside
+    "systemd",  # systemd-id128 (the updater's FleetLock id); not PID 1, systemctl is emulated
 ]
 
 # A host needs sshd, skopeo and sudo from Debian, whose maintainer scripts need
@@ -48,6 +49,8 @@ RUN ln -sf ../usr/lib/os-release /etc/os-release \\
  && chmod 700 /root/.ssh /home/core/.ssh && chown core:core /home/core/.ssh
 COPY rpm_ostree_host.py /usr/bin/rpm-ostree
 COPY trustfiles.py /usr/libexec/nestcustom-emu/trustfiles.py
+COPY imagefiles.py /usr/libexec/nestcustom-emu/imagefiles.py
+COPY units_host.py /usr/lib/nestcustom-emu/units_host.py
 COPY kargs_host.py /usr/lib/nestcustom-emu/kargs_host.py
 COPY systemctl /usr/bin/systemctl
 COPY skopeo-version /usr/local/bin/skopeo

@@ -38,7 +38,8 @@ from typing import Any
 
 sys.path.insert(0, "/usr/libexec/nestcustom-emu")
 sys.path.insert(0, "/usr/lib/nestcustom-emu")
-import trustfiles  # type: ignore[import-not-found]  # beside it on the host
+import imagefiles  # type: ignore[import-not-found]  # beside it on the host
+import trustfiles  # type: ignore[import-not-found]
 from kargs_host import KargsError, image_kargsd, patch  # type: ignore[import-not-found]
 
 STATE = Path("/var/lib/nestcustom-emu/deployments.json")
@@ -54,6 +55,9 @@ TRANSPORTS = ("registry", "docker", "oci", "oci-archive", "containers-storage") 
 NOT_BOOTED_HINT = 'Changes queued for next boot. Run "systemctl reboot" to start a reboot'
 CMDLINE = Path("/run/nestcustom-cmdline")  # bind-mounted on /proc/cmdline by nc-init
 KARGS_D = Path("/usr/lib/bootc/kargs.d")
+# libostree's lock on a staged deployment (src/libostree/ostree-sysroot-private.h); /run
+# does not survive a real reboot, so the boot hook removes it.
+STAGED_LOCKED = Path("/run/ostree/staged-deployment-locked")
 
 
 def default_kargs(csum: str) -> list[str]:
@@ -141,7 +145,11 @@ def deployment(
 
 
 def public(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if not k.startswith("_")}
+    shown = {k: v for k, v in d.items() if not k.startswith("_")}
+    # rpm-ostree 2022.8/2022.16 rust/src/daemon.rs: a staged deployment while the lock exists.
+    if d["staged"] and STAGED_LOCKED.exists():
+        shown["finalization-locked"] = True
+    return shown
 
 
 def merge_deployment(deployments: list[dict[str, Any]]) -> dict[str, Any]:
@@ -368,10 +376,12 @@ def rebase(args: list[str]) -> int:
         digest=digest,
     )
     trustfiles.stage(staged["checksum"], image, json.loads(manifest), _insecure(image), AUTH)
+    imagefiles.stage(staged["checksum"], image, json.loads(manifest), _insecure(image), AUTH)
     # A new deployment keeps the arguments of the one it is made from (rpm-ostree's
     # upgrader ports them from the origin merge deployment: rpmostree-sysroot-upgrader.cxx).
     staged["_kargs"] = with_ostree(merge_deployment(deployments)["_kargs"], staged["checksum"], 0)
     staged["_kargsd"] = kargsd
+    lock_finalization(args)
     save([staged, *(d for d in deployments if not d["staged"])])
     print("Upgraded:\n  (container image)")
     print(NOT_BOOTED_HINT)
@@ -402,6 +412,7 @@ def upgrade(args: list[str]) -> int:
     )
     staged["_kargs"] = with_ostree(merge_deployment(deployments)["_kargs"], staged["checksum"], 0)
     staged["_kargsd"] = image_kargsd(image, skopeo(image), _insecure(image), AUTH)
+    lock_finalization(args)
     save([staged, *(d for d in deployments if not d["staged"])])
     print("Staging deployment... done")
     print(NOT_BOOTED_HINT)
@@ -426,9 +437,58 @@ def rollback(args: list[str]) -> int:
     return 0
 
 
+def lock_finalization(args: list[str]) -> None:
+    """--lock-finalization: the lock file is made before staging (rpm-ostree 2022.16
+    src/daemon/rpmostree-sysroot-upgrader.cxx); without it an existing lock is left."""
+    if "--lock-finalization" in args:
+        STAGED_LOCKED.parent.mkdir(parents=True, exist_ok=True)
+        STAGED_LOCKED.touch()
+
+
+def finalize_deployment(args: list[str]) -> int:
+    """`rpm-ostree finalize-deployment` (2022.8 and 2022.16
+    src/app/rpmostree-builtin-finalize-deployment.cxx, rpmostreed-transaction-types.cxx
+    finalize_deployment_transaction_execute): unlock the staged deployment, then reboot."""
+    known = {"--allow-missing-checksum", "--allow-unlocked"}
+    values, i = [], 0
+    while i < len(args):
+        if args[i] == "--os":
+            i += 1
+        elif args[i].startswith("--os="):
+            pass
+        elif args[i].startswith("-"):
+            if args[i] not in known:
+                raise Fail(f"Unknown option {args[i]}")
+        else:
+            values.append(args[i])
+        i += 1
+    allow_missing = "--allow-missing-checksum" in args
+    if len(values) > 1:
+        raise Fail("Too many arguments passed")
+    if not values and not allow_missing:
+        raise Fail("Must provide expected CHECKSUM or --allow-missing-checksum")
+    if values and allow_missing:
+        raise Fail("Cannot specify both CHECKSUM and --allow-missing-checksum")
+    first = load()[0]
+    if not first["staged"]:
+        raise Fail("No pending staged deployment found")
+    # The base commit: the deployment's own checksum, as nothing is layered on a host here.
+    if values and values[0] != first["checksum"]:
+        raise Fail(f"Expected staged base checksum {values[0]}, but found {first['checksum']}")
+    if STAGED_LOCKED.exists():
+        STAGED_LOCKED.unlink()
+    elif "--allow-unlocked" not in args:
+        raise Fail("Staged deployment already unlocked")
+    print(f"Finalized deployment; rebooting into {first['checksum']}", file=sys.stderr)
+    reboot()
+    return 0
+
+
 def cleanup(args: list[str]) -> int:
     if "-p" in args or "--pending" in args:
         save([d for d in load() if not d["staged"]])
+        # libostree drops the staged deployment's lock with it (ostree-sysroot-deploy.c).
+        STAGED_LOCKED.unlink(missing_ok=True)
     elif "-r" in args or "--rollback" in args:
         save([d for d in load() if d["booted"] or d["staged"]])
     return 0
@@ -439,6 +499,12 @@ def boot() -> int:
     deployments = load()
     staged = [d for d in deployments if d["staged"]]
     rest = [d for d in deployments if not d["staged"]]
+    if staged and STAGED_LOCKED.exists():
+        # ostree-finalize-staged at shutdown (libostree v2022.7 ostree-sysroot-deploy.c): a
+        # locked deployment is not written; it lived in /run, so it is gone after the boot.
+        print(f"ostree-finalize-staged: Not finalizing; found {STAGED_LOCKED}", flush=True)
+        staged = []
+    STAGED_LOCKED.unlink(missing_ok=True)
     if staged and not fault("boots-old"):
         staged[0]["staged"] = False
         rest.insert(0, staged[0])
@@ -457,6 +523,7 @@ def boot() -> int:
     )
     save(kept)
     trustfiles.boot(rest[0]["checksum"])
+    imagefiles.boot(rest[0]["checksum"])
     booted = kept[0]
     kver = "5.10.0-182.0.0.95.oe2203sp2.x86_64"
     CMDLINE.write_text(
@@ -538,6 +605,7 @@ def kargs(args: list[str]) -> int:
     staged = {**base, "booted": False, "staged": True, "serial": serial}
     staged["id"] = f"nestos-{base['checksum']}.{serial}"
     staged["_kargs"] = with_ostree(new, base["checksum"], serial)
+    lock_finalization(list(opts))
     save([staged, *(d for d in deployments if not d["staged"])])
     if sp1():
         print('Kernel arguments updated.\nRun "systemctl reboot" to start a reboot')
@@ -576,6 +644,7 @@ def main(argv: list[str]) -> int:
         "cleanup": cleanup,
         "deploy": rebase,
         "kargs": kargs,
+        "finalize-deployment": finalize_deployment,
     }
     if command == "boot-hook":
         return boot()

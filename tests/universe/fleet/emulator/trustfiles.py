@@ -29,7 +29,7 @@ def _wanted(name: str) -> bool:
     return any(name == p or (p.endswith("/") and name.startswith(p)) for p in PREFIXES)
 
 
-def _blob(image: str, digest: str, insecure: bool, auth_file: Path) -> bytes:
+def blob(image: str, digest: str, insecure: bool, auth_file: Path) -> bytes:
     registry, _, rest = image.partition("/")
     repository = rest.partition("@")[0]
     if "@" not in rest and ":" in repository.rsplit("/", 1)[-1]:
@@ -58,7 +58,7 @@ def stage(
     for layer in reversed(manifest.get("layers") or []):
         if layer["digest"] in origin:
             break
-        data = _blob(image, layer["digest"], insecure, auth_file)
+        data = blob(image, layer["digest"], insecure, auth_file)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             for member in tar:
                 name = member.name.removeprefix("./")
