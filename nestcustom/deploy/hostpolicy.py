@@ -1,12 +1,5 @@
-"""A host's trust, as containers/image reads it: policy.json and registries.d
-(containers-policy.json(5), containers-registries.d(5)), judged for one image.
-
-Scopes of the `docker` transport match the image's repository: the most
-specific of REPO@DIGEST, REPO, its namespaces, its registry and
-`*.domain` wildcards wins, else the transport's "" entry, else `default`.
-registries.d's `lookaside:` (or its old name `sigstore:`) says where a scope's
-simple signatures are; the most specific scope wins, else `default-docker`.
-"""
+"""A host's trust options for deploy; reading policy.json and registries.d is
+image/trustpolicy.py's (promote checks an image's own files with the same code)."""
 
 from __future__ import annotations
 
