@@ -47,7 +47,9 @@ def test_an_overflow_reference_on_a_leaf_keeps_its_page_and_length(tmp_path: Pat
     """BOVERFLOW: unused(2), type, unused, pgno, tlen: twelve bytes."""
     page = page_header(4, bdbpages.P_LBTREE, entries=1, high=PAGE - 12)
     struct.pack_into("<H", page, 26, PAGE - 12)
-    page[PAGE - 12 :] = b"\xee\xee" + bytes([bdbpages.B_OVERFLOW, 0xEE]) + struct.pack("<II", 6, 9000)
+    page[PAGE - 12 :] = (
+        b"\xee\xee" + bytes([bdbpages.B_OVERFLOW, 0xEE]) + struct.pack("<II", 6, 9000)
+    )
     changed, after = _normalized(tmp_path, page)
     assert changed == 2
     assert after[28 : PAGE - 12] == bytes(PAGE - 40)

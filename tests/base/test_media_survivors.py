@@ -93,4 +93,8 @@ def test_cleaning_clamps_shadow_dates_and_removes_account_backups(tmp_path: Path
         f"root:!:{DAY}:0:99999:7:::\ncore:*:19000:0:99999:7:::\n"
     )
     assert (tmp_path / "etc/gshadow").read_text() == "wheel:!:99999:core"
-    assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == ["gshadow", "machine-id", "shadow"]
+    assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == [
+        "gshadow",
+        "machine-id",
+        "shadow",
+    ]

@@ -43,7 +43,9 @@ def test_credentials_are_found_under_a_key_with_scheme_and_api_version(
 
 
 def test_a_failure_at_the_last_step_names_that_step(write_recipe: WriteRecipe) -> None:
-    path = write_recipe(f"name: r\nbase: {{image: {BASE}}}\nlayers:\n  - {{name: a, install: [x]}}\n")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers:\n  - {{name: a, install: [x]}}\n"
+    )
     recipe = load_recipe(path).recipe
     rendering = render_containerfile(recipe, "containerfiles/r")
     last = len(rendering.steps)
@@ -63,7 +65,9 @@ def open_umask() -> Iterator[None]:
         os.umask(old)
 
 
-def test_the_passphrase_file_is_readable_by_its_owner_only(tmp_path: Path, open_umask: None) -> None:
+def test_the_passphrase_file_is_readable_by_its_owner_only(
+    tmp_path: Path, open_umask: None
+) -> None:
     path = gpgkey.passphrase_file(tmp_path, "correct horse")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text() == "correct horse"
@@ -93,7 +97,9 @@ def test_a_signature_store_that_is_not_a_directory_is_named_with_a_hint(tmp_path
     assert caught.value.hint == "check that the signature store directory is writable"
 
 
-def test_retag_passes_tls_verification_to_skopeo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retag_passes_tls_verification_to_skopeo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Real skopeo, a registry port nobody listens on: it gets as far as connecting, which it
     does not if a flag is malformed."""
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "none.json"))
@@ -104,7 +110,9 @@ def test_retag_passes_tls_verification_to_skopeo(tmp_path: Path, monkeypatch: py
                 f"127.0.0.1:9/ns/img@{digest}", "127.0.0.1:9/ns/img:1", tls_verify=verify
             )
         message = caught.value.message
-        assert message.startswith(f"cannot move 127.0.0.1:9/ns/img:1 to 127.0.0.1:9/ns/img@{digest}:")
+        assert message.startswith(
+            f"cannot move 127.0.0.1:9/ns/img:1 to 127.0.0.1:9/ns/img@{digest}:"
+        )
         assert "connection refused" in message, message
 
 
@@ -113,8 +121,7 @@ def test_a_malformed_secret_gets_an_example(tmp_path: Path) -> None:
         parse_secret("repo-cred")
     assert caught.value.message == "--secret 'repo-cred': write id=ID,src=FILE"
     assert caught.value.hint == (
-        "for example --secret id=repo-cred,src=/run/user/0/repo-cred "
-        "(a file holding USER:PASSWORD)"
+        "for example --secret id=repo-cred,src=/run/user/0/repo-cred (a file holding USER:PASSWORD)"
     )
 
 
