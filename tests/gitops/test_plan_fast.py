@@ -55,10 +55,12 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-def image(labels: dict[str, str], base_match: bool = True) -> ImageFacts:
+def image(
+    labels: dict[str, str], base_match: bool = True, history: tuple[str, ...] = BASE_HISTORY
+) -> ImageFacts:
     layers = (*BASE_LAYERS, "sha256:" + "3" * 64) if base_match else ("sha256:" + "9" * 64,)
     return ImageFacts("registry.example.com/web:1", "e" * 64, labels, layers, "registry",
-                      (*BASE_HISTORY, "RUN rpm-ostree install strace"))  # fmt: skip
+                      (*history, "RUN rpm-ostree install strace"))  # fmt: skip
 
 
 @pytest.fixture
@@ -106,6 +108,10 @@ def test_inputs_that_do_not_rebuild_the_images_digest_say_so(
     keys, said = _inputs_at_build(recipe_at(project), project, image(labels, False), IDS, True)
     assert keys == keys_now(project, {BASE: "unknown"})[0] != before
     assert said.startswith(f"the inputs rebuilt from {commit[:19]} do not match")
+    # the same layers under another history (the base's tag now names a relabelled image)
+    relabelled = image(labels, history=("ADD rootfs /", "LABEL version=2"))
+    keys, said = _inputs_at_build(recipe_at(project), project, relabelled, IDS, True)
+    assert keys == keys_now(project, {BASE: "unknown"})[0]
 
 
 def test_what_the_images_revision_cannot_give(project: Path, base_facts: list[str]) -> None:

@@ -205,11 +205,14 @@ def test_release_tags_count_per_day_and_a_rerun_reuses_its_own(
 
 def test_no_commit_tag_for_a_dirty_tree_or_no_git(registry: Registry, tmp_path: Path) -> None:
     one = push(registry, tmp_path, "gitops/dirty", "one")
+    # other images took serials 9 and 10 of the day (numbers, not text: 10 is the last)
+    push(registry, tmp_path, "gitops/dirty", "22.03-LTS-SP2.20261130.9")
+    push(registry, tmp_path, "gitops/dirty", "22.03-LTS-SP2.20261130.10")
     reference = f"{registry.host}/gitops/dirty:latest"
     recipe, root = project(tmp_path / "a")
     (root / "recipes" / "web.yaml").write_text(RECIPE + "# changed\n")
     assert choose_tags(recipe, reference, one, root, tls_verify=False) == ReleaseTags(
-        "22.03-LTS-SP2.20261130.0", None, "no sha- tag: the work tree has uncommitted changes"
+        "22.03-LTS-SP2.20261130.11", None, "no sha- tag: the work tree has uncommitted changes"
     )
     recipe, root = project(tmp_path / "b", commit=False)
     today = time.strftime("%Y%m%d", time.gmtime())
