@@ -4,8 +4,8 @@ skopeo to Debian's docker-registry; the commands read them as a user runs them.
 
 Old image: the rpmdb of tests/gitops/test_rpmdb_fast.py's build_db in its bottom layer,
 a file above it. New image: that layer, then a layer with the database after
-`rpm -U` of nc-plain 3.1-1 (with a changelog), `rpm -i` of nc-new and `rpm -e` of nc-sbom,
-and a whiteout of the old write-ahead log."""
+`rpm -U` of nc-plain 3.1-1 (its changelog one entry longer), `rpm -i` of nc-new and `rpm -e`
+of nc-sbom, and on top a layer that deletes the database's write-ahead log (a whiteout)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import pytest
 from nestcustom.gitops.imagedb import open_image
 from tests.gitops.helpers import nestcustom
 from tests.gitops.rpms import Pkg, build_rpms
-from tests.gitops.test_rpmdb_fast import BuiltDb, build_db, noon
+from tests.gitops.test_rpmdb_fast import PLAIN_LOG, BuiltDb, build_db, noon
 from tests.universe.registry import Registry, run_registry
 
 RPMDB = "usr/share/rpm"
@@ -95,7 +95,8 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
     built = build_db(work / "old")
     newer = build_rpms(
         [Pkg("nc-plain", "3.1", "1",
-             (("Tue Dec 01 2026", "Carl <carl@nc.invalid> - 3.1-1", "- newer plain"),)),
+             (("Tue Dec 01 2026", "Carl <carl@nc.invalid> - 3.1-1", "- newer plain"),
+              *PLAIN_LOG)),
          Pkg("nc-new", "1.0", "1")],
         work / "newer", work / "newer-build",
     )  # fmt: skip
@@ -107,7 +108,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
         [*run[:3], "-e", "--justdb", "--nodeps", "nc-sbom"], check=True, capture_output=True
     )
     new_files = _db_files(db)
-    del new_files[f"{RPMDB}/rpmdb.sqlite-wal"]  # the layer deletes it instead (a whiteout)
+    assert f"{RPMDB}/rpmdb.sqlite-wal" in new_files  # the top layer deletes it (a whiteout)
     base = {**_db_files(built.directory), "etc/os-release": b"NAME=test\n"}
     with run_registry(work / "registry") as registry:
         labels = {"org.opencontainers.image.created": "2026-11-30T10:00:00Z",
@@ -116,7 +117,8 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Images]:
                                   [base, {"etc/motd": b"old\n"}], labels)  # fmt: skip
         new_digest, new_sizes = push_image(
             registry, work / "oci-new", "gitops/images:new",
-            [base, {**new_files, f"{RPMDB}/.wh.rpmdb.sqlite-wal": b""}], labels,
+            [base, new_files, {f"{RPMDB}/.wh.rpmdb.sqlite-wal": b"", "etc/motd": b"new\n"}],
+            labels,
         )  # fmt: skip
         yield Images(registry, f"docker://{registry.host}/gitops/images:old",
                      f"docker://{registry.host}/gitops/images:new", new_digest,
@@ -130,7 +132,7 @@ def test_only_the_layers_down_to_the_database_are_downloaded(images: Images) -> 
     assert old.db is not None and old.db.directory == RPMDB
     assert old.db.files == images.built.found.files
     new = open_image(images.new, tls_verify=False)
-    assert (new.layers_read, new.downloaded) == (1, images.sizes["new"][1])
+    assert (new.layers_read, new.downloaded) == (2, sum(images.sizes["new"][1:]))
     assert new.db is not None and sorted(new.db.files) == ["rpmdb.sqlite", "rpmdb.sqlite-shm"]
 
 
@@ -149,7 +151,10 @@ def test_diff_of_two_registry_images(images: Images) -> None:
          "changelog": []},
     ]  # fmt: skip
     assert (report["a"]["packages"], report["b"]["packages"]) == (4, 4)  # with gpg-pubkey
-    assert (report["b"]["layers_read"], report["b"]["downloaded"]) == (1, images.sizes["new"][1])
+    assert (report["b"]["layers_read"], report["b"]["downloaded"]) == (
+        2,
+        sum(images.sizes["new"][1:]),
+    )
     text = nestcustom("diff", images.old, images.new, "--no-tls-verify", cwd=Path.cwd())
     assert text.stdout.splitlines()[2:] == [
         "Added (1):",

@@ -58,6 +58,9 @@ echo b > %{buildroot}/usr/share/nc-sbom/b
 """
 
 
+PLAIN_LOG = (("Sun Nov 01 2026", "Dan <dan@nc.invalid> - 3.0-7", "- plain start"),)
+
+
 @dataclass(frozen=True)
 class BuiltDb:
     found: FoundDb  # as dblayers finds it in an image
@@ -97,7 +100,9 @@ def build_db(work: Path) -> BuiltDb:
     created = next(int(fields[5]) for fields in listing if fields[0] == "pub")
     _run("rpmsign", "--define", "_gpg_name NC Test", "--define", f"__gpg {_run('which', 'gpg').strip()}",
          "--addsign", *signed, env=env)  # fmt: skip
-    plain = build_rpms([Pkg("nc-plain", "3.0", "7")], work / "plain", work / "plain-build")
+    plain = build_rpms(
+        [Pkg("nc-plain", "3.0", "7", PLAIN_LOG)], work / "plain", work / "plain-build"
+    )
     directory = work / "db"
     directory.mkdir()
     rpms = [*signed, *plain]
@@ -157,8 +162,12 @@ def test_changelogs_newest_first_keyed_by_name_and_evr(built: BuiltDb) -> None:
             ),
             ChangelogEntry(noon(2026, 11, 1), "Bob <bob@nc.invalid> - 2:1.4-1", "- first build"),
         ),
-        ("nc-plain", "3.0-7"): (),  # no %changelog: no entries, but the package is there
+        ("nc-plain", "3.0-7"): (
+            ChangelogEntry(noon(2026, 11, 1), "Dan <dan@nc.invalid> - 3.0-7", "- plain start"),
+        ),
     }
+    key = read_packages(built.found)[0]  # no changelog: no entries, but the package is there
+    assert read_changelogs(built.found, ["gpg-pubkey"]) == {("gpg-pubkey", key.evr): ()}
     # a sub-package carries its spec's changelog
     assert read_changelogs(built.found, ["libnc-sbom"]) == {
         ("libnc-sbom", "0.9-1"): logs[("nc-sbom", "2:1.5-3")]
