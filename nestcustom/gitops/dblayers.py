@@ -112,7 +112,9 @@ def overlay_entries(diff_dir: Path) -> tuple[list[Entry], list[str]]:
             info = item.lstat()
             if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:  # overlay's whiteout
                 entries.append(Entry(directory, item.name, None))
-            elif item.name.startswith(WHITEOUT) and item.name != OPAQUE:
+            elif item.name == OPAQUE:
+                continue  # the marker of an opaque directory (above), no database file
+            elif item.name.startswith(WHITEOUT):
                 entries.append(Entry(directory, item.name.removeprefix(WHITEOUT), None))
             elif stat.S_ISREG(info.st_mode):
                 entries.append(Entry(directory, item.name, item.read_bytes()))
