@@ -90,7 +90,14 @@ def summary(result: dict[str, Any]) -> str:
         f"{hosts['on_old']} on the old one ({hosts['rolled_back']} rolled back)",
         *(f"  {n} x {why}" for why, n in sorted(hosts["why_not"].items())),
         f"converge: {converge['seconds']} s vs ideal {converge['ideal_seconds']:g} s "
-        f"(hosts / budget x reboot) = {converge['ratio']}x (goal <= 1.2)",
+        f"(hosts / budget x reboot) = "
+        + (
+            f"{converge['ratio']}x (goal <= 1.2)"
+            if converge["ratio"] is not None
+            else f"n/a (the ring halted at {converge['halted_at']:.1f} s)"
+            if converge["halted_at"] is not None
+            else "n/a (no host on the new digest)"
+        ),
         f"registry: {result['registry']['requests']} requests, "
         f"{result['registry']['per_host']} per host",
         "servers: "

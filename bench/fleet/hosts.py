@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import sys
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ class Host:
     phase: str = "waiting"  # waiting, updating, rebooting, health, done
     reason: str = ""
     halted_seen: bool = False
+    held: tuple[float, float] | None = None  # monotonic: its reboot for the update, health end
     process: asyncio.subprocess.Process | None = None
     log: deque[str] = field(default_factory=lambda: deque(maxlen=4))
 
@@ -234,9 +236,12 @@ class Fleet:
         asked = host.reboots_asked()
         code = await self.run_script(host, "update.sh")
         if host.reboots_asked() == asked:
-            host.phase, host.reason = "done", f"update exited {code}: {self._last(host)}"
+            # A reason set already is the simulation's, from before it stopped the script.
+            host.reason = host.reason or f"update exited {code}: {self._last(host)}"
+            host.phase = "done"
             return
         host.phase = "rebooting"
+        rebooted = time.monotonic()
         self.down += 1
         self.max_down = max(self.max_down, self.down)
         try:
@@ -246,6 +251,7 @@ class Fleet:
             code = await self.run_script(host, "health.sh")
         finally:
             self.down -= 1
+            host.held = (rebooted, time.monotonic())
         if host.reboots_asked() > asked:  # rolled back: the reboot into the old deployment
             host.reason = " / ".join(line for line in host.log if "nestcustom-health" in line)
             self.rollback_reboots += 1

@@ -111,7 +111,7 @@ async def _rollout(settings: Settings, services: Services, fleet: Fleet) -> dict
             break
     for host in fleet.hosts:
         if host.phase != "done":
-            host.reason = host.reason or "stopped while " + host.phase + ": " + " / ".join(host.log)
+            host.reason = f"stopped while {host.phase}: " + (host.log[-1] if host.log else "")
             host.stop()
     await asyncio.gather(*tasks, return_exceptions=True)
     event.cancel()
@@ -179,6 +179,7 @@ def _result(
     finished = timeline["finished"]
     converged = max((finished[h.index] for h in on_new), default=0.0)
     status_text, status_json = services.fleet_status()
+    held = sorted(h.held[1] - h.held[0] for h in fleet.hosts if h.held)
     return {
         "settings": {**settings.__dict__, "ideal_seconds": settings.ideal_seconds},
         "digests": {"old": old, "new": new},
@@ -204,9 +205,18 @@ def _result(
         "converge": {
             "seconds": round(converged, 1),
             "ideal_seconds": settings.ideal_seconds,
-            "ratio": round(converged / settings.ideal_seconds, 3) if on_new else None,
+            "ratio": round(converged / settings.ideal_seconds, 3)
+            if on_new and timeline["halted_at"] is None
+            else None,
             "halted_at": timeline["halted_at"],
+            # seconds after the promotion when a quarter, half, ... of the hosts were done
+            "quartiles": _quartiles(sorted(finished.values()), settings.hosts),
             "elapsed": round(timeline["elapsed"], 1),
+            # a host's reboot into the update to the end of its health script (the slot is
+            # taken just before and released just before the end), and the share of the
+            # budget's slot-seconds those spans fill until the last host is done
+            "reboot_to_healthy_median": round(held[len(held) // 2], 2) if held else None,
+            "slot_use": round(sum(held) / (settings.budget * converged), 3) if converged else None,
         },
         "registry": {
             "requests": timeline["registry_requests"],
@@ -223,6 +233,13 @@ def _result(
         ],
         "server_cpu_seconds_per_host_update": round(sum(cpu) / updated, 4) if updated else None,
         "fleet_status": {"text": status_text, "json_rings": status_json.get("rings")},
+    }
+
+
+def _quartiles(times: list[float], hosts: int) -> dict[str, float | None]:
+    return {
+        f"{q}%": round(times[-(-hosts * q // 100) - 1], 1) if len(times) >= hosts * q / 100 else None
+        for q in (25, 50, 75, 100)
     }
 
 
