@@ -102,8 +102,8 @@ def summary(result: dict[str, Any]) -> str:
         f"{result['registry']['per_host']} per host",
         "servers: "
         + "; ".join(
-            f"{v['address']} {v['cpu_seconds']} CPU s, peak RSS {v['peak_rss_mib']} MiB"
-            + (" (killed)" if v["killed"] else "")
+            f"{v['address']} {v['granted']} slots granted, {v['cpu_seconds']} CPU s, "
+            f"peak RSS {v['peak_rss_mib']} MiB" + (" (killed)" if v["killed"] else "")
             for v in servers
         )
         + f"; {result['server_cpu_seconds_per_host_update']} CPU s per host update",

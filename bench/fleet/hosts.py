@@ -19,6 +19,7 @@ becomes the booted one), then the health script, as nestcustom-health.service wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -89,9 +90,7 @@ def render_image(work: Path, services: Services, retry: int) -> Image:
     project = work / "project"
     (project / "recipes").mkdir(parents=True)
     recipe = project / "recipes" / "fleetsim.yaml"
-    text = RECIPE.format(
-        base=BASE, ring=RING, url=services.fleetlock_url, group=GROUP, retry=retry
-    )
+    text = RECIPE.format(base=BASE, ring=RING, url=services.fleetlock_url, group=GROUP, retry=retry)
     recipe.write_text(text)
     rendered = render_containerfile(load_recipe(recipe, project).recipe, "cf/fleetsim")
     files = {f.name: f.content for f in rendered.files}
@@ -158,10 +157,8 @@ class Host:
     def stop(self) -> None:
         """End the script this host runs (SIGTERM to its process group)."""
         if self.process is not None and self.process.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
 
 def make_hosts(work: Path, image: Image, services: Services, count: int, plan: Plan) -> list[Host]:

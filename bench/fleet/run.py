@@ -200,7 +200,7 @@ def _result(
             "on_old": sum(h.booted_digest() == old for h in fleet.hosts),
             "rolled_back": fleet.rollback_reboots,
             "not_on_new": not_new,
-            "why_not": dict(Counter(_kind(r["why"]) for r in not_new)),
+            "why_not": dict(Counter(_kind(str(r["why"])) for r in not_new)),
         },
         "converge": {
             "seconds": round(converged, 1),
@@ -228,6 +228,7 @@ def _result(
                 "cpu_seconds": round(c, 2),
                 "peak_rss_mib": round(s.peak_rss_kib / 1024, 1),
                 "killed": s.process is not None and s.process.returncode == -signal.SIGKILL,
+                "granted": s.log.read_text().count(": granted"),
             }
             for s, c in zip(services.servers, cpu, strict=True)
         ],
@@ -238,7 +239,9 @@ def _result(
 
 def _quartiles(times: list[float], hosts: int) -> dict[str, float | None]:
     return {
-        f"{q}%": round(times[-(-hosts * q // 100) - 1], 1) if len(times) >= hosts * q / 100 else None
+        f"{q}%": round(times[-(-hosts * q // 100) - 1], 1)
+        if len(times) >= hosts * q / 100
+        else None
         for q in (25, 50, 75, 100)
     }
 

@@ -133,11 +133,9 @@ class Services:
 
     def fleet_status(self) -> tuple[str, dict[str, object]]:
         """`nestcustom fleet status`, as text and as its --json document."""
+        command = nestcustom("fleet", "status", "--etcd", self.etcd.url)
         runs = [
-            subprocess.run(
-                nestcustom("fleet", "status", "--etcd", self.etcd.url, *extra),
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
+            subprocess.run([*command, *extra], capture_output=True, text=True, check=False)
             for extra in ((), ("--json",))
         ]
         document = json.loads(runs[1].stdout) if runs[1].returncode == 0 else {}
