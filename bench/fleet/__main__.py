@@ -2,7 +2,7 @@
 
     python -m bench.fleet [--hosts 1000] [--budget 20] [--reboot-seconds 10] [--servers 2]
                           [--bad-share 0.05 --halt-after 3] [--scenario etcd-restart|kill-server]
-                          [--retry 30] [--window 60] [--json PATH] [--keep]
+                          [--retry 30] [--window SECONDS] [--json PATH] [--keep]
 
 Real etcd, real `nestcustom fleetlock serve` (two, one budget), a real docker-registry
 with two tiny images, `nestcustom promote` moving the ring to v2; each host runs the
@@ -39,7 +39,12 @@ def parse(argv: list[str]) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--bad-share", type=float, default=0.0)
     parser.add_argument("--halt-after", type=int, default=0)
     parser.add_argument("--retry", type=int, default=30, help="the recipe's updates: retry")
-    parser.add_argument("--window", type=float, default=60.0, help="timers fire within it")
+    parser.add_argument(
+        "--window",
+        type=float,
+        help="update timers fire within this many seconds of the promotion "
+        "(default: half the ideal, hosts / budget x reboot seconds)",
+    )
     parser.add_argument("--scenario", choices=SCENARIOS, default="none")
     parser.add_argument("--event-at", type=float, default=0.3)
     parser.add_argument("--outage", type=float, default=2.0, help="seconds etcd is down")
@@ -56,7 +61,7 @@ def parse(argv: list[str]) -> tuple[Settings, argparse.Namespace]:
             ("bad_share", 0 <= args.bad_share <= 1, "between 0 and 1"),
             ("halt_after", args.halt_after >= 0, "0 or more"),
             ("retry", args.retry >= 1, "at least 1"),
-            ("window", args.window >= 0, "0 or more"),
+            ("window", args.window is None or args.window >= 0, "0 or more"),
             ("event_at", 0 <= args.event_at < 1, "between 0 and 1"),
         )
         if not ok
@@ -68,7 +73,9 @@ def parse(argv: list[str]) -> tuple[Settings, argparse.Namespace]:
     settings = Settings(
         hosts=args.hosts, budget=args.budget, reboot_seconds=args.reboot_seconds,
         servers=args.servers, bad_share=args.bad_share, halt_after=args.halt_after,
-        retry=args.retry, window=args.window, scenario=args.scenario, event_at=args.event_at,
+        retry=args.retry, scenario=args.scenario, event_at=args.event_at,
+        window=args.hosts / args.budget * args.reboot_seconds / 2 if args.window is None
+        else args.window,
         outage=args.outage, seed=args.seed,
     )  # fmt: skip
     return settings, args

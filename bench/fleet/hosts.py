@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from tests.universe.fleet import updater_host
 
 HOST_STUB = Path(updater_host.__file__)
 BASE = "hub.oepkgs.net/nestos/nestos:22.03-LTS-SP2.20230922.0-x86_64"
+ASKED = re.compile(r"no reboot slot yet \((\d+) ")
 BAD_UNIT = "sshd.service"  # a unit the recipe enables: its check fails on a bad host
 RECIPE = """\
 name: fleetsim
@@ -137,6 +138,7 @@ class Host:
     phase: str = "waiting"  # waiting, updating, rebooting, health, done
     reason: str = ""
     halted_seen: bool = False
+    started: float = 0.0  # monotonic: when its update began
     held: tuple[float, float] | None = None  # monotonic: its reboot for the update, health end
     process: asyncio.subprocess.Process | None = None
     log: deque[str] = field(default_factory=lambda: deque(maxlen=4))
@@ -198,6 +200,8 @@ class Fleet:
     down: int = 0  # hosts between an update's reboot and the end of its health script
     max_down: int = 0
     rollback_reboots: int = 0
+    refusals: Counter[str] = field(default_factory=Counter)  # pre-reboot answers but 200
+    refused_at: list[float] = field(default_factory=list)
 
     async def run_script(self, host: Host, name: str) -> int:
         process = await asyncio.create_subprocess_exec(
@@ -212,6 +216,9 @@ class Fleet:
             line = raw.decode(errors="replace").rstrip()
             host.log.append(line)
             host.halted_seen |= "ring_halted" in line
+            if match := ASKED.search(line):
+                self.refusals[match.group(1)] += 1
+                self.refused_at.append(time.monotonic())
         return await process.wait()
 
     async def reboot(self, host: Host) -> None:
@@ -229,6 +236,7 @@ class Fleet:
 
     async def live(self, host: Host) -> None:
         await asyncio.sleep(host.start_delay)
+        host.started = time.monotonic()
         host.phase = "updating"
         asked = host.reboots_asked()
         code = await self.run_script(host, "update.sh")

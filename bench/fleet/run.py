@@ -116,6 +116,7 @@ async def _rollout(settings: Settings, services: Services, fleet: Fleet) -> dict
     await asyncio.gather(*tasks, return_exceptions=True)
     event.cancel()
     timeline["finished"] = finished
+    timeline["started"] = started
     timeline["registry_requests"] = services.registry_requests(since)
     timeline["halted_at"] = halted_at
     timeline["elapsed"] = time.monotonic() - started
@@ -192,6 +193,7 @@ def _result(
             "missed_samples": slots.missed,
             "over_budget": slots.over_budget,
             "max_hosts_down_for_update": fleet.max_down,
+            "refused_asks": dict(fleet.refusals),
             "kept": slots.max_held <= settings.budget and not slots.over_budget,
         },
         "hosts": {
@@ -233,6 +235,18 @@ def _result(
             for s, c in zip(services.servers, cpu, strict=True)
         ],
         "server_cpu_seconds_per_host_update": round(sum(cpu) / updated, 4) if updated else None,
+        "trace": {  # seconds after the promotion: refused asks, reboot-to-healthy spans
+            "refused": [round(t - timeline["started"], 2) for t in fleet.refused_at],
+            "held": [
+                [
+                    round(h.held[0] - timeline["started"], 2),
+                    round(h.held[1] - timeline["started"], 2),
+                ]
+                for h in fleet.hosts
+                if h.held
+            ],
+            "started": [round(h.started - timeline["started"], 2) for h in fleet.hosts],
+        },
         "fleet_status": {"text": status_text, "json_rings": status_json.get("rings")},
     }
 
