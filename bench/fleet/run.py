@@ -80,7 +80,16 @@ def _run_loop(coroutine: Any) -> dict[str, Any]:
         result: dict[str, Any] = loop.run_until_complete(coroutine)
         return result
     finally:
+        # Stopped early (a signal): the hosts' lives end here, before the loop does.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(_settle(pending))
         loop.close()
+
+
+async def _settle(tasks: set[asyncio.Task[Any]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _rollout(settings: Settings, services: Services, fleet: Fleet) -> dict[str, Any]:
