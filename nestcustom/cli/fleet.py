@@ -132,8 +132,11 @@ def status(etcd_url: str, as_json: bool) -> None:
 
     store = LockStore(Etcd(etcd_url), Budget({}))
     hosts = store.hosts()
-    by_ring = Counter(
-        (str(h.get("ring") or "-"), str(h.get("digest") or "-")) for h in hosts.values()
+    halts = store.halts()
+    # A rolled-back host reports the digest it left: it is counted apart, not as running it.
+    by_ring: Counter[tuple[str, str, bool]] = Counter(
+        (str(h.get("ring") or "-"), str(h.get("digest") or "-"), h.get("health") == "rolled-back")
+        for h in hosts.values()
     )
     attention = {
         i: h
@@ -145,13 +148,30 @@ def status(etcd_url: str, as_json: bool) -> None:
             {
                 "hosts": hosts,
                 "rings": [
-                    {"ring": r, "digest": d, "hosts": n} for (r, d), n in sorted(by_ring.items())
+                    {"ring": r, "digest": d, "hosts": n}
+                    for (r, d, back), n in sorted(by_ring.items())
+                    if not back
                 ],
+                "rolled_back": [
+                    {"ring": r, "from": d, "hosts": n}
+                    for (r, d, back), n in sorted(by_ring.items())
+                    if back
+                ],
+                "halted": halts,
             }
         )
         return
-    for (ring, digest), count in sorted(by_ring.items()):
-        click.echo(f"ring {ring}  {digest}  {count} host(s)")
+    for (ring, digest, back), count in sorted(by_ring.items()):
+        if back:
+            click.echo(f"ring {ring}  {digest}  {count} host(s) rolled back from it")
+        else:
+            click.echo(f"ring {ring}  {digest}  {count} host(s)")
+    for ring, why in sorted(halts.items()):
+        click.echo(
+            f"ring {ring} HALTED: {why.get('rollbacks')} host(s) rolled back within "
+            f"{why.get('window')} s (the server halts at {why.get('halt_after')}): no slots "
+            f"until they age out; `nestcustom promote IMAGE --ring {ring} --undo` moves it back"
+        )
     for holder, report in sorted(attention.items()):
         state = "rebooting" if report.get("event") == "rebooting" else "rolled back"
         click.echo(f"  {holder}: {state} (group {report.get('group')})")

@@ -68,6 +68,16 @@ def rollback_prefix(ring: str) -> str:
     return f"nestcustom/rings/{quote(ring, safe='')}/rollbacks/"
 
 
+HALTED_PREFIX = "nestcustom/rings/"
+HALTED_SUFFIX = "/halted"
+
+
+def halted_key(ring: str) -> str:
+    """Why the ring is halted (JSON), under a lease of the halt window: `fleet status` says
+    it, and it goes when the rollbacks that halted the ring age out."""
+    return f"{HALTED_PREFIX}{quote(ring, safe='')}{HALTED_SUFFIX}"
+
+
 @dataclass(frozen=True)
 class LockStore:
     etcd: Etcd
@@ -123,9 +133,38 @@ class LockStore:
             if self.etcd.commit_if_version(
                 semaphore_key(group), version, puts, (lease_key(group, holder),)
             ):
+                if report.get("health") == "rolled-back" and report.get("ring"):
+                    self._note_halt(report["ring"])
                 return released
             _back_off()
         raise Contended(group)
+
+    def _note_halt(self, ring: str) -> None:
+        """Once a ring's rollbacks reach `halt_after`, say so where `fleet status` reads."""
+        if not self.budget.halt_after:
+            return
+        rolled_back = self.etcd.keys(rollback_prefix(ring))
+        if len(rolled_back) < self.budget.halt_after:
+            return
+        why = {
+            "ring": ring,
+            "rollbacks": len(rolled_back),
+            "halt_after": self.budget.halt_after,
+            "window": self.budget.halt_window,
+            "hosts": sorted(unquote(k.rpartition("/")[2]) for k in rolled_back),
+            "time": time.time(),
+        }
+        lease = self.etcd.grant(self.budget.halt_window)
+        self.etcd.put(halted_key(ring), json.dumps(why), lease)
+
+    def halts(self) -> dict[str, dict[str, object]]:
+        """Every halted ring's reason, by ring."""
+        found = {}
+        for key, value in self.etcd.keys(HALTED_PREFIX).items():
+            ring, _, rest = key.removeprefix(HALTED_PREFIX).partition("/")
+            if "/" + rest == HALTED_SUFFIX:  # not a rollback of a host named "halted"
+                found[unquote(ring)] = json.loads(value)
+        return found
 
     def halted(self, ring: str) -> bool:
         if not self.budget.halt_after:

@@ -106,6 +106,34 @@ def test_a_ring_with_too_many_rollbacks_gets_no_more_slots(fleetlock: Serve) -> 
     assert take(base, "s1", ring="stable") == 200  # another ring goes on
 
 
+def test_fleet_status_says_why_a_ring_is_halted_and_counts_rolled_back_hosts_apart(
+    etcd: EtcdServer, fleetlock: Serve
+) -> None:
+    base = fleetlock(slots={"default": 5}, halt_after=2, halt_window=60)
+    assert take(base, "ok1", ring="canary") == 200
+    assert release(base, "ok1", ring="canary", health="ok", digest="sha256:bad") == 200
+    for host in ("r1", "halted"):  # a host may be called "halted": it is no ring
+        assert take(base, host, ring="canary") == 200
+        assert release(base, host, ring="canary", health="rolled-back", digest="sha256:bad") == 200
+    command = [sys.executable, "-m", "nestcustom", "fleet", "status", "--etcd", etcd.url]
+    text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert text.splitlines()[:3] == [
+        "ring canary  sha256:bad  1 host(s)",
+        "ring canary  sha256:bad  2 host(s) rolled back from it",
+        "ring canary HALTED: 2 host(s) rolled back within 60 s (the server halts at 2): no slots "
+        "until they age out; `nestcustom promote IMAGE --ring canary --undo` moves it back",
+    ]
+    document = json.loads(
+        subprocess.run([*command, "--json"], capture_output=True, text=True, check=True).stdout
+    )
+    assert document["rings"] == [{"ring": "canary", "digest": "sha256:bad", "hosts": 1}]
+    assert document["rolled_back"] == [{"ring": "canary", "from": "sha256:bad", "hosts": 2}]
+    halted = document["halted"]["canary"]
+    assert {k: halted[k] for k in ("rollbacks", "halt_after", "window", "hosts")} == {
+        "rollbacks": 2, "halt_after": 2, "window": 60, "hosts": ["halted", "r1"],
+    }  # fmt: skip
+
+
 def test_nestcustom_deploys_client_takes_and_releases_through_it(fleetlock: Serve) -> None:
     base = fleetlock(slots={"default": 1})
     first, second = FleetLock(base, "default"), FleetLock(base, "default")

@@ -74,7 +74,7 @@ def test_fleet_status_shows_every_report_as_the_hosts_gave_it(
     command = [sys.executable, "-m", "nestcustom", "fleet", "status", "--etcd", etcd.url]
     text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     assert text == (
-        "ring canary  sha256:bad  1 host(s)\n"
+        "ring canary  sha256:bad  1 host(s) rolled back from it\n"
         "ring stable  -  1 host(s)\n"
         "ring stable  sha256:aaa  1 host(s)\n"
         "  h2: rebooting (group default)\n"
