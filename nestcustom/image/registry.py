@@ -34,6 +34,15 @@ def _skopeo(reference: str, tls_verify: bool, *args: str) -> list[str]:
     return [*argv, f"docker://{reference}"]
 
 
+def skopeo_message(stderr: str) -> str:
+    """skopeo's failure by its message (the `msg=` of its last log line, whole), not by a
+    cut-off tail of the raw log line with its time and level."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else "skopeo failed"
+    found = re.search(r'msg="((?:[^"\\]|\\.)*)"', last) or re.search(r"msg=(.*)$", last)
+    return (found.group(1).replace('\\"', '"') if found else last).strip()
+
+
 def manifest(
     reference: str, *, tls_verify: bool = True, attempts: int = 3
 ) -> tuple[str, dict[str, object]]:
@@ -47,7 +56,7 @@ def manifest(
         except proc.CommandError as exc:
             if attempt == attempts or "manifest unknown" in exc.stderr:
                 raise NestcustomError(
-                    f"cannot read the manifest of {reference}: {exc.stderr.strip()[-300:]}"
+                    f"cannot read the manifest of {reference}: {skopeo_message(exc.stderr)}"
                 ) from exc
             time.sleep(delay)
             delay *= 2
@@ -64,7 +73,7 @@ def served(reference: str, *, tls_verify: bool = True) -> Served | None:
         if "manifest unknown" in lowered or "name unknown" in lowered or "not found" in lowered:
             return None
         raise NestcustomError(
-            f"cannot ask the registry about {reference}: {done.stderr.strip()[-300:]}"
+            f"cannot ask the registry about {reference}: {skopeo_message(done.stderr)}"
         )
     document = json.loads(done.stdout)
     config = proc.run(_skopeo(reference, tls_verify, "--config", "--raw"), timeout=120).raw_stdout
@@ -115,12 +124,6 @@ def image_for_rollout(
     skopeo = proc.require("skopeo", "skopeo")
     verify = f"--tls-verify={'true' if tls_verify else 'false'}"
 
-    def message(stderr: str) -> str:
-        lines = [line for line in stderr.strip().splitlines() if line.strip()]
-        last = lines[-1] if lines else "skopeo failed"
-        found = re.search(r'msg="((?:[^"\\]|\\.)*)"', last) or re.search(r"msg=(.*)$", last)
-        return (found.group(1).replace('\\"', '"') if found else last).strip()
-
     def inspect(*args: str) -> bytes:
         delay = 1.0
         for attempt in range(1, attempts + 1):
@@ -129,7 +132,7 @@ def image_for_rollout(
                     [skopeo, "inspect", *args, verify, f"docker://{reference}"], timeout=120
                 ).raw_stdout
             except proc.CommandError as exc:
-                text = message(exc.stderr)
+                text = skopeo_message(exc.stderr)
                 if attempt == attempts or any(
                     word in text
                     for word in ("manifest unknown", "unauthorized", "denied", "not found")

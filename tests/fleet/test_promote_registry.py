@@ -223,6 +223,8 @@ def test_tls_is_verified_unless_told_not_to(registry: Registry, tmp_path: Path) 
     for call, args in ((moves.promote, (f"{image}@{one}",)), (moves.undo, (image,))):
         failed = refusal(call, *args, "stable", journal)
         assert failed.message.startswith(f"cannot ask the registry about {image}:ring-stable: ")
+        assert "level=fatal" not in failed.message  # skopeo's message, not its log line
+        assert "http: server gave HTTP response to HTTPS client" in failed.message
     assert serving(f"{image}:ring-stable") is None
     moves.promote(f"{image}@{one}", "stable", journal, tls_verify=False)
     failed = refusal(moves.undo, image, "stable", journal)
