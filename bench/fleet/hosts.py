@@ -66,16 +66,6 @@ exec sh "$1"
 """
 
 
-def env_values(text: str) -> dict[str, str]:
-    """An EnvironmentFile= as systemd reads the lines nestcustom writes: KEY="VALUE"."""
-    values = {}
-    for line in text.splitlines():
-        match = re.fullmatch(r'([A-Z_]+)="((?:[^"\\]|\\.)*)"', line)
-        if match:
-            values[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
-    return values
-
-
 @dataclass(frozen=True)
 class Image:
     """What every host shares: the rendered scripts and settings, the fake host's programs."""
@@ -119,7 +109,7 @@ def render_image(work: Path, services: Services, retry: int) -> Image:
         f'[[registry]]\nlocation = "{services.registry.host}"\ninsecure = true\n'
     )
     env = {
-        **env_values(files["update.env"]),
+        **updater_host.env_values(files["update.env"]),
         "PATH": f"{root / 'bin'}:{os.environ['PATH']}",
         "NESTCUSTOM_REGISTRIES_D": str(root / "registries.conf.d"),
         "NESTCUSTOM_CHECKS": str(root / "health-checks"),

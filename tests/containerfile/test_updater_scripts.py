@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -93,16 +92,6 @@ def lock(tmp_path: Path) -> Iterator[Lock]:
     server.shutdown()
     server.server_close()
     etcd.stop()
-
-
-def env_values(text: str) -> dict[str, str]:
-    """An EnvironmentFile= as systemd reads the lines nestcustom writes: KEY="VALUE"."""
-    values = {}
-    for line in text.splitlines():
-        match = re.fullmatch(r'([A-Z_]+)="((?:[^"\\]|\\.)*)"', line)
-        if match:
-            values[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
-    return values
 
 
 @dataclass
@@ -197,7 +186,7 @@ def host(
     booted = updater_host.deployment(ref, images["one"], booted=True, staged=False)
     (root / "deployments.json").write_text(json.dumps([booted]))
     env = {
-        **env_values(files["update.env"]),
+        **updater_host.env_values(files["update.env"]),
         "PATH": f"{root / 'bin'}:{os.environ['PATH']}",
         "NC_HOST": str(root),
         "NESTCUSTOM_STATE": str(root / "state"),

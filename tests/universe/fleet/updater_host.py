@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,16 @@ from typing import Any
 
 HOST = Path(os.environ.get("NC_HOST", "/nonexistent"))
 STATE = HOST / "deployments.json"
+
+
+def env_values(text: str) -> dict[str, str]:
+    """The update.env nestcustom renders, read as systemd reads its KEY="VALUE" lines."""
+    values = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r'([A-Z_]+)="((?:[^"\\]|\\.)*)"', line)
+        if match:
+            values[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
+    return values
 
 
 class Fail(Exception):
