@@ -8,6 +8,8 @@ set -u
 state=${NESTCUSTOM_STATE:-/var/lib/nestcustom-update}
 auth_file=${NESTCUSTOM_AUTH:-/etc/ostree/auth.json}
 registries_d=${NESTCUSTOM_REGISTRIES_D:-/etc/containers/registries.conf.d}
+trust_file=${NESTCUSTOM_TRUST:-/usr/lib/nestcustom/update-trust}
+verified_log=${NESTCUSTOM_VERIFIED_LOG:-/var/lib/nestcustom/verified}
 # Zincati's application id: the FleetLock id is the one Zincati sends (contract section 3).
 app_id=de35106b6ec24688b63afddaa156679b
 manifest_types="application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
@@ -98,6 +100,74 @@ ring_digest() {
     tr -d '\r' < "$headers" | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: *//p' | head -n 1
 }
 
+# The most specific line of the trust file whose scope covers IMAGE ("TYPE SCOPE LOOKASIDE
+# KEY"), or nothing. Recipe scopes are REGISTRY[/NAMESPACE...], never wildcards, and a
+# longer scope is a more specific one, as containers/image picks a policy scope.
+scope_line() {
+    best='' best_length=0
+    [ -f "$trust_file" ] || return 0
+    while read -r kind scope url key; do
+        case $kind in gpg|sigstore) ;; *) continue ;; esac
+        case $1 in "$scope"|"$scope"/*) ;; *) continue ;; esac
+        if [ "${#scope}" -gt "$best_length" ]; then
+            best="$kind $scope $url $key" best_length=${#scope}
+        fi
+    done < "$trust_file"
+    printf '%s\n' "$best"
+}
+
+# Whether the host's skopeo checks policy.json for ostree-image-signed: (1.13+, contract
+# section 2), as `nestcustom deploy` judges it.
+skopeo_enforces() {
+    version=$(skopeo --version 2>/dev/null | sed -n 's/^[^0-9]*\([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1 \2/p')
+    major=${version% *} minor=${version#* }
+    [ -n "$version" ] && { [ "$major" -gt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -ge 13 ]; }; }
+}
+
+# The reference to rebase to, once IMAGE@DIGEST is proven as the recipe's signing: asks
+# (contract section 4); nothing is staged otherwise. gpg: the host's own check (verify,
+# the one `nestcustom deploy` runs), then ostree-image-signed: where skopeo enforces a
+# policy that rejects other images, so rpm-ostree checks once more. sigstore: only a
+# skopeo that enforces it can check it.
+verified_reference() {
+    line=$(scope_line "$1")
+    policy_default=$(sed -n 's/^default //p' "$trust_file" 2>/dev/null)
+    signed_ref="ostree-image-signed:docker://$1@$2"
+    if [ -z "$line" ]; then
+        [ "$policy_default" = reject ] && {
+            log "the image's policy rejects $1: none of its signing scopes covers it"; return 1; }
+        printf 'ostree-unverified-registry:%s@%s\n' "$1" "$2"
+        return 0
+    fi
+    kind=${line%% *} rest=${line#* }
+    scope=${rest%% *} rest=${rest#* }
+    url=${rest%% *} key=${rest#* }
+    enforced=false
+    skopeo_enforces && [ "$policy_default" = reject ] && enforced=true
+    if [ "$kind" = sigstore ]; then
+        [ "$enforced" = true ] || {
+            log "$1 needs a sigstore signature (scope $scope), which only a skopeo that enforces policy (1.13+) checks, with signing: default: reject"
+            return 1; }
+        log "sigstore signature of $1@$2: checked by rpm-ostree (ostree-image-signed:)"
+        printf '%s\n' "$signed_ref"
+        return 0
+    fi
+    checked=$("${0%/*}/verify" "$1@$2" "$2" "$url" "$1" "$verified_log" "$key")
+    last=$(printf '%s\n' "$checked" | sed -n 's/^==//p' | tail -n 1)
+    printf '%s\n' "$checked" | sed -n 's/^==note //p' | while read -r note; do log "$note"; done
+    case $last in
+        "verified "*) log "signature verified (scope $scope): ${last#verified }" ;;
+        "unsigned 0") log "$1@$2 has no signature at $url: nothing staged"; return 1 ;;
+        "unsigned "*) log "$1@$2 is not signed by a key this host trusts for $1 (${last#unsigned } signature(s) at $url): nothing staged"; return 1 ;;
+        *) log "the signature check failed: ${last#error }: nothing staged"; return 1 ;;
+    esac
+    if [ "$enforced" = true ]; then
+        printf '%s\n' "$signed_ref"
+    else
+        printf 'ostree-unverified-registry:%s@%s\n' "$1" "$2"
+    fi
+}
+
 # A random pause of RETRY seconds plus up to 10 %, as Zincati's agent ticks.
 pause() {
     spread=$(( $1 / 10 ))
@@ -159,11 +229,13 @@ if [ -f "$state/refused" ] && grep -qxF "$digest" "$state/refused"; then
     exit 0
 fi
 
+reference=$(verified_reference "$image" "$digest") || exit 1
+
 # A deployment staged earlier (a slot never came) is dropped: the rebase stages anew
 # (what is already pulled is not fetched again).
 rpm-ostree cleanup -p >/dev/null || die "rpm-ostree cleanup -p failed"
-rpm-ostree rebase --experimental --bypass-driver --lock-finalization \
-    "ostree-unverified-registry:$image@$digest" || die "the rebase to $image@$digest failed"
+rpm-ostree rebase --experimental --bypass-driver --lock-finalization "$reference" ||
+    die "the rebase to $image@$digest failed"
 status=$(rpm-ostree status --json) || die "rpm-ostree status failed"
 if [ "$(printf '%s\n' "$status" | first_bool staged)" != true ] ||
     [ "$(printf '%s\n' "$status" | field container-image-reference-digest)" != "$digest" ]; then

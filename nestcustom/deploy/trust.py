@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from nestcustom.containerfile.updater import VERIFIED_LOG as VERIFIED_LOG  # fleetstatus reads it
+from nestcustom.containerfile.updater import verify_script
 from nestcustom.deploy.hostfailures import HostFailed
 from nestcustom.deploy.hostpolicy import TrustOptions, judge, lookaside
 from nestcustom.deploy.hostrun import HostRun
@@ -28,56 +30,11 @@ from nestcustom.image.trustpolicy import LABEL
 from nestcustom.image.trustpolicy import own_scopes as own_scopes  # re-exported: tests, callers
 from nestcustom.sanitize import clean
 
-VERIFIED_LOG = "/var/lib/nestcustom/verified"  # DIGEST KEY IDENTITY lines, for status
 ENFORCING_SKOPEO = (1, 13)
 
-# $1 image (REPO@DIGEST) $2 digest $3 lookaside base $4 repository $5 log; then key files,
-# or "data:BASE64" for a policy's keyData. Prints one ==verified/==unsigned/==error line.
-VERIFY = r"""
-image=$1 digest=$2 url=${3%/} repo=$4 log=$5; shift 5
-tmp=$(mktemp -d) || exit 1
-trap 'GNUPGHOME="$tmp/g" gpgconf --kill gpg-agent >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-mkdir -m 700 "$tmp/g"; export GNUPGHOME="$tmp/g"
-auth=; [ -f /etc/ostree/auth.json ] && auth=--authfile=/etc/ostree/auth.json
-if ! skopeo inspect --raw $auth "docker://$image" >"$tmp/manifest" 2>"$tmp/err"; then
-  echo "==error the manifest cannot be read: $(tail -n 1 "$tmp/err")"; exit 3
-fi
-got=sha256:$(sha256sum "$tmp/manifest" | cut -d' ' -f1)
-[ "$got" = "$digest" ] || { echo "==error the registry serves $got for $digest"; exit 3; }
-for key in "$@"; do
-  case $key in
-    data:*) printf %s "${key#data:}" | base64 -d >"$tmp/key" ;;
-    *) cp "$key" "$tmp/key" 2>"$tmp/err" || { echo "==error the key $key is missing"; exit 3; } ;;
-  esac
-  gpg --batch --quiet --import "$tmp/key" >/dev/null 2>&1 || { echo "==error the key $key is no GPG key"; exit 3; }
-done
-fprs=$(gpg --batch --with-colons --list-keys 2>/dev/null | awk -F: '$1=="fpr"{print $10}')
-[ -n "$fprs" ] || { echo "==error the policy names no key"; exit 3; }
-n=1
-while [ "$n" -le 64 ]; do
-  sig="$url/${repo#*/}@${digest%%:*}=${digest#*:}/signature-$n"
-  case $sig in
-    file://*) [ -f "${sig#file://}" ] && cp "${sig#file://}" "$tmp/sig" || break ;;
-    *) code=$(curl -sS -o "$tmp/sig" -w '%{http_code}' "$sig" 2>"$tmp/err") || code=000
-       [ "$code" = 404 ] && break
-       [ "$code" = 200 ] || { echo "==error the lookaside answered $code for $sig $(tail -n 1 "$tmp/err")"; exit 3; } ;;
-  esac
-  ident=$(gpg --batch --decrypt "$tmp/sig" 2>/dev/null | sed -n 's/.*"docker-reference" *: *"\([^"]*\)".*/\1/p')
-  name=${ident##*/}
-  case $name in *@*) base=${ident%@*} ;; *:*) base=${ident%:*} ;; *) base=$ident ;; esac
-  for fpr in $fprs; do
-    if [ -n "$ident" ] && skopeo standalone-verify "$tmp/manifest" "$ident" "$fpr" "$tmp/sig" >/dev/null 2>&1; then
-      if [ "$base" = "$repo" ]; then
-        mkdir -p "${log%/*}" && { tail -n 49 "$log" 2>/dev/null; echo "$digest $fpr $ident"; } >"$tmp/log" && cat "$tmp/log" >"$log"
-        echo "==verified $n $fpr $ident"; exit 0
-      fi
-      echo "==note signature-$n is signed for $ident, another repository"
-    fi
-  done
-  n=$((n + 1))
-done
-echo "==unsigned $((n - 1))"; exit 4
-"""
+# The host's check (containerfile/verify-signature.sh, the one the host-side updater ships):
+# $1 REPO@DIGEST $2 digest $3 lookaside $4 repository $5 log, then key files or data:BASE64.
+VERIFY = verify_script()
 
 
 def trust_options(

@@ -99,6 +99,7 @@ class Host:
     root: Path
     env: dict[str, str]
     scripts: dict[str, Path]
+    wrap: tuple[str, ...] = ()  # what a script runs under (own_registries_conf)
 
     @property
     def id(self) -> str:
@@ -108,7 +109,7 @@ class Host:
 
     def run(self, script: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["sh", str(self.scripts[script])],
+            [*self.wrap, "sh", str(self.scripts[script])],
             env=self.env,
             capture_output=True,
             text=True,
@@ -118,7 +119,7 @@ class Host:
 
     def start(self, script: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            ["sh", str(self.scripts[script])],
+            [*self.wrap, "sh", str(self.scripts[script])],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -155,20 +156,13 @@ def tag_ring(registry: Registry, digest: str) -> None:
     )  # fmt: skip
 
 
-@pytest.fixture
-def host(
-    tmp_path: Path,
-    write_recipe: WriteRecipe,
-    registry: Registry,
-    images: dict[str, str],
-    lock: Lock,
-) -> Host:
-    """A host booted on image `one`, its updater's settings from the rendered image."""
+def make_host(root: Path, recipe: Path, registry: Registry, booted_on: str, lock: Lock) -> Host:
+    """A host booted on `booted_on`, its updater's files and settings from the image the
+    recipe renders. What lives under /etc on a host lives under `root` here: the keys the
+    trust file names (/etc/pki/containers/) included."""
     files = {
-        f.name: f.content
-        for f in render_containerfile(load_recipe(write_recipe(RECIPE)).recipe, "cf/r").files
+        f.name: f.content for f in render_containerfile(load_recipe(recipe).recipe, "cf/r").files
     }
-    root = tmp_path / "host"
     (root / "bin").mkdir(parents=True)
     for program in ("rpm-ostree", "systemctl"):
         wrapper = root / "bin" / program
@@ -178,12 +172,17 @@ def host(
     for name in ("update.sh", "health.sh", "health-checks"):
         scripts[name] = root / name
         scripts[name].write_text(files[name])
+    (root / "verify").write_text(files["verify.sh"])  # update runs its sibling, as on a host
+    (root / "verify").chmod(0o755)
+    (root / "update-trust").write_text(
+        files["update-trust"].replace(" /etc/pki/containers/", f" {root}/pki/")
+    )
     (root / "registries.conf.d").mkdir()
     (root / "registries.conf.d" / "local.conf").write_text(
         f'[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n'
     )
-    ref = f"ostree-unverified-registry:{registry.host}/{REPOSITORY}@{images['one']}"
-    booted = updater_host.deployment(ref, images["one"], booted=True, staged=False)
+    ref = f"ostree-unverified-registry:{registry.host}/{REPOSITORY}@{booted_on}"
+    booted = updater_host.deployment(ref, booted_on, booted=True, staged=False)
     (root / "deployments.json").write_text(json.dumps([booted]))
     env = {
         **updater_host.env_values(files["update.env"]),
@@ -193,12 +192,27 @@ def host(
         "NESTCUSTOM_REGISTRIES_D": str(root / "registries.conf.d"),
         "NESTCUSTOM_AUTH": str(root / "auth.json"),
         "NESTCUSTOM_CHECKS": str(scripts["health-checks"]),
+        "NESTCUSTOM_TRUST": str(root / "update-trust"),
+        "NESTCUSTOM_VERIFIED_LOG": str(root / "verified"),
         "NESTCUSTOM_FLEETLOCK": lock.url,
         "NESTCUSTOM_RETRY": "1",
         "NESTCUSTOM_HEALTH_TIMEOUT": "5",
     }
-    assert env["NESTCUSTOM_RING"] == "stable" and env["NESTCUSTOM_GROUP"] == "workers"
     return Host(root, env, {"update": scripts["update.sh"], "health": scripts["health.sh"]})
+
+
+@pytest.fixture
+def host(
+    tmp_path: Path,
+    write_recipe: WriteRecipe,
+    registry: Registry,
+    images: dict[str, str],
+    lock: Lock,
+) -> Host:
+    """A host booted on image `one`, its updater's settings from the rendered image."""
+    made = make_host(tmp_path / "host", write_recipe(RECIPE), registry, images["one"], lock)
+    assert made.env["NESTCUSTOM_RING"] == "stable" and made.env["NESTCUSTOM_GROUP"] == "workers"
+    return made
 
 
 def test_no_new_digest_stages_nothing_and_asks_no_slot(

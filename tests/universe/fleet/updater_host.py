@@ -89,7 +89,13 @@ def rebase(args: list[str]) -> int:
     )
     if first["container-image-reference"] == ref:
         raise Fail(f"Old and new refs are equal: {ref}")
-    image = ref.removeprefix("ostree-unverified-registry:")
+    # ostree-image-signed:'s own policy check is the full emulator's (emulator/rpm_ostree_host.py)
+    for transport in ("ostree-unverified-registry:", "ostree-image-signed:docker://"):
+        if ref.startswith(transport):
+            image = ref.removeprefix(transport)
+            break
+    else:
+        raise Fail(f"unknown transport in {ref}")
     done = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{image}"],
         capture_output=True,
