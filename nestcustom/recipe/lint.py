@@ -7,7 +7,7 @@ stages, values, kernel modules), rules_selinux (booleans and policy modules),
 rules_secrets (no password in a URL, no secret in env:), rules_language (a layer's files
 and steps, RPM files from stages, kernel arguments, one user's units, /nix, flatpaks),
 rules_order (a step that reads what a later step writes), rules_signing (keys of the
-scope's signature type), rules_updates (the ring, schedule and spans of updates:).
+scope's signature type), rules_updates (the ring, schedule and spans of updates:, signatures it cannot prove).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The updates: rules a schema cannot express: the ring is a ring name (the rule `promote
---ring` applies), the schedule reads as a systemd calendar event, the spans are not zero.
+--ring` applies), the schedule reads as a systemd calendar event, the spans are not zero,
+and a sigstore signing scope the updater could not prove is named.
 
 The calendar check is syntax only (systemd.time(7) "Calendar Events"): running
 `systemd-analyze calendar` at validate time would cost a process per recipe and the
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from nestcustom.errors import Problem
+from nestcustom.errors import Problem, Severity
 from nestcustom.recipe.model import Recipe
 from nestcustom.recipe.rings import RING_HINT, is_ring_name
 from nestcustom.recipe.rules_common import Locate, Rule, problem
@@ -85,4 +86,24 @@ def updates_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             )
 
 
-RULES: tuple[Rule, ...] = (updates_values,)
+def updates_signatures(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    """A sigstore scope stops the updater unless the host's skopeo enforces policy and
+    other images are rejected (contract section 4): say so where the recipe is written,
+    not only in a host's journal. A warning: a host's skopeo may well be 1.13+."""
+    if recipe.updates is None or recipe.signing.reject_others:
+        return
+    for index, scope in enumerate(recipe.signing.scopes):
+        if scope.type == "sigstore":
+            yield problem(
+                locate,
+                ("signing", "scopes", index, "type"),
+                "updates-sigstore",
+                f"the updater cannot prove sigstore signatures of {scope.scope} under "
+                "`default: accept`: hosts stage no image of that scope",
+                "add `default: reject` to signing: (with a skopeo 1.13+ on the hosts, "
+                "rpm-ostree checks sigstore), or sign with gpg (build --sign)",
+                Severity.WARNING,
+            )
+
+
+RULES: tuple[Rule, ...] = (updates_values, updates_signatures)

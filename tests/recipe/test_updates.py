@@ -170,3 +170,28 @@ def test_the_calendar_check_agrees_with_systemd(text: str, valid: bool) -> None:
         ["systemd-analyze", "calendar", text], capture_output=True, text=True, check=False
     )
     assert (done.returncode == 0) is valid, done.stderr
+
+
+COSIGN = (
+    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"
+)
+
+
+@pytest.mark.parametrize(("default", "warned"), [("accept", True), ("reject", False)])
+def test_a_sigstore_scope_the_updater_cannot_prove_is_named(
+    project: Path, write_recipe: WriteRecipe, default: str, warned: bool
+) -> None:
+    (project / "files").mkdir(exist_ok=True)
+    (project / "files" / "cosign.pub").write_text(COSIGN)
+    path = write_recipe(
+        HEAD
+        + "updates: {ring: stable, fleetlock: 'http://fl.example.com/'}\n"
+        + f"signing:\n  default: {default}\n  scopes:\n"
+        + "    - {scope: reg.example.com/x, key: files/cosign.pub, type: sigstore}\n"
+    )
+    found = [w.format() for w in load_recipe(path).warnings if w.code == "updates-sigstore"]
+    expected = (
+        "recipes/r.yaml:8:63: signing.scopes[0].type: warning: the updater cannot prove sigstore "
+        "signatures of reg.example.com/x under `default: accept`: hosts stage no image of that scope"
+    )
+    assert [f.splitlines()[0] for f in found] == ([expected] if warned else [])
