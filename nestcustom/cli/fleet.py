@@ -103,9 +103,10 @@ def serve(
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise BadInputError(f"--listen {listen!r} is not HOST:PORT", "for example 0.0.0.0:8080")
+    budget = Budget(_groups(groups), slot_ttl, halt_after, halt_window)  # bad input: before etcd
     etcd = Etcd(etcd_url)
     etcd.get("nestcustom/ping")  # etcd down at the start: say so now, not at the first host
-    store = LockStore(etcd, Budget(_groups(groups), slot_ttl, halt_after, halt_window))
+    store = LockStore(etcd, budget)
     serve_fleetlock(store, host.strip("[]"), int(port), err)
 
 

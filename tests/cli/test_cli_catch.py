@@ -1,0 +1,58 @@
+"""What the command line says in the places the mutation run found unwatched: a progress
+line of `base from-iso`, `fleetlock serve --group` specs, `render -o` outside the project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nestcustom.base.pipeline import Event
+from nestcustom.cli.base import _Progress
+from tests.cli.test_cli import GOOD, run
+from tests.conftest import WriteRecipe
+
+
+def test_a_phase_without_a_count_is_one_line_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    progress = _Progress()
+    progress(Event("resolve", "412 packages from 2 repositories"))
+    progress(Event("install", "bash", 1, 100))
+    progress(Event("install", "rpm", 5, 100))  # the same tenth: not shown again
+    progress(Event("install", "zlib", 20, 100))
+    assert capsys.readouterr().err.splitlines() == [
+        "resolve   412 packages from 2 repositories",
+        "install   1/100 bash",
+        "install   20/100 zlib",
+    ]
+
+
+@pytest.mark.parametrize("spec", ["a b=2", "workers=two", "workers", "workers=0", "=2"])
+def test_serve_refuses_a_group_that_is_not_group_equals_slots(spec: str, tmp_path: Path) -> None:
+    """Refused before etcd is asked anything (none answers here)."""
+    done = run("fleetlock", "serve", "--etcd", "http://127.0.0.1:9/", "--group", spec, cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"--group {spec!r} is not GROUP=SLOTS" in done.stderr
+    assert "for example --group default=2 (at least 1 slot)" in done.stderr
+
+
+def test_serve_takes_a_group_with_capitals_dots_and_dashes(tmp_path: Path) -> None:
+    """A well-formed group passes the check and the server goes on to etcd (down here)."""
+    done = run(
+        "fleetlock", "serve", "--etcd", "http://127.0.0.1:9/", "--group", "Workers.EU-1=3",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "GROUP=SLOTS" not in done.stderr
+    assert "etcd" in done.stderr
+
+
+def test_render_refuses_to_write_outside_the_project_and_says_why(
+    write_recipe: WriteRecipe, project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    write_recipe(GOOD)
+    outside = tmp_path_factory.mktemp("elsewhere") / "Containerfile"
+    done = run("render", "recipes/r.yaml", "-o", outside, cwd=project)
+    assert done.returncode != 0
+    assert f"{outside}: outside the project directory" in done.stderr
+    assert "the project is the build context: write the Containerfile inside it" in done.stderr
+    assert not outside.exists()
