@@ -216,10 +216,11 @@ def test_a_key_replaced_on_the_host_is_the_one_that_counts(
     assert signed.digests["other"] in rebases(host)[0]
 
 
-def enforcing_skopeo(host: Host) -> None:
-    """A skopeo that says it is 1.13 (which enforces policy.json); the real one otherwise."""
+def enforcing_skopeo(bin_dir: Path) -> None:
+    """A skopeo in `bin_dir` that says it is 1.13 (which enforces policy.json); the real
+    one otherwise."""
     real = shutil.which("skopeo")
-    wrapper = host.root / "bin" / "skopeo"
+    wrapper = bin_dir / "skopeo"
     wrapper.write_text(
         '#!/bin/sh\n[ "$1" = --version ] && { echo "skopeo version 1.13.3"; exit 0; }\n'
         f'exec "{real}" "$@"\n'
@@ -237,7 +238,7 @@ def test_rpm_ostree_checks_again_where_skopeo_enforces_a_policy_that_rejects_oth
     (contract section 2): then the host's own check stays the only one."""
     recipe = signing_recipe(project, signed, registry, "nestos", default=default)
     host = signed_host(tmp_path, project, write_recipe, registry, images, lock, recipe)
-    enforcing_skopeo(host)
+    enforcing_skopeo(host.root / "bin")
     tag_ring(registry, signed.digests["two"])
     done = host.run("update")
     assert done.returncode == 0, done.stderr

@@ -28,7 +28,7 @@ from nestcustom.deploy.target import Target
 from nestcustom.deploy.trust import VERIFIED_LOG, check_trust
 from nestcustom.errors import NestcustomError
 from tests.containerfile.test_updater_scripts import REPOSITORY, images, registry
-from tests.containerfile.test_updater_signatures import Signed, signed
+from tests.containerfile.test_updater_signatures import Signed, enforcing_skopeo, signed
 from tests.universe.registry import Registry
 
 __all__ = ["images", "registry", "signed"]  # fixtures shared with the updater's tests
@@ -162,16 +162,6 @@ def test_a_signature_by_the_policys_key_is_verified_and_noted(
     assert run.conn.verified.read_text() == f"{signed.digests['two']} {fingerprint} {identity}\n"
 
 
-def enforcing_skopeo(host: Host) -> None:
-    real = shutil.which("skopeo")
-    wrapper = host.etc.parent / "bin" / "skopeo"
-    wrapper.write_text(
-        '#!/bin/sh\n[ "$1" = --version ] && { echo "skopeo version 1.13.3"; exit 0; }\n'
-        f'exec "{real}" "$@"\n'
-    )
-    wrapper.chmod(0o755)
-
-
 @pytest.mark.parametrize(
     ("default", "ref", "said"),
     [
@@ -189,7 +179,7 @@ def test_rpm_ostree_checks_again_where_skopeo_enforces_and_the_default_rejects(
     text = json.loads((host.etc / "policy.json").read_text())
     text["default"] = [{"type": default}]
     (host.etc / "policy.json").write_text(json.dumps(text))
-    enforcing_skopeo(host)
+    enforcing_skopeo(host.etc.parent / "bin")
     run = host.make_run("two")
     assert check(run).endswith(f"; rebasing with {said}")
     assert run.ref_override == f"{ref}{run.target.pinned}"
@@ -273,7 +263,7 @@ def test_sigstore_is_left_to_rpm_ostree_only_where_skopeo_enforces_a_rejecting_p
     scope = f"{registry.host}/nestos"
     (host.etc / "policy.json").write_text(policy([sigstore], default).replace("SCOPE", scope))
     if enforcing:
-        enforcing_skopeo(host)
+        enforcing_skopeo(host.etc.parent / "bin")
     failed = refused(host.make_run("two"))
     assert (
         "which only a skopeo that enforces policy (1.13+) checks; this host has" in failed.message
@@ -282,7 +272,7 @@ def test_sigstore_is_left_to_rpm_ostree_only_where_skopeo_enforces_a_rejecting_p
         " and a policy whose default accepts anything" if enforcing else "this host has 1.9"
     )
     (host.etc / "policy.json").write_text(policy([sigstore], "reject").replace("SCOPE", scope))
-    enforcing_skopeo(host)
+    enforcing_skopeo(host.etc.parent / "bin")
     run = host.make_run("two")
     assert check(run) == f"sigstoreSigned for {scope}: left to rpm-ostree (skopeo (1, 13))"
     assert run.ref_override == f"ostree-image-signed:docker://{run.target.pinned}"
