@@ -34,6 +34,7 @@ RULES: tuple[Rule, ...] = (
     rules_image.unique_names,
     rules_image.layer_contents,
     rules_image.version_gates,
+    rules_image.deletions_reach_host,
     rules_image.architecture,
     rules_image.repos,
     rules_image.units,

@@ -86,6 +86,8 @@ LOCAL_RPM_INSTALL_SINCE = RpmOstreeVersion(2022, 10)
 REPLACE_FROM_REPO_SINCE = RpmOstreeVersion(2022, 16)
 REMOVE_WITH_INSTALL_SINCE = RpmOstreeVersion(2022, 17)
 KERNEL_REPLACE_INITRAMFS_SINCE = RpmOstreeVersion(2022, 18)
+# ostree-ext 0.8.4 (rpm-ostree 2022.13) applies a derived layer's whiteouts on hosts (contract 6)
+WHITEOUTS_APPLIED_SINCE = RpmOstreeVersion(2022, 13)
 RECOMMENDS_KNOB_SINCE = RpmOstreeVersion(2024, 7)  # rpm-ostreed.conf Recommends= (#4974)
 
 

@@ -17,6 +17,7 @@ from nestcustom.recipe.model import (
     RECOMMENDS_KNOB_SINCE,
     REMOVE_WITH_INSTALL_SINCE,
     REPLACE_FROM_REPO_SINCE,
+    WHITEOUTS_APPLIED_SINCE,
     FileSpec,
     Flavor,
     Recipe,
@@ -222,6 +223,35 @@ def version_gates(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     "regenerate it in the image (initramfs: {regenerate: true}), or use a base "
                     f"with rpm-ostree {KERNEL_REPLACE_INITRAMFS_SINCE} or later",
                 )
+
+
+def deletions_reach_host(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    """Before ostree-ext 0.8.4 a host merges derived layers without their whiteouts
+    (contract section 6): what a layer removes stays on the host. Said once, at the first
+    layer that removes or replaces packages; a warning, as the image itself is right."""
+    version = recipe.base.rpm_ostree
+    if recipe.base.flavor is not Flavor.NESTOS or version >= WHITEOUTS_APPLIED_SINCE:
+        return
+    for i, layer in enumerate(recipe.layers):
+        for key, found in (
+            ("remove", layer.remove),
+            ("replace", layer.replace),
+            ("swap", layer.swap),
+        ):
+            if found:
+                yield _problem(
+                    locate,
+                    ("layers", i, key),
+                    "deletions-kept-on-host",
+                    f"hosts of rpm-ostree {version} (ostree-rs-ext before 0.8.4) do not apply what a layer "
+                    "deletes: the files of the packages this layer removes or replaces stay on "
+                    "the host, beside .wh. marker files, although its rpm database lists them "
+                    "as gone",
+                    f"use a base with rpm-ostree {WHITEOUTS_APPLIED_SINCE} or later (NestOS 22.03 "
+                    "SP2), or leave the package installed and disable what it starts",
+                    Severity.WARNING,
+                )
+                return
 
 
 def architecture(recipe: Recipe, locate: Locate) -> Iterator[Problem]:

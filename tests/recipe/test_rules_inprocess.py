@@ -56,7 +56,7 @@ def warnings(path: Path) -> list[str]:
 # Each fail fixture's problems, in the order reported, by the code `validate --json` gives.
 FIXTURE_CODES = {
     "arch-mismatch": ["arch-mismatch", "arch-mismatch"],
-    "boundaries": ["rpm-url-unsupported", "source-rpm"],
+    "boundaries": ["rpm-url-unsupported", "deletions-kept-on-host", "source-rpm"],
     "dest-dropped": ["dropped-path", "dropped-path", "accounts"],
     "files-step": [
         "unsafe-source-path",
@@ -603,3 +603,27 @@ def test_an_include_cycle_is_told_how_to_end(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(RecipeError) as caught:
         load_recipe(Path("fail") / "include-cycle.yaml", project=FIXTURES)
     assert [p.hint for p in caught.value.problems] == ["remove one of these includes", None]
+
+
+@pytest.mark.parametrize(
+    ("version", "warned"), [("2022.8", True), ("2022.12", True), ("2022.13", False)]
+)
+def test_deletions_on_hosts_before_ostree_ext_0_8_4_are_named_once(
+    write_recipe: WriteRecipe, here: Path, version: str, warned: bool
+) -> None:
+    """ostree-rs-ext applies a derived layer's whiteouts from 0.8.4 (rpm-ostree 2022.13):
+    before, what a layer removes stays on the host (contract section 6)."""
+    text = (
+        f"name: r\nbase: {{image: {BASE}, rpm-ostree: '{version}'}}\n"
+        "layers:\n  - {name: a, install: [strace]}\n  - {name: b, remove: [nano]}\n"
+        "  - {name: c, remove: [vim-minimal]}\n"
+    )
+    found = [w for w in warnings(write_recipe(text)) if "do not apply what a layer deletes" in w]
+    expected = (
+        f"{at(text, '[nano]')}: layers[1].remove: warning: hosts of rpm-ostree {version} "
+        "(ostree-rs-ext before 0.8.4) do not apply what a layer deletes: the files of the packages this "
+        "layer removes or replaces stay on the host, beside .wh. marker files, although its rpm "
+        "database lists them as gone\n  hint: use a base with rpm-ostree 2022.13 or later "
+        "(NestOS 22.03 SP2), or leave the package installed and disable what it starts"
+    )
+    assert found == ([expected] if warned else [])
