@@ -1,8 +1,8 @@
 """An image's root on this machine, for the image checks without podman.
 
 The checks run their commands through a Runner (`podman exec` in production). This
-one runs them chrooted into a directory laid out as an image: the host's /usr (so sh,
-rpm, readlink and systemctl are real), a /dev, and everything else the test's own:
+one runs them chrooted into a directory laid out as an image: the host's /usr under
+the test's own files there (so sh, rpm, readlink and systemctl are real), a /dev, and everything else the test's own:
 /etc, /tmp, and no /var unless the test makes one. `rpm` reads a database of the
 test's RPMs, built by rpmbuild and installed with --justdb.
 """
@@ -25,12 +25,14 @@ class ImageRoot:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.usr = root.with_name(root.name + "-usr")  # the image's own files under /usr
 
     def run(self, command: str, *args: str, timeout: float | None = None) -> Output:
         line = command % tuple(shlex.quote(a) for a in args) if args else command
         root = shlex.quote(str(self.root))
         inner = (
-            f"mount --bind /usr {root}/usr && mount --bind /dev {root}/dev && "
+            f"mount -t overlay overlay -o lowerdir={shlex.quote(str(self.usr))}:/usr {root}/usr"
+            f" && mount --bind /dev {root}/dev && "
             f"exec chroot {root} /usr/bin/env -i PATH={PATH} sh -c {shlex.quote(line)}"
         )
         try:
@@ -52,6 +54,7 @@ def make_root(root: Path, work: Path, packages: list[Pkg]) -> ImageRoot:
     for directory in ("usr", "dev", "etc/systemd/system", "tmp", "nc-bin", "db"):
         (root / directory).mkdir(parents=True)
     (root / "tmp").chmod(0o1777)
+    root.with_name(root.name + "-usr").mkdir()
     rpms = build_rpms(packages, work / "rpms", work)
     subprocess.run(
         ["rpm", "--dbpath", str(root / "db"), "-i", "--justdb", "--nodeps", "--noscripts"]
