@@ -55,13 +55,14 @@ def make_root(root: Path, work: Path, packages: list[Pkg]) -> ImageRoot:
         (root / directory).mkdir(parents=True)
     (root / "tmp").chmod(0o1777)
     root.with_name(root.name + "-usr").mkdir()
-    rpms = build_rpms(packages, work / "rpms", work)
-    subprocess.run(
-        ["rpm", "--dbpath", str(root / "db"), "-i", "--justdb", "--nodeps", "--noscripts"]
-        + [str(rpm) for rpm in rpms],
-        check=True,
-        capture_output=True,
-    )
+    if packages:
+        rpms = build_rpms(packages, work / "rpms", work)
+        subprocess.run(
+            ["rpm", "--dbpath", str(root / "db"), "-i", "--justdb", "--nodeps", "--noscripts"]
+            + [str(rpm) for rpm in rpms],
+            check=True,
+            capture_output=True,
+        )
     wrapper = root / "nc-bin" / "rpm"
     wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("rpm")} --dbpath /db "$@"\n')
     wrapper.chmod(0o755)
