@@ -31,7 +31,7 @@ def image_id(config: bytes) -> str:
 
 
 class HttpPodman:
-    """Holds images by ID (their configs); push uploads one, tag records it."""
+    """Holds images by ID (their configs) and local tags; push uploads one, tag sets one."""
 
     def __init__(self, *configs: bytes) -> None:
         self.images = {image_id(c): c for c in configs}
@@ -50,7 +50,8 @@ class HttpPodman:
         on_line: Callable[[str], None] = lambda line: None,
         destination: str | None = None,
     ) -> None:
-        config = self.images[reference.removeprefix("sha256:")]
+        # `reference` is an image ID (a push by digest) or a local tag
+        config = self.images[self.tags.get(reference, reference.removeprefix("sha256:"))]
         repository, tag = split_reference(destination or reference)
         repo = Repository(repository, tls_verify=False)
         digest = repo.put_blob(config)

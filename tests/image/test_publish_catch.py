@@ -59,5 +59,5 @@ def test_the_push_carries_the_login_of_the_auth_file(
     )
     assert digest == "sha256:" + "d" * 64
     assert podman.credentials == [("builder", "s3cret")]
-    push_checked(podman, BUILT, "other.example.com/ns/img:1", True, StopFlag(), lambda l: None)
+    push_checked(podman, BUILT, "other.example.com/ns/img:1", True, StopFlag(), lambda line: None)
     assert podman.credentials[-1] is None

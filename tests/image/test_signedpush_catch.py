@@ -12,7 +12,7 @@ import pytest
 from nestcustom.image import registry as registry_module
 from nestcustom.image.publish import StopFlag, Stopped
 from nestcustom.image.signedpush import publish_signed
-from nestcustom.image.signing import SignOptions, Signer, signing_session
+from nestcustom.image.signing import Signed, Signer, SignOptions, signing_session
 from tests.image.pushing import HttpPodman, image_config, image_id
 from tests.image.signkeys import make_key
 from tests.universe.registry import Registry, run_registry
@@ -41,7 +41,7 @@ def test_a_signed_push_is_tagged_once_its_signature_is_stored(
     tags_when_signed: list[list[str]] = []
     sign = signer.sign
 
-    def watched_sign(identity: str, digest: str, manifest: bytes):  # type: ignore[no-untyped-def]
+    def watched_sign(identity: str, digest: str, manifest: bytes) -> Signed:
         tags_when_signed.append(registry.tags("nc/signed"))
         return sign(identity, digest, manifest)
 

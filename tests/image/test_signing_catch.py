@@ -48,9 +48,11 @@ def test_a_stored_signature_is_found_again_not_made_twice(tmp_path: Path) -> Non
 
 def test_an_identity_skopeo_cannot_verify_is_refused_with_its_reason(tmp_path: Path) -> None:
     key, _ = make_key(tmp_path / "key", "nc <nc@nc.invalid>")
-    with signing_session(SignOptions(key, store=f"file://{tmp_path}/store")) as signer:
-        with pytest.raises(NestcustomError) as caught:
-            signer.signature(MANIFEST, "Reg.Example.com/NS/img:1")
+    with (
+        signing_session(SignOptions(key, store=f"file://{tmp_path}/store")) as signer,
+        pytest.raises(NestcustomError) as caught,
+    ):
+        signer.signature(MANIFEST, "Reg.Example.com/NS/img:1")
     message = caught.value.message
     assert message.startswith(
         "the signature just made for Reg.Example.com/NS/img:1 does not verify: "
