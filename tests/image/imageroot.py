@@ -1,8 +1,9 @@
 """An image's root on this machine, for the image checks without podman.
 
 The checks run their commands through a Runner (`podman exec` in production). This
-one runs them chrooted into a directory laid out as an image: the host's /usr under
-the test's own files there (so sh, rpm, readlink and systemctl are real), a /dev, and everything else the test's own:
+one runs them chrooted into a directory laid out as an image, in a mount namespace of
+its own: the host's /usr with the test's own files over it (an overlay, so sh, rpm,
+readlink and systemctl are real), the host's /dev, and everything else the test's:
 /etc, /tmp, and no /var unless the test makes one. `rpm` reads a database of the
 test's RPMs, built by rpmbuild and installed with --justdb.
 """
