@@ -140,7 +140,8 @@ def install_root(
         "progress": str(progress),
         "packages": [p.path for p in plan.packages],
         # rpm -iv names each package as it installs it, with the epoch when there is one
-        "nevras": [n for p in plan.packages for n in (p.nevra, p.nevra_epoch_short)],
+        # (even `Epoch: 0`, written in some specs, shows as NAME-0:VERSION-RELEASE.ARCH)
+        "nevras": [n for p in plan.packages for n in (p.nevra, p.nevra_epoch_short, p.nevra_epoch)],
         "keys": list(keys),
         "gpgcheck": gpgcheck,
         "verified": list(verified),
