@@ -92,7 +92,7 @@ def remove_work(work: Path) -> None:
             remove_tree(work)
             work.mkdir()  # TemporaryDirectory wants to remove it itself
             return
-        except OSError:
+        except (OSError, proc.CommandError):  # rm -rf's failure is a CommandError
             if attempt == 19:
                 raise
             time.sleep(0.25)

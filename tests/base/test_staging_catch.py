@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -50,4 +52,22 @@ def test_removing_the_work_tree_removes_what_the_build_left(tmp_path: Path) -> N
     (work / "stage/bootstrap/usr/bin").mkdir(parents=True)
     (work / "stage/bootstrap/usr/bin/rpm").write_bytes(b"\x7fELF")
     staging.remove_work(work)
+    assert work.is_dir() and not any(work.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: root")
+def test_a_tree_rm_cannot_remove_yet_is_tried_again_until_it_can(tmp_path: Path) -> None:
+    """A file system still mounted inside the tree (a killed scriptlet's, about to go) makes
+    `rm -rf --one-file-system` fail; once it is unmounted the next try removes the tree."""
+    work = tmp_path / "work"
+    busy = work / "root" / "proc"
+    busy.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(busy)], check=True)
+    release = threading.Timer(0.6, subprocess.run, (["umount", str(busy)],), {"check": True})
+    release.start()
+    try:
+        staging.remove_work(work)
+    finally:
+        release.join()
+        subprocess.run(["umount", str(busy)], capture_output=True, check=False)
     assert work.is_dir() and not any(work.iterdir())
