@@ -83,19 +83,26 @@ def _space_or(exc: proc.CommandError, what: str) -> NestcustomError:
 
 
 def _follow(progress: Path, stop: threading.Event, on_line: Callable[[str], None]) -> None:
-    """Hand each new line of the namespace's progress file to on_line, until stopped."""
-    offset = 0
-    while not stop.is_set():
-        stop.wait(0.2)
+    """Hand each new line of the namespace's progress file to on_line, until stopped: a
+    line is handed on once it is whole, and the file is read once more after the stop, so
+    the last lines the namespace wrote are not lost."""
+    offset, partial = 0, ""
+    while True:
+        stopped = stop.wait(0.2)
         try:
             with progress.open() as handle:
                 handle.seek(offset)
                 chunk = handle.read()
                 offset = handle.tell()
         except OSError:
-            continue
-        for line in chunk.splitlines():
+            chunk = ""
+        *lines, partial = (partial + chunk).split("\n")
+        for line in lines:
             on_line(line)
+        if stopped:
+            if partial:
+                on_line(partial)
+            return
 
 
 def install_root(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,24 @@ def test_without_unshare_the_install_names_the_package_to_install(
     assert caught.value.message == "unshare is not installed"
     assert "apt-get install util-linux" in str(caught.value.hint)
     assert not (tmp_path / "root").exists()  # refused before anything was written
+
+
+def test_progress_lines_are_handed_on_whole_and_the_last_ones_after_the_stop(
+    tmp_path: Path,
+) -> None:
+    """The namespace writes its progress file as it goes: a line caught half-written is
+    handed on once it is whole, and what was written just before the stop still arrives."""
+    progress = tmp_path / "progress"
+    progress.write_text("install 1/3 bash\ninstall 2/3 co")
+    stop = threading.Event()
+    seen: list[str] = []
+    follower = threading.Thread(target=install._follow, args=(progress, stop, seen.append))
+    follower.start()
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with progress.open("a") as handle:
+        handle.write("reutils\ninstall 3/3 rpm\n")
+    stop.set()
+    follower.join(timeout=10)
+    assert seen == ["install 1/3 bash", "install 2/3 coreutils", "install 3/3 rpm"]
