@@ -2,7 +2,8 @@
 # nestcustom-health: after a boot into the digest nestcustom-update staged, judge the host
 # (the system running within NESTCUSTOM_HEALTH_TIMEOUT seconds, the recipe's checks) and
 # report to the FleetLock server (steady-state: digest, ring, health), which releases the
-# slot; a failed check rolls back, reports "rolled-back" and reboots.
+# slot; a failed check rolls back and reboots with the slot still held (the rollback's
+# reboot is one of the budget's), and the boot after it reports "rolled-back".
 # Settings come from the environment, never evaluated as shell code.
 set -u
 state=${NESTCUSTOM_STATE:-/var/lib/nestcustom-update}
@@ -73,6 +74,16 @@ case $base in */) ;; *) base="$base/" ;; esac
 case $retry in ''|*[!0-9]*|0) die "NESTCUSTOM_RETRY is not a number of seconds" ;; esac
 case $timeout in ''|*[!0-9]*|0) die "NESTCUSTOM_HEALTH_TIMEOUT is not a number of seconds" ;; esac
 
+if [ -f "$state/rolled-back" ]; then
+    # The boot after a rollback: the slot taken for the update was kept through the
+    # rollback's reboot; the report now says what was rolled back and frees it.
+    id=$(systemd-id128 machine-id --app-specific="$app_id") || die "no machine id"
+    from=$(head -n 1 "$state/rolled-back")
+    log "back from $from after the rollback"
+    report "$from" rolled-back || die "the FleetLock server took no report"
+    rm -f "$state/rolled-back"
+    exit 0
+fi
 [ -f "$state/staged" ] || exit 0  # no update of ours to judge
 staged=$(head -n 1 "$state/staged")
 booted=$(rpm-ostree status --booted --json | field container-image-reference-digest)
@@ -106,5 +117,6 @@ log "unhealthy on $booted: rolling back"
 printf '%s\n' "$booted" >> "$state/refused"
 rm -f "$state/staged"
 rpm-ostree rollback || die "rpm-ostree rollback failed"
-report "$booted" rolled-back || log "the FleetLock server took no report"
+printf '%s\n' "$booted" > "$state/rolled-back" || die "cannot write $state/rolled-back"
+log "rebooting into the rollback; the reboot slot stays taken until it is up"
 exec systemctl reboot

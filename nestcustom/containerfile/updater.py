@@ -152,7 +152,9 @@ def units(recipe: Recipe, updates: Updates) -> dict[str, str]:
                 "Description=nestcustom: judge the boot into an update, report or roll back",
                 "Wants=network-online.target",
                 "After=network-online.target",
-                f"ConditionPathExists={STATE_DIR}/staged",
+                # either: a boot into an update to judge, or the boot after its rollback
+                f"ConditionPathExists=|{STATE_DIR}/staged",
+                f"ConditionPathExists=|{STATE_DIR}/rolled-back",
                 "",
                 "[Service]",
                 "Type=exec",

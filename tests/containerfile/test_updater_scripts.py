@@ -305,7 +305,7 @@ def test_a_healthy_boot_reports_digest_and_ring_and_frees_the_slot(
     assert "rpm-ostree rollback" not in host.calls()
 
 
-def test_a_failed_check_rolls_back_reports_it_reboots_and_never_takes_that_digest_again(
+def test_a_failed_check_rolls_back_reboots_inside_the_budget_then_reports_and_never_retakes(
     host: Host, registry: Registry, images: dict[str, str], lock: Lock
 ) -> None:
     updated(host, registry, images)
@@ -315,6 +315,15 @@ def test_a_failed_check_rolls_back_reports_it_reboots_and_never_takes_that_diges
     assert "unit sshd.service is not active" in done.stderr
     changes = [c for c in host.calls() if c.startswith("rpm-ostree r") or c == "reboot"]
     assert changes == ["rpm-ostree rollback", "reboot"]
+    # The rollback's reboot is one of the budget's: the slot is still this host's.
+    assert lock.holders() == [host.id]
+    assert lock.store.hosts()[host.id]["event"] == "rebooting"
+    host.boot()
+    assert host.booted_digest() == images["one"]
+    (host.root / "failed-units").unlink()
+    back = host.run("health")
+    assert back.returncode == 0, back.stderr
+    assert f"back from {images['two']} after the rollback" in back.stderr
     report = lock.store.hosts()[host.id]
     assert (report["digest"], report["ring"], report["health"]) == (
         images["two"],
@@ -322,9 +331,8 @@ def test_a_failed_check_rolls_back_reports_it_reboots_and_never_takes_that_diges
         "rolled-back",
     )
     assert lock.holders() == []
-    host.boot()
-    assert host.booted_digest() == images["one"]
-    (host.root / "failed-units").unlink()
+    assert host.run("health").returncode == 0  # reported once: nothing more to do
+    assert [c for c in host.calls() if c == "reboot"] == ["reboot"]
     again = host.run("update")
     assert again.returncode == 0, again.stderr
     assert f"{images['two']} was rolled back on this host: not taken again" in again.stderr
@@ -339,4 +347,7 @@ def test_a_system_that_is_not_running_fails_the_boot(
     done = host.run("health")
     assert "the system is degraded" in done.stderr
     assert "rpm-ostree rollback" in host.calls()
+    host.boot()
+    (host.root / "system").unlink()
+    assert host.run("health").returncode == 0
     assert lock.store.hosts()[host.id]["health"] == "rolled-back"

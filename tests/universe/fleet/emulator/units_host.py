@@ -2,7 +2,7 @@
 
 Runs a service unit as systemd would for the directives the units of a test image use
 (systemd.unit(5), systemd.service(5), systemd.exec(5)): ConditionPathExists= (a failed
-condition skips the unit, not an error), EnvironmentFile= (`-` prefix: may be missing;
+condition skips the unit, not an error; `|` makes a triggering condition), EnvironmentFile= (`-` prefix: may be missing;
 KEY=VALUE lines, values in double or single quotes unescaped), Environment=, Type=
 (`oneshot`: start returns when the command ends and fails with it; `simple`/`exec`:
 start returns once it runs), and ExecStart= (its first command; a `-` prefix ignores its
@@ -93,6 +93,18 @@ def log(unit: str, message: str) -> None:
         out.write(message + "\n")
 
 
+def conditions_hold(conditions: list[str]) -> bool:
+    """ConditionPathExists= as systemd.unit(5) reads it: every plain condition must hold
+    and, if any is a triggering one (`|` first, then an optional `!`), at least one of
+    those must."""
+    plain, triggering = [], []
+    for condition in conditions:
+        kind = triggering if condition.startswith("|") else plain
+        path = condition.removeprefix("|")
+        kind.append(Path(path.lstrip("!")).exists() != path.startswith("!"))
+    return all(plain) and (not triggering or any(triggering))
+
+
 def start(unit: str) -> int:
     path = next((d / unit for d in UNIT_DIRS if (d / unit).is_file()), None)
     if path is None:
@@ -100,12 +112,10 @@ def start(unit: str) -> int:
         return 5
     conf = parse(path)
     unit_type = (conf.get(("Service", "Type")) or ["simple"])[-1]
-    for condition in conf.get(("Unit", "ConditionPathExists"), []):
-        negate = condition.startswith("!")
-        if Path(condition.lstrip("!")).exists() == negate:
-            log(unit, f"Condition check resulted in {unit} being skipped.")
-            record(unit, unit_type, "inactive", "dead", "success")
-            return 0
+    if not conditions_hold(conf.get(("Unit", "ConditionPathExists"), [])):
+        log(unit, f"Condition check resulted in {unit} being skipped.")
+        record(unit, unit_type, "inactive", "dead", "success")
+        return 0
     env = {"PATH": PATH, "LANG": "C.UTF-8", "INVOCATION_ID": uuid.uuid4().hex}
     for name in conf.get(("Service", "EnvironmentFile"), []):
         optional = name.startswith("-")
