@@ -97,7 +97,8 @@ def conditions_hold(conditions: list[str]) -> bool:
     """ConditionPathExists= as systemd.unit(5) reads it: every plain condition must hold
     and, if any is a triggering one (`|` first, then an optional `!`), at least one of
     those must."""
-    plain, triggering = [], []
+    plain: list[bool] = []
+    triggering: list[bool] = []
     for condition in conditions:
         kind = triggering if condition.startswith("|") else plain
         path = condition.removeprefix("|")
