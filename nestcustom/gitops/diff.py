@@ -15,11 +15,34 @@ from nestcustom.recipe.model import Recipe
 
 
 @dataclass(frozen=True)
+class UpdateCost:
+    """What a host that holds A downloads to move to B: B's layers it does not hold. A
+    host keeps each layer by its compressed digest and skips one it holds, whichever image
+    it came from (contract section 6), so this is exact for layers; the manifest and the
+    config (a few KB) come on top."""
+
+    layers: int  # B's layers a host on A fetches
+    of: int  # B's layers
+    size: int  # their compressed bytes
+
+
+@dataclass(frozen=True)
 class ImageDiff:
     old: ImageDb
     new: ImageDb
     packages: PackageDiff
     counts: tuple[int, int]  # packages in old, in new
+    update: UpdateCost | None = None  # None unless both are in a registry (compressed digests)
+
+
+def update_cost(old: ImageDb, new: ImageDb) -> UpdateCost | None:
+    """B's layers not among A's, by digest: only registry layers carry the compressed
+    digests hosts key on (local storage has diff IDs and unpacked sizes)."""
+    if old.where != "registry" or new.where != "registry":
+        return None
+    held = {layer.digest for layer in old.layers}
+    missing = [layer for layer in new.layers if layer.digest not in held]
+    return UpdateCost(len(missing), len(new.layers), sum(layer.size for layer in missing))
 
 
 def is_recipe(spec: str) -> bool:
@@ -46,7 +69,7 @@ def diff_images(old_spec: str, new_spec: str, tls_verify: bool = True) -> ImageD
         packages = with_changelogs(
             packages, read_changelogs(old.db, upgraded), read_changelogs(new.db, upgraded)
         )
-    return ImageDiff(old, new, packages, (len(before), len(after)))
+    return ImageDiff(old, new, packages, (len(before), len(after)), update_cost(old, new))
 
 
 def diff_recipe_files(old: Path, new: Path, project: Path | None) -> RecipeDiff:

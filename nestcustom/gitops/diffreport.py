@@ -58,10 +58,21 @@ def _section_text(diff: PackageDiff) -> list[str]:
     return lines or ["No package changes."]
 
 
+def _update_line(diff: ImageDiff) -> list[str]:
+    cost = diff.update
+    if cost is None:
+        return []
+    return [
+        f"Update: a host on A downloads {cost.layers} of B's {cost.of} layers, "
+        f"{_size(cost.size)} compressed (the layers it holds are kept by digest)"
+    ]
+
+
 def image_text(diff: ImageDiff) -> str:
     lines = [
         f"A: {diff.old.reference}: {diff.counts[0]} packages, {_layers_line(diff.old)}",
         f"B: {diff.new.reference}: {diff.counts[1]} packages, {_layers_line(diff.new)}",
+        *_update_line(diff),
         *_section_text(diff.packages),
     ]
     return "\n".join(lines) + "\n"
@@ -115,6 +126,8 @@ def image_markdown(diff: ImageDiff) -> str:
         f"| A | `{_md_cell(diff.old.reference)}` | {diff.counts[0]} | {_md_cell(_layers_line(diff.old))} |",
         f"| B | `{_md_cell(diff.new.reference)}` | {diff.counts[1]} | {_md_cell(_layers_line(diff.new))} |",
         "",
+        *[f"{_md_cell(line)}  " for line in _update_line(diff)],
+        *([""] if diff.update else []),
         *_section_markdown(diff.packages),
     ]
     return "\n".join(lines) + "\n"
@@ -159,6 +172,11 @@ def image_document(diff: ImageDiff) -> dict[str, object]:
     return {
         "a": _image_json(diff.old, diff.counts[0]),
         "b": _image_json(diff.new, diff.counts[1]),
+        "update": (
+            {"layers": diff.update.layers, "of": diff.update.of, "bytes": diff.update.size}
+            if diff.update
+            else None
+        ),
         "changes": _changes_json(diff.packages),
     }
 

@@ -4,12 +4,13 @@ fast: the images' facts and package changes are given, the report is checked lin
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import json
 
 import pytest
 
 from nestcustom.gitops.dblayers import FoundDb
-from nestcustom.gitops.diff import ImageDiff
+from nestcustom.gitops.diff import ImageDiff, UpdateCost, update_cost
 from nestcustom.gitops.diffreport import _size, image_json, image_markdown, image_text
 from nestcustom.gitops.imagedb import ImageDb, LayerInfo
 from nestcustom.gitops.pkgdiff import Change, PackageDiff
@@ -145,3 +146,29 @@ def test_the_text_and_json_reports() -> None:
     assert (
         json.loads(image_json(ImageDiff(nodb, NEW, PackageDiff(()), (0, 0))))["a"]["rpmdb"] is None
     )
+
+
+def test_the_update_a_host_downloads_is_said_in_every_format() -> None:
+    """Only for two registry images: their layers carry the compressed digests hosts keep
+    layers by (contract section 6)."""
+    new = dataclasses.replace(
+        NEW,
+        where="registry",
+        layers=(OLD.layers[0], LayerInfo("sha256:" + "4" * 64, 2_200_000), OLD.layers[1]),
+    )
+    diff = dataclasses.replace(DIFF, new=new, update=update_cost(OLD, new))
+    assert diff.update == UpdateCost(1, 3, 2_200_000)
+    line = (
+        "Update: a host on A downloads 1 of B's 3 layers, 2.2 MB compressed (the layers it "
+        "holds are kept by digest)"
+    )
+    assert image_text(diff).splitlines()[2] == line
+    assert image_markdown(diff).splitlines()[7:10] == [
+        line + "  ",
+        "",
+        "**1 added, 1 removed, 1 upgraded, 1 downgraded**",
+    ]
+    assert json.loads(image_json(diff))["update"] == {"layers": 1, "of": 3, "bytes": 2_200_000}
+    assert update_cost(OLD, NEW) is None  # B is local: diff IDs, unpacked sizes
+    assert json.loads(image_json(DIFF))["update"] is None
+    assert "Update:" not in image_text(DIFF)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from nestcustom.gitops.diffreport import _size
 from nestcustom.gitops.imagedb import open_image
 from tests.gitops.helpers import nestcustom
 from tests.gitops.rpms import Pkg, build_rpms
@@ -155,8 +156,14 @@ def test_diff_of_two_registry_images(images: Images) -> None:
         2,
         sum(images.sizes["new"][1:]),
     )
+    # The base layer is the same blob in both: a host on A fetches the other two.
+    assert report["update"] == {"layers": 2, "of": 3, "bytes": sum(images.sizes["new"][1:])}
     text = nestcustom("diff", images.old, images.new, "--no-tls-verify", cwd=Path.cwd())
-    assert text.stdout.splitlines()[2:] == [
+    assert text.stdout.splitlines()[2] == (
+        f"Update: a host on A downloads 2 of B's 3 layers, {_size(sum(images.sizes['new'][1:]))} "
+        "compressed (the layers it holds are kept by digest)"
+    )
+    assert text.stdout.splitlines()[3:] == [
         "Added (1):",
         "  nc-new.noarch 1.0-1",
         "Removed (1):",
