@@ -82,9 +82,8 @@ if [ -f "$state/rolled-back" ]; then
     log "back from $from after the rollback"
     report "$from" rolled-back || die "the FleetLock server took no report"
     rm -f "$state/rolled-back"
-    exit 0
 fi
-[ -f "$state/staged" ] || exit 0  # no update of ours to judge
+[ -f "$state/staged" ] || exit 0  # no update of ours to judge (anymore)
 staged=$(head -n 1 "$state/staged")
 booted=$(rpm-ostree status --booted --json | field container-image-reference-digest)
 id=$(systemd-id128 machine-id --app-specific="$app_id") || die "no machine id"
