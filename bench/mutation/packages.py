@@ -118,6 +118,10 @@ PACKAGES: dict[str, Package] = {
 # files' sizes, not the product's. A mutated module imports mutmut before its own first
 # line, so a Ctrl-C while Python starts lands in mutmut's import, not the product's.
 FAST_MARKERS = "not universe and not slow"
+# Modules another interpreter runs (Debian's python3, for python3-dnf): mutmut's trampolines
+# import mutmut, which only this venv has, so their mutants could not run there at all.
+OTHER_INTERPRETER = ("nestcustom/base/dnf_resolve.py",)
+
 NOT_FAST = (
     "tests/test_static.py",
     "tests/test_layout.py",

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from bench.mutation import verdicts
-from bench.mutation.packages import FAST_MARKERS, NOT_FAST, Package
+from bench.mutation.packages import FAST_MARKERS, NOT_FAST, OTHER_INTERPRETER, Package
 from bench.mutation.workdir import ROOT, sync, top_levels
 
 SUPPORT = Path(__file__).resolve().parent / "support"
@@ -53,6 +53,7 @@ def config(package: Package, suite: str) -> str:
         "[tool.mutmut]",
         'source_paths = ["nestcustom"]',
         f"only_mutate = {json.dumps(list(package.modules))}",
+        f"do_not_mutate = {json.dumps(list(OTHER_INTERPRETER))}",
         f"also_copy = {json.dumps(also)}",
         f"pytest_add_cli_args = {json.dumps(args)}",
         f"pytest_add_cli_args_test_selection = {json.dumps(selection)}",
