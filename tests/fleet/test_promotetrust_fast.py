@@ -361,3 +361,46 @@ def test_promote_moves_a_signed_digest_and_refuses_an_unsigned_one(
     assert "Traceback" not in done.stderr
     assert serving(f"{image}:ring-canary") == signed
     assert (tmp_path / "promotions.jsonl").read_text() == journal
+
+
+def test_a_refusal_names_every_key_the_policy_trusts(world: World) -> None:
+    files = world.trust(
+        {f"{world.host}/promote": [signed_by(f"/{PKI}/a.asc", f"/{PKI}/b.asc")]},
+        keys={f"/{PKI}/a.asc": "other", f"/{PKI}/b.asc": "site"},
+    )
+    image, digest = world.image("twokeys", [files])
+    world.sign("site", image, digest, f"{world.host}/promote/elsewhere:v1")
+    other, site = world.fingerprints["other"][-16:], world.fingerprints["site"][-16:]
+    assert refused(image, digest) == (
+        f"{image}@{digest} is not signed by a key the image trusts for {image} ({other}, {site}): "
+        f"1 signature(s) at {world.url.rstrip('/')}, none verifies (signature-1 is signed for "
+        f"{world.host}/promote/elsewhere:v1, another repository)"
+    )
+
+
+def test_keys_in_several_layers_are_all_read(world: World) -> None:
+    """The key the signature needs is in a lower layer than the policy and the other key."""
+    files = world.trust(
+        {f"{world.host}/promote": [signed_by(f"/{PKI}/a.asc", f"/{PKI}/b.asc")]},
+        keys={f"/{PKI}/a.asc": "other"},
+        lookasides={f"{world.host}/promote/spread": world.url},
+    )
+    image, digest = world.image("spread", [{f"{PKI}/b.asc": world.public["site"]}, files])
+    world.sign("site", image, digest)
+    assert checked(image, digest).fingerprint == world.fingerprints["site"]
+
+
+def test_a_key_path_is_read_as_the_filesystem_path_it_names(world: World) -> None:
+    roundabout = f"/{PKI}/./../containers//site.pub.asc"
+    files = world.trust({f"{world.host}/promote": [signed_by(roundabout)]})
+    image, digest = world.image("roundabout", [files])
+    world.sign("site", image, digest)
+    assert checked(image, digest).fingerprint == world.fingerprints["site"]
+
+
+def test_key_data_with_characters_outside_base64_is_refused_as_such(world: World) -> None:
+    files = world.trust({f"{world.host}/promote": [signed_by(data="QUJD!")]}, keys={})
+    image, digest = world.image("junkkeydata", [files])
+    assert refused(image, digest) == (
+        f"{image}@{digest}: the image's policy has a keyData that is not base64"
+    )
