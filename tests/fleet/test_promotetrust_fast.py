@@ -328,6 +328,12 @@ def test_unsigned_skips_the_check_and_says_so(world: World) -> None:
         f"NOT verified (--unsigned), {why}",
         warning=f"warning: --unsigned: the signature is NOT checked, {why}",
     )
+    both = f"gpg:{world.host}/promote gpg:{world.host}/promote/skipped gpg:{world.host}/other"
+    trust = checked(image, digest, unsigned=True, label=both)
+    assert trust.note == (
+        "NOT verified (--unsigned), although the image's signing policy covers its repository "
+        f"(gpg:{world.host}/promote, gpg:{world.host}/promote/skipped)"
+    )
 
 
 def promote(cwd: Path, pinned: str, *options: str) -> subprocess.CompletedProcess[str]:
@@ -404,3 +410,34 @@ def test_key_data_with_characters_outside_base64_is_refused_as_such(world: World
     assert refused(image, digest) == (
         f"{image}@{digest}: the image's policy has a keyData that is not base64"
     )
+
+
+def test_a_key_file_that_is_not_a_key_is_refused(world: World) -> None:
+    files = world.trust() | {SITE_KEY.lstrip("/"): b"-----BEGIN NOTHING-----\n"}
+    image, digest = world.image("notakey", [files])
+    world.sign("site", image, digest)
+    assert refused(image, digest).startswith(
+        f"{image}@{digest}: a key the image's policy names is not usable: "
+    )
+
+
+def test_a_signature_that_is_not_one_is_passed_over(world: World) -> None:
+    image, digest = world.image("junksig", [world.trust()])
+    directory = world.store.root / f"promote/junksig@sha256={digest.split(':')[1]}"
+    directory.mkdir(parents=True)
+    (directory / "signature-1").write_bytes(b"not an OpenPGP message")
+    world.sign("site", image, digest)
+    assert checked(image, digest).signature == world.signature_url(image, digest, 2)
+
+
+def test_promote_unsigned_moves_an_unsigned_digest_loudly(world: World, tmp_path: Path) -> None:
+    image, digest = world.image("cliunsigned", [version("one"), world.trust()])
+    done = promote(tmp_path, f"{image}@{digest}", "--unsigned")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(
+        "warning: --unsigned: the signature is NOT checked, although the image's signing "
+        f"policy covers its repository (gpg:{world.host}/promote)\n"
+    )
+    assert serving(f"{image}:ring-canary") == digest
+    row = json.loads((tmp_path / "promotions.jsonl").read_text().splitlines()[-1])
+    assert row["after"] == digest
