@@ -117,7 +117,9 @@ def recorded_options(options: RolloutOptions) -> dict[str, Any]:
 
 def options_from_record(path: Path, record: dict[str, Any]) -> RolloutOptions:
     try:
-        lock = FleetLock(record["fleetlock"], record["group"]) if record["fleetlock"] else None
+        # str(): a hand-edited URL that is no text is refused by FleetLock, not a traceback.
+        url = record["fleetlock"]
+        lock = FleetLock(str(url), record["group"]) if url else None
         return RolloutOptions(
             int(record["batch"]),
             int(record["max_failures"]),

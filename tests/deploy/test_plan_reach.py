@@ -53,7 +53,7 @@ OPTIONS = RolloutOptions(
     max_failures=2,
     reboot=False,
     bypass_driver=True,
-    disable_zincati=True,
+    disable_zincati=False,
     reboot_timeout=42.5,
     fleetlock=FleetLock("http://127.0.0.1:9/", "workers"),
     health=CHECKS,
@@ -75,7 +75,7 @@ def test_the_recorded_options_are_the_clis_values_by_name() -> None:
         "max_failures": 2,
         "reboot": False,
         "bypass_driver": True,
-        "disable_zincati": True,
+        "disable_zincati": False,
         "reboot_timeout": 42.5,
         "fleetlock": "http://127.0.0.1:9/",
         "group": "workers",
@@ -86,7 +86,9 @@ def test_the_recorded_options_are_the_clis_values_by_name() -> None:
     assert plain["health"] == {"source": "", "checks": []}
 
 
-@pytest.mark.parametrize("options", [OPTIONS, RolloutOptions(), RolloutOptions(reboot=True)])
+@pytest.mark.parametrize(
+    "options", [OPTIONS, RolloutOptions(), RolloutOptions(disable_zincati=True, max_failures=0)]
+)
 def test_a_resumed_rollout_gets_back_exactly_the_options_it_was_started_with(
     tmp_path: Path, options: RolloutOptions
 ) -> None:
@@ -94,6 +96,11 @@ def test_a_resumed_rollout_gets_back_exactly_the_options_it_was_started_with(
     assert back == options
     assert back.health.checks == options.health.checks  # each check, with its arguments
     assert back.health.source == options.health.source
+
+
+def test_a_group_without_a_fleetlock_server_takes_no_slot(tmp_path: Path) -> None:
+    record = {**through_json(recorded_options(OPTIONS)), "fleetlock": None}
+    assert options_from_record(tmp_path / "j", record).fleetlock is None
 
 
 def test_a_header_without_health_checks_resumes_with_none(tmp_path: Path) -> None:
@@ -112,6 +119,7 @@ def test_a_header_without_health_checks_resumes_with_none(tmp_path: Path) -> Non
         ({"fleetlock": "ftp://x/"}, "FleetLock URL 'ftp://x/' must be http or https"),
         ({"health": {"source": "r.yaml", "checks": [{"kind": "unit"}]}}, "'target'"),
         ({"health": {"checks": []}}, "'source'"),
+        ({"fleetlock": 123}, "FleetLock URL '123' must be http or https"),  # was a traceback
     ],
 )
 def test_an_unreadable_header_option_is_a_located_error(
