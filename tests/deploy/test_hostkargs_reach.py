@@ -216,6 +216,22 @@ def test_rpm_ostree_kargs_failing_is_said_with_its_error(host: EmuHost) -> None:
     assert "nosmt=force" not in host.staged_kargs()
 
 
+def test_the_last_line_rpm_ostree_printed_is_the_one_said(host: EmuHost) -> None:
+    real = host.conn.bin / "rpm-ostree"
+    real.rename(host.conn.bin / "rpm-ostree-emu")
+    real.write_text(
+        '#!/bin/sh\n[ "$1 $2" = "kargs --append-if-missing=nosmt=force" ] || exec rpm-ostree-emu "$@"\n'
+        'printf "note: \\033[1mcontacting the daemon\\n\\nerror: No key \\047nosmt\\047\\n\\n" >&2\n'
+        "exit 1\n"
+    )
+    real.chmod(0o755)
+    with pytest.raises(KargsFailed) as caught:
+        kargs_apply(host, ImageKargs(append=("nosmt=force",)))
+    assert caught.value.message == (
+        "rpm-ostree kargs --append-if-missing=nosmt=force failed: error: No key 'nosmt'"
+    )
+
+
 def test_arguments_the_read_back_does_not_show_are_named(host: EmuHost) -> None:
     """An rpm-ostree that says yes and changes nothing (the read back is what counts)."""
     real = host.conn.bin / "rpm-ostree"
