@@ -15,9 +15,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from nestcustom import proc
 from nestcustom.deploy.inventory import Host
 from nestcustom.deploy.ssh import Connection, SshOptions, _end_master, ssh_session
 from tests.deploy.test_reboot_wait import free_port
@@ -147,11 +149,22 @@ def test_end_master_stops_an_ssh_master_by_its_socket(control: Path, sshd: Sshd)
     assert _end_master(path) is False  # nothing listens any more
 
 
-def test_a_session_ends_its_masters_and_removes_its_directory(sshd: Sshd) -> None:
+def test_a_session_ends_its_masters_and_removes_its_directory(
+    sshd: Sshd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[list[str]] = []
+    real = proc.run
+
+    def run(argv: list[str], **more: Any) -> proc.Result:
+        ran.append(list(argv))
+        return real(argv, **more)
+
+    monkeypatch.setattr(proc, "run", run)
     with ssh_session(False) as options:
         control = options.control_dir
         _, _, pid = opened(sshd, control)
     assert gone(pid) and not control.exists()
+    assert [a for a in ran if "-O" in a] == []  # ended by its signal: no `ssh -O exit` process
 
 
 def test_a_socket_whose_peer_is_not_ssh_is_left_alone(tmp_path: Path) -> None:
@@ -170,6 +183,19 @@ def test_a_socket_whose_peer_is_not_ssh_is_left_alone(tmp_path: Path) -> None:
     finally:
         listener.kill()
         listener.wait()
+    # A process of this user that only looks like the master (its title) is not ssh.
+    path = tmp_path / "control"
+    impostor = subprocess.Popen(["bash", "-c", f'exec -a "ssh: {path} [mux]" sleep 60'])
+    try:
+        deadline = time.monotonic() + 5
+        while _title(Path(f"/proc/{impostor.pid}")) != f"ssh: {path} [mux]":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert _end_master(path) is False
+        assert impostor.poll() is None
+    finally:
+        impostor.kill()
+        impostor.wait()
     assert _end_master(tmp_path / "missing") is False
     (tmp_path / "file").write_text("")
     assert _end_master(tmp_path / "file") is False
