@@ -167,7 +167,7 @@ def test_a_session_ends_its_masters_and_removes_its_directory(
     assert [a for a in ran if "-O" in a] == []  # ended by its signal: no `ssh -O exit` process
 
 
-def test_a_socket_whose_peer_is_not_ssh_is_left_alone(tmp_path: Path) -> None:
+def test_a_socket_or_process_that_is_not_an_ssh_master_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "sock"
     listener = subprocess.Popen(
         [sys.executable, "-c",
