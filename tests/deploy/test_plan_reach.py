@@ -32,7 +32,7 @@ from nestcustom.deploy.plan import (
 from nestcustom.deploy.replay import replay
 from nestcustom.deploy.report import HostReport
 from nestcustom.deploy.signals import StopFlags
-from nestcustom.deploy.ssh import SshOptions
+from nestcustom.deploy.ssh import Failure, SshError, SshOptions
 from nestcustom.deploy.target import Target
 from nestcustom.errors import BadInputError
 from tests.deploy.fakehost import FakeHost, deployment
@@ -120,6 +120,10 @@ def test_a_header_without_health_checks_resumes_with_none(tmp_path: Path) -> Non
         ({"health": {"source": "r.yaml", "checks": [{"kind": "unit"}]}}, "'target'"),
         ({"health": {"checks": []}}, "'source'"),
         ({"fleetlock": 123}, "FleetLock URL '123' must be http or https"),  # was a traceback
+        # Hand-edited text for a flag: bool("false") is True, which would reboot the hosts.
+        ({"reboot": "false"}, "reboot: true or false, not 'false'"),
+        ({"bypass_driver": 0}, "bypass_driver: true or false, not 0"),
+        ({"disable_zincati": None}, "disable_zincati: true or false, not None"),
     ],
 )
 def test_an_unreadable_header_option_is_a_located_error(
@@ -466,3 +470,32 @@ def test_a_resumed_rollout_counts_the_failures_of_the_earlier_run(
     assert result.reports[1].hint == "the rollout's failure budget is spent"
     assert fleet["b"].commands == []  # the budget was spent before b's turn: b is untouched
     assert "a" not in fleet  # a failure is final: not even re-checked
+
+
+def test_a_finished_host_that_refuses_the_key_is_unchecked_with_sshs_hint(
+    fleet: dict[str, FakeHost], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fleet["a"] = FakeHost("a")
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise SshError(fake.host, Failure.AUTH, "authentication refused: denied", "check the key")
+
+    monkeypatch.setattr(fake, "run", refuse)
+    now = _recheck(Host("a", "127.0.0.1", 9), report("a", "staged"), TARGET, SSH)
+    assert (now.outcome, now.hint) == ("unchecked", "check the key")
+    assert now.error == (
+        "the journal says staged; re-checking it failed: authentication refused: denied"
+    )
+
+
+def test_a_finished_host_whose_status_is_unreadable_is_unchecked(
+    fleet: dict[str, FakeHost], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fleet["a"] = FakeHost("a")
+    monkeypatch.setattr(fake, "status_json", lambda: "not json")
+    now = _recheck(Host("a", "127.0.0.1", 9), report("a", "updated"), TARGET, SSH)
+    assert now.outcome == "unchecked"
+    assert now.error is not None
+    assert now.error.startswith(
+        "the journal says updated; re-checking it failed: cannot read rpm-ostree status --json"
+    )
