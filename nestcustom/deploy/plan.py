@@ -117,13 +117,15 @@ def recorded_options(options: RolloutOptions) -> dict[str, Any]:
 
 def options_from_record(path: Path, record: dict[str, Any]) -> RolloutOptions:
     try:
-        lock = FleetLock(record["fleetlock"], record["group"]) if record["fleetlock"] else None
+        # str(): a hand-edited URL that is no text is refused by FleetLock, not a traceback.
+        url = record["fleetlock"]
+        lock = FleetLock(str(url), record["group"]) if url else None
         return RolloutOptions(
             int(record["batch"]),
             int(record["max_failures"]),
-            bool(record["reboot"]),
-            bool(record["bypass_driver"]),
-            bool(record["disable_zincati"]),
+            _flag(record, "reboot"),
+            _flag(record, "bypass_driver"),
+            _flag(record, "disable_zincati"),
             float(record["reboot_timeout"]),
             lock,
             from_record(record.get("health") or {"source": "", "checks": []}),
@@ -132,6 +134,14 @@ def options_from_record(path: Path, record: dict[str, Any]) -> RolloutOptions:
         raise BadInputError(
             f"{path}:1:1: the rollout header's options are not readable ({exc})"
         ) from None
+
+
+def _flag(record: dict[str, Any], key: str) -> bool:
+    """A recorded flag, as JSON's true or false: bool() would read "false" as True."""
+    value = record[key]
+    if not isinstance(value, bool):
+        raise ValueError(f"{key}: true or false, not {value!r}")
+    return value
 
 
 def plan_rollout(request: RolloutRequest) -> RolloutPlan:

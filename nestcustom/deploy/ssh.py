@@ -13,7 +13,6 @@ import os
 import shlex
 import signal
 import socket
-import struct
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -298,18 +297,25 @@ def ssh_session(accept_new_host_keys: bool) -> Iterator[SshOptions]:
 
 
 def _end_master(path: Path) -> bool:
-    """End the control master listening on `path`, found by the socket's peer credentials:
-    no `ssh -O exit` process per host. Only an ssh process of this user is signalled;
-    False when that cannot be made sure of (the caller then asks ssh)."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(2)
-            sock.connect(str(path))
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, _ = struct.unpack("3i", creds)
-        if uid != os.getuid() or Path(f"/proc/{pid}/comm").read_text().strip() != "ssh":
-            return False
-        os.kill(pid, signal.SIGTERM)  # the master removes its socket and closes the session
-    except (OSError, ValueError):
-        return False
-    return True
+    """End the control master listening on `path`: no `ssh -O exit` process per host.
+    With ControlPersist the master is the background ssh that OpenSSH titles `ssh: PATH
+    [mux]` (ssh.c control_persist_detach); the socket's peer credentials name the
+    foreground ssh that bound it, which is gone by now (its pid may even be reused), so
+    the master is found by that title among this user's ssh processes. False when it is
+    not found (the caller then asks ssh)."""
+    title = f"ssh: {path} [mux]".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            if (entry / "comm").read_text().strip() != "ssh":
+                continue
+            if (entry / "cmdline").read_bytes().split(b"\0")[0] != title:
+                continue
+            os.kill(int(entry.name), signal.SIGTERM)  # it removes its socket, ends the session
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        return True
+    return False
