@@ -56,21 +56,6 @@ __all__ = [
 # "STEP 2/5: RUN ..."; with builder stages "[2/3] STEP 1/4: FROM ..." (numbers per stage).
 _STEP = re.compile(r"^(?:\[(\d+)/\d+\] )?STEP (\d+)/(\d+): (.*)$")
 _IMAGE_ID = re.compile(r"^([0-9a-f]{64})$")
-# Lines podman writes itself: they always start a line of their own.
-_OWN_LINE = re.compile(r"(?:\[\d+/\d+\] )?STEP |--> |COMMIT")
-
-
-def whole_lines(pending: str, text: str) -> tuple[list[str], str]:
-    """The lines a build stream's next message completes, and the start of a line still
-    waiting for its end. A RUN's output comes in pieces as it is written (a `printf`
-    without its newline is a message of its own), so a line is handed on only once whole;
-    podman's own lines (STEP, -->, COMMIT) end a RUN's unfinished last line."""
-    if pending and _OWN_LINE.match(text):
-        text = "\n" + text
-    *lines, rest = (pending + text).split("\n")
-    return [line.removesuffix("\r") for line in lines], rest
-
-
 # Push failures worth a retry, and those that no retry can fix (they win when both
 # appear: a TLS mismatch also says "pinging container registry"). Lower case: podman
 # and the registries are not consistent about case.
@@ -180,7 +165,6 @@ class Podman:
         # Steps are numbered through all stages, in order, as Rendering.steps lists them.
         stage, offset, stage_total = "1", 0, 0
         watch = StepWatch(response, step_timeout, self.service_pid)
-        pending = ""  # a RUN's line whose end has not come yet
         with self._streaming(response, self._builds), watch:
             for raw in watch.lines():
                 if not raw:
@@ -191,8 +175,7 @@ class Podman:
                         str(message["error"]), step
                     )
                 image_id = _aux_id(message) or image_id
-                lines, pending = whole_lines(pending, str(message.get("stream", "")))
-                for line in lines:
+                for line in str(message.get("stream", "")).splitlines():
                     if match := _STEP.match(line):
                         if step.number:
                             seconds.append(time.monotonic() - step.started)
@@ -214,9 +197,6 @@ class Podman:
                     step.lines.append(line)
                     del step.lines[:-200]  # keep the tail only: steps can be chatty
                     on_event(BuildEvent(step.number, step.total, line))
-        if pending:
-            step.lines.append(pending)
-            on_event(BuildEvent(step.number, step.total, pending))
         if step.number:
             seconds.append(time.monotonic() - step.started)
             if step.cached:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nestcustom.image.podman import _build_error, _push_hint, _Step, whole_lines
+from nestcustom.image.podman import _build_error, _push_hint, _Step
 
 LOGIN = "log in first (podman login REGISTRY), or point REGISTRY_AUTH_FILE at an auth file"
 
@@ -42,25 +42,3 @@ def test_a_build_failure_without_an_error_line_reports_podmans_text() -> None:
 def test_a_build_failure_reports_the_last_error_line_of_its_step() -> None:
     step = _Step(2, 4, lines=["error: first", "noise", "error: no space left on device"])
     assert _build_error("exit status 1", step).message == "no space left on device"
-
-
-@pytest.mark.parametrize(
-    ("messages", "lines"),
-    [
-        # the build helper's trace, written a word at a time, is one line
-        (["+ semodule -N -X 400", " -i", " /run/x.cil", "\n"], ["+ semodule -N -X 400 -i /run/x.cil"]),
-        (["a\nb", "c\n", "d\r\n"], ["a", "bc", "d"]),
-        # podman's own line ends a RUN's unfinished last line
-        (["printf no-newline", "--> 1a2b3c\n", "STEP 3/4: LABEL x\n"],
-         ["printf no-newline", "--> 1a2b3c", "STEP 3/4: LABEL x"]),
-        (["half", "[2/2] STEP 1/1: FROM x\n"], ["half", "[2/2] STEP 1/1: FROM x"]),
-        (["log: ", "[INFO] started\n"], ["log: [INFO] started"]),  # a RUN's own bracket
-    ],
-)  # fmt: skip
-def test_a_build_streams_whole_lines(messages: list[str], lines: list[str]) -> None:
-    seen: list[str] = []
-    pending = ""
-    for text in messages:
-        done, pending = whole_lines(pending, text)
-        seen += done
-    assert (seen, pending) == (lines, "")
