@@ -50,6 +50,7 @@ RUN ln -sf ../usr/lib/os-release /etc/os-release \\
 COPY rpm_ostree_host.py /usr/bin/rpm-ostree
 COPY trustfiles.py /usr/libexec/nestcustom-emu/trustfiles.py
 COPY imagefiles.py /usr/libexec/nestcustom-emu/imagefiles.py
+COPY layers.py /usr/libexec/nestcustom-emu/layers.py
 COPY units_host.py /usr/lib/nestcustom-emu/units_host.py
 COPY kargs_host.py /usr/lib/nestcustom-emu/kargs_host.py
 COPY systemctl /usr/bin/systemctl

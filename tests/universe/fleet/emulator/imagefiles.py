@@ -22,7 +22,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from trustfiles import ORIGIN_LAYERS, blob  # type: ignore[import-not-found]
+from layers import ORIGIN_LAYERS, blob  # type: ignore[import-not-found]
 
 ROOT = Path("/var/lib/nestcustom-emu/imagefiles")
 APPLIED = ROOT / "applied.json"  # what the booted deployment's record put on the host

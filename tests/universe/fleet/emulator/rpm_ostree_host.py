@@ -39,6 +39,7 @@ from typing import Any
 sys.path.insert(0, "/usr/libexec/nestcustom-emu")
 sys.path.insert(0, "/usr/lib/nestcustom-emu")
 import imagefiles  # type: ignore[import-not-found]  # beside it on the host
+import layers  # type: ignore[import-not-found]
 import trustfiles  # type: ignore[import-not-found]
 from kargs_host import KargsError, image_kargsd, patch  # type: ignore[import-not-found]
 
@@ -360,13 +361,6 @@ def rebase(args: list[str]) -> int:
             "Preparing import: Fetching manifest: Target image does not have ostree.bootable label"
         )
     print(f"Importing: {ref} (digest: {digest})")
-    for layer in json.loads(manifest).get("layers", []):
-        print(f"layer: {layer['digest']} ({layer.get('size', 0)} bytes)")
-    try:
-        kargsd = image_kargsd(image, manifest, _insecure(image), AUTH)
-    except (KargsError, OSError, ValueError) as exc:
-        raise Fail(f"Importing: {exc}") from exc
-    print("Staging deployment... done")
     staged = deployment(
         checksum(digest),
         booted=False,
@@ -375,19 +369,39 @@ def rebase(args: list[str]) -> int:
         ref=ref,
         digest=digest,
     )
-    trustfiles.stage(staged["checksum"], image, json.loads(manifest), _insecure(image), AUTH)
-    imagefiles.stage(staged["checksum"], image, json.loads(manifest), _insecure(image), AUTH)
+    import_image(staged, image, manifest, config)
+    print("Staging deployment... done")
     # A new deployment keeps the arguments of the one it is made from (rpm-ostree's
     # upgrader ports them from the origin merge deployment: rpmostree-sysroot-upgrader.cxx).
     staged["_kargs"] = with_ostree(merge_deployment(deployments)["_kargs"], staged["checksum"], 0)
-    staged["_kargsd"] = kargsd
     lock_finalization(args)
-    save([staged, *(d for d in deployments if not d["staged"])])
+    kept = [staged, *(d for d in deployments if not d["staged"])]
+    save(kept)
+    if not sp1():
+        # 2022.16 purges the old image after a rebase, then every layer no deployment
+        # uses (purge_refspec, gc_image_layers); 2022.8 keeps every layer it fetched.
+        layers.prune({digest for d in kept for digest in d.get("_layers", [])})
     print("Upgraded:\n  (container image)")
     print(NOT_BOOTED_HINT)
     if "-r" in args or "--reboot" in args:
         reboot()
     return 0
+
+
+def import_image(
+    staged: dict[str, Any], image: str, manifest_bytes: bytes, config: dict[str, Any]
+) -> None:
+    """Fetch the layers the host lacks (contract section 6), then read from the image what
+    the emulator keeps of a deployment: its kargs.d, trust files and unit files."""
+    manifest = json.loads(manifest_bytes)
+    try:
+        layers.pull(image, manifest, config, _insecure(image), AUTH)
+        staged["_kargsd"] = image_kargsd(image, manifest_bytes, _insecure(image), AUTH)
+    except (KargsError, layers.LayerError, OSError, ValueError) as exc:
+        raise Fail(f"Importing: {exc}") from exc
+    staged["_layers"] = [str(layer["digest"]) for layer in manifest.get("layers") or []]
+    trustfiles.stage(staged["checksum"], image, manifest, _insecure(image), AUTH)
+    imagefiles.stage(staged["checksum"], image, manifest, _insecure(image), AUTH)
 
 
 def upgrade(args: list[str]) -> int:
@@ -402,16 +416,17 @@ def upgrade(args: list[str]) -> int:
         raise Fail("This emulator only upgrades container deployments")
     _, image = parse_ref(ref)
     digest = "sha256:" + hashlib.sha256(skopeo(image)).hexdigest()
-    if digest == booted.get("container-image-reference-digest"):
+    if digest == booted.get("container-image-reference-digest"):  # ostree-ext: AlreadyPresent
         print("No upgrade available.")
         return 77 if "--unchanged-exit-77" in args else 0
+    manifest = skopeo(image)
     config = json.loads(skopeo(image, "--config"))
     version = ((config.get("config") or {}).get("Labels") or {}).get("version")
     staged = deployment(
         checksum(digest), booted=False, staged=True, version=version, ref=ref, digest=digest
     )
+    import_image(staged, image, manifest, config)
     staged["_kargs"] = with_ostree(merge_deployment(deployments)["_kargs"], staged["checksum"], 0)
-    staged["_kargsd"] = image_kargsd(image, skopeo(image), _insecure(image), AUTH)
     lock_finalization(args)
     save([staged, *(d for d in deployments if not d["staged"])])
     print("Staging deployment... done")

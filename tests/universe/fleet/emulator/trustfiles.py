@@ -5,8 +5,8 @@ changes). The emulator keeps deployments as records, not trees, so the files
 that decide what the host trusts (policy.json, registries.d, the keys under
 /etc/pki/containers) are read from the staged image's layers above the
 host's origin (the base it was installed from, whose files the host already
-has) and put in place when that deployment boots. Layers come from the
-registry's HTTP API; nothing else of the image is kept.
+has) and put in place when that deployment boots. Layers are the ones the host
+holds (layers.py); nothing else of the image is kept.
 """
 
 from __future__ import annotations
@@ -16,34 +16,17 @@ import io
 import json
 import shutil
 import tarfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from layers import ORIGIN_LAYERS, blob  # type: ignore[import-not-found]  # beside it on the host
+
 ROOT = Path("/var/lib/nestcustom-emu/trust")
-ORIGIN_LAYERS = Path("/etc/nestcustom-emu/origin-layers")  # written by the test harness
 PREFIXES = ("etc/containers/policy.json", "etc/containers/registries.d/", "etc/pki/containers/")
 
 
 def _wanted(name: str) -> bool:
     return any(name == p or (p.endswith("/") and name.startswith(p)) for p in PREFIXES)
-
-
-def blob(image: str, digest: str, insecure: bool, auth_file: Path) -> bytes:
-    registry, _, rest = image.partition("/")
-    repository = rest.partition("@")[0]
-    if "@" not in rest and ":" in repository.rsplit("/", 1)[-1]:
-        repository = repository.rpartition(":")[0]
-    request = urllib.request.Request(
-        f"{'http' if insecure else 'https'}://{registry}/v2/{repository}/blobs/{digest}"
-    )
-    if auth_file.exists():
-        entry = (json.loads(auth_file.read_text()).get("auths") or {}).get(registry) or {}
-        if entry.get("auth"):
-            request.add_header("Authorization", "Basic " + entry["auth"])
-    with urllib.request.urlopen(request, timeout=120) as response:
-        data: bytes = response.read()
-        return data
 
 
 def stage(
