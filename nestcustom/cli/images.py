@@ -343,6 +343,8 @@ def _add_release_tags(
 
 def _report_builds(outcomes: list[Outcome], as_json: bool) -> None:
     """What each build did, on stderr; the pinned references on stdout (unless JSON)."""
+    from nestcustom.image.updatecost import human_size
+
     for outcome in outcomes:
         if outcome.error:
             err(f"error: {outcome.error.message}")
@@ -367,6 +369,13 @@ def _report_builds(outcomes: list[Outcome], as_json: bool) -> None:
             f"{built.name}: built {built.reference} ({built.image_id[:12]}, {built.layers} layers, "
             f"{built.size / 1e6:.0f} MB, {built.seconds:.1f} s{cached})"
         )
+        if built.update is not None and built.update_from:
+            cost = built.update
+            err(
+                f"{built.name}: update: a host on the image the tag named before "
+                f"({built.update_from[:19]}) downloads {cost.layers} of {cost.of} layers, "
+                f"{human_size(cost.size)} compressed"
+            )
         if built.pinned and not as_json:
             click.echo(built.pinned)
 
@@ -402,6 +411,14 @@ def _build_json(outcome: Outcome, extra_tags: list[str]) -> dict[str, object]:
         "up_to_date": built.up_to_date or None,
         "size": built.size,
         "layers": built.layers,
+        "update": {
+            "from": built.update_from,
+            "layers": built.update.layers,
+            "of": built.update.of,
+            "bytes": built.update.size,
+        }
+        if built.update is not None
+        else None,
         "seconds": round(built.seconds, 3),
         "steps": [
             {

@@ -10,20 +10,9 @@ from nestcustom.gitops.imagedb import ImageDb, check_reference, open_image
 from nestcustom.gitops.pkgdiff import PackageDiff, diff_packages, with_changelogs
 from nestcustom.gitops.recipediff import RecipeDiff, diff_recipes
 from nestcustom.gitops.rpmdb import read_changelogs, read_packages
+from nestcustom.image.updatecost import UpdateCost, layers_to_fetch
 from nestcustom.recipe.load import load_recipe
 from nestcustom.recipe.model import Recipe
-
-
-@dataclass(frozen=True)
-class UpdateCost:
-    """What a host that holds A downloads to move to B: B's layers it does not hold. A
-    host keeps each layer by its compressed digest and skips one it holds, whichever image
-    it came from (contract section 6), so this is exact for layers; the manifest and the
-    config (a few KB) come on top."""
-
-    layers: int  # B's layers a host on A fetches
-    of: int  # B's layers
-    size: int  # their compressed bytes
 
 
 @dataclass(frozen=True)
@@ -40,9 +29,9 @@ def update_cost(old: ImageDb, new: ImageDb) -> UpdateCost | None:
     digests hosts key on (local storage has diff IDs and unpacked sizes)."""
     if old.where != "registry" or new.where != "registry":
         return None
-    held = {layer.digest for layer in old.layers}
-    missing = [layer for layer in new.layers if layer.digest not in held]
-    return UpdateCost(len(missing), len(new.layers), sum(layer.size for layer in missing))
+    return layers_to_fetch(
+        (layer.digest for layer in old.layers), [(layer.digest, layer.size) for layer in new.layers]
+    )
 
 
 def is_recipe(spec: str) -> bool:

@@ -10,23 +10,16 @@ from nestcustom.gitops.diff import ImageDiff
 from nestcustom.gitops.imagedb import ImageDb
 from nestcustom.gitops.pkgdiff import Change, PackageDiff
 from nestcustom.gitops.recipediff import RecipeDiff
+from nestcustom.image.updatecost import human_size
 
 KINDS = ("added", "removed", "upgraded", "downgraded", "changed")
 MAX_CHANGELOG_LINES = 20  # per package in Markdown: a comment stays readable
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return str(n)
-
-
 def _layers_line(image: ImageDb) -> str:
     total = sum(layer.size for layer in image.layers)
     how = "compressed" if image.where == "registry" else "unpacked"
-    return f"{len(image.layers)} layers, {_size(total)} {how} ({image.where})"
+    return f"{len(image.layers)} layers, {human_size(total)} {how} ({image.where})"
 
 
 def _change_text(change: Change) -> str:
@@ -64,7 +57,7 @@ def _update_line(diff: ImageDiff) -> list[str]:
         return []
     return [
         f"Update: a host on A downloads {cost.layers} of B's {cost.of} layers, "
-        f"{_size(cost.size)} compressed (the layers it holds are kept by digest)"
+        f"{human_size(cost.size)} compressed (the layers it holds are kept by digest)"
     ]
 
 

@@ -45,6 +45,7 @@ from nestcustom.image.secrets import BuildSecret, check_secrets, podman_secrets,
 from nestcustom.image.signedpush import Attach, Pushed, publish_signed
 from nestcustom.image.signing import Signer
 from nestcustom.image.storage import LocalImage, local_images
+from nestcustom.image.updatecost import UpdateCost, layers_to_fetch
 from nestcustom.recipe.model import DEFAULT_TAG, Recipe
 
 if TYPE_CHECKING:
@@ -84,6 +85,10 @@ class Built:
     # Why no podman build ran: "" (one ran), "local" (the tag already names an image of
     # these inputs), "registry" (the registry serves one under the tag).
     up_to_date: str = ""
+    # When pushed over an image the tag named: that image's digest, and what a host
+    # running it downloads to move to this one (contract section 6).
+    update_from: str | None = None
+    update: UpdateCost | None = None
 
     @property
     def pinned(self) -> str | None:
@@ -310,6 +315,12 @@ def build_one(
     started = time.monotonic()
     inputs = job.inputs
     recipe = inputs.recipe
+    # What hosts run now, read before the push moves the tag.
+    previous = (
+        registry.served_layers(job.reference, tls_verify=options.tls_verify)
+        if options.push
+        else None
+    )
     if job.found and labels_match(job.found.labels, inputs.digest) and not options.no_cache:
         image_id = job.found.image_id  # built before: only the push is missing
         seconds: tuple[float, ...] = ()
@@ -367,6 +378,7 @@ def build_one(
                 on_line=lambda line: listen(BuildEvent(0, 0, line)),
             )
     attrs = podman.inspect(image_id)
+    update = _update(previous, job.reference, digest, options.tls_verify)
     return Built(
         name=recipe.name,
         reference=job.reference,
@@ -378,7 +390,25 @@ def build_one(
         step_seconds=seconds,
         cached_steps=cached,
         seconds=time.monotonic() - started,
+        update_from=previous[0] if previous and update else None,
+        update=update,
     )
+
+
+def _update(
+    previous: tuple[str, list[tuple[str, int]]] | None,
+    reference: str,
+    digest: str | None,
+    tls_verify: bool,
+) -> UpdateCost | None:
+    """What a host on the image the tag named before downloads to run the pushed one."""
+    if previous is None or digest is None:
+        return None
+    repository, _ = split_reference(reference)
+    pushed = registry.served_layers(f"{repository}@{digest}", tls_verify=tls_verify)
+    if pushed is None:
+        return None
+    return layers_to_fetch((d for d, _ in previous[1]), pushed[1])
 
 
 def _publish_signed(

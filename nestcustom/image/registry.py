@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from nestcustom import proc
 from nestcustom.errors import NestcustomError
 from nestcustom.image.auth import auth_file_for
+from nestcustom.image.updatecost import manifest_layers
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,7 @@ def served(reference: str, *, tls_verify: bool = True) -> Served | None:
     """What the registry serves under `reference` now; None when it has no such tag."""
     done = proc.run(_skopeo(reference, tls_verify), check=False, timeout=120)
     if done.returncode != 0:
-        lowered = done.stderr.lower()
-        if "manifest unknown" in lowered or "name unknown" in lowered or "not found" in lowered:
+        if _no_such_tag(done.stderr):
             return None
         raise NestcustomError(
             f"cannot ask the registry about {reference}: {skopeo_message(done.stderr)}"
@@ -82,6 +82,34 @@ def served(reference: str, *, tls_verify: bool = True) -> Served | None:
         hashlib.sha256(config).hexdigest(),
         {str(k): str(v) for k, v in (document.get("Labels") or {}).items()},
     )
+
+
+def served_layers(
+    reference: str, *, tls_verify: bool = True
+) -> tuple[str, list[tuple[str, int]]] | None:
+    """(manifest digest, its layers' digests and compressed sizes) under `reference` now;
+    None when the registry has no such tag, or serves an index there (no one layer list)."""
+    done = proc.run(_skopeo(reference, tls_verify, "--raw"), check=False, timeout=120)
+    if done.returncode != 0:
+        if _no_such_tag(done.stderr):
+            return None
+        raise NestcustomError(
+            f"cannot read the manifest of {reference}: {skopeo_message(done.stderr)}"
+        )
+    try:
+        layers = manifest_layers(json.loads(done.raw_stdout))
+    except ValueError as exc:
+        raise NestcustomError(
+            f"{reference}: the registry sent a manifest that is not JSON"
+        ) from exc
+    if layers is None:
+        return None
+    return "sha256:" + hashlib.sha256(done.raw_stdout).hexdigest(), layers
+
+
+def _no_such_tag(stderr: str) -> bool:
+    lowered = stderr.lower()
+    return "manifest unknown" in lowered or "name unknown" in lowered or "not found" in lowered
 
 
 def image_architecture(reference: str, *, tls_verify: bool = True) -> str | None:

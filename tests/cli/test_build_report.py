@@ -10,6 +10,7 @@ import pytest
 from nestcustom.cli.images import _build_json, _report_builds
 from nestcustom.errors import NestcustomError
 from nestcustom.image.build import Built, Outcome
+from nestcustom.image.updatecost import UpdateCost
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE_ID = "0123456789abcdef" * 4
@@ -45,6 +46,7 @@ def test_a_built_image_is_one_json_entry_with_every_step() -> None:
         "up_to_date": None,
         "size": 252_400_000,
         "layers": 9,
+        "update": None,
         "seconds": 8.044,
         "steps": [
             {"step": 1, "name": "FROM base", "seconds": 0.123, "cached": True},
@@ -133,3 +135,28 @@ def test_an_unpushed_build_pins_nothing(capsys: pytest.CaptureFixture[str]) -> N
     _report_builds([Outcome("agent", built(digest=None))], as_json=False)
     assert capsys.readouterr().out == ""
     assert _build_json(Outcome("agent", built(digest=None)), [])["pinned"] is None
+
+
+PREVIOUS = "sha256:" + "cd" * 32
+
+
+def test_a_push_over_an_image_says_what_its_hosts_download(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pushed = built(update_from=PREVIOUS, update=UpdateCost(5, 12, 2_216_000))
+    _report_builds([Outcome("agent", pushed)], as_json=False)
+    assert capsys.readouterr().err.splitlines()[1] == (
+        "agent: update: a host on the image the tag named before (sha256:cdcdcdcdcdcd) "
+        "downloads 5 of 12 layers, 2.2 MB compressed"
+    )
+    assert _build_json(Outcome("agent", pushed), [])["update"] == {
+        "from": PREVIOUS,
+        "layers": 5,
+        "of": 12,
+        "bytes": 2_216_000,
+    }
+
+
+def test_a_first_push_says_nothing_of_an_update(capsys: pytest.CaptureFixture[str]) -> None:
+    _report_builds([Outcome("agent", built())], as_json=False)
+    assert "update" not in capsys.readouterr().err

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
-import json
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from nestcustom.image.distribution import Repository
+from tests.image.pushing import Pushed, layer, push_layers
 from tests.universe.registry import Registry, run_registry
 
 EMULATOR = Path(__file__).parents[1] / "universe" / "fleet" / "emulator"
@@ -55,61 +53,6 @@ sys.exit(emu.main(sys.argv[1:]))
 """
 
 
-def layer(files: dict[str, bytes]) -> bytes:
-    """A gzip'd tar of `files`, the same bytes for the same files."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
-
-
-@dataclass(frozen=True)
-class Pushed:
-    reference: str
-    layers: tuple[str, ...]  # compressed digests, bottom up
-    sizes: tuple[int, ...]
-
-
-def push(registry: Registry, tag: str, blobs: list[bytes], labels: dict[str, str]) -> Pushed:
-    repo = Repository(f"{registry.host}/fleet/layers", tls_verify=False)
-    digests = tuple(repo.put_blob(b) for b in blobs)
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Labels": {"ostree.bootable": "true", **labels}},
-            "rootfs": {
-                "type": "layers",
-                "diff_ids": [
-                    "sha256:" + hashlib.sha256(gzip.decompress(b)).hexdigest() for b in blobs
-                ],
-            },
-        }
-    ).encode()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI,
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": repo.put_blob(config),
-            "size": len(config),
-        },
-        "layers": [
-            {
-                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": d,
-                "size": len(b),
-            }
-            for d, b in zip(digests, blobs, strict=True)
-        ],
-    }
-    repo.put_manifest(tag, json.dumps(manifest).encode(), OCI)
-    return Pushed(f"{registry.host}/fleet/layers:{tag}", digests, tuple(len(b) for b in blobs))
-
-
 BASE = [layer({"usr/lib/os-release": b"NAME=NestOS\n"}), layer({"usr/bin/base": b"b" * 3000})]
 STRACE = layer({"usr/bin/strace": b"s" * 5000})
 JQ = layer({"usr/bin/jq": b"j" * 2000})
@@ -125,11 +68,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 @pytest.fixture(scope="module")
 def images(registry: Registry) -> dict[str, Pushed]:
     return {
-        "base": push(registry, "base", BASE, {}),
+        "base": push_layers(registry, "fleet/layers", "base", BASE, {}),
         # v1: strace, jq; v2: hello added first, strace and jq unchanged; v3: jq only.
-        "v1": push(registry, "v1", [*BASE, STRACE, JQ], {"version": "1"}),
-        "v2": push(registry, "v2", [*BASE, HELLO, STRACE, JQ], {"version": "2"}),
-        "v3": push(registry, "v3", [*BASE, JQ], {"version": "3"}),
+        "v1": push_layers(registry, "fleet/layers", "v1", [*BASE, STRACE, JQ], {"version": "1"}),
+        "v2": push_layers(
+            registry, "fleet/layers", "v2", [*BASE, HELLO, STRACE, JQ], {"version": "2"}
+        ),
+        "v3": push_layers(registry, "fleet/layers", "v3", [*BASE, JQ], {"version": "3"}),
     }
 
 
@@ -220,8 +165,12 @@ def test_the_final_diffid_label_ends_the_chunks(tmp_path: Path, registry: Regist
     """ostree-ext 0.9.1: the layers up to the one `ostree.final-diffid` names are the
     commit and its chunks; every later one is a derived (custom) layer."""
     final = "sha256:" + hashlib.sha256(gzip.decompress(BASE[1])).hexdigest()
-    chunked = push(registry, "chunked", [*BASE, STRACE], {"ostree.final-diffid": final})
-    host = make_host(tmp_path, registry, push(registry, "base", BASE, {}), "2022.16")
+    chunked = push_layers(
+        registry, "fleet/layers", "chunked", [*BASE, STRACE], {"ostree.final-diffid": final}
+    )
+    host = make_host(
+        tmp_path, registry, push_layers(registry, "fleet/layers", "base", BASE, {}), "2022.16"
+    )
     out = rebase(host, chunked)
     assert "ostree chunk layers stored: 2 needed: 0 (0 bytes)" in out
     assert "custom layers stored: 0 needed: 1" in out

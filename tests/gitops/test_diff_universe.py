@@ -19,6 +19,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,20 +72,33 @@ def _build_two(
     project = tmp / "project"
     (project / "recipes").mkdir(parents=True)
     path = project / "recipes" / "gitops-diff.yaml"
-    old, new = (f"{registry.host}/gitops/diff:{tag}" for tag in ("v1", "v2"))
+    old, new, moving = (f"{registry.host}/gitops/diff:{tag}" for tag in ("v1", "v2", "moving"))
     with (
         served(REPO_A, tmp / "repo-a", tmp / "work-a") as url_a,
         served(REPO_B, tmp / "repo-b", tmp / "work-b") as url_b,
     ):
+        a_packages = ["nc-gitops-up", "nc-gitops-gone", "nc-gitops-same"]
+        b_packages = ["nc-gitops-up", "nc-gitops-new", "nc-gitops-same"]
+        # A and B under their own tags, and both in turn under `moving`: the second push
+        # there is the one build reports an update for.
         for reference, url, packages in (
-            (old, url_a, ["nc-gitops-up", "nc-gitops-gone", "nc-gitops-same"]),
-            (new, url_b, ["nc-gitops-up", "nc-gitops-new", "nc-gitops-same"]),
+            (old, url_a, a_packages),
+            (moving, url_a, a_packages),
+            (new, url_b, b_packages),
+            (moving, url_b, b_packages),
         ):
             path.write_text(recipe(base, url, packages))
-            built = build(path, "--tag", reference, "--push", "--no-tls-verify", cwd=project)
+            built = build(
+                path, "--tag", reference, "--push", "--no-tls-verify", "--json", cwd=project
+            )
             assert built.returncode == 0, built.stderr
+            PUSHED_TO_MOVING[url] = (built.stderr, json.loads(built.stdout)["images"][0])
     yield old, new
-    subprocess.run(["podman", "rmi", "-f", old, new], capture_output=True, check=False)
+    subprocess.run(["podman", "rmi", "-f", old, new, moving], capture_output=True, check=False)
+
+
+# The last build's stderr and --json entry for `moving`, by repository (A's, then B's).
+PUSHED_TO_MOVING: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
 def diff(*args: str) -> subprocess.CompletedProcess[str]:
@@ -158,6 +172,26 @@ def test_the_registry_gives_the_same_diff_downloading_only_the_database_layers(
     assert "| upgraded | `nc-gitops-up.noarch` | 1.0-1 | 2.0-1 |" in markdown.stdout
     assert "| added | `nc-gitops-new.noarch` |  | 1.0-1 |" in markdown.stdout
     assert "<summary>nc-gitops-up 1.0-1 → 2.0-1: changelog</summary>" in markdown.stdout
+
+
+def test_build_says_what_hosts_on_the_tag_download_as_diff_does(
+    two_images: tuple[str, str],
+) -> None:
+    """A push over a tag reports the layers a host running its image fetches (contract
+    section 6): the same figure `diff` gives for the two images; a first push, none."""
+    old, new = two_images
+    (first_err, first), (second_err, second) = PUSHED_TO_MOVING.values()
+    assert first["update"] is None and "update:" not in first_err
+    remote = diff(f"docker://{old}", f"docker://{new}", "--no-tls-verify", "--format", "json")
+    expected = json.loads(remote.stdout)["update"]
+    update = second["update"]
+    assert {k: update[k] for k in ("layers", "of", "bytes")} == expected
+    assert 0 < update["layers"] < update["of"]  # the base's layers are held
+    assert update["from"] == first["digest"] != second["digest"]
+    assert (
+        f"gitops-diff: update: a host on the image the tag named before ({first['digest'][:19]}) "
+        f"downloads {update['layers']} of {update['of']} layers, "
+    ) in second_err
 
 
 def test_a_bare_reference_is_read_locally_and_a_missing_one_is_a_clear_error(

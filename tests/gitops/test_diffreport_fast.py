@@ -10,11 +10,12 @@ import json
 import pytest
 
 from nestcustom.gitops.dblayers import FoundDb
-from nestcustom.gitops.diff import ImageDiff, UpdateCost, update_cost
-from nestcustom.gitops.diffreport import _size, image_json, image_markdown, image_text
+from nestcustom.gitops.diff import ImageDiff, update_cost
+from nestcustom.gitops.diffreport import image_json, image_markdown, image_text
 from nestcustom.gitops.imagedb import ImageDb, LayerInfo
 from nestcustom.gitops.pkgdiff import Change, PackageDiff
 from nestcustom.gitops.rpmdb import ChangelogEntry
+from nestcustom.image.updatecost import UpdateCost, human_size
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ from nestcustom.gitops.rpmdb import ChangelogEntry
     ],
 )
 def test_sizes_as_people_read_them(size: int, text: str) -> None:
-    assert _size(size) == text
+    assert human_size(size) == text
 
 
 DAY = calendar.timegm((2026, 11, 30, 12, 0, 0))
