@@ -45,7 +45,7 @@ from nestcustom.image.secrets import BuildSecret, check_secrets, podman_secrets,
 from nestcustom.image.signedpush import Attach, Pushed, publish_signed
 from nestcustom.image.signing import Signer
 from nestcustom.image.storage import LocalImage, local_images
-from nestcustom.image.updatecost import UpdateCost, layers_to_fetch
+from nestcustom.image.updatecost import UpdateCost
 from nestcustom.recipe.model import DEFAULT_TAG, Recipe
 
 if TYPE_CHECKING:
@@ -378,7 +378,7 @@ def build_one(
                 on_line=lambda line: listen(BuildEvent(0, 0, line)),
             )
     attrs = podman.inspect(image_id)
-    update = _update(previous, job.reference, digest, options.tls_verify)
+    update = registry.update_since(previous, job.reference, digest, tls_verify=options.tls_verify)
     return Built(
         name=recipe.name,
         reference=job.reference,
@@ -393,22 +393,6 @@ def build_one(
         update_from=previous[0] if previous and update else None,
         update=update,
     )
-
-
-def _update(
-    previous: tuple[str, list[tuple[str, int]]] | None,
-    reference: str,
-    digest: str | None,
-    tls_verify: bool,
-) -> UpdateCost | None:
-    """What a host on the image the tag named before downloads to run the pushed one."""
-    if previous is None or digest is None:
-        return None
-    repository, _ = split_reference(reference)
-    pushed = registry.served_layers(f"{repository}@{digest}", tls_verify=tls_verify)
-    if pushed is None:
-        return None
-    return layers_to_fetch((d for d, _ in previous[1]), pushed[1])
 
 
 def _publish_signed(

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from nestcustom import proc
 from nestcustom.errors import NestcustomError
 from nestcustom.image.auth import auth_file_for
-from nestcustom.image.updatecost import manifest_layers
+from nestcustom.image.events import split_reference
+from nestcustom.image.updatecost import UpdateCost, layers_to_fetch, manifest_layers
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,24 @@ def served_layers(
     if layers is None:
         return None
     return "sha256:" + hashlib.sha256(done.raw_stdout).hexdigest(), layers
+
+
+def update_since(
+    previous: tuple[str, list[tuple[str, int]]] | None,
+    reference: str,
+    digest: str | None,
+    *,
+    tls_verify: bool = True,
+) -> UpdateCost | None:
+    """What a host on `previous` (what the tag served before a push, `served_layers`)
+    downloads to run the image pushed under `reference` as `digest`."""
+    if previous is None or digest is None:
+        return None
+    repository, _ = split_reference(reference)
+    pushed = served_layers(f"{repository}@{digest}", tls_verify=tls_verify)
+    if pushed is None:
+        return None
+    return layers_to_fetch((d for d, _ in previous[1]), pushed[1])
 
 
 def _no_such_tag(stderr: str) -> bool:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from nestcustom.gitops.diffreport import _size
 from nestcustom.gitops.imagedb import open_image
+from nestcustom.image.updatecost import human_size
 from tests.gitops.helpers import nestcustom
 from tests.gitops.rpms import Pkg, build_rpms
 from tests.gitops.test_rpmdb_fast import PLAIN_LOG, BuiltDb, build_db, noon
@@ -160,7 +160,7 @@ def test_diff_of_two_registry_images(images: Images) -> None:
     assert report["update"] == {"layers": 2, "of": 3, "bytes": sum(images.sizes["new"][1:])}
     text = nestcustom("diff", images.old, images.new, "--no-tls-verify", cwd=Path.cwd())
     assert text.stdout.splitlines()[2] == (
-        f"Update: a host on A downloads 2 of B's 3 layers, {_size(sum(images.sizes['new'][1:]))} "
+        f"Update: a host on A downloads 2 of B's 3 layers, {human_size(sum(images.sizes['new'][1:]))} "
         "compressed (the layers it holds are kept by digest)"
     )
     assert text.stdout.splitlines()[3:] == [

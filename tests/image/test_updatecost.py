@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from nestcustom.errors import NestcustomError
-from nestcustom.image import build, registry
+from nestcustom.image import registry
 from nestcustom.image.distribution import Repository
 from nestcustom.image.updatecost import UpdateCost, layers_to_fetch, manifest_layers
 from tests.image.pushing import layer, push_layers
@@ -98,8 +98,8 @@ def test_the_update_of_a_push_over_a_tag(registry_up: Registry) -> None:
     previous = registry.served_layers(before.reference, tls_verify=False)
     after = push_layers(registry_up, "nc/moving", "latest", [*BASE, AGENT, TOOLS], {"v": "2"})
     pushed_digest, _ = registry.served_layers(after.reference, tls_verify=False) or ("", [])
-    cost = build._update(previous, after.reference, pushed_digest, tls_verify=False)
+    cost = registry.update_since(previous, after.reference, pushed_digest, tls_verify=False)
     assert cost == UpdateCost(1, 4, len(AGENT))
     # Nothing to say without a previous image or without a push.
-    assert build._update(None, after.reference, pushed_digest, tls_verify=False) is None
-    assert build._update(previous, after.reference, None, tls_verify=False) is None
+    assert registry.update_since(None, after.reference, pushed_digest, tls_verify=False) is None
+    assert registry.update_since(previous, after.reference, None, tls_verify=False) is None
