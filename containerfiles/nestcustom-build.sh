@@ -841,14 +841,16 @@ cmd_selinux() {
     mv "$store/active.nestcustom" "$store/active"
     # -N: no policy reload; SELinux is off in a build, and the host loads the policy at boot.
     if [ -n "$modules" ]; then
-        printf '+ semodule -N -X %s' "$priority" >&2
+        # The trace in one write: podman hands a RUN's output on in the pieces written, so a
+        # line printed in parts would reach the build log as several.
+        trace="+ semodule -N -X $priority"
         for arg do
             case $arg in
-                *[[:space:]]*) printf " '%s'" "$arg" >&2 ;;
-                *) printf ' %s' "$arg" >&2 ;;
+                *[[:space:]]*) trace="$trace '$arg'" ;;
+                *) trace="$trace $arg" ;;
             esac
         done
-        printf '\n' >&2
+        printf '%s\n' "$trace" >&2
         semodule -N -X "$priority" "$@" ||
             die "selinux: semodule could not install the modules (its messages are above)"
     fi
