@@ -95,6 +95,7 @@ def reset_stale(work: Path, everything: bool = False, survivors: bool = False) -
     were reset."""
     recorded = _load_keys(work)
     now = current_keys(work)
+    coverage = _stats(work)
     reset: set[str] = set()
     for meta in meta_files(work):
         data = json.loads(meta.read_text())
@@ -103,7 +104,10 @@ def reset_stale(work: Path, everything: bool = False, survivors: bool = False) -
             if code is None:
                 continue
             stale = name in recorded and recorded[name] != now.get(name)
-            if everything or (code in RETRIED and (stale or survivors)):
+            # "No test reaches it" is wrong as soon as one does, whatever key was recorded
+            # (a run stopped between mapping the new tests and trying the mutant).
+            reached = code in NO_TESTS and bool(coverage.get(name.partition("__mutmut_")[0]))
+            if everything or reached or (code in RETRIED and (stale or survivors)):
                 data["exit_code_by_key"][name] = None
                 dirty = True
                 reset.add(name)

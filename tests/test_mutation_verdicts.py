@@ -1,0 +1,54 @@
+"""The mutation run's cached verdicts: which are tried again (bench/mutation/verdicts.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.mutation import verdicts
+
+MODULE = "nestcustom/recipe/values.py"
+
+
+def work_with(tmp: Path, codes: dict[str, int | None], tests: dict[str, list[str]]) -> Path:
+    meta = tmp / "mutants" / f"{MODULE}.meta"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"exit_code_by_key": codes, "hash_by_function_name": {}}))
+    (tmp / "mutants" / "mutmut-stats.json").write_text(
+        json.dumps({"tests_by_mangled_function_name": tests})
+    )
+    (tmp / "tests").mkdir()
+    (tmp / "tests" / "test_values.py").write_text("def test_it(): pass\n")
+    return tmp
+
+
+def codes(work: Path) -> dict[str, int | None]:
+    return {m.name: m.exit_code for m in verdicts.mutants(work)}
+
+
+def test_a_no_tests_verdict_is_tried_again_once_a_test_reaches_its_function(
+    tmp_path: Path,
+) -> None:
+    reached, alone = "nestcustom.recipe.values.x_f", "nestcustom.recipe.values.x_g"
+    work = work_with(
+        tmp_path,
+        {f"{reached}__mutmut_1": 33, f"{alone}__mutmut_1": 33, f"{reached}__mutmut_2": 1},
+        {reached: ["tests/test_values.py::test_it"]},
+    )
+    verdicts.record_keys(work, set())  # keys recorded with the test already mapped
+    assert verdicts.reset_stale(work) == 1
+    assert codes(work) == {
+        f"{reached}__mutmut_1": None,  # tried again
+        f"{alone}__mutmut_1": 33,  # still no test
+        f"{reached}__mutmut_2": 1,  # a kill stays a kill
+    }
+
+
+def test_a_survivor_is_tried_again_when_its_tests_change(tmp_path: Path) -> None:
+    name = "nestcustom.recipe.values.x_f"
+    work = work_with(tmp_path, {f"{name}__mutmut_1": 0}, {name: ["tests/test_values.py::test_it"]})
+    verdicts.record_keys(work, set())
+    assert verdicts.reset_stale(work) == 0
+    (work / "tests" / "test_values.py").write_text("def test_it(): assert 1\n")
+    assert verdicts.reset_stale(work) == 1
+    assert codes(work) == {f"{name}__mutmut_1": None}
