@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from nestcustom.recipe.mirrors import (
     with_download_mirrors,
     with_mirrors,
 )
-from nestcustom.recipe.model import Base, Download, Recipe, Stage
+from nestcustom.recipe.model import Base, Download, FileSpec, Recipe, Stage
 
 VENDOR = "https://downloads.example.com/"
 
@@ -39,6 +40,20 @@ def test_images_are_read_from_the_registry_mirror() -> None:
     mirrored = with_mirrors(recipe(), parse_mirrors(["hub.oepkgs.net=127.0.0.1:5000/oe"]))
     assert mirrored.base.image == "127.0.0.1:5000/oe/nestos/nestos:22.03-LTS-SP2.20230922.0-x86_64"
     assert mirrored.stages[0].image == "127.0.0.1:5000/oe/openeuler/openeuler:22.03-lts"
+
+
+def test_files_copied_from_an_image_are_read_from_its_mirror() -> None:
+    """`files: [{src: ..., from: IMAGE}]`: the image is read from the mirror, as the base
+    is; a file from a builder stage or the project stays where it is."""
+    files = (
+        FileSpec(
+            "/usr/bin/agent", "/usr/bin/agent", "0755", "", source="hub.oepkgs.net/tools/agent:1"
+        ),
+        FileSpec("/out/tool", "/usr/bin/tool", "0755", "", source="build"),
+        FileSpec("files/motd", "/etc/motd", "0644", "d" * 64),
+    )
+    moved = with_mirrors(replace(recipe(), files=files), {"hub.oepkgs.net": "127.0.0.1:5000/oe"})
+    assert [f.source for f in moved.files] == ["127.0.0.1:5000/oe/tools/agent:1", "build", None]
 
 
 def test_downloads_are_read_from_the_mirror_of_the_longest_matching_prefix() -> None:
