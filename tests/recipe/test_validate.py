@@ -154,6 +154,29 @@ def test_include_merge_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     assert recipe.files[0].mode == "0644"  # "644" is normalised
 
 
+def test_a_command_reading_a_path_a_later_step_writes_warns_at_the_write(
+    project: Path, write_recipe: WriteRecipe
+) -> None:
+    """chmod in a layer runs before the top-level files: step that installs its argument;
+    a program that reads nothing of its own is judged by the paths it is given."""
+    (project / "files" / "run").write_text("#!/bin/sh\n")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "layers: [{name: a, run: [[chmod, '0755', /usr/lib/agent/run], [chmod, -R, go-w]]}]\n"
+        "files: [{src: files/run, dest: /usr/lib/agent/run}]\n"
+    )
+    (warning,) = load_recipe(path).warnings
+    assert (warning.path, warning.code, warning.location.line) == (
+        "files[0].dest",
+        "read-before-write",
+        4,
+    )
+    assert warning.message == (
+        "/usr/lib/agent/run is written after chmod ran (layers[0].run[0], line 3), "
+        "which reads /usr/lib/agent/run: it will not see it"
+    )
+
+
 def test_several_includes_merge_in_the_order_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(FIXTURES)
     recipe = load_recipe(Path("pass/two-includes.yaml"), project=FIXTURES).recipe
