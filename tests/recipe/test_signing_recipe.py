@@ -40,6 +40,9 @@ def test_gpg_is_the_default_type_and_writes_signed_by_with_its_lookaside(
     recipe = load_recipe(path).recipe
     policy = json.loads(signing.policy_json(recipe))
     assert policy["default"] == [{"type": "reject"}]
+    # Images from the local daemon stay usable under reject, as containers-common's own
+    # policy.json has it (podman's docker-daemon: transport reads them).
+    assert policy["transports"]["docker-daemon"] == {"": [{"type": "insecureAcceptAnything"}]}
     assert policy["transports"]["docker"]["registry.example.com/site"] == [
         {
             "type": "signedBy",
