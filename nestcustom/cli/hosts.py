@@ -346,6 +346,9 @@ def _finish(result: RolloutResult, as_json: bool, extra: dict[str, Any], resume:
             "message": f"interrupted by {result.stopped_by}",
             "hint": resume,
             "signal": result.stopped_by,
+            # What the stop left, as every interrupted document says (cli/output.py).
+            "state": f"{sum(r.ok for r in reports)} of {len(reports)} host(s) finished; "
+            "each host's entry says where it stopped",
         }
     _report(reports, as_json, extra, code, stopped)
     if code:

@@ -329,7 +329,13 @@ def test_json_document_on_every_exit_path(case: Case, tmp_path: Path, silent: Si
     else:
         assert document["error"]["kind"] == case.kind, document
         assert document["error"]["message"]
+        # The keys a tool reads: every error has a hint (text or null); a stop also says
+        # which signal and what it left (text, empty when nothing).
+        keys = {"kind", "message", "hint"} | ({"signal", "state"} if case.signal else set())
+        assert set(document["error"]) - {"problems"} == keys, document  # problems: located
+        assert document["error"]["hint"] is None or isinstance(document["error"]["hint"], str)
     if case.signal is not None:
         assert document["error"]["signal"] == case.signal.name
+        assert isinstance(document["error"]["state"], str)
         assert f"interrupted by {case.signal.name}" in stderr
     assert "Traceback" not in stderr
