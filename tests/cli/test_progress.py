@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import pytest
 from rich.console import Console
@@ -136,3 +137,31 @@ def test_host_progress_table_starts_each_hosts_clock_at_its_first_step() -> None
     progress.states["h2"] = ("preflight", "ok", 0.0)
     progress.event("h2", "rebase", "start")  # not a first step: the clock runs on
     assert float(rendered(progress)[2][3].rstrip("s")) > 60
+
+
+def test_host_progress_colours_how_each_host_ended_in_bold_columns() -> None:
+    out = io.StringIO()
+    shown = Console(file=out, width=120, force_terminal=True, color_system="standard")
+    progress = HostProgress(["up", "same", "staged", "bad", "busy", "new"], live=False)
+    for host, step in (("up", "updated"), ("same", "unchanged"), ("staged", "staged")):
+        progress.states[host] = (step, "", time.monotonic())
+    progress.states["bad"] = ("failed", "rebase", time.monotonic())
+    progress.states["busy"] = ("reboot", "start", time.monotonic())
+    shown.print(progress._table())
+    header, *lines = out.getvalue().splitlines()
+    assert "\x1b[1m" in header  # the column titles in bold
+    by_host = {re.sub(r"\x1b\[[0-9;]*m", "", line).split()[0]: line for line in lines}
+    assert all("\x1b[32m" in by_host[h] for h in ("up", "same", "staged"))  # green
+    assert "\x1b[31m" in by_host["bad"]  # red
+    assert "\x1b[3" not in by_host["busy"] and "\x1b[3" not in by_host["new"]  # no colour
+    # A host not yet started shows no state, only how long it has been waiting.
+    assert rows(re.sub(r"\x1b\[[0-9;]*m", "", by_host["new"]))[0][1:3] == ["waiting", "0.0s"]
+
+
+def test_host_progress_keeps_each_host_on_one_line_in_a_narrow_terminal() -> None:
+    """A live table redraws in place: a row that wrapped would push the others around."""
+    out = io.StringIO()
+    progress = HostProgress(["host-" + "x" * 60 + ".example.com", "h2"], live=False)
+    Console(file=out, width=40, color_system=None).print(progress._table())
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("host-xxx") and lines[2].startswith("h2")
