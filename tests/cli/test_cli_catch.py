@@ -10,7 +10,7 @@ import pytest
 from nestcustom.base.pipeline import Event
 from nestcustom.cli.base import _Progress
 from tests.cli.test_cli import GOOD, run
-from tests.conftest import WriteRecipe
+from tests.conftest import BASE, WriteRecipe
 
 
 def test_a_phase_without_a_count_is_one_line_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,3 +56,25 @@ def test_render_refuses_to_write_outside_the_project_and_says_why(
     assert f"{outside}: outside the project directory" in done.stderr
     assert "the project is the build context: write the Containerfile inside it" in done.stderr
     assert not outside.exists()
+
+
+def test_deploy_reads_the_health_recipe_in_the_project_given(tmp_path: Path) -> None:
+    """`--project` says where a `--recipe`'s files are, as for every other command: the
+    recipe is read before any host or registry is asked (a closed port answers here)."""
+    project = tmp_path / "project"
+    (project / "files").mkdir(parents=True)
+    (project / "files" / "motd").write_text("hello\n")
+    (project / "health").mkdir()
+    recipe = project / "health" / "r.yaml"  # not under recipes/: its own directory is no project
+    recipe.write_text(
+        f"name: r\nbase: {{image: {BASE}}}\nfiles: [{{src: files/motd, dest: /etc/motd}}]\n"
+        "tests: {commands: [{run: [cat, /etc/motd], stdout: hello}]}\n"
+    )
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: h1, address: 127.0.0.1, port: 9}\n")
+    image = "127.0.0.1:9/nestos/x@sha256:" + "a" * 64
+    argv = ("deploy", "-i", "hosts.yaml", image, "--recipe", recipe, "--dry-run")
+    without = run(*argv, cwd=tmp_path)
+    assert without.returncode == 2 and "'files/motd' is not a file" in without.stderr
+    given = run("--project", project, *argv, cwd=tmp_path)
+    assert "files/motd" not in given.stderr  # the recipe was read; the host is what fails
+    assert given.returncode == 1, given.stderr
