@@ -78,3 +78,22 @@ def test_deploy_reads_the_health_recipe_in_the_project_given(tmp_path: Path) -> 
     given = run("--project", project, *argv, cwd=tmp_path)
     assert "files/motd" not in given.stderr  # the recipe was read; the host is what fails
     assert given.returncode == 1, given.stderr
+
+
+def test_build_signs_with_the_passphrase_file_given(
+    write_recipe: WriteRecipe, project: Path
+) -> None:
+    """The key is unlocked with --sign-passphrase-file before anything is built: with it,
+    the run gets as far as the base image (unreachable here); without it, it stops at
+    the key and says how to give the passphrase."""
+    (project / "pass").write_text("correct horse\n")
+    made = run("keys", "generate", "k", "--passphrase-file", "pass", cwd=project)
+    assert made.returncode == 0, made.stderr
+    write_recipe(GOOD.replace(BASE, "127.0.0.1:9/nestos/base:1"))
+    sign = ("--sign", "k/signing-key.asc", "--signature-store", f"file://{project / 'sigs'}")
+    argv = ("build", "recipes/r.yaml", "--tag", "127.0.0.1:9/nc/r:1", "--push", *sign)
+    locked = run(*argv, cwd=project)
+    assert locked.returncode == 2 and "the key needs a passphrase" in locked.stderr
+    unlocked = run(*argv, "--sign-passphrase-file", "pass", cwd=project)
+    assert "passphrase" not in unlocked.stderr, unlocked.stderr
+    assert unlocked.returncode != 0 and "127.0.0.1:9" in unlocked.stderr
