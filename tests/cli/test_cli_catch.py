@@ -97,3 +97,10 @@ def test_build_signs_with_the_passphrase_file_given(
     unlocked = run(*argv, "--sign-passphrase-file", "pass", cwd=project)
     assert "passphrase" not in unlocked.stderr, unlocked.stderr
     assert unlocked.returncode != 0 and "127.0.0.1:9" in unlocked.stderr
+
+
+def test_a_repository_command_outside_a_project_says_where_to_run_it(tmp_path: Path) -> None:
+    done = run("matrix", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no recipes/ directory here or above" in done.stderr
+    assert "hint: run in a recipe repository, or pass --project DIR" in done.stderr
