@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nestcustom.base import rpmdbnorm
-from nestcustom.base.sigcheck import verdict_ok, verdicts
+from nestcustom.base.sigcheck import NO_VERDICT, verdict_ok, verdicts
 
 SYSIMAGE = "/mnt/sysimage"
 PACKAGES = "/mnt/packages"
@@ -108,11 +108,11 @@ def _check_signatures(boot: Path, request: dict[str, Any]) -> list[str]:
     for start in range(0, len(files), 200):
         batch = files[start : start + 200]
         done = _in_bootstrap(boot, ["rpmkeys", "--dbpath", KEYRING, "--checksig", *batch], env)
-        lines = verdicts(done.stdout)
+        lines = verdicts(done.stdout, batch)
         for path in batch:
             verdict = lines.get(path, "not checked: " + done.stderr.strip()[-200:])
             if not verdict_ok(verdict):
-                bad.append(f"{Path(path).name}: {verdict or 'no verdict'}")
+                bad.append(f"{Path(path).name}: {verdict or NO_VERDICT}")
     return bad
 
 

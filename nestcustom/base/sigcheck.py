@@ -24,6 +24,10 @@ from nestcustom.errors import BadInputError, NestcustomError
 BATCH = 200
 
 
+# what a file rpmkeys cannot read as a package is refused with
+NO_VERDICT = "no verdict: rpmkeys cannot read it as a package"
+
+
 def verdict_ok(verdict: str) -> bool:
     """Whether one `rpmkeys --checksig` verdict says: digests and a known signature verify.
 
@@ -34,13 +38,26 @@ def verdict_ok(verdict: str) -> bool:
     return signed and "NOT OK" not in verdict
 
 
-def verdicts(stdout: str) -> dict[str, str]:
-    """path -> verdict, from rpmkeys --checksig output."""
+def verdicts(stdout: str, paths: Sequence[str] = ()) -> dict[str, str]:
+    """path -> verdict, from rpmkeys --checksig output on `paths`.
+
+    A file that is no package (a damaged ISO) gets "": rpm 4.18 prints it as `PATH:`,
+    with no verdict and no line end, so the next file's verdict follows on its line.
+    """
     found = {}
+    known = sorted(paths, key=len, reverse=True)
     for line in stdout.splitlines():
-        path, _, verdict = line.partition(": ")
-        found[path.strip()] = verdict.strip()
+        while head := next((p for p in known if _no_verdict_first(line, p)), None):
+            found[head] = ""
+            line = line[len(head) + 1 :]
+        if line:
+            path, _, verdict = line.partition(": ")
+            found[path.strip()] = verdict.strip()
     return found
+
+
+def _no_verdict_first(line: str, path: str) -> bool:
+    return line.startswith(f"{path}:") and not line.startswith(f"{path}: ")
 
 
 def check_bootstrap(rpms: Sequence[Path], keys: Sequence[Path], scratch: Path) -> None:
@@ -62,12 +79,12 @@ def check_bootstrap(rpms: Sequence[Path], keys: Sequence[Path], scratch: Path) -
         done = proc.run(
             [rpmkeys, "--dbpath", str(keyring), "--checksig", *batch], check=False, timeout=600
         )
-        said = verdicts(done.stdout)
+        said = verdicts(done.stdout, batch)
         errors += done.stderr
         for path in batch:
             verdict = said.get(path, "not checked: " + done.stderr.strip()[-200:])
             if not verdict_ok(verdict):
-                bad.append(f"{Path(path).name}: {verdict or 'no verdict'}")
+                bad.append(f"{Path(path).name}: {verdict or NO_VERDICT}")
     if bad:
         raise _refusal(bad, errors)
 
