@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,8 +129,17 @@ def _registry(reference: str, tls_verify: bool, arch: str | None) -> ImageDb:
                 f"{reference}: layer {layer.digest[:19]} is zstd-compressed, which this diff cannot read",
                 "push the image with gzip layers (podman push --compression-format gzip)",
             )
-        with reader.open(layer.digest) as stream:
-            db = search.add_layer(*tar_entries(stream))
+        try:
+            with reader.open(layer.digest) as stream:
+                db = search.add_layer(*tar_entries(stream))
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            # An artifact (an SBOM, a signature) or a broken layer: say which, not "internal".
+            raise NestcustomError(
+                f"{reference}: layer {layer.digest[:19]} ({layer.media_type or 'no media type'}) "
+                f"is not a layer tar: {exc}",
+                "diff, sbom and advisories read container images, not artifacts such as SBOMs "
+                "or signatures",
+            ) from exc
         if db is not None:
             break
     infos = tuple(LayerInfo(layer.digest, layer.size) for layer in layers)

@@ -134,6 +134,14 @@ def test_diff_shows_exactly_the_changes_with_the_upgrades_changelog(
         (NEW_ENTRY[1], NEW_ENTRY[2])
     ]
     assert document["a"]["where"] == document["b"]["where"] == "local"
+    for side, reference in (("a", old), ("b", new)):  # each layer, with its unpacked size
+        inspected = subprocess.run(
+            ["podman", "image", "inspect", "--format", "{{json .RootFS.Layers}}", reference],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        layers = document[side]["layers"]
+        assert [layer["digest"] for layer in layers] == json.loads(inspected.stdout)
+        assert all(layer["size"] > 0 for layer in layers), layers
     assert document["b"]["packages"] == document["a"]["packages"]
 
     text = diff(f"containers-storage:{old}", f"containers-storage:{new}")

@@ -47,6 +47,7 @@ class TokenService:
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
     asked: list[tuple[dict[str, str], str]] = field(default_factory=list)  # (query, auth)
+    answer_as: str = "token"  # the JSON key of the answer (OAuth2 services: access_token)
 
     def token(self, scope: str) -> str:
         now = int(time.time())
@@ -77,7 +78,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(401)
             self.end_headers()
             return
-        body = json.dumps({"token": self.service.token(query.get("scope", ""))}).encode()
+        body = json.dumps(
+            {self.service.answer_as: self.service.token(query.get("scope", ""))}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
