@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
@@ -181,11 +180,3 @@ def recipe_document(diff: RecipeDiff, old: str, new: str) -> dict[str, object]:
         "base": {"old": diff.base[0], "new": diff.base[1]} if diff.base else None,
         "changes": _changes_json(diff.packages),
     }
-
-
-def image_json(diff: ImageDiff) -> str:
-    return json.dumps(image_document(diff), indent=2) + "\n"
-
-
-def recipe_json(diff: RecipeDiff, old: str, new: str) -> str:
-    return json.dumps(recipe_document(diff, old, new), indent=2) + "\n"

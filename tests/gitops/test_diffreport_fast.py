@@ -6,16 +6,22 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
 from nestcustom.gitops.dblayers import FoundDb
 from nestcustom.gitops.diff import ImageDiff, update_cost
-from nestcustom.gitops.diffreport import image_json, image_markdown, image_text
+from nestcustom.gitops.diffreport import image_document, image_markdown, image_text
 from nestcustom.gitops.imagedb import ImageDb, LayerInfo
 from nestcustom.gitops.pkgdiff import Change, PackageDiff
 from nestcustom.gitops.rpmdb import ChangelogEntry
 from nestcustom.image.updatecost import UpdateCost, human_size
+
+
+def as_json(diff: ImageDiff) -> Any:
+    """The document as the CLI prints it (--format json): JSON through and through."""
+    return json.loads(json.dumps(image_document(diff)))
 
 
 @pytest.mark.parametrize(
@@ -123,7 +129,7 @@ def test_the_text_and_json_reports() -> None:
         "  nano.x86_64 7.2-1",
         "Removed (1):",
     ]
-    document = json.loads(image_json(DIFF))
+    document = as_json(DIFF)
     assert document["a"] == {
         "reference": "registry.example.com/web|pipe:1",
         "where": "registry",
@@ -144,9 +150,7 @@ def test_the_text_and_json_reports() -> None:
     }  # fmt: skip
     assert document["changes"][3]["arch"] is None
     nodb = ImageDb("x", "local", None, (), 3, 0)
-    assert (
-        json.loads(image_json(ImageDiff(nodb, NEW, PackageDiff(()), (0, 0))))["a"]["rpmdb"] is None
-    )
+    assert as_json(ImageDiff(nodb, NEW, PackageDiff(()), (0, 0)))["a"]["rpmdb"] is None
 
 
 def test_the_update_a_host_downloads_is_said_in_every_format() -> None:
@@ -169,7 +173,7 @@ def test_the_update_a_host_downloads_is_said_in_every_format() -> None:
         "",
         "**1 added, 1 removed, 1 upgraded, 1 downgraded**",
     ]
-    assert json.loads(image_json(diff))["update"] == {"layers": 1, "of": 3, "bytes": 2_200_000}
+    assert as_json(diff)["update"] == {"layers": 1, "of": 3, "bytes": 2_200_000}
     assert update_cost(OLD, NEW) is None  # B is local: diff IDs, unpacked sizes
-    assert json.loads(image_json(DIFF))["update"] is None
+    assert as_json(DIFF)["update"] is None
     assert "Update:" not in image_text(DIFF)
