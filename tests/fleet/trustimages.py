@@ -48,10 +48,16 @@ def _layer(files: dict[str, bytes] | bytes) -> tuple[bytes, str]:
 
 
 def push(
-    host: str, root: Path, reference: str, layers: list[dict[str, bytes] | bytes], label: str
+    host: str,
+    root: Path,
+    reference: str,
+    layers: list[dict[str, bytes] | bytes],
+    label: str,
+    more_labels: dict[str, str] | None = None,
 ) -> str:
-    """An image of `layers` (bottom first) labelled io.nestcustom.signing=`label`, pushed as
-    HOST/`reference` with skopeo from an OCI layout: its manifest digest."""
+    """An image of `layers` (bottom first) labelled io.nestcustom.signing=`label` (and
+    `more_labels`), pushed as HOST/`reference` with skopeo from an OCI layout: its manifest
+    digest."""
     (root / "blobs" / "sha256").mkdir(parents=True)
     descriptors, diff_ids = [], []
     for files in layers:
@@ -60,7 +66,8 @@ def push(
         descriptors.append(
             {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **_blob(root, data)}
         )
-    config = {"architecture": "amd64", "os": "linux", "config": {"Labels": {LABEL: label}},
+    labels = {LABEL: label, **(more_labels or {})}
+    config = {"architecture": "amd64", "os": "linux", "config": {"Labels": labels},
               "rootfs": {"type": "layers", "diff_ids": diff_ids}}  # fmt: skip
     manifest = {
         "schemaVersion": 2,
