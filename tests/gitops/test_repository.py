@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from nestcustom import __version__
+from nestcustom.recipe.schema import recipe_schema
 from tests.conftest import ROOT
 from tests.gitops.helpers import commit_all, git, nestcustom, run_github_job
 
@@ -96,6 +97,14 @@ def test_init_writes_a_repository_whose_checks_pass(tmp_path: Path) -> None:
     ):
         assert (target / path).is_file(), path
         assert f"wrote {target / path}" in result.stdout or f"/{path}" in result.stdout
+    # Nothing else at the top: a repository a user reviews before the first commit.
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [".github", ".gitignore", ".gitlab-ci.yml", ".pre-commit-config.yaml", "README.md",
+         "containerfiles", "files", "recipes", "schema"]
+    )  # fmt: skip
+    # The editor's schema is the one validate uses.
+    schema = json.loads((target / "schema/recipe.schema.json").read_text())
+    assert schema == recipe_schema()
     example = (target / "recipes/example.yaml").read_text()
     assert example.startswith("# yaml-language-server: $schema=../schema/recipe.schema.json\n")
     for pipeline in (".gitlab-ci.yml", ".github/workflows/nestcustom.yml"):
