@@ -129,6 +129,7 @@ NOT_FAST = (
     "tests/containerfile/test_render.py::test_committed_containerfiles_are_fresh",
     "tests/cli/test_cli.py::test_the_reference_is_generated_from_the_schema",
     "tests/test_mutation_table.py",  # about bench/, which a run does not copy
+    "tests/test_mutation_verdicts.py",  # the same
     "tests/fleet/test_fleet_simulation.py",  # runs bench/fleet; slow
     "tests/cli/test_signals.py::test_ctrl_c_while_python_starts_prints_no_traceback",
 )
