@@ -315,12 +315,6 @@ def build_one(
     started = time.monotonic()
     inputs = job.inputs
     recipe = inputs.recipe
-    # What hosts run now, read before the push moves the tag.
-    previous = (
-        registry.served_layers(job.reference, tls_verify=options.tls_verify)
-        if options.push
-        else None
-    )
     if job.found and labels_match(job.found.labels, inputs.digest) and not options.no_cache:
         image_id = job.found.image_id  # built before: only the push is missing
         seconds: tuple[float, ...] = ()
@@ -328,6 +322,7 @@ def build_one(
         digest: str | None
         if options.gate is not None:
             options.gate(recipe.name, image_id)
+        previous = _before_push(job, options)
         if options.signer is not None or options.attach is not None:
             digest = _publish_signed(podman, job, image_id, options, stop, listen)
         else:
@@ -363,6 +358,7 @@ def build_one(
         image_id, seconds, cached = result.image_id, result.step_seconds, result.cached_steps
         if options.gate is not None:
             options.gate(recipe.name, image_id)
+        previous = _before_push(job, options)
         if options.push and (options.signer is not None or options.attach is not None):
             digest = _publish_signed(podman, job, image_id, options, stop, listen)
         else:
@@ -393,6 +389,13 @@ def build_one(
         update_from=previous[0] if previous and update else None,
         update=update,
     )
+
+
+def _before_push(job: _Job, options: BuildOptions) -> tuple[str, list[tuple[str, int]]] | None:
+    """What hosts run now, read once the image is ready and before the push moves the tag."""
+    if not options.push:
+        return None
+    return registry.layers_before_push(job.reference, tls_verify=options.tls_verify)
 
 
 def _publish_signed(

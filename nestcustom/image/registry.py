@@ -86,11 +86,11 @@ def served(reference: str, *, tls_verify: bool = True) -> Served | None:
 
 
 def served_layers(
-    reference: str, *, tls_verify: bool = True
+    reference: str, *, tls_verify: bool = True, timeout: float = 120
 ) -> tuple[str, list[tuple[str, int]]] | None:
     """(manifest digest, its layers' digests and compressed sizes) under `reference` now;
     None when the registry has no such tag, or serves an index there (no one layer list)."""
-    done = proc.run(_skopeo(reference, tls_verify, "--raw"), check=False, timeout=120)
+    done = proc.run(_skopeo(reference, tls_verify, "--raw"), check=False, timeout=timeout)
     if done.returncode != 0:
         if _no_such_tag(done.stderr):
             return None
@@ -106,6 +106,18 @@ def served_layers(
     if layers is None:
         return None
     return "sha256:" + hashlib.sha256(done.raw_stdout).hexdigest(), layers
+
+
+def layers_before_push(
+    reference: str, *, tls_verify: bool = True
+) -> tuple[str, list[tuple[str, int]]] | None:
+    """What the tag serves just before a push, for the update figure; None when the
+    registry cannot say (no tag, or unreachable, refusing, slow: the push that follows
+    reports such a registry with its own hints, and the figure is only left out)."""
+    try:
+        return served_layers(reference, tls_verify=tls_verify, timeout=30)
+    except NestcustomError:  # proc's CommandError too: not there in 30 s
+        return None
 
 
 def update_since(

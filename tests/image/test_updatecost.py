@@ -103,3 +103,15 @@ def test_the_update_of_a_push_over_a_tag(registry_up: Registry) -> None:
     # Nothing to say without a previous image or without a push.
     assert registry.update_since(None, after.reference, pushed_digest, tls_verify=False) is None
     assert registry.update_since(previous, after.reference, None, tls_verify=False) is None
+
+
+def test_before_a_push_a_registry_that_cannot_say_leaves_the_figure_out(
+    registry_up: Registry,
+) -> None:
+    """The push after it reports such a registry with its own hints: reading what hosts run
+    never fails a build."""
+    assert registry.layers_before_push("127.0.0.1:9/nc/x:v1", tls_verify=False) is None
+    assert registry.layers_before_push(f"{registry_up.host}/nc/none:v1", tls_verify=False) is None
+    pushed = push_layers(registry_up, "nc/before", "v1", [*BASE], {})
+    found = registry.layers_before_push(pushed.reference, tls_verify=False)
+    assert found is not None and [d for d, _ in found[1]] == list(pushed.layers)
