@@ -45,7 +45,7 @@ from nestcustom.image.secrets import BuildSecret, check_secrets, podman_secrets,
 from nestcustom.image.signedpush import Attach, Pushed, publish_signed
 from nestcustom.image.signing import Signer
 from nestcustom.image.storage import LocalImage, local_images
-from nestcustom.image.updatecost import UpdateCost
+from nestcustom.image.updatecost import TagLayers, UpdateCost
 from nestcustom.recipe.model import DEFAULT_TAG, Recipe
 
 if TYPE_CHECKING:
@@ -386,12 +386,12 @@ def build_one(
         step_seconds=seconds,
         cached_steps=cached,
         seconds=time.monotonic() - started,
-        update_from=previous[0] if previous and update else None,
+        update_from=previous.digest if previous and update else None,
         update=update,
     )
 
 
-def _before_push(job: _Job, options: BuildOptions) -> tuple[str, list[tuple[str, int]]] | None:
+def _before_push(job: _Job, options: BuildOptions) -> TagLayers | None:
     """What hosts run now, read once the image is ready and before the push moves the tag."""
     if not options.push:
         return None

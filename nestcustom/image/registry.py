@@ -12,7 +12,7 @@ from nestcustom import proc
 from nestcustom.errors import NestcustomError
 from nestcustom.image.auth import auth_file_for
 from nestcustom.image.events import split_reference
-from nestcustom.image.updatecost import UpdateCost, layers_to_fetch, manifest_layers
+from nestcustom.image.updatecost import TagLayers, UpdateCost, layers_to_fetch, manifest_layers
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def served(reference: str, *, tls_verify: bool = True) -> Served | None:
 
 def served_layers(
     reference: str, *, tls_verify: bool = True, timeout: float = 120
-) -> tuple[str, list[tuple[str, int]]] | None:
+) -> TagLayers | None:
     """(manifest digest, its layers' digests and compressed sizes) under `reference` now;
     None when the registry has no such tag, or serves an index there (no one layer list)."""
     done = proc.run(_skopeo(reference, tls_verify, "--raw"), check=False, timeout=timeout)
@@ -105,12 +105,10 @@ def served_layers(
         ) from exc
     if layers is None:
         return None
-    return "sha256:" + hashlib.sha256(done.raw_stdout).hexdigest(), layers
+    return TagLayers("sha256:" + hashlib.sha256(done.raw_stdout).hexdigest(), tuple(layers))
 
 
-def layers_before_push(
-    reference: str, *, tls_verify: bool = True
-) -> tuple[str, list[tuple[str, int]]] | None:
+def layers_before_push(reference: str, *, tls_verify: bool = True) -> TagLayers | None:
     """What the tag serves just before a push, for the update figure; None when the
     registry cannot say (no tag, or unreachable, refusing, slow: the push that follows
     reports such a registry with its own hints, and the figure is only left out)."""
@@ -121,21 +119,21 @@ def layers_before_push(
 
 
 def update_since(
-    previous: tuple[str, list[tuple[str, int]]] | None,
-    reference: str,
-    digest: str | None,
-    *,
-    tls_verify: bool = True,
+    previous: TagLayers | None, reference: str, digest: str | None, *, tls_verify: bool = True
 ) -> UpdateCost | None:
-    """What a host on `previous` (what the tag served before a push, `served_layers`)
-    downloads to run the image pushed under `reference` as `digest`."""
+    """What a host on `previous` (what the tag served before a push) downloads to run the
+    image pushed under `reference` as `digest`; None when that cannot be read: the push
+    is done by then, and a missing figure must not fail it."""
     if previous is None or digest is None:
         return None
     repository, _ = split_reference(reference)
-    pushed = served_layers(f"{repository}@{digest}", tls_verify=tls_verify)
+    try:
+        pushed = served_layers(f"{repository}@{digest}", tls_verify=tls_verify, timeout=30)
+    except NestcustomError:
+        return None
     if pushed is None:
         return None
-    return layers_to_fetch((d for d, _ in previous[1]), pushed[1])
+    return layers_to_fetch((d for d, _ in previous.layers), pushed.layers)
 
 
 def _no_such_tag(stderr: str) -> bool:

@@ -13,6 +13,15 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class TagLayers:
+    """What a registry serves under a tag: the manifest's digest and its layers'
+    (digest, compressed size), bottom up."""
+
+    digest: str
+    layers: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class UpdateCost:
     layers: int  # the new image's layers a host on the old one fetches
     of: int  # the new image's layers

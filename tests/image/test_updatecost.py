@@ -13,7 +13,7 @@ import pytest
 from nestcustom.errors import NestcustomError
 from nestcustom.image import registry
 from nestcustom.image.distribution import Repository
-from nestcustom.image.updatecost import UpdateCost, layers_to_fetch, manifest_layers
+from nestcustom.image.updatecost import TagLayers, UpdateCost, layers_to_fetch, manifest_layers
 from tests.image.pushing import layer, push_layers
 from tests.universe.registry import Registry, run_registry
 
@@ -54,10 +54,12 @@ def test_only_an_image_manifest_has_a_layer_list(
 
 def test_served_layers_are_the_tags_manifest_now(registry_up: Registry) -> None:
     pushed = push_layers(registry_up, "nc/cost", "v1", [*BASE, TOOLS], {})
-    digest, layers = registry.served_layers(pushed.reference, tls_verify=False) or ("", [])
+    served = registry.served_layers(pushed.reference, tls_verify=False)
     manifest, _ = Repository(f"{registry_up.host}/nc/cost", tls_verify=False).manifest("v1")
-    assert layers == list(zip(pushed.layers, pushed.sizes, strict=True))
-    assert digest == "sha256:" + hashlib.sha256(manifest).hexdigest()
+    assert served == TagLayers(
+        "sha256:" + hashlib.sha256(manifest).hexdigest(),
+        tuple(zip(pushed.layers, pushed.sizes, strict=True)),
+    )
     assert registry.served_layers(f"{registry_up.host}/nc/cost:none", tls_verify=False) is None
     assert registry.served_layers(f"{registry_up.host}/nc/absent:v1", tls_verify=False) is None
 
@@ -97,12 +99,18 @@ def test_the_update_of_a_push_over_a_tag(registry_up: Registry) -> None:
     before = push_layers(registry_up, "nc/moving", "latest", [*BASE, TOOLS], {"v": "1"})
     previous = registry.served_layers(before.reference, tls_verify=False)
     after = push_layers(registry_up, "nc/moving", "latest", [*BASE, AGENT, TOOLS], {"v": "2"})
-    pushed_digest, _ = registry.served_layers(after.reference, tls_verify=False) or ("", [])
+    served = registry.served_layers(after.reference, tls_verify=False)
+    assert served is not None
+    pushed_digest = served.digest
     cost = registry.update_since(previous, after.reference, pushed_digest, tls_verify=False)
     assert cost == UpdateCost(1, 4, len(AGENT))
     # Nothing to say without a previous image or without a push.
     assert registry.update_since(None, after.reference, pushed_digest, tls_verify=False) is None
     assert registry.update_since(previous, after.reference, None, tls_verify=False) is None
+    # Nor when the pushed image cannot be read back: the push is done, the figure left out.
+    gone = "sha256:" + "0" * 64
+    assert registry.update_since(previous, after.reference, gone, tls_verify=False) is None
+    assert registry.update_since(previous, "127.0.0.1:9/nc/x:v1", gone, tls_verify=False) is None
 
 
 def test_before_a_push_a_registry_that_cannot_say_leaves_the_figure_out(
@@ -114,4 +122,4 @@ def test_before_a_push_a_registry_that_cannot_say_leaves_the_figure_out(
     assert registry.layers_before_push(f"{registry_up.host}/nc/none:v1", tls_verify=False) is None
     pushed = push_layers(registry_up, "nc/before", "v1", [*BASE], {})
     found = registry.layers_before_push(pushed.reference, tls_verify=False)
-    assert found is not None and [d for d, _ in found[1]] == list(pushed.layers)
+    assert found is not None and [d for d, _ in found.layers] == list(pushed.layers)
