@@ -11,15 +11,9 @@ import pytest
 from nestcustom.cli.images import _add_release_tags
 from nestcustom.image.build import Built, Outcome
 from tests.fleet.test_promote_registry import push, serving
-from tests.gitops.helpers import commit_all
+from tests.gitops.helpers import git
+from tests.gitops.test_registry_fast import RECIPE, project
 from tests.universe.registry import Registry, run_registry
-
-RECIPE = """\
-name: web
-description: web
-base: {image: "hub.oepkgs.net/nestos/nestos:22.03-LTS-SP2.20230922.0-x86_64"}
-layers: [{name: tools, install: [strace]}]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +29,8 @@ def built(reference: str, digest: str | None) -> Outcome:
 def test_each_pushed_image_gets_its_tags_said_on_stderr(
     registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nestcustom.recipe.load import load_recipe
-
-    root = tmp_path / "project"
-    (root / "recipes").mkdir(parents=True)
-    (root / "recipes" / "web.yaml").write_text(RECIPE)
-    commit = commit_all(root, "web")
-    recipe = load_recipe(root / "recipes" / "web.yaml", root).recipe
+    recipe, root = project(tmp_path)
+    commit = git(root, "rev-parse", "HEAD").strip()
     digest = push(registry, tmp_path, "cli/tags", "latest")
     reference = f"{registry.host}/cli/tags:latest"
     added = _add_release_tags(
@@ -60,14 +49,8 @@ def test_each_pushed_image_gets_its_tags_said_on_stderr(
 def test_a_dirty_tree_gets_no_commit_tag_and_is_told(
     registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nestcustom.recipe.load import load_recipe
-
-    root = tmp_path / "project"
-    (root / "recipes").mkdir(parents=True)
-    (root / "recipes" / "web.yaml").write_text(RECIPE)
-    commit_all(root, "web")
+    recipe, root = project(tmp_path)
     (root / "recipes" / "web.yaml").write_text(RECIPE + "# changed\n")
-    recipe = load_recipe(root / "recipes" / "web.yaml", root).recipe
     digest = push(registry, tmp_path, "cli/dirty", "latest")
     added = _add_release_tags(
         [built(f"{registry.host}/cli/dirty:latest", digest)], [recipe], root, False
