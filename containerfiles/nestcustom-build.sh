@@ -556,27 +556,25 @@ key_of() {
 }
 
 set_key() {
-    # FILE SECTION KEY VALUE: replace KEY's line in SECTION (- for none), or add it there.
-    # The file is rewritten in place (cat >), so its mode, owner and inode stay.
+    # FILE SECTION KEY VALUE: replace KEY's line in SECTION (- for the lines before the
+    # first [section]), or add it at the end of SECTION (made at the end of the file when
+    # the file has none). The file is rewritten in place (cat >), so its mode, owner and
+    # inode stay.
     file=$(readlink -f "$1") || die "edits: $1 does not exist in the image"
     [ -f "$file" ] || die "edits: $1 does not exist in the image"
     inside=
     [ "$2" != - ] || inside=1
     done=
-    seen=
     tmp=/tmp/nestcustom-edit.$$
     while IFS= read -r line || [ -n "$line" ]; do
         case $line in
             "["*"]")
-                if [ -n "$inside" ] && [ -z "$done" ] && [ "$2" != - ]; then
-                    printf '%s=%s\n' "$3" "$4"
+                if [ -n "$inside" ] && [ -z "$done" ]; then
+                    printf '%s=%s\n' "$3" "$4" # SECTION (or the top) ends here
                     done=1
                 fi
                 inside=
-                if [ "$line" = "[$2]" ]; then
-                    inside=1
-                    seen=1
-                fi
+                [ "$line" != "[$2]" ] || inside=1
                 printf '%s\n' "$line"
                 continue
                 ;;
@@ -591,7 +589,7 @@ set_key() {
     if [ -z "$done" ]; then
         if [ -n "$inside" ]; then
             printf '%s=%s\n' "$3" "$4" >>"$tmp"
-        elif [ "$2" != - ] && [ -z "$seen" ]; then
+        elif [ "$2" != - ]; then
             printf '\n[%s]\n%s=%s\n' "$2" "$3" "$4" >>"$tmp"
         fi
     fi

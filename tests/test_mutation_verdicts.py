@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.mutation import verdicts
+from bench.mutation import shell, verdicts
 
 MODULE = "nestcustom/recipe/values.py"
 
@@ -52,3 +52,35 @@ def test_a_survivor_is_tried_again_when_its_tests_change(tmp_path: Path) -> None
     (work / "tests" / "test_values.py").write_text("def test_it(): assert 1\n")
     assert verdicts.reset_stale(work) == 1
     assert codes(work) == {f"{name}__mutmut_1": None}
+
+
+def test_a_shell_kill_stands_while_a_survivor_is_tried_again_when_the_tests_change(
+    tmp_path: Path,
+) -> None:
+    helper = 'f() {\n    [ -n "$1" ] || exit 1\n    echo "$1"\n}\n'
+    found = shell.mutants(helper)
+    assert [m.kind for m in found] == ["delete", "negate", "andor", "status", "delete"]
+    test = tmp_path / "test_helper.py"
+    test.write_text("def test_it(): pass\n")
+    verdicts: dict[str, dict[str, object]] = {}
+    for m, code in zip(found, (1, 0, 5, 1, 1), strict=True):
+        scoped = shell.scope(helper, m)
+        verdicts[m.ident] = {"fast": code, "fast_key": shell._key(scoped, [test]),
+                             "fast_mutant": shell._mutant_key(scoped)}  # fmt: skip
+    assert shell.to_try(found, helper, verdicts, "fast", [test]) == []
+    test.write_text("def test_it(): assert 1\n")  # the tests changed: survivors are tried
+    assert shell.to_try(found, helper, verdicts, "fast", [test]) == found[1:3]
+    # A kill recorded without the mutant's own key (an older run) is tried once more.
+    del verdicts[found[0].ident]["fast_mutant"]
+    assert shell.to_try(found, helper, verdicts, "fast", [test]) == found[:3]
+    # The function changed: each of its mutants is tried again (the changed line's is new).
+    changed = helper.replace('echo "$1"', 'printf "%s" "$1"')
+    again = shell.to_try(shell.mutants(changed), changed, verdicts, "fast", [test])
+    assert [m.ident for m in again] == [
+        *(m.ident for m in found[:4]), 'f: -printf "%s" "$1" / +:',
+    ]  # fmt: skip
+    # Lines added above the function move it but leave it the same: only what was to be
+    # tried before is (the two survivors, the kill without its own key).
+    moved = "# a comment\ng() {\n    :\n}\n" + helper
+    assert [m.ident for m in shell.to_try(shell.mutants(moved), moved, verdicts, "fast", [test])
+            if m.function == "f"] == [m.ident for m in found[:3]]  # fmt: skip

@@ -15,8 +15,11 @@ A mutant `sh -n` refuses is dropped (not a program, so nothing to catch). Each o
 written over the helper in a scratch copy of the project, and the tests that *run* the
 helper (tests/containerfile/test_build_helper_*.py; the universe ones only for the fast
 ones' survivors) are run against it: no test compares the helper's text, so a kill is a
-behaviour a user would see. Verdicts are kept by the mutant's text and the tests' texts,
-so a second run tries only what changed; the run resumes where it stopped.
+behaviour a user would see. Verdicts are kept under the mutant's function and change, not
+its line. A survivor's verdict stands while its mutated function and the tests' texts are
+the same, a kill while its mutated function is (as bench/mutation/verdicts.py does for
+Python: tests added since can only kill more; `--recheck` tries everything again), so a
+second run tries only what changed; the run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -61,10 +64,19 @@ class ShellMutant:
     function: str  # the shell function it is in ("" at the top level)
     before: str
     after: str
+    occurrence: int = 1  # the how-manieth mutant with this function and change
 
     @property
     def name(self) -> str:
+        """Where it is now, for people: the helper's line and the operator."""
         return f"build-helper.sh:{self.line}:{self.kind}"
+
+    @property
+    def ident(self) -> str:
+        """What its verdict is kept under: its function and change, never its line (lines
+        added above it do not make it another mutant)."""
+        base = judged.shell_key(self.function, self.change)
+        return base if self.occurrence == 1 else f"{base} #{self.occurrence}"
 
     @property
     def change(self) -> str:
@@ -132,22 +144,46 @@ def _line_mutants(line: str) -> Iterator[tuple[str, str]]:
         yield "arith", line[: match.end() - 3] + "0))" + line[match.end() :]
 
 
-def mutants(text: str) -> list[ShellMutant]:
-    """Every mutant of the helper's text `sh -n` accepts."""
-    found: list[ShellMutant] = []
-    function = ""
-    for number, line in enumerate(text.split("\n"), start=1):
+def _owners(lines: list[str]) -> list[str]:
+    """The function each line is in ("" for the top level; a function's closing brace is
+    the top level's)."""
+    owners, function = [], ""
+    for line in lines:
         header = re.match(r"^(\w+)\(\) \{", line)
         if header:
             function = header.group(1)
         elif line.startswith("}"):
             function = ""
+        owners.append(function)
+    return owners
+
+
+def mutants(text: str) -> list[ShellMutant]:
+    """Every mutant of the helper's text `sh -n` accepts."""
+    found: list[ShellMutant] = []
+    seen: dict[tuple[str, str], int] = {}
+    lines = text.split("\n")
+    for number, (line, function) in enumerate(zip(lines, _owners(lines), strict=True), start=1):
         kinds: dict[str, int] = {}
         for kind, after in _line_mutants(line):
             kinds[kind] = kinds.get(kind, 0) + 1
             tag = kind if kinds[kind] == 1 else f"{kind}{kinds[kind]}"
-            found.append(ShellMutant(number, tag, function, line, after))
-    return [m for m in found if _parses(m.apply(text))]
+            mutant = ShellMutant(number, tag, function, line, after)
+            if not _parses(mutant.apply(text)):
+                continue
+            count = seen[function, mutant.change] = seen.get((function, mutant.change), 0) + 1
+            found.append(ShellMutant(number, tag, function, line, after, count))
+    return found
+
+
+def scope(text: str, mutant: ShellMutant) -> str:
+    """What the mutant's verdict stands on: its function as mutated (for a mutant at the
+    top level, the top level's lines). As mutmut keeps a Python mutant's verdict until its
+    function changes, a change elsewhere in the helper leaves this verdict be."""
+    lines = mutant.apply(text).split("\n")
+    return "\n".join(
+        line for line, f in zip(lines, _owners(lines), strict=True) if f == mutant.function
+    )
 
 
 def _parses(text: str) -> bool:
@@ -155,8 +191,12 @@ def _parses(text: str) -> bool:
     return done.returncode == 0
 
 
-def _key(text: str, tests: list[Path]) -> str:
-    h = hashlib.sha256(text.encode())
+def _mutant_key(scoped: str) -> str:
+    return hashlib.sha256(scoped.encode()).hexdigest()[:16]
+
+
+def _key(scoped: str, tests: list[Path]) -> str:
+    h = hashlib.sha256(scoped.encode())
     for path in tests:
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
@@ -297,9 +337,10 @@ def _suite(work: Path, suite: str, todo: list[ShellMutant], jobs: int) -> None:
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for mutant, code in pool.map(one, todo):
             verdicts = _load(work)
-            entry = verdicts.setdefault(mutant.name, {})
-            key = _key(mutant.apply(helper), key_files)
-            entry.update({f"{suite}_key": key, suite: code, "change": mutant.change})
+            entry = verdicts.setdefault(mutant.ident, {})
+            scoped = scope(helper, mutant)
+            entry.update({f"{suite}_key": _key(scoped, key_files), suite: code,
+                          f"{suite}_mutant": _mutant_key(scoped)})  # fmt: skip
             (work / VERDICTS).write_text(json.dumps(verdicts, indent=1, sort_keys=True))
 
 
@@ -313,15 +354,31 @@ def run(work: Path, jobs: int, fast_only: bool, recheck: bool) -> None:
     for suite in ("fast",) if fast_only else ("fast", "universe"):
         verdicts = _load(work)
         tests = _tests(work / "copy-0", suite == "universe")
-        todo = []
-        for m in found:
-            entry = verdicts.get(m.name, {})
-            if suite == "universe" and entry.get("fast") not in (0, 5):
-                continue  # only the fast suite's survivors
-            if entry.get(f"{suite}_key") != _key(m.apply(helper), tests):
-                todo.append(m)
+        todo = to_try(found, helper, verdicts, suite, tests)
         if todo:
             _suite(work, suite, todo, jobs)
+
+
+def to_try(
+    found: list[ShellMutant],
+    helper: str,
+    verdicts: dict[str, dict[str, object]],
+    suite: str,
+    tests: list[Path],
+) -> list[ShellMutant]:
+    """The mutants whose verdict in `suite` is missing or stale."""
+    todo = []
+    for m in found:
+        entry = verdicts.get(m.ident, {})
+        if suite == "universe" and entry.get("fast") not in (0, 5):
+            continue  # only the fast suite's survivors
+        scoped = scope(helper, m)
+        killed = entry.get(suite) not in (None, 0, 5)
+        if killed and entry.get(f"{suite}_mutant") == _mutant_key(scoped):
+            continue  # a kill stands until the mutated function changes
+        if entry.get(f"{suite}_key") != _key(scoped, tests):
+            todo.append(m)
+    return todo
 
 
 def outcomes(work: Path) -> list[Outcome]:
@@ -330,8 +387,8 @@ def outcomes(work: Path) -> list[Outcome]:
     judgements = judged.load(judged.SHELL)
     out = []
     for m in mutants(helper):
-        entry = verdicts.get(m.name, {})
-        if entry.get("change") != m.change:
+        entry = verdicts.get(m.ident, {})
+        if entry.get("fast_mutant") != _mutant_key(scope(helper, m)):
             by = "not run"
         elif entry.get("fast") not in (0, 5, None):
             by = "fast"

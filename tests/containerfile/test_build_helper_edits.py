@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.universe.helper_root import HelperRoot
+
 HELPER = str(resources.files("nestcustom.containerfile") / "build-helper.sh")
 
 
@@ -41,6 +43,29 @@ def test_a_missing_key_joins_its_section_and_a_missing_section_is_made(tmp_path:
     assert edit(conf, "one", "c", "3").returncode == 0
     assert edit(conf, "three", "d", "4").returncode == 0
     assert conf.read_text() == "[one]\na=1\nc=3\n[two]\nb=2\n\n[three]\nd=4\n"
+
+
+def test_a_key_in_an_earlier_section_is_not_the_one_replaced(tmp_path: Path) -> None:
+    conf = tmp_path / "a.ini"
+    conf.write_text("[other]\nk=1\n[main]\nk=2\n")
+    assert edit(conf, "main", "k", "9").returncode == 0
+    assert conf.read_text() == "[other]\nk=1\n[main]\nk=9\n"
+
+
+def test_a_key_of_no_section_goes_before_the_first_section(tmp_path: Path) -> None:
+    conf = tmp_path / "a.ini"
+    conf.write_text("# top\nk=1\n[s]\nx=2\n")
+    assert edit(conf, "-", "x", "3").returncode == 0  # x of [s] is another key
+    assert edit(conf, "-", "k", "4").returncode == 0
+    assert conf.read_text() == "# top\nk=4\nx=3\n[s]\nx=2\n"
+
+
+def test_an_edit_leaves_nothing_in_tmp(box: HelperRoot) -> None:
+    box.write("/etc/a.conf", "[s]\nk=1\n")
+    done = box.helper("files", "--set", "/etc/a.conf", "s", "k", "2")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert box.path("/etc/a.conf").read_text() == "[s]\nk=2\n"
+    assert list((box.root / "tmp").iterdir()) == []
 
 
 def test_os_release_through_its_symlink_with_the_quotes_given(tmp_path: Path) -> None:

@@ -75,6 +75,10 @@ def test_rpm_list_names_each_file_by_sha256_and_nevra_in_path_order(
         f"{hashlib.sha256(rpms['nc-one'].read_bytes()).hexdigest()} nc-one-1.0-1.noarch "
         f"1/{rpms['nc-one'].name}",
     ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "1", "list"]
+    # Listed again (a step run twice), the list is the same.
+    assert helper("rpm-list", str(tmp_path)).returncode == 0
+    assert (tmp_path / "list").read_text().splitlines() == lines
     # The layer's command gets them after its own arguments, in the list's order.
     shown = helper("exec", "--rpms", str(tmp_path), "echo", "install", "strace")
     assert shown.stdout.split() == [
@@ -99,6 +103,9 @@ def test_rpm_list_refuses_a_source_rpm_a_non_rpm_and_a_source_that_matched_nothi
     done = helper("rpm-list", str(tmp_path))
     assert done.returncode == 1 and f"no RPM file in {tmp_path}/0" in done.stderr
     assert not (tmp_path / "list").exists()
+    (tmp_path / "0").rmdir()  # no source at all
+    done = helper("rpm-list", str(tmp_path))
+    assert (done.returncode, done.stderr) == (1, "nestcustom: no RPM files to install\n")
 
 
 def test_exec_without_the_stages_list_stops(tmp_path: Path) -> None:

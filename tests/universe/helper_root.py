@@ -26,6 +26,7 @@ import shutil
 import stat
 import subprocess
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -131,12 +132,16 @@ class HelperRoot:
         """A shell command inside the root."""
         return self.enter(["/bin/sh", "-c", script], timeout)
 
-    def helper(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """`build.sh ARGS...` inside the root, as a RUN step calls it."""
+    def helper(
+        self, *args: str, timeout: float = 60, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`build.sh ARGS...` inside the root, as a RUN step calls it (with `env` added to
+        the step's environment)."""
         inside = self.root / INSIDE_HELPER.lstrip("/")
         inside.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(HELPER, inside)
-        done = self.enter(["/bin/sh", INSIDE_HELPER, *args], timeout)
+        added = [f"{name}={value}" for name, value in (env or {}).items()]
+        done = self.enter(["/usr/bin/env", *added, "/bin/sh", INSIDE_HELPER, *args], timeout)
         self._report_functions()
         return done
 

@@ -1,5 +1,6 @@
-"""The build helper's downloads against a server that misbehaves, run in the fixture NestOS
-base: a stall fails with the URL and a hint, a broken connection is tried again."""
+"""The build helper's downloads against a server that misbehaves, run in a throwaway root
+with the real curl: a stall fails with the URL and a hint, a broken connection is tried
+again with backoff, and a failed download leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -11,18 +12,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from importlib import resources
-from pathlib import Path
+from subprocess import CompletedProcess
 from typing import ClassVar
 
 import pytest
 
-from tests.universe.base.fixtures_base import NestosImage, Result
+from tests.universe.helper_root import HelperRoot
 from tests.universe.httpserve import QuietHTTPServer
 
-pytestmark = pytest.mark.universe
-
-HELPER = Path(str(resources.files("nestcustom.containerfile") / "build-helper.sh"))
 BODY = b"the downloaded tool\n" * 100
 SHA = hashlib.sha256(BODY).hexdigest()
 
@@ -75,58 +72,73 @@ def site() -> Iterator[tuple[str, Counter[str]]]:
         server.server_close()
 
 
-def fetch(image: NestosImage, url: str, then: str = "") -> Result:
-    return image.run(
-        f"sh /run/helper.sh files --fetch {url} {SHA} /usr/lib/tool 0644 - {then}",
-        volumes={HELPER: "/run/helper.sh"},
+def fetch(box: HelperRoot, url: str) -> CompletedProcess[str]:
+    return box.helper(
+        "files", "--fetch", url, SHA, "/usr/lib/tool", "0644", "-",
         env={"NESTCUSTOM_STALL_SECONDS": "2"},
-    )
+    )  # fmt: skip
+
+
+def left_in_tmp(box: HelperRoot) -> list[str]:
+    return sorted(p.name for p in (box.root / "tmp").iterdir())
 
 
 def test_a_download_that_stalls_fails_naming_the_url(
-    nestos_sp2: NestosImage, site: tuple[str, Counter[str]]
+    box: HelperRoot, site: tuple[str, Counter[str]]
 ) -> None:
     url, seen = site
     started = time.monotonic()
-    result = fetch(nestos_sp2, f"{url}/stall")
+    result = fetch(box, f"{url}/stall")
     assert result.returncode == 1
     assert f"nestcustom: download of {url}/stall stalled: no data for 2 s" in result.stderr
     assert "mirror" in result.stderr  # the hint
     assert seen["/stall"] == 1  # not tried again: a stall is reported, not waited out
     assert time.monotonic() - started < 25
+    assert left_in_tmp(box) == [] and not box.path("/usr/lib/tool").exists()
 
 
 def test_a_reset_connection_is_tried_again_with_backoff(
-    nestos_sp2: NestosImage, site: tuple[str, Counter[str]]
+    box: HelperRoot, site: tuple[str, Counter[str]]
 ) -> None:
     url, seen = site
-    result = fetch(nestos_sp2, f"{url}/reset/2", "&& cat /usr/lib/tool | sha256sum")
-    assert result.returncode == 0, result.output
-    assert result.stdout.split()[0] == SHA
+    result = fetch(box, f"{url}/reset/2")
+    assert result.returncode == 0, result.stderr
+    assert box.path("/usr/lib/tool").read_bytes() == BODY
     assert seen["/reset/2"] == 3
-    retries = [line for line in result.stderr_lines if "broke" in line]
+    retries = result.stderr.splitlines()
+    assert [line.split(" (")[0] for line in retries] == [
+        f"nestcustom: download of {url}/reset/2 broke"
+    ] * 2
     assert [line.rsplit(" in ", 1)[1] for line in retries] == ["1 s", "2 s"]
+    assert left_in_tmp(box) == []
 
 
 def test_a_busy_server_is_tried_again_and_a_missing_file_is_not(
-    nestos_sp2: NestosImage, site: tuple[str, Counter[str]]
+    box: HelperRoot, site: tuple[str, Counter[str]]
 ) -> None:
     url, seen = site
-    assert fetch(nestos_sp2, f"{url}/busy/1").returncode == 0
+    assert fetch(box, f"{url}/busy/1").returncode == 0
     assert seen["/busy/1"] == 2
-    missing = fetch(nestos_sp2, f"{url}/missing")
+    missing = fetch(box, f"{url}/missing")
     assert missing.returncode == 1
     assert f"nestcustom: cannot download {url}/missing: (22)" in missing.stderr
     assert "404" in missing.stderr
     assert seen["/missing"] == 1
+    assert left_in_tmp(box) == []
 
 
 def test_a_connection_that_keeps_breaking_fails_after_four_attempts(
-    nestos_sp2: NestosImage, site: tuple[str, Counter[str]]
+    box: HelperRoot, site: tuple[str, Counter[str]]
 ) -> None:
     url, seen = site
-    result = fetch(nestos_sp2, f"{url}/reset/9")
+    result = fetch(box, f"{url}/reset/9")
     assert result.returncode == 1
     assert f"nestcustom: cannot download {url}/reset/9:" in result.stderr
-    assert "(after 4 attempts)" in result.stderr
+    assert result.stderr.splitlines()[-1].endswith(
+        "(after 4 attempts); check the server, or use a mirror (build --download-mirror)"
+    )
+    assert [line.rsplit(" in ", 1)[1] for line in result.stderr.splitlines()[:-1]] == [
+        "1 s", "2 s", "4 s",
+    ]  # fmt: skip
     assert seen["/reset/9"] == 4
+    assert left_in_tmp(box) == []
