@@ -83,12 +83,12 @@ def judge(work: Path, words: list[str], parser: argparse.ArgumentParser) -> int:
         print(f"no survivor of {package} matches {glob}", file=sys.stderr)
         return 1
     entries = {}
+    # A shell mutant is judged under its ident (function and change), never its line.
+    idents = (
+        {m.name: m.ident for m in shell.mutants(shell.helper_text())} if package == SHELL else {}
+    )
     for o in chosen:
-        key = o.name
-        if package == SHELL:
-            key = judged.shell_key(
-                o.module.split("(")[-1].rstrip(")").replace("top level", ""), o.change
-            )
+        key = idents.get(o.name, o.name)
         entries[key] = judged.Judgement(o.change, cast(judged.Kind, kind), reason)
         print(f"{o.name}: {kind}")
     judged.add(package, entries)

@@ -285,8 +285,9 @@ def coverage(copy: Path, helper: str, suite_files: list[Path]) -> Coverage:
         test, _, function = line.partition("\t")
         by_function.setdefault(function, set()).add(test)
         traced.add(test)
-    traced_files = {t.split("::")[0] for t in traced}
-    untraced = [t for t in seconds if t.split("::")[0] not in traced_files]
+    # A test that runs the helper with the host's sh (not in a throwaway root) notes no
+    # function: it is run for every mutant, whatever else its file holds.
+    untraced = [t for t in seconds if t not in traced]
     return Coverage({f: sorted(t) for f, t in by_function.items()}, seconds, untraced)
 
 
@@ -381,8 +382,12 @@ def to_try(
     return todo
 
 
+def helper_text() -> str:
+    return (ROOT / HELPER).read_text()
+
+
 def outcomes(work: Path) -> list[Outcome]:
-    helper = (ROOT / HELPER).read_text()
+    helper = helper_text()
     verdicts = _load(work)
     judgements = judged.load(judged.SHELL)
     out = []
@@ -394,8 +399,8 @@ def outcomes(work: Path) -> list[Outcome]:
             by = "fast"
         elif entry.get("universe") not in (0, 5, None):
             by = "universe"
-        elif judged.shell_key(m.function, m.change) in judgements:
-            by = judgements[judged.shell_key(m.function, m.change)].kind
+        elif m.ident in judgements:
+            by = judgements[m.ident].kind
         else:
             by = "survived"
         out.append(Outcome(m.name, f"{HELPER} ({m.function or 'top level'})", by, m.change))

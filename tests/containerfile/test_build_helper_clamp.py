@@ -6,6 +6,7 @@ a package put under /opt (a link to var/opt on NestOS) is moved into /usr."""
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -142,6 +143,17 @@ def test_users_a_step_adds_get_a_change_date_from_the_image_not_the_clock(
     )
     assert shadow.stat().st_ino == inode and shadow.stat().st_mode & 0o777 == 0o600
     assert box.path("/etc/shadow-").read_text() == SHADOW  # unchanged entries stay as they were
+    assert list((box.root / "tmp").iterdir()) == []
+
+
+def test_the_shadow_backup_a_second_useradd_writes_is_clamped_too(box: HelperRoot) -> None:
+    # useradd copies shadow to shadow- before it writes: after two users in one step, the
+    # backup holds the first one, with the clock's date.
+    box.write("/etc/shadow", SHADOW, mode=0o600)
+    backup = box.write("/etc/shadow-", SHADOW, mode=0o600)
+    done = box.helper("clamp", "sh", "-c", "echo 'one:$6$x:20999:0:99999:7:::' >>/etc/shadow-")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert backup.read_text() == SHADOW + "one:$6$x:0:0:99999:7:::\n"  # an empty database: day 0
 
 
 def test_a_shadow_file_whose_new_entries_need_no_change_is_not_rewritten(box: HelperRoot) -> None:
@@ -170,6 +182,7 @@ CONF = "/usr/lib/tmpfiles.d/nestcustom-opt.conf"
 def test_what_a_step_puts_under_opt_moves_to_usr_lib_opt_and_is_linked_back_at_boot(
     opt_box: HelperRoot,
 ) -> None:
+    opt_box.remove("/usr/lib/tmpfiles.d")  # an image without it gets it
     step = "mkdir -p /opt/agent/bin /opt/.hidden && echo tool >/opt/agent/bin/tool && ln -s agent /opt/alias"
     done = opt_box.helper("clamp", "sh", "-c", step)
     assert done.returncode == 0, done.stderr
@@ -186,6 +199,7 @@ def test_what_a_step_puts_under_opt_moves_to_usr_lib_opt_and_is_linked_back_at_b
         f"nestcustom: /opt/{n} moved to /usr/lib/opt/{n}, linked back at boot"
         for n in (".hidden", "agent", "alias")
     ]
+    assert list((opt_box.root / "tmp").iterdir()) == []
 
 
 def test_opt_entries_from_before_the_step_stay_and_a_second_step_merges(
@@ -235,3 +249,40 @@ def test_opt_that_is_a_directory_or_links_elsewhere_is_left_alone(box: HelperRoo
     done = box.helper("clamp", "sh", "-c", "mkdir /opt/agent")
     assert (done.returncode, done.stderr) == (0, "")
     assert (box.root / "srv/opt/agent").is_dir() and not box.path("/usr/lib/opt").exists()
+
+
+def fake_export(box: HelperRoot, export: bytes) -> None:
+    """An rpmdb whose --exportdb writes `export` (anything else goes to the real one)."""
+    (box.root / "run/export").write_bytes(export)
+    box.write(
+        "/usr/local/bin/rpmdb",
+        '#!/bin/sh\n[ "$1" != --exportdb ] || exec cat /run/export\nexec /usr/bin/rpmdb "$@"\n',
+        mode=0o755,
+    )
+
+
+def header(*tags: int) -> bytes:
+    """An rpm header with these tags, each an INT32 of value 7."""
+    index = b"".join(struct.pack(">IIII", tag, 4, 4 * n, 1) for n, tag in enumerate(tags))
+    data = struct.pack(">" + "I" * len(tags), *(7 for _ in tags))
+    return (
+        bytes.fromhex("8eade80100000000") + struct.pack(">II", len(tags), len(data)) + index + data
+    )
+
+
+@pytest.mark.parametrize(
+    ("export", "says"),
+    [
+        (b"\x8e\xad\xe8\x01junk" * 2, "clamp: the rpm database export has no header at byte 0"),
+        (b"", "clamp: the rpm database export lacks packages 1"),
+        (header(1000, 1004), "clamp: package 1 of the rpm database has no install time"),
+    ],
+)
+def test_an_export_the_clamp_cannot_read_stops_the_step(
+    box: HelperRoot, tiny_rpms: dict[str, Path], export: bytes, says: str
+) -> None:
+    (box.root / "run").mkdir(exist_ok=True)
+    fake_export(box, export)
+    files = give(box, tiny_rpms["nc-beta"])
+    done = box.helper("clamp", *INSTALL, *files)
+    assert (done.returncode, errors(done)) == (1, f"nestcustom: {says}\n")

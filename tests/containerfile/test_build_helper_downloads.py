@@ -28,9 +28,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     """/ok, /stall, /reset/N and /busy/N (the first N requests reset or get a 503), /missing."""
 
     seen: ClassVar[Counter[str]] = Counter()
+    times: ClassVar[list[float]] = []  # when each request came
 
     def do_GET(self) -> None:  # the http.server API's name
         self.seen[self.path] += 1
+        self.times.append(time.monotonic())
         kind, _, times = self.path.strip("/").partition("/")
         early = self.seen[self.path] <= int(times or 0)
         if kind == "stall":
@@ -61,6 +63,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def site() -> Iterator[tuple[str, Counter[str]]]:
     _Handler.seen = Counter()
+    _Handler.times = []
     server = QuietHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -110,6 +113,8 @@ def test_a_reset_connection_is_tried_again_with_backoff(
         f"nestcustom: download of {url}/reset/2 broke"
     ] * 2
     assert [line.rsplit(" in ", 1)[1] for line in retries] == ["1 s", "2 s"]
+    first, second, third = _Handler.times
+    assert second - first >= 0.9 and third - second >= 1.9  # it waited as it said
     assert left_in_tmp(box) == []
 
 

@@ -3,6 +3,7 @@ the image (content, mode, owner, links), and the errors a step stops with."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import stat
@@ -181,6 +182,29 @@ def test_fetch_extract_unpacks_into_the_directory_as_root(box: HelperRoot) -> No
     assert (top / "VERSION").stat().st_uid == 0  # --no-same-owner: never the archive's 4242
     assert mode(top / "VERSION") == 0o750
     assert list((box.root / "tmp").iterdir()) == []
+
+
+def test_fetch_gunzip_places_the_decompressed_file_and_leaves_nothing_behind(
+    box: HelperRoot,
+) -> None:
+    url, sha = served(box, "tool.gz", gzip.compress(b"#!/bin/sh\necho tool\n", mtime=0))
+    done = box.helper("files", "--fetch", url, sha, "/usr/local/bin/tool", "0755", "gunzip")
+    assert (done.returncode, done.stderr) == (0, "")
+    tool = box.path("/usr/local/bin/tool")
+    assert (tool.read_bytes(), mode(tool)) == (b"#!/bin/sh\necho tool\n", 0o755)
+    assert list((box.root / "tmp").iterdir()) == []
+    url, sha = served(box, "bad.gz", b"not gzip\n")
+    done = box.helper("files", "--fetch", url, sha, "/usr/local/bin/bad", "0755", "gunzip")
+    assert done.returncode == 1
+    assert list((box.root / "tmp").iterdir()) == []
+    assert sorted(p.name for p in box.path("/usr/local/bin").iterdir()) == ["tool"]
+
+
+def test_tree_into_a_directory_that_is_not_there_yet_makes_it(box: HelperRoot) -> None:
+    box.write("/run/tree/conf.d/a.conf", "a\n")
+    done = box.helper("files", "--tree", "/run/tree", "/etc/agent/deep", "root:root")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert box.path("/etc/agent/deep/conf.d/a.conf").read_text() == "a\n"
 
 
 def test_fetch_extract_of_something_that_is_no_archive(box: HelperRoot) -> None:

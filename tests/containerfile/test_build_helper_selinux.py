@@ -109,3 +109,72 @@ def test_a_module_from_the_image_must_be_there(box: HelperRoot) -> None:
         "install the package that ships it in an earlier layer\n",
     )
     assert not (box.root / "tmp/semodule-ran").exists()
+
+
+def recording(box: HelperRoot, name: str, status: int = 0) -> None:
+    """A stand-in that records its arguments, leaves libsemanage's lock files in the
+    store, and says something on stderr when it fails with `status`."""
+    failing = f"echo '{name}: it failed' >&2; exit {status}" if status else ""
+    box.write(
+        f"/usr/sbin/{name}",
+        f"#!/bin/sh\nprintf '%s\\n' \"$*\" >>/var/log/{name}.calls\n"
+        f"touch /etc/selinux/targeted/semanage.read.LOCK /etc/selinux/targeted/semanage.trans.LOCK\n"
+        f"{failing}\n",
+        mode=0o755,
+    )
+
+
+def policy(box: HelperRoot) -> None:
+    box.write("/etc/selinux/config", CONFIG)
+    box.write("/etc/selinux/semanage.conf", "store-root=/etc/selinux\n")
+    box.write("/etc/selinux/targeted/active/modules/100/base/cil", "(base)\n")
+
+
+def test_modules_then_booleans_are_handed_over_traced_in_one_line_each(box: HelperRoot) -> None:
+    recording(box, "semodule")
+    recording(box, "setsebool")
+    policy(box)
+    done = box.helper(
+        "selinux", "--nestos", "--priority", "300", "--module", "/run/nestcustom/a.cil",
+        "--boolean", "httpd_can_network_connect", "on", "--module", "/run/nestcustom/b.pp",
+        "--boolean", "ftpd_full_access", "off",
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        0,
+        "+ semodule -N -X 300 -i /run/nestcustom/a.cil -i /run/nestcustom/b.pp\n"
+        "+ setsebool -P -N httpd_can_network_connect=1 ftpd_full_access=0\n",
+    )
+    assert (box.root / "var/log/semodule.calls").read_text() == (
+        "-N -X 300 -i /run/nestcustom/a.cil -i /run/nestcustom/b.pp\n"
+    )
+    assert (box.root / "var/log/setsebool.calls").read_text() == (
+        "-P -N httpd_can_network_connect=1 ftpd_full_access=0\n"
+    )
+    store = box.root / "etc/selinux/targeted"
+    # The store is where it was, with what it held; libsemanage's lock files are gone.
+    assert sorted(p.name for p in store.iterdir()) == ["active"]
+    assert (store / "active/modules/100/base/cil").read_text() == "(base)\n"
+
+
+def test_a_module_semodule_refuses_stops_the_step_with_its_messages(box: HelperRoot) -> None:
+    recording(box, "semodule", status=1)
+    policy(box)
+    done = box.helper("selinux", "--module", "/run/nestcustom/a.cil")
+    assert (done.returncode, done.stderr) == (
+        1,
+        "+ semodule -N -X 400 -i /run/nestcustom/a.cil\nsemodule: it failed\n"
+        "nestcustom: selinux: semodule could not install the modules (its messages are above)\n",
+    )
+
+
+def test_a_boolean_setsebool_refuses_stops_the_step_with_its_messages(box: HelperRoot) -> None:
+    recording(box, "setsebool", status=2)
+    policy(box)
+    done = box.helper("selinux", "--boolean", "nc_undefined", "on")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "+ setsebool -P -N nc_undefined=1",
+        "setsebool: it failed",
+        "nestcustom: selinux: setsebool could not set the booleans (its messages are above); "
+        "each must be defined by the image's policy or by one of the recipe's modules",
+    ]
