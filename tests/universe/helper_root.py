@@ -12,6 +12,7 @@ namespace and chroots into a root made of
   os-release, an RPM database at /usr/share/rpm as on NestOS);
 - /base: the root as it was before the test changed anything (/usr read-only), which is
   what `check --base` compares against in an image build;
+- /bin/sh: bash, as on NestOS (the machine's own may be dash);
 - rpm-ostree: a stand-in that records its arguments (/var/log/rpm-ostree.calls) and
   refuses a package the RPM database does not have, as the contract's `override remove`
   does (docs/contracts/nestos-rpm-ostree.md).
@@ -220,6 +221,9 @@ def make_root(top: Path) -> HelperRoot:
     bin_dir.mkdir(parents=True)
     (bin_dir / "rpm-ostree").write_text(RPM_OSTREE)
     (bin_dir / "rpm-ostree").chmod(0o755)
+    # NestOS's /bin/sh is bash (in POSIX mode when called as sh), not Debian's dash: an
+    # unset variable in $((...)) under `set -u` stops bash and not dash, for one.
+    (bin_dir / "sh").symlink_to("bash")
     (top / "upper/share/rpm").mkdir(parents=True)
     subprocess.run(
         ["rpm", "--dbpath", str(top / "upper/share/rpm"), "--initdb"],
