@@ -29,7 +29,13 @@ def module(box: HelperRoot, name: str, depends: str = "") -> str:
     return f"/run/nestcustom/kmod/{name}.ko"
 
 
-def test_a_module_is_installed_loaded_and_given_its_options(kernel: HelperRoot) -> None:
+@pytest.mark.parametrize("config_dirs", [True, False])  # an image may lack them: made
+def test_a_module_is_installed_loaded_and_given_its_options(
+    kernel: HelperRoot, config_dirs: bool
+) -> None:
+    if not config_dirs:
+        kernel.remove("/usr/lib/modules-load.d")
+        kernel.remove("/usr/lib/modprobe.d")
     demo = module(kernel, "nc_demo")
     done = kernel.helper(
         "kmods", "--conf", "site", "--install", "nc_demo", demo, "--load", "nc_demo",
@@ -85,21 +91,6 @@ def test_loading_or_configuring_a_missing_module_is_refused(
     done = kernel.helper("kmods", "--conf", "r", *option)
     assert done.returncode == 1
     assert done.stderr.startswith("nestcustom: kernel module nc_gone is not there for kernel")
-
-
-def test_an_image_without_the_config_directories_gets_them(kernel: HelperRoot) -> None:
-    kernel.remove("/usr/lib/modules-load.d")
-    kernel.remove("/usr/lib/modprobe.d")
-    demo = module(kernel, "nc_demo")
-    done = kernel.helper(
-        "kmods", "--conf", "r", "--install", "nc_demo", demo, "--load", "nc_demo",
-        "--options", "nc_demo", "a=1",
-    )  # fmt: skip
-    assert (done.returncode, done.stderr) == (0, "")
-    assert kernel.path("/usr/lib/modules-load.d/nestcustom-r.conf").read_text() == "nc_demo\n"
-    assert (
-        kernel.path("/usr/lib/modprobe.d/nestcustom-r.conf").read_text() == "options nc_demo a=1\n"
-    )
 
 
 def test_a_module_installed_under_a_name_that_is_not_its_own_stops_the_step(
