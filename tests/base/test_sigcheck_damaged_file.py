@@ -51,3 +51,14 @@ def test_the_namespace_check_refuses_the_file_that_is_no_rpm_alone(
     assert f"nc-broken-1.0-1.noarch.rpm: {DAMAGED}" in message
     assert "sbom" not in message
     assert not (tmp_path / "root/usr/share").exists()  # nothing was installed
+
+
+def test_a_damaged_file_whose_name_starts_with_anothers_is_told_apart() -> None:
+    # "p/a" and "p/a:b.rpm" (a colon in a file name is legal): the damaged "p/a:b.rpm"
+    # is printed as "p/a:b.rpm:" with the next verdict after it; "p/a" must not take it.
+    out = "p/a:b.rpm:p/c.rpm: digests signatures OK\np/a: digests signatures OK\n"
+    assert sigcheck.verdicts(out, ["p/a", "p/a:b.rpm", "p/c.rpm"]) == {
+        "p/a:b.rpm": "",
+        "p/c.rpm": "digests signatures OK",
+        "p/a": "digests signatures OK",
+    }

@@ -200,6 +200,11 @@ def test_diff_of_two_recipes_shows_what_they_ask_for(two_recipes: Path) -> None:
             "localhost/web:1",
             "recipes/old.yaml is a recipe and localhost/web:1 an image: compare two of a kind",
         ),
+        (
+            "localhost/web:1",
+            "recipes/old.yaml",
+            "recipes/old.yaml is a recipe and localhost/web:1 an image: compare two of a kind",
+        ),
         ("docker://", "docker://x", "'docker://' is not an image reference"),
         ("bad ref!", "other", "'bad ref!' is not an image reference"),
         ("localhost/x@sha256:0123", "y", "'localhost/x@sha256:0123' is not an image reference"),
