@@ -104,3 +104,53 @@ def test_a_repository_command_outside_a_project_says_where_to_run_it(tmp_path: P
     assert done.returncode == 2
     assert "no recipes/ directory here or above" in done.stderr
     assert "hint: run in a recipe repository, or pass --project DIR" in done.stderr
+
+
+def test_problems_on_a_terminal_have_their_first_line_tinted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from nestcustom.cli.common import print_problems
+    from nestcustom.errors import Location, Problem, Severity
+
+    where = Location("recipes/a.yaml", 3, 5)
+    problems = [
+        Problem(where, "layers[0]", "bad", hint="do this"),
+        Problem(where, "", "odd", severity=Severity.WARNING),
+    ]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    print_problems(problems)
+    assert capsys.readouterr().err == (
+        "\x1b[31mrecipes/a.yaml:3:5: layers[0]: bad\x1b[0m\n  hint: do this\n"
+        "\x1b[33mrecipes/a.yaml:3:5: warning: odd\x1b[0m\n"
+    )
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # a pipe or a file: plain
+    print_problems(problems)
+    assert capsys.readouterr().err == (
+        "recipes/a.yaml:3:5: layers[0]: bad\n  hint: do this\nrecipes/a.yaml:3:5: warning: odd\n"
+    )
+
+
+def test_an_interrupted_document_keeps_what_the_command_had_done(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+    import signal
+
+    from nestcustom.cli import output
+    from nestcustom.cli.common import exit_interrupted
+
+    output.begin("test", True)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            exit_interrupted(
+                KeyboardInterrupt(), {"image": "localhost/a:1", "results": [{"ok": 1}]}
+            )
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        output.begin("", False)
+    assert stopped.value.code == 130
+    document = json.loads(capsys.readouterr().out)
+    assert (document["image"], document["results"]) == ("localhost/a:1", [{"ok": 1}])
+    assert (document["exit_code"], document["error"]["kind"]) == (130, "interrupted")
