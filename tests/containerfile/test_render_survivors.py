@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from nestcustom.containerfile.commands import HELPER
-from nestcustom.containerfile.generated import render_sysusers
+from nestcustom.containerfile.generated import render_sysusers, sysusers_file
 from nestcustom.containerfile.render import Rendering, Step, render_containerfile
 from nestcustom.recipe.load import load_recipe
 from tests.conftest import BASE, WriteRecipe
@@ -169,3 +171,24 @@ def test_sysusers_fragment_writes_ids_description_and_members(
         'u alice 1500:ops "Alice Admin" /var/home/alice /bin/bash\n'
         "m alice ops\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("accounts", "lines"),
+    [
+        ("users:\n  - {name: alice}\n", ["u alice - - - -"]),
+        ("groups:\n  - {name: ops}\n", ["g ops -"]),
+        ("directories:\n  - {path: /etc/agent}\n", None),
+    ],
+)
+def test_a_recipe_with_only_users_or_only_groups_gets_its_sysusers_fragment(
+    write_recipe: WriteRecipe, accounts: str, lines: list[str] | None
+) -> None:
+    path = write_recipe(f"name: r\nbase: {{image: {BASE}}}\n{accounts}")
+    files = sysusers_file(load_recipe(path).recipe)
+    if lines is None:
+        assert files == []
+        return
+    ((_, text, dest),) = files
+    assert dest == "/usr/lib/sysusers.d/nestcustom-r.conf"
+    assert text.splitlines()[1:] == lines
