@@ -192,3 +192,13 @@ def test_a_recipe_with_only_users_or_only_groups_gets_its_sysusers_fragment(
     ((_, text, dest),) = files
     assert dest == "/usr/lib/sysusers.d/nestcustom-r.conf"
     assert text.splitlines()[1:] == lines
+
+
+def test_recipes_are_the_yaml_files_directly_in_the_directory(tmp_path: Path) -> None:
+    from nestcustom.containerfile.outputs import find_recipes
+
+    for name in ("b.yml", "a.yaml", "README.md", "notes.yaml.orig"):
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / "common.yaml").mkdir()  # a directory, even one named like a recipe
+    (tmp_path / "common.yaml" / "inner.yaml").write_text("x\n")
+    assert find_recipes(tmp_path) == [tmp_path / "a.yaml", tmp_path / "b.yml"]
