@@ -300,3 +300,23 @@ def test_the_compiled_validator_is_kept_between_runs_and_a_bad_copy_is_replaced(
     unusable = tmp_path / "a-file"  # (root may write anywhere: a file is no directory to it)
     unusable.write_text("")
     assert validate(unusable, "pass/everything.yaml").returncode == 0
+
+
+def test_the_digest_follows_where_a_layers_rpm_files_come_from(write_recipe: WriteRecipe) -> None:
+    def digest(install: str) -> str:
+        path = write_recipe(
+            f"name: r\nbase: {{image: {BASE}}}\n"
+            "layers:\n"
+            "  - name: a\n"
+            f"    install: [strace, {install}]\n"
+        )
+        return load_recipe(path).recipe.digest
+
+    image = "'registry.example.com/rpms/zfs:41@sha256:" + "0" * 64 + "'"
+    digests = {
+        digest(f"{{from: {image}, path: /rpms/*.rpm}}"),
+        digest(f"{{from: {image}, path: /rpms/zfs-*.rpm}}"),
+        digest(f"{{from: {image.replace('0' * 64, '1' * 64)}, path: /rpms/*.rpm}}"),
+        digest("jq"),
+    }
+    assert len(digests) == 4
