@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASE
+from nestcustom.errors import RecipeError
+from nestcustom.recipe.load import load_recipe
+from tests.conftest import BASE, WriteRecipe
 
 RECIPE = f"name: r\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [strace]}}]\n"
 
@@ -43,3 +45,23 @@ def test_a_recipe_linked_inside_the_project_is_fine(tmp_path: Path) -> None:
     (tmp_path / "recipes" / "r.yaml").symlink_to(tmp_path / "recipes" / "shared" / "r.yaml")
     result = nestcustom("validate", "recipes/r.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_file_outside_the_project_is_refused_at_its_place_in_the_recipe(
+    write_recipe: WriteRecipe, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "files:\n  - {src: files/motd, dest: /etc/motd}\n  - {src: files/key, dest: /etc/x}\n"
+    )
+    files = path.parent.parent / "files"
+    files.mkdir(exist_ok=True)
+    (files / "motd").write_text("hi\n")
+    (outside / "secret").write_text("not the project's\n")
+    (files / "key").symlink_to(outside / "secret")  # a link out of the project
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert [(p.location.line, p.path, p.message) for p in caught.value.problems] == [
+        (5, "files[1].src", "'files/key' points outside the project directory")
+    ]
