@@ -53,6 +53,17 @@ def test_only_the_step_running_the_command_is_killed(service: int) -> None:
     assert _alive(service) == ["sh -c " + OTHER, "sleep 31"]
 
 
+def test_a_process_that_ends_while_the_steps_are_read_is_passed_over(
+    service: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nestcustom.image import processes
+
+    listed = processes.step_processes
+    gone = 2**22 + 1  # above the largest pid Linux gives: no such process
+    monkeypatch.setattr(processes, "step_processes", lambda pid: [gone, *listed(pid)])
+    assert kill_step_running(service, SLOW) == 2
+
+
 def test_a_step_past_its_timeout_fails_saying_so_and_is_stopped(service: int) -> None:
     with StepWatch(io.BytesIO(), 0.2, service) as watch:
         watch.started(f"RUN --mount=type=cache,target=/var/cache/dnf {SLOW}")
