@@ -248,4 +248,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # The functions of the module by its package name, not of __main__: a mutation
+    # run (bench/mutation) finds and swaps a function by its module's name.
+    from nestcustom.base import nsinstall
+
+    sys.exit(nsinstall.main(sys.argv[1:]))
