@@ -26,8 +26,11 @@ from nestcustom.gitops.imagedb import open_image
 from nestcustom.image.updatecost import human_size
 from tests.gitops.helpers import nestcustom
 from tests.gitops.rpms import Pkg, build_rpms
+from tests.gitops.test_advisories_fast import served
 from tests.gitops.test_rpmdb_fast import PLAIN_LOG, BuiltDb, build_db, noon
 from tests.universe.registry import Registry, run_registry
+
+__all__ = ["served"]  # a fixture used here
 
 RPMDB = "usr/share/rpm"
 
@@ -200,3 +203,27 @@ def test_sbom_of_a_registry_image(images: Images, tmp_path: Path) -> None:
         2,
         f"error: {nope}: no such image\n  hint: podman images, or check the registry\n",
     )
+
+
+def test_advisories_of_a_registry_image_fail_only_at_the_severity_asked(
+    images: Images, served: str, tmp_path: Path
+) -> None:
+    repo = f"{served}/secure/"
+    listed = nestcustom("advisories", images.old, "--repo", repo, "--no-tls-verify", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    # the most severe first; NCSA-5 names no severity
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [
+        "NCSA-2",
+        "NCSA-1",
+        "NCSA-5",
+    ]
+    for severity, code in (("critical", 1), ("important", 1), ("moderate", 1)):
+        done = nestcustom("advisories", images.old, "--repo", repo, "--fail-on", severity,
+                          "--no-tls-verify", cwd=tmp_path)  # fmt: skip
+        assert done.returncode == code, (severity, done.stderr)
+    # nc-sbom is gone from the new image, and nc-plain 3.1 is past NCSA-3's 3.0-7
+    newer = nestcustom("advisories", images.new, "--repo", repo, "--no-tls-verify", cwd=tmp_path)
+    assert [line.split()[0] for line in newer.stdout.splitlines()] == ["NCSA-2", "NCSA-5"]
+    clean = nestcustom("advisories", images.old, "--repo", f"{served}/plain/", "--fail-on",
+                       "low", "--no-tls-verify", cwd=tmp_path)  # fmt: skip
+    assert (clean.returncode, clean.stdout) == (0, "")  # a repository without updateinfo
