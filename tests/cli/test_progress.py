@@ -165,3 +165,16 @@ def test_host_progress_keeps_each_host_on_one_line_in_a_narrow_terminal() -> Non
     Console(file=out, width=40, color_system=None).print(progress._table())
     lines = out.getvalue().splitlines()
     assert len(lines) == 3 and lines[1].startswith("host-xxx") and lines[2].startswith("h2")
+
+
+def test_live_table_cuts_a_long_cell_with_an_ellipsis_in_a_narrow_terminal() -> None:
+    """One line a recipe, its cut cells marked, so a reader knows there is more."""
+    shown, _ = console()
+    live = LiveProgress(["agent-" + "x" * 60, "tools"], console=shown)
+    live.event("tools", BuildEvent(1, 2, "RUN " + "y" * 36, starts_step=True))
+    live.event("tools", BuildEvent(1, 2, "z" * 70))
+    out = io.StringIO()
+    Console(file=out, width=60, color_system=None).print(live._table())
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("agent-xxx") and lines[2].startswith("tools")
+    assert all("…" in line for line in lines[1:]), lines
