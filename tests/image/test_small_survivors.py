@@ -139,3 +139,17 @@ def test_a_project_file_gone_before_the_build_is_named_with_a_hint(
         project_files(recipe, rendering, project)
     assert caught.value.message == "r: cannot read files/motd: No such file or directory"
     assert caught.value.hint == "the recipe's files: are relative to the project root"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "absent"),
+    [
+        ("reading manifest 1 in r.example/a: manifest unknown: manifest unknown", True),
+        ("reading manifest 1 in r.example/a: name unknown: repository name not known", True),
+        ("reading manifest 1 in r.example/a: not found", True),  # a 404 in its own words
+        ("reading manifest 1 in r.example/a: unauthorized: authentication required", False),
+        ("pinging container registry r.example: connection refused", False),
+    ],
+)
+def test_a_tag_the_registry_does_not_have_is_told_from_a_failure(stderr: str, absent: bool) -> None:
+    assert registry._no_such_tag(stderr) is absent
