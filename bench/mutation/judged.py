@@ -9,8 +9,8 @@ The judgements live in bench/mutation/judged/PACKAGE.json, one entry per mutant:
     }
 
 (build-helper.json: the entry is named "FUNCTION: CHANGE", the shell mutant's function and
-change, with " #N" for the N-th mutant of that change in that function.) A judgement whose mutant now changes something else is reported as stale and not
-applied. The kinds:
+change, with " #N" for the N-th mutant of that change in that function.) A judgement
+whose mutant now changes something else is reported as stale and not applied. The kinds:
 
   equivalent   the program behaves the same for every input
   unreachable  the input that would show the difference is refused earlier (the recipe
