@@ -25,6 +25,7 @@ second run tries only what changed; the run resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -172,7 +173,7 @@ def mutants(text: str) -> list[ShellMutant]:
             if not _parses(mutant.apply(text)):
                 continue
             count = seen[function, mutant.change] = seen.get((function, mutant.change), 0) + 1
-            found.append(ShellMutant(number, tag, function, line, after, count))
+            found.append(dataclasses.replace(mutant, occurrence=count))
     return found
 
 
