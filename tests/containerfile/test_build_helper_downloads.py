@@ -82,10 +82,6 @@ def fetch(box: HelperRoot, url: str) -> CompletedProcess[str]:
     )  # fmt: skip
 
 
-def left_in_tmp(box: HelperRoot) -> list[str]:
-    return sorted(p.name for p in (box.root / "tmp").iterdir())
-
-
 def test_a_download_that_stalls_fails_naming_the_url(
     box: HelperRoot, site: tuple[str, Counter[str]]
 ) -> None:
@@ -97,7 +93,7 @@ def test_a_download_that_stalls_fails_naming_the_url(
     assert "mirror" in result.stderr  # the hint
     assert seen["/stall"] == 1  # not tried again: a stall is reported, not waited out
     assert time.monotonic() - started < 25
-    assert left_in_tmp(box) == [] and not box.path("/usr/lib/tool").exists()
+    assert box.left_in_tmp() == [] and not box.path("/usr/lib/tool").exists()
 
 
 def test_a_reset_connection_is_tried_again_with_backoff(
@@ -115,7 +111,7 @@ def test_a_reset_connection_is_tried_again_with_backoff(
     assert [line.rsplit(" in ", 1)[1] for line in retries] == ["1 s", "2 s"]
     first, second, third = _Handler.times
     assert second - first >= 0.9 and third - second >= 1.9  # it waited as it said
-    assert left_in_tmp(box) == []
+    assert box.left_in_tmp() == []
 
 
 def test_a_busy_server_is_tried_again_and_a_missing_file_is_not(
@@ -129,7 +125,7 @@ def test_a_busy_server_is_tried_again_and_a_missing_file_is_not(
     assert f"nestcustom: cannot download {url}/missing: (22)" in missing.stderr
     assert "404" in missing.stderr
     assert seen["/missing"] == 1
-    assert left_in_tmp(box) == []
+    assert box.left_in_tmp() == []
 
 
 def test_a_connection_that_keeps_breaking_fails_after_four_attempts(
@@ -146,4 +142,4 @@ def test_a_connection_that_keeps_breaking_fails_after_four_attempts(
         "1 s", "2 s", "4 s",
     ]  # fmt: skip
     assert seen["/reset/9"] == 4
-    assert left_in_tmp(box) == []
+    assert box.left_in_tmp() == []

@@ -65,7 +65,7 @@ def test_an_edit_leaves_nothing_in_tmp(box: HelperRoot) -> None:
     done = box.helper("files", "--set", "/etc/a.conf", "s", "k", "2")
     assert (done.returncode, done.stderr) == (0, "")
     assert box.path("/etc/a.conf").read_text() == "[s]\nk=2\n"
-    assert list((box.root / "tmp").iterdir()) == []
+    assert box.left_in_tmp() == []
 
 
 def test_os_release_through_its_symlink_with_the_quotes_given(tmp_path: Path) -> None:

@@ -138,7 +138,7 @@ def test_fetch_places_a_checked_download_with_its_mode(box: HelperRoot) -> None:
     assert (done.returncode, done.stderr) == (0, "")
     tool = box.path("/usr/local/bin/tool")
     assert (tool.read_bytes(), mode(tool)) == (b"#!/bin/sh\necho tool\n", 0o755)
-    assert list((box.root / "tmp").iterdir()) == []  # the download was moved, not copied
+    assert box.left_in_tmp() == []  # the download was moved, not copied
 
 
 def test_fetch_refuses_a_download_whose_sha256_differs(box: HelperRoot) -> None:
@@ -148,7 +148,7 @@ def test_fetch_refuses_a_download_whose_sha256_differs(box: HelperRoot) -> None:
     assert done.returncode == 1
     assert done.stderr == f"nestcustom: {url} has sha256 {sha}; the recipe pins {wanted}\n"
     assert not box.path("/usr/local/bin/tool").exists()
-    assert list((box.root / "tmp").iterdir()) == []  # nothing unverified is left
+    assert box.left_in_tmp() == []  # nothing unverified is left
 
 
 def test_fetch_that_cannot_download_names_the_url(box: HelperRoot) -> None:
@@ -181,7 +181,7 @@ def test_fetch_extract_unpacks_into_the_directory_as_root(box: HelperRoot) -> No
     assert (top / "agent/bin/run").read_text() == "run\n" and (top / "VERSION").read_text() == "1\n"
     assert (top / "VERSION").stat().st_uid == 0  # --no-same-owner: never the archive's 4242
     assert mode(top / "VERSION") == 0o750
-    assert list((box.root / "tmp").iterdir()) == []
+    assert box.left_in_tmp() == []
 
 
 def test_fetch_gunzip_places_the_decompressed_file_and_leaves_nothing_behind(
@@ -192,11 +192,11 @@ def test_fetch_gunzip_places_the_decompressed_file_and_leaves_nothing_behind(
     assert (done.returncode, done.stderr) == (0, "")
     tool = box.path("/usr/local/bin/tool")
     assert (tool.read_bytes(), mode(tool)) == (b"#!/bin/sh\necho tool\n", 0o755)
-    assert list((box.root / "tmp").iterdir()) == []
+    assert box.left_in_tmp() == []
     url, sha = served(box, "bad.gz", b"not gzip\n")
     done = box.helper("files", "--fetch", url, sha, "/usr/local/bin/bad", "0755", "gunzip")
     assert done.returncode == 1
-    assert list((box.root / "tmp").iterdir()) == []
+    assert box.left_in_tmp() == []
     assert sorted(p.name for p in box.path("/usr/local/bin").iterdir()) == ["tool"]
 
 

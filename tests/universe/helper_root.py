@@ -165,6 +165,10 @@ class HelperRoot:
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
 
+    def left_in_tmp(self) -> list[str]:
+        """What the root's /tmp holds: a step leaves nothing there."""
+        return sorted(p.name for p in (self.root / "tmp").iterdir())
+
     def rpm_calls(self) -> list[str]:
         log = self.root / "var/log/rpm-ostree.calls"
         return log.read_text().splitlines() if log.exists() else []
