@@ -52,11 +52,13 @@ class Member:
 
 @dataclass(frozen=True)
 class BaseIndex:
-    """What the base image holds, as far as squashing needs it: every path, and which of
-    them are directories."""
+    """What the base image holds, as far as rechunking needs it: every path, which of them
+    are directories, and its symbolic links (path -> target as written), through which
+    RPM's paths reach the image's (`lib` -> `usr/lib`)."""
 
     paths: frozenset[str]
     dirs: frozenset[str]
+    symlinks: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
