@@ -134,8 +134,7 @@ def _ordered(members: Sequence[Member]) -> list[tuple[Member, str, str]]:
 def _header(member: Member, tar_path: str, hardlink: str) -> tarfile.TarInfo:
     info = tarfile.TarInfo(tar_path)
     info.mode = member.mode
-    info.uid, info.gid = member.uid, member.gid
-    info.uname = info.gname = ""
+    info.uid, info.gid = member.uid, member.gid  # uname and gname stay TarInfo's ""
     info.mtime = member.mtime
     if member.kind in ("whiteout", "opaque"):  # OCI's markers: empty files, no xattrs
         info.type = tarfile.REGTYPE
