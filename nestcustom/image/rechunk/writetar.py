@@ -4,9 +4,10 @@ A chunk's layer digest is what hosts and registries cache by, so every byte must
 from the members alone (design notes, rechunk-design.md 3.2 and 5.5):
 - Entries go in `path_key` order, so a directory comes before what it holds (extractors
   need the parent) and the order given does not matter.
-- Python's tarfile, PAX format, names in UTF-8 with surrogateescape: POSIX has no other
-  way to carry long paths and xattrs, and a name that is not UTF-8 (read with
-  surrogateescape) is written back as the very bytes it was.
+- Python's tarfile, PAX format, UTF-8: POSIX has no other way to carry long paths and
+  xattrs. A name that is not UTF-8 (read with surrogateescape) goes back as the very bytes
+  it was: in PAX, tarfile writes such values raw under `hdrcharset=BINARY` whatever its
+  `errors` (set to surrogateescape here only to say so).
 - Numeric ids only (empty uname/gname), the member's integer mtime, no atime or ctime
   records: names and clocks of the machine that writes the tar must not show.
 - xattrs as `SCHILY.xattr.<name>` records in name order (tarfile writes records in dict
