@@ -279,3 +279,15 @@ def test_a_payload_the_spool_cannot_supply_is_refused_naming_the_file() -> None:
     member = Member("etc/big", "file", 0o644, 0, 0, 0, payload=Payload(2, 10))
     with pytest.raises(ValueError, match=r"etc/big: the spool holds 6 of its 10 bytes"):
         write([member], b"12345678")
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([node("etc", "dir"), node("etc", "dir", mode=0o700)], "etc: given twice"),
+        ([node("etc/x", "symlink", linkname="y", inode="i")], "etc/x: a symlink cannot share"),
+    ],
+)
+def test_members_one_tar_cannot_hold_are_refused(members: list[Member], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        write(members, b"")
