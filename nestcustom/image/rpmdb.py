@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nestcustom import proc
 from nestcustom.errors import NestcustomError
-from nestcustom.gitops.dblayers import FoundDb
+from nestcustom.image.dblayers import FoundDb
 
 UNIT, RECORD, GROUP = "\x1f", "\x1e", "\x1d"
 
