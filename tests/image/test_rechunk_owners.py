@@ -23,6 +23,7 @@ from nestcustom.image.rpmdb import PackagedFile, PackageFiles, read_files
 from tests.image.test_rpmdb_files import DB_DIR, install_packages
 
 SHA256, MD5 = 8, 1
+LARGE = bytes(range(256)) * (10 << 10) + b"!"  # 2.5 MiB and a byte: read in several blocks
 NO_BASE = BaseIndex(frozenset(), frozenset())
 
 
@@ -183,29 +184,36 @@ def test_links_below_links_and_up_the_tree_are_followed_but_never_the_last_name(
     diff = diff_of(
         spool.file_member("var/usrlocal/bin/tool", b"t\n"),  # /usr/local/bin/tool
         spool.file_member("usr/lib64/nc/x", b"x\n"),  # /lib64/nc/x: lib64 -> usr/lib64
+        spool.file_member("var/tmp/nc/y", b"y\n"),  # /usr/tmp/nc/y: usr/tmp -> /var/tmp
         symlink("lib", "usr/lib"),  # the package ships the link /lib itself
     )
-    base = BaseIndex(
-        frozenset(),
-        frozenset(),
-        (("usr/local", "../var/usrlocal"), ("lib64", "lib64-real"), ("lib64-real", "/usr/lib64")),
+    links = (
+        ("usr/local", "../var/usrlocal"),
+        ("lib64", "lib64-real"),
+        ("lib64-real", "/usr/lib64"),
+        ("usr/tmp", "/var/tmp"),  # absolute: from the root, not from usr/
+        ("lib", "usr/lib"),
     )
+    base = BaseIndex(frozenset(), frozenset(), links)
     nc = package(
         "nc",
         packaged_file("/usr/local/bin/tool", b"t\n"),
         packaged_file("/lib64/nc/x", b"x\n"),
+        packaged_file("/usr/tmp/nc/y", b"y\n"),
         packaged_link("/lib", "usr/lib"),
     )
     assert assign(diff, [nc], spool.file, base) == {
         "var/usrlocal/bin/tool": "nc.x86_64",
         "usr/lib64/nc/x": "nc.x86_64",
+        "var/tmp/nc/y": "nc.x86_64",
         "lib": "nc.x86_64",
     }
 
 
 def test_a_loop_of_links_ends_and_owns_nothing() -> None:
+    """Not a/x, b/x, nor x (where a walk that gave up half-way would land)."""
     spool = Spool()
-    diff = diff_of(spool.file_member("a/x", b"x\n"), spool.file_member("b/x", b"x\n"))
+    diff = diff_of(*(spool.file_member(path, b"x\n") for path in ("a/x", "b/x", "x")))
     base = BaseIndex(frozenset(), frozenset(), (("a", "b"), ("b", "a")))
     nc = package("nc", packaged_file("/a/x", b"x\n"))
     assert assign(diff, [nc], spool.file, base) == {}
@@ -245,11 +253,13 @@ def test_other_digest_algorithms_are_checked_by_hashing_the_spooled_content() ->
         spool.file_member("usr/share/nc/md5", b"five\n"),
         spool.file_member("usr/share/nc/sha512", b"five hundred\n"),
         spool.file_member("usr/share/nc/edited", b"edited\n"),
+        spool.file_member("usr/share/nc/large", LARGE),
     )
     old = package(
         "nc-old",
         packaged_file("/usr/share/nc/md5", b"five\n", "md5"),
         packaged_file("/usr/share/nc/edited", b"original\n", "md5"),
+        packaged_file("/usr/share/nc/large", LARGE, "md5"),
         algo=MD5,
     )
     big = package(
@@ -258,6 +268,7 @@ def test_other_digest_algorithms_are_checked_by_hashing_the_spooled_content() ->
     assert assign(diff, [old, big], spool.file, NO_BASE) == {
         "usr/share/nc/md5": "nc-old.x86_64",
         "usr/share/nc/sha512": "nc-big.x86_64",
+        "usr/share/nc/large": "nc-old.x86_64",
     }
     # An algorithm this side cannot compute proves nothing: the entry stays unowned.
     odd = package("nc-odd", PackagedFile("/usr/share/nc/md5", "file", "00" * 20, "", False), algo=3)

@@ -77,7 +77,7 @@ def assign(
 def _installs(packaged: PackagedFile, member: Member, algo: int, digests: _Digests) -> bool:
     """Whether the entry is exactly what the package installs at its path."""
     if member.kind == "file" and packaged.kind == "file":
-        return packaged.digest != "" and digests.of(member, algo) == packaged.digest
+        return digests.of(member, algo) == packaged.digest
     if member.kind == "symlink" and packaged.kind == "symlink":
         return member.linkname == packaged.linkto
     return member.kind == "dir" and packaged.kind == "dir"
