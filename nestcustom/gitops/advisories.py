@@ -27,7 +27,7 @@ import defusedxml.ElementTree as SafeET
 
 from nestcustom.errors import BadInputError, NestcustomError
 from nestcustom.gitops.imagedb import open_image
-from nestcustom.gitops.rpmdb import Package, read_packages
+from nestcustom.image.rpmdb import Package, read_packages
 from nestcustom.image.rpmversion import compare_evr
 
 SEVERITIES = ("low", "moderate", "important", "critical")  # ascending

@@ -9,7 +9,7 @@ from nestcustom.errors import BadInputError, NestcustomError
 from nestcustom.gitops.imagedb import ImageDb, check_reference, open_image
 from nestcustom.gitops.pkgdiff import PackageDiff, diff_packages, with_changelogs
 from nestcustom.gitops.recipediff import RecipeDiff, diff_recipes
-from nestcustom.gitops.rpmdb import read_changelogs, read_packages
+from nestcustom.image.rpmdb import read_changelogs, read_packages
 from nestcustom.image.updatecost import UpdateCost, layers_to_fetch
 from nestcustom.recipe.load import load_recipe
 from nestcustom.recipe.model import Recipe

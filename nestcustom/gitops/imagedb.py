@@ -19,7 +19,7 @@ from pathlib import Path
 from nestcustom import proc
 from nestcustom.errors import BadInputError, NestcustomError
 from nestcustom.gitops.blobs import BlobReader, manifest_layers
-from nestcustom.gitops.dblayers import DbSearch, FoundDb, search_overlay, tar_entries
+from nestcustom.image.dblayers import DbSearch, FoundDb, search_overlay, tar_entries
 
 LOCAL, REGISTRY = "containers-storage:", "docker://"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from nestcustom.gitops.rpmdb import ChangelogEntry, Package
+from nestcustom.image.rpmdb import ChangelogEntry, Package
 from nestcustom.image.rpmversion import compare_evr
 
 

@@ -26,7 +26,7 @@ from nestcustom import __version__, proc
 from nestcustom.errors import BadInputError, NestcustomError
 from nestcustom.gitops.imagedb import ImageDb, check_reference, open_image
 from nestcustom.gitops.imagefacts import ImageFacts, local_facts, registry_facts
-from nestcustom.gitops.rpmdb import RECORD, UNIT, _rpm, write_db
+from nestcustom.image.rpmdb import RECORD, UNIT, _rpm, write_db
 
 FORMATS = ("spdx", "cyclonedx")
 MEDIA_TYPES = {"spdx": "application/spdx+json", "cyclonedx": "application/vnd.cyclonedx+json"}

@@ -34,7 +34,7 @@ from nestcustom.gitops.advisories import (
     repo_advisories,
 )
 from nestcustom.gitops.imagedb import ImageDb
-from nestcustom.gitops.rpmdb import Package
+from nestcustom.image.rpmdb import Package
 from tests.gitops.test_rpmdb_fast import BuiltDb, build_db
 from tests.universe.httpserve import QuietHTTPServer
 

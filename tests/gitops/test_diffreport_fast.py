@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from nestcustom.gitops.dblayers import FoundDb
 from nestcustom.gitops.diff import ImageDiff, update_cost
 from nestcustom.gitops.diffreport import image_document, image_markdown, image_text
 from nestcustom.gitops.imagedb import ImageDb, LayerInfo
 from nestcustom.gitops.pkgdiff import Change, PackageDiff
-from nestcustom.gitops.rpmdb import ChangelogEntry
+from nestcustom.image.dblayers import FoundDb
+from nestcustom.image.rpmdb import ChangelogEntry
 from nestcustom.image.updatecost import UpdateCost, human_size
 
 

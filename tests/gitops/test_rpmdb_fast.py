@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from nestcustom.errors import NestcustomError
-from nestcustom.gitops.dblayers import Entry, FoundDb, overlay_entries, search_overlay
-from nestcustom.gitops.rpmdb import ChangelogEntry, Package, read_changelogs, read_packages
+from nestcustom.image.dblayers import Entry, FoundDb, overlay_entries, search_overlay
+from nestcustom.image.rpmdb import ChangelogEntry, Package, read_changelogs, read_packages
 from tests.gitops.rpms import Pkg, build_rpms
 
 # Epoch, vendor, a license expression and a changelog on the main package; the library

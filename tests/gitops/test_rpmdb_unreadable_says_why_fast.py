@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from nestcustom.errors import NestcustomError
-from nestcustom.gitops.dblayers import FoundDb
-from nestcustom.gitops.rpmdb import read_packages
+from nestcustom.image.dblayers import FoundDb
+from nestcustom.image.rpmdb import read_packages
 
 
 def test_rpms_own_reason_is_in_the_error() -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from nestcustom.gitops.blobs import Reference, repository_of
-from nestcustom.gitops.dblayers import DbSearch, tar_entries
 from nestcustom.gitops.pkgdiff import diff_packages, new_entries, with_changelogs
 from nestcustom.gitops.plan import PlannedStep, compare
-from nestcustom.gitops.rpmdb import ChangelogEntry, Package
 from nestcustom.gitops.stepkeys import StepKey, step_keys
 from nestcustom.gitops.tags import recipe_version
+from nestcustom.image.dblayers import DbSearch, tar_entries
 from nestcustom.image.inputs import Provenance, image_inputs
+from nestcustom.image.rpmdb import ChangelogEntry, Package
 from nestcustom.recipe.load import load_recipe
 from tests.conftest import ROOT
 from tests.gitops.helpers import nestcustom

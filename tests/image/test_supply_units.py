@@ -14,9 +14,9 @@ import pytest
 
 from nestcustom.errors import BadInputError
 from nestcustom.gitops.advisories import exposures, parse_updateinfo
-from nestcustom.gitops.rpmdb import Package
 from nestcustom.image.lookaside import SignatureStore, configured, staging_url
 from nestcustom.image.pushproxy import push_proxy, stable_ports
+from nestcustom.image.rpmdb import Package
 from nestcustom.keyformat import key_kind
 from tests.universe.httpserve import QuietHTTPServer
 
