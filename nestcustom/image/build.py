@@ -40,6 +40,7 @@ from nestcustom.image.inputs import (
     step_keys,
 )
 from nestcustom.image.publish import StopFlag, claimed, publish, push_checked
+from nestcustom.image.rechunk.step import rechunked
 from nestcustom.image.schedule import run_sharing_prefixes
 from nestcustom.image.secrets import BuildSecret, check_secrets, podman_secrets, secret_files
 from nestcustom.image.signedpush import Attach, Pushed, publish_signed
@@ -356,6 +357,8 @@ def build_one(
                 raise RecipeBuildError(recipe.name, "interrupted; no tag was set") from exc
             raise _explain_failure(recipe, inputs.rendering, exc) from exc
         image_id, seconds, cached = result.image_id, result.step_seconds, result.cached_steps
+        if recipe.rechunk is not None:
+            image_id = rechunked(podman, recipe, image_id, listen, lambda: stop.stopped)
         if options.gate is not None:
             options.gate(recipe.name, image_id)
         previous = _before_push(job, options)

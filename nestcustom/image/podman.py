@@ -244,7 +244,7 @@ class Podman:
             raise NestcustomError(f"cannot pull {reference}: {exc}", _push_hint(str(exc))) from exc
 
     def load_stream(self, chunks: Iterable[bytes], name: str = "image") -> str:
-        """Load a docker-archive tar, sent as it is produced; returns the image ID.
+        """Load a docker-archive or OCI archive tar, sent as it is produced; the image ID.
 
         Added for base images built from an ISO: the archive carries a config podman's
         build would not write as is (a HEALTHCHECK, no build-time noise), and streaming
@@ -265,6 +265,13 @@ class Podman:
             if match := _IMAGE_ID.match(str(loaded).removeprefix("sha256:")):
                 return match[1]
         raise NestcustomError(f"podman loaded {name} but named no image: {names}")
+
+    def save_stream(self, image_id: str) -> Iterator[bytes]:
+        """The image as a docker-archive tar, as podman sends it (rechunk reads its layers)."""
+        try:
+            yield from self.client.images.get(image_id).save(chunk_size=1 << 20)
+        except _api_errors() as exc:
+            raise NestcustomError(f"podman did not export {image_id[:12]}: {exc}") from exc
 
     # -- push ----------------------------------------------------------------
 

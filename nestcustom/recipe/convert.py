@@ -31,6 +31,7 @@ from nestcustom.recipe.model import (
     Layer,
     LayerStep,
     LocalRpms,
+    Rechunk,
     Recipe,
     Repo,
     RpmOstreeVersion,
@@ -162,6 +163,7 @@ class Converter:
             ),
             flatpaks=tuple(doc.get("flatpaks", ())),
             updates=updates(doc.get("updates")),
+            rechunk=_rechunk(doc.get("rechunk")),
         )
         if recipe.base.flavor is Flavor.NESTOS:
             # /opt is a link to var/opt on a NestOS host: paths there go to /usr/lib/opt,
@@ -480,3 +482,10 @@ def _mode(mode: str) -> str:
 def _names(value: str | list[str]) -> tuple[str, ...]:
     """One package or a list of them (swap's two forms)."""
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _rechunk(value: object) -> Rechunk | None:
+    """`rechunk: true`, or its settings (the schema allows nothing else)."""
+    if isinstance(value, dict):
+        return Rechunk(max_layers=value.get("max-layers", Rechunk.max_layers))
+    return Rechunk() if value is True else None

@@ -20,6 +20,7 @@ from nestcustom.recipe.parts import (
     FileSpec,
     Group,
     KernelArguments,
+    Rechunk,
     Selinux,
     SelinuxModule,
     Signing,
@@ -43,6 +44,7 @@ __all__ = [
     "FileSpec",
     "Group",
     "KernelArguments",
+    "Rechunk",
     "Selinux",
     "SelinuxModule",
     "Signing",
@@ -293,6 +295,7 @@ class Recipe:
     opt_links: tuple[str, ...] = ()
     step_timeout: float | None = None  # a build setting: not part of the digest
     updates: Updates | None = None  # host-side updates (updater units and scripts)
+    rechunk: Rechunk | None = None  # the built image re-cut into chunks (image/rechunk)
 
     @property
     def has_early_step(self) -> bool:
@@ -397,6 +400,8 @@ class Recipe:
             data["opt-links"] = list(self.opt_links)
         if self.updates is not None:
             data["updates"] = astuple(self.updates)
+        if self.rechunk is not None:
+            data["rechunk"] = astuple(self.rechunk)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -221,3 +221,10 @@ class Updates:
     retry: int = 300  # seconds between pre-reboot asks while every slot is held (Zincati's)
     health_timeout: int = 600  # seconds is-system-running --wait may take after the boot
     image: str | None = None  # the repository followed; None: the one the host booted from
+
+
+@dataclass(frozen=True)
+class Rechunk:
+    """The built image's custom part re-cut into content-addressed layers (image/rechunk)."""
+
+    max_layers: int = 24  # layers of the custom part, the base's not counted

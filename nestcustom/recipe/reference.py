@@ -44,6 +44,10 @@ def _rows(schema: Schema, root: Schema, prefix: str) -> list[str]:
         branches = [_resolve(b, root) for b in items.get("anyOf", ())]
         return [r for b in branches if "properties" in b for r in _rows(b, root, prefix + "[]")]
     rows = []
+    # `true` or a mapping (rechunk:): the mapping's keys.
+    for branch in (_resolve(b, root) for b in schema.get("anyOf", ())):
+        if "properties" in branch:
+            rows.extend(_rows(branch, root, prefix))
     required = set(schema.get("required", ()))
     for key, sub in schema.get("properties", {}).items():
         full = _resolve(sub, root)

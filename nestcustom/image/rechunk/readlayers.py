@@ -20,7 +20,7 @@ import re
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
 
 from nestcustom.image.rechunk.model import (
     OPAQUE_NAME,
@@ -88,7 +88,9 @@ def read_export(
                 raise LayerReadError(f"layer {diff_id} has no content in the export")
             checked = _Hashing(stream)
             # Base layers are read for their index only: their files are not spooled.
-            parsed[diff_id] = tuple(parse_layer(checked, spool if diff_id in custom_ids else None))
+            parsed[diff_id] = tuple(
+                parse_layer(cast(IO[bytes], checked), spool if diff_id in custom_ids else None)
+            )
             checked.drain()
             if checked.digest() != diff_id:
                 raise LayerReadError(f"layer {diff_id} reads back as {checked.digest()}")

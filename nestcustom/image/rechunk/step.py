@@ -1,0 +1,178 @@
+"""The rechunk step of a build: the built image in, the same filesystem in chunks out.
+
+export (readlayers) -> squash -> owners -> plan -> one tar per chunk (writetar) -> OCI
+archive (assemble) -> podman load -> check that podman holds exactly the layers planned.
+Everything it writes goes to one spool directory (in $TMPDIR), removed whatever happens;
+the only thing it leaves is the loaded image, untagged (the build tags it, as it would
+have tagged the image podman built). A stop between phases ends it with nothing loaded.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, BinaryIO, cast
+
+from nestcustom.errors import NestcustomError
+from nestcustom.image import rpmdb
+from nestcustom.image.events import BuildEvent
+from nestcustom.image.podman import Podman
+from nestcustom.image.rechunk import owners as owning
+from nestcustom.image.rechunk.assemble import ChunkFile, assemble, write_archive
+from nestcustom.image.rechunk.plan import Limits, Plan, PlanError, plan
+from nestcustom.image.rechunk.readlayers import LayerReadError, read_export
+from nestcustom.image.rechunk.squash import SquashError, squash
+from nestcustom.image.rechunk.writetar import write_chunk
+from nestcustom.recipe.model import Recipe
+
+
+@dataclass(frozen=True)
+class Rechunked:
+    image_id: str
+    chunks: tuple[str, ...]  # each chunk's name, lowest first
+    custom_bytes: int  # the chunks' tar bytes
+    seconds: float
+
+
+class RechunkError(NestcustomError):
+    pass
+
+
+def rechunked(
+    podman: Podman,
+    recipe: Recipe,
+    image_id: str,
+    listen: Callable[[BuildEvent], None],
+    stopped: Callable[[], bool],
+) -> str:
+    """The build's image rechunked as `recipe` asks; a failure is the recipe's."""
+    assert recipe.rechunk is not None
+    limits = Limits(max_layers=recipe.rechunk.max_layers)
+    try:
+        done = rechunk(
+            podman,
+            image_id,
+            recipe.base.reference,
+            limits,
+            lambda line: listen(BuildEvent(0, 0, line)),
+            stopped,
+        )
+    except NestcustomError as exc:
+        raise NestcustomError(f"{recipe.name}: {exc.message}", exc.hint) from exc
+    return done.image_id
+
+
+def rechunk(
+    podman: Podman,
+    image_id: str,
+    base_reference: str,
+    limits: Limits,
+    on_line: Callable[[str], None],
+    stopped: Callable[[], bool] = lambda: False,
+) -> Rechunked:
+    started = time.monotonic()
+    diff_ids = list(podman.inspect(image_id).get("RootFS", {}).get("Layers") or [])
+    base_ids = list(podman.inspect(base_reference).get("RootFS", {}).get("Layers") or [])
+    if diff_ids[: len(base_ids)] != base_ids:
+        raise RechunkError(
+            f"rechunk: {image_id[:12]} does not start with the layers of {base_reference}"
+        )
+    spool_dir = Path(tempfile.mkdtemp(prefix="nestcustom-rechunk-"))
+    try:
+        on_line(f"rechunk: reading {len(diff_ids) - len(base_ids)} custom layer(s)")
+        with (spool_dir / "files").open("w+b") as spool:
+            try:
+                layers = read_export(
+                    cast(IO[bytes], _Reader(podman.save_stream(image_id))),
+                    image_id,
+                    diff_ids,
+                    len(base_ids),
+                    spool,
+                )
+                diff = squash(layers.custom, layers.base)
+                found = owning.find_db(diff, spool)
+                owned = (
+                    owning.assign(diff, rpmdb.read_files(found), spool, layers.base)
+                    if found
+                    else {}
+                )
+                chunks = plan(diff, owned, limits)
+            except (LayerReadError, SquashError, PlanError) as exc:
+                raise RechunkError(f"rechunk: {exc}") from exc
+            _check(stopped)
+            written = _write(chunks, spool, spool_dir, stopped)
+        image = assemble(
+            layers.config, list(zip(base_ids, layers.base_sizes, strict=True)), written
+        )
+        _check(stopped)
+        if not podman.exists(image.image_id):
+            with (spool_dir / "image.tar").open("w+b") as archive:
+                write_archive(archive, image, written)
+                archive.seek(0)
+                loaded = podman.load_stream(
+                    iter(lambda: archive.read(1 << 20), b""), "the rechunked image"
+                )
+            if loaded != image.image_id:
+                raise RechunkError(
+                    f"rechunk: podman loaded {loaded[:12]}, not {image.image_id[:12]}"
+                )
+        held = podman.inspect(image.image_id).get("RootFS", {}).get("Layers") or []
+        if held != [*base_ids, *(c.diff_id for c in written)]:
+            raise RechunkError(
+                f"rechunk: podman holds other layers for {image.image_id[:12]} than planned"
+            )
+        size = sum(c.size for c in written)
+        on_line(f"rechunk: {len(written)} chunk(s), {size} bytes, image {image.image_id[:12]}")
+        return Rechunked(
+            image.image_id, tuple(c.name for c in written), size, time.monotonic() - started
+        )
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def _write(
+    result: Plan, spool: BinaryIO, into: Path, stopped: Callable[[], bool]
+) -> list[ChunkFile]:
+    written = []
+    for number, chunk in enumerate(result.chunks):
+        _check(stopped)
+        path = into / f"chunk-{number}.tar"
+        with path.open("wb") as out:
+            tar = write_chunk(chunk.members, spool, out)
+        written.append(ChunkFile(chunk.name, tar.diff_id, tar.size, path))
+    return written
+
+
+def _check(stopped: Callable[[], bool]) -> None:
+    if stopped():
+        raise RechunkError("rechunk: interrupted; nothing was loaded")
+
+
+class _Reader:
+    """A file-like view of an iterator of byte blocks (tarfile's stream mode reads it)."""
+
+    def __init__(self, blocks: Iterable[bytes]) -> None:
+        self._blocks: Iterator[bytes] = iter(blocks)
+        self._block = b""
+        self._at = 0
+
+    def read(self, size: int = -1) -> bytes:
+        parts = []
+        want = size if size >= 0 else float("inf")
+        while want > 0:
+            if self._at >= len(self._block):
+                block = next(self._blocks, None)
+                if block is None:
+                    break
+                self._block, self._at = block, 0
+                continue
+            end = len(self._block) if want == float("inf") else self._at + int(want)
+            part = self._block[self._at : end]
+            self._at += len(part)
+            want -= len(part)
+            parts.append(part)
+        return b"".join(parts)

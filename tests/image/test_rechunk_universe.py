@@ -1,0 +1,124 @@
+"""`rechunk:` on real builds: the same files as the plain build, layers that follow content.
+
+The trees are compared as podman shows them to a container (`podman export` of a container
+made from each image): every path's type, mode, owner, content, link target and extended
+attributes, and which paths are names of one file. That is the view `nestcustom test` and a
+host's checkout start from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.image.universe import (
+    git_commit,
+    image_id,
+    labels_of,
+    nestcustom,
+    podman,
+    project,
+    tag,
+    write_recipe,
+)
+
+pytestmark = pytest.mark.universe
+__all__ = ["project", "tag"]
+
+LAYERS = (
+    "  - {name: tools, install: [nc-hello, nc-scriptlet%s]}\n"
+    "  - {name: service, install: [nc-sysuser]}\n"
+    "  - {name: debug, install: [strace]}\n"
+    "  - {name: slim, remove: [toolbox]}\n"
+)
+EXTRA = (
+    "files:\n  - {src: files/motd, dest: /etc/motd}\n"
+    "edits:\n  - {file: /etc/os-release, set: {VARIANT_ID: test}}\n"
+    "systemd: {mask: [debug-shell.service]}\n"
+)
+
+
+def tree(reference: str, where: Path) -> tuple[dict[str, tuple[object, ...]], set[frozenset[str]]]:
+    """Every path of the image as a container sees it, and its groups of hardlinked names."""
+    container = podman("create", reference, "true").stdout.strip()
+    try:
+        archive = where / f"{container}.tar"
+        done = podman("export", "-o", str(archive), container)
+        assert done.returncode == 0, done.stderr
+    finally:
+        podman("rm", "-f", container)
+    seen: dict[str, tuple[object, ...]] = {}
+    links: dict[str, set[str]] = {}
+    with tarfile.open(archive, encoding="utf-8", errors="surrogateescape") as export:
+        for info in export:
+            path = info.name.removeprefix("./").strip("/")
+            xattrs = sorted(
+                (k, v) for k, v in info.pax_headers.items() if k.startswith("SCHILY.xattr.")
+            )
+            if info.islnk():
+                target = info.linkname.removeprefix("./").strip("/")
+                links.setdefault(target, {target}).add(path)
+                seen[path] = seen[target]
+                continue
+            content = ""
+            if info.isfile():
+                handle = export.extractfile(info)
+                content = hashlib.sha256(handle.read() if handle else b"").hexdigest()
+            seen[path] = (info.type, info.mode, info.uid, info.gid, info.linkname, content, xattrs)
+    return seen, {frozenset(group) for group in links.values()}
+
+
+def write(project: Path, base: str, repo: str, rechunk: bool, more: str = "") -> None:
+    extra = EXTRA + ("rechunk: true\n" if rechunk else "")
+    write_recipe(project, "chunky", base, repo, LAYERS % more, extra)
+    git_commit(project)
+
+
+def test_a_rechunked_image_holds_the_plain_builds_files_in_layers_that_follow_content(
+    project: Path, rpm_repo_url: str, nestos_sp2_image: str, tag: str, tmp_path: Path
+) -> None:
+    write(project, nestos_sp2_image, rpm_repo_url, rechunk=False)
+    done = nestcustom("build", "recipes/chunky.yaml", "--tag", f"{tag}-plain", cwd=project)
+    assert done.returncode == 0, done.stderr
+    write(project, nestos_sp2_image, rpm_repo_url, rechunk=True)
+    done = nestcustom("build", "recipes/chunky.yaml", "--tag", tag, cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert "rechunk:" in done.stdout + done.stderr
+
+    plain, chunked = tree(f"{tag}-plain", tmp_path), tree(tag, tmp_path)
+    assert set(chunked[0]) == set(plain[0])
+    assert {p: v for p, v in chunked[0].items() if plain[0][p] != v} == {}
+    assert chunked[1] == plain[1]
+
+    layers = podman("image", "inspect", tag, "--format", "{{json .RootFS.Layers}}").stdout
+    base_layers = podman(
+        "image", "inspect", nestos_sp2_image, "--format", "{{json .RootFS.Layers}}"
+    ).stdout
+    assert layers.startswith(base_layers.strip().rstrip("]"))
+    assert "io.nestcustom.rechunk" in labels_of(tag)
+
+    # One package more in the first layer: its chunk and the state change, nothing else.
+    before = set(_layers(tag))
+    write(project, nestos_sp2_image, rpm_repo_url, rechunk=True, more=", nc-optapp")
+    done = nestcustom("build", "recipes/chunky.yaml", "--tag", f"{tag}-more", cwd=project)
+    assert done.returncode == 0, done.stderr
+    after = set(_layers(f"{tag}-more"))
+    assert len(after - before) == 2, (sorted(after - before), sorted(before - after))
+
+    # The same inputs again, the tag gone: the same image.
+    first = image_id(tag)
+    podman("untag", tag)
+    write(project, nestos_sp2_image, rpm_repo_url, rechunk=True)
+    done = nestcustom("build", "recipes/chunky.yaml", "--tag", tag, cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert image_id(tag) == first
+
+
+def _layers(reference: str) -> list[str]:
+    out = podman(
+        "image", "inspect", reference, "--format", "{{range .RootFS.Layers}}{{.}} {{end}}"
+    ).stdout
+    return out.split()
