@@ -87,6 +87,13 @@ def test_a_rechunked_image_holds_the_plain_builds_files_in_layers_that_follow_co
     done = nestcustom("build", "recipes/chunky.yaml", "--tag", tag, cwd=project)
     assert done.returncode == 0, done.stderr
     assert "rechunk:" in done.stdout + done.stderr
+    # The same inputs again, the tag gone (the build's steps come from the cache): the same
+    # image, whatever the spool's or the export's order.
+    first = image_id(tag)
+    podman("untag", tag)
+    done = nestcustom("build", "recipes/chunky.yaml", "--tag", tag, cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert image_id(tag) == first
 
     plain, chunked = tree(f"{tag}-plain", tmp_path), tree(tag, tmp_path)
     assert set(chunked[0]) == set(plain[0])
@@ -107,14 +114,6 @@ def test_a_rechunked_image_holds_the_plain_builds_files_in_layers_that_follow_co
     assert done.returncode == 0, done.stderr
     after = set(_layers(f"{tag}-more"))
     assert len(after - before) == 2, (sorted(after - before), sorted(before - after))
-
-    # The same inputs again, the tag gone: the same image.
-    first = image_id(tag)
-    podman("untag", tag)
-    write(project, nestos_sp2_image, rpm_repo_url, rechunk=True)
-    done = nestcustom("build", "recipes/chunky.yaml", "--tag", tag, cwd=project)
-    assert done.returncode == 0, done.stderr
-    assert image_id(tag) == first
 
 
 def _layers(reference: str) -> list[str]:
