@@ -126,10 +126,12 @@ def rechunk(
                 f"rechunk: podman holds other layers for {image.image_id[:12]} than planned"
             )
         size = sum(c.size for c in written)
-        on_line(f"rechunk: {len(written)} chunk(s), {size} bytes, image {image.image_id[:12]}")
-        return Rechunked(
-            image.image_id, tuple(c.name for c in written), size, time.monotonic() - started
+        seconds = time.monotonic() - started
+        on_line(
+            f"rechunk: {len(written)} chunk(s), {size} bytes, image {image.image_id[:12]} "
+            f"({seconds:.1f} s)"
         )
+        return Rechunked(image.image_id, tuple(c.name for c in written), size, seconds)
     finally:
         shutil.rmtree(spool_dir, ignore_errors=True)
 
