@@ -103,13 +103,19 @@ def test_sizes_within_one_power_of_two_do_not_reorder_who_gets_a_chunk() -> None
     assert own[0] == own[1]
 
 
-def test_unpackaged_files_are_grouped_by_their_top_directories() -> None:
-    layers = [[mkdir("etc"), entry("etc/app.conf"), mkdir("usr/local"), entry("usr/local/agent")]]
+def test_unpackaged_files_share_a_few_groups_by_their_first_two_directories() -> None:
+    layers = [
+        [mkdir("etc"), entry("etc/app.conf"), mkdir("etc/systemd"), entry("etc/systemd/x.service"),
+         mkdir("usr/local"), entry("usr/local/agent"), mkdir("usr/libexec"), entry("usr/libexec/y")]
+    ]  # fmt: skip
     result = chunked(squash(layers, index_of(BASE)))
-    assert [c.name for c in result.chunks] == [
-        "files under /etc/app.conf",
-        "files under /usr/local",
+    assert [(c.name, [m.path for m in c.members if m.kind != "dir"]) for c in result.chunks] == [
+        ("files 1: /usr/local", ["usr/local/agent"]),
+        ("files 2: /etc /etc/systemd", ["etc/app.conf", "etc/systemd/x.service"]),
+        ("files 3: /usr/libexec", ["usr/libexec/y"]),
     ]
+    one = chunked(squash(layers, index_of(BASE)), Limits(file_groups=1))
+    assert [c.name for c in one.chunks] == ["files 0: /etc /etc/systemd /usr/libexec /usr/local"]
 
 
 def test_a_file_two_steps_wrote_is_state() -> None:

@@ -154,4 +154,8 @@ def test_the_base_index_applies_whiteouts_and_replacements_in_order() -> None:
             [m("d", "symlink", "b")],
         ]
     )
-    assert (found.paths, found.dirs, found.symlinks) == ({"b", "c", "d"}, {"b", "c"}, (("d", "b"),))
+    assert (set(found.paths), set(found.dirs), found.symlinks) == (
+        {"b", "c", "d"},
+        {"b", "c"},
+        (("d", "b"),),
+    )

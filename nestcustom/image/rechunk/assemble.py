@@ -4,7 +4,7 @@ its custom layers, and a manifest that names the base's layers without carrying 
 Podman's storage reuses a layer it holds when a manifest names it by its uncompressed
 digest (c/image `storage/storage_dest.go` `tryReusingBlobAsPending`), so the archive holds
 only the config, the manifest and the chunks: loading costs the custom part, not the base
-(tried on podman 4.3.1; notes in docs/contracts/nestos-rpm-ostree.md's build-side facts).
+(tried on podman 4.3.1: docs/contracts/nestos-rpm-ostree.md, section 7).
 
 The config is the built one, byte for byte but for three things: `rootfs.diff_ids` (the
 base's, then the chunks'), `history` (the recipe's steps stay, marked as empty layers, so

@@ -10,9 +10,9 @@ needs no previous build and moves as little as possible when one package changes
   update does not reorder them) and name; the smaller ones go to one of `small_buckets`
   buckets chosen by a hash of `name.arch` (not the version): an update rewrites one
   bucket, not all of them.
-- Files no package owns (edits, units, scripts' output) go to `file_groups` groups by a
-  hash of their top two path components: a path keeps its group however the recipe's
-  steps are named or ordered.
+- Files no package owns (edits, units, scripts' output) go to one of `file_groups` groups
+  by a hash of the first two directories they are in: a path keeps its group however the
+  recipe's steps are named or ordered, and a directory's files stay together.
 - Always-changing state (the RPM database, the user and group files, the linker cache,
   everything outside usr/ and etc/, and any file two steps wrote) is one small last chunk.
 - Deletions (whiteouts, opaque directories) are the first chunk, under everything.
@@ -70,6 +70,9 @@ def plan(diff: CustomDiff, owners: Mapping[str, str], limits: Limits = Limits())
     entries = {m.path: m for m in diff.entries}
     writers = dict(diff.writers)
     units = _units(diff, owners, writers)
+    for key in sorted(k for k in units if k[0] == "files"):
+        group = ("files", str(_bucket(key[1], limits.file_groups)))
+        units.setdefault(group, []).extend(units.pop(key))
     packages = sorted(k for k in units if k[0] == "package")
     others = sorted(k for k in units if k[0] == "files")
     fixed = (1 if ("state", "") in units else 0) + (1 if diff.deletions or diff.opaque else 0)
@@ -94,9 +97,14 @@ def plan(diff: CustomDiff, owners: Mapping[str, str], limits: Limits = Limits())
         for key in sorted((k for k in units if k[0] == kind), key=_order):
             members = units[key]
             owned = tuple(sorted({owners[m.path] for m in members if m.path in owners}))
-            name = _name(kind, key[1], owned)
+            name = _name(kind, key[1], owned, members)
             chunks.append(_chunk(name, kind, owned if kind != "files" else (), members, entries))
     return Plan(tuple(chunks))
+
+
+def _top(path: str) -> str:
+    """The first two directories a path is in (or is): `usr/lib/x/y` -> `usr/lib`."""
+    return "/".join(path.split("/")[:-1][:2]) or path
 
 
 def _units(
@@ -131,8 +139,7 @@ def _unit_of(
         return ("package", owner)
     if len(writers.get(path, ())) > 1:
         return ("state", "")
-    top = "/".join(path.split("/")[:2])
-    return ("files", top)
+    return ("files", _top(path))
 
 
 def _is_state(path: str) -> bool:
@@ -152,16 +159,16 @@ def _bucket(key: str, buckets: int) -> int:
 
 
 def _order(key: tuple[str, str]) -> tuple[int, str]:
-    return (int(key[1]), "") if key[0] == "bucket" else (0, key[1])
+    return (int(key[1]), "") if key[0] in ("bucket", "files") else (0, key[1])
 
 
-def _name(kind: str, key: str, owned: tuple[str, ...]) -> str:
+def _name(kind: str, key: str, owned: tuple[str, ...], members: Iterable[Member]) -> str:
     if kind == "package":
         return key
     if kind == "bucket":
         return f"small packages {key}: " + " ".join(owned)
     if kind == "files":
-        return f"files under /{key}"
+        return f"files {key}: " + " ".join(sorted({"/" + _top(m.path) for m in members}))
     return "state"
 
 

@@ -38,6 +38,11 @@ class Rechunked:
     seconds: float
 
 
+# c/storage v1.43 drivers/overlay/overlay.go: maxDepth = 128 ("max depth exceeded"), and a
+# container needs one more layer of its own on top.
+MAX_STACK = 127
+
+
 class RechunkError(NestcustomError):
     pass
 
@@ -80,6 +85,13 @@ def rechunk(
     if diff_ids[: len(base_ids)] != base_ids:
         raise RechunkError(
             f"rechunk: {image_id[:12]} does not start with the layers of {base_reference}"
+        )
+    if len(base_ids) + limits.max_layers > MAX_STACK:
+        raise RechunkError(
+            f"rechunk: {base_reference} has {len(base_ids)} layers; with max-layers "
+            f"{limits.max_layers} the image would have more than podman's overlay stacks "
+            f"({MAX_STACK})",
+            f"set rechunk: {{max-layers: {MAX_STACK - len(base_ids)}}} or less",
         )
     spool_dir = Path(tempfile.mkdtemp(prefix="nestcustom-rechunk-"))
     try:
