@@ -266,6 +266,15 @@ class Podman:
                 return match[1]
         raise NestcustomError(f"podman loaded {name} but named no image: {names}")
 
+    def layer_sizes(self, reference: str) -> list[int]:
+        """Each layer's uncompressed size, lowest first, from the image's history (entries
+        that made no layer have none); [] when podman cannot say."""
+        try:
+            history = self.client.images.get(reference).history()
+        except _api_errors():
+            return []
+        return [int(h.get("Size") or 0) for h in reversed(history) if int(h.get("Size") or 0) > 0]
+
     def save_stream(self, image_id: str) -> Iterator[bytes]:
         """The image as a docker-archive tar, as podman sends it (rechunk reads its layers)."""
         try:

@@ -36,18 +36,31 @@ CUSTOM = [
 
 class FakePodman:
     def __init__(self) -> None:
-        config = {"rootfs": {"type": "layers", "diff_ids": []}, "history": [], "config": {}}
+        config = {
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "history": [],
+            "config": {"Labels": {"io.nestcustom.inputs": "sha256:in"}},
+        }
         self.ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in [BASE, *CUSTOM]]
         config["rootfs"]["diff_ids"] = self.ids  # type: ignore[index]
         self.archive, self.built, _ = export([BASE, *CUSTOM], json.dumps(config).encode())
         self.images: dict[str, list[str]] = {"base": self.ids[:1], self.built: self.ids}
+        self.configs: dict[str, dict[str, Any]] = {self.built: config["config"]}  # type: ignore[dict-item]
         self.held = set(self.ids)
-        self.loads = 0
+        self.loads = self.exports = 0
 
     def inspect(self, reference: str) -> dict[str, Any]:
-        return {"RootFS": {"Layers": self.images[reference]}}
+        return {
+            "Id": reference,
+            "RootFS": {"Layers": self.images[reference]},
+            "Config": self.configs.get(reference, {}),
+        }
+
+    def layer_sizes(self, reference: str) -> list[int]:
+        return []
 
     def save_stream(self, image_id: str) -> Iterator[bytes]:
+        self.exports += 1
         data = self.archive
         for at in range(0, len(data), 7000):
             yield data[at : at + 7000]
@@ -73,6 +86,7 @@ class FakePodman:
             layers.append(layer["digest"])
         image = hashlib.sha256(config).hexdigest()
         self.images[image] = layers
+        self.configs[image] = json.loads(config)["config"]
         return image
 
 
@@ -84,8 +98,11 @@ def run(podman: FakePodman, limits: Limits | None = None, stopped: Any = lambda:
 
 @pytest.fixture(autouse=True)
 def own_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    return tmp_path
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spools))
+    return spools
 
 
 def test_the_rechunked_image_is_loaded_on_the_base_and_the_spool_is_gone(own_tmp: Path) -> None:
@@ -100,8 +117,29 @@ def test_the_rechunked_image_is_loaded_on_the_base_and_the_spool_is_gone(own_tmp
         f"rechunk: 3 chunk(s), {done.custom_bytes} bytes, image {done.image_id[:12]} ("
     )
     assert list(own_tmp.iterdir()) == []
+    again, lines = run(podman)
+    assert (again.image_id, again.chunks, podman.loads, podman.exports) == (
+        done.image_id,
+        done.chunks,
+        1,
+        1,
+    )
+    assert lines == [f"rechunk: as before, image {done.image_id[:12]}"]
+
+
+def test_what_was_remembered_is_used_only_while_podman_holds_it_as_made(tmp_path: Path) -> None:
+    podman = FakePodman()
+    done, _ = run(podman)
+    del podman.images[done.image_id]  # removed (podman image prune)
     again, _ = run(podman)
-    assert (again.image_id, podman.loads) == (done.image_id, 1)  # held already: not loaded twice
+    assert (again.image_id, podman.loads, podman.exports) == (done.image_id, 2, 2)
+    podman.configs[done.image_id] = {"Labels": {"io.nestcustom.inputs": "sha256:other"}}
+    run(podman)
+    assert podman.exports == 3
+    memo = next((tmp_path / "cache" / "nestcustom" / "rechunk").glob("built-*"))
+    memo.write_text("0" * 64)
+    run(podman)
+    assert podman.exports == 4
 
 
 def test_an_image_not_on_its_base_is_refused_before_anything_is_read() -> None:

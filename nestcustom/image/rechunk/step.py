@@ -9,25 +9,30 @@ have tagged the image podman built). A stop between phases ends it with nothing 
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, cast
+from typing import IO, Any, BinaryIO, cast
 
 from nestcustom.errors import NestcustomError
 from nestcustom.image import rpmdb
 from nestcustom.image.events import BuildEvent
+from nestcustom.image.inputs import INPUTS_LABEL
 from nestcustom.image.podman import Podman
 from nestcustom.image.rechunk import owners as owning
-from nestcustom.image.rechunk.assemble import ChunkFile, assemble, write_archive
+from nestcustom.image.rechunk.assemble import FORMAT, LABEL, ChunkFile, assemble, write_archive
+from nestcustom.image.rechunk.overlayread import read_stored
 from nestcustom.image.rechunk.plan import Limits, Plan, PlanError, plan
 from nestcustom.image.rechunk.readlayers import LayerReadError, read_export
 from nestcustom.image.rechunk.squash import SquashError, squash
 from nestcustom.image.rechunk.writetar import write_chunk
 from nestcustom.recipe.model import Recipe
+from nestcustom.recipe.schema import cache_dir
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,9 @@ def rechunk(
     stopped: Callable[[], bool] = lambda: False,
 ) -> Rechunked:
     started = time.monotonic()
-    diff_ids = list(podman.inspect(image_id).get("RootFS", {}).get("Layers") or [])
+    built = podman.inspect(image_id)
+    image_id = str(built.get("Id") or image_id)  # the full ID: the export names the config by it
+    diff_ids = list(built.get("RootFS", {}).get("Layers") or [])
     base_ids = list(podman.inspect(base_reference).get("RootFS", {}).get("Layers") or [])
     if diff_ids[: len(base_ids)] != base_ids:
         raise RechunkError(
@@ -93,12 +100,19 @@ def rechunk(
             f"({MAX_STACK})",
             f"set rechunk: {{max-layers: {MAX_STACK - len(base_ids)}}} or less",
         )
+    memo = _memo(image_id, limits)
+    known = _remembered(podman, memo, built, base_ids, started)
+    if known is not None:
+        on_line(f"rechunk: as before, image {known.image_id[:12]}")
+        return known
     spool_dir = Path(tempfile.mkdtemp(prefix="nestcustom-rechunk-"))
     try:
         on_line(f"rechunk: reading {len(diff_ids) - len(base_ids)} custom layer(s)")
         with (spool_dir / "files").open("w+b") as spool:
             try:
-                layers = read_export(
+                layers = read_stored(
+                    built, len(base_ids), podman.layer_sizes(base_reference), spool, _cache()
+                ) or read_export(
                     cast(IO[bytes], _Reader(podman.save_stream(image_id))),
                     image_id,
                     diff_ids,
@@ -138,6 +152,8 @@ def rechunk(
                 f"rechunk: podman holds other layers for {image.image_id[:12]} than planned"
             )
         size = sum(c.size for c in written)
+        if memo is not None:
+            _remember(memo, image.image_id)
         seconds = time.monotonic() - started
         on_line(
             f"rechunk: {len(written)} chunk(s), {size} bytes, image {image.image_id[:12]} "
@@ -159,6 +175,59 @@ def _write(
             tar = write_chunk(chunk.members, spool, out)
         written.append(ChunkFile(chunk.name, tar.diff_id, tar.size, path))
     return written
+
+
+def _memo(image_id: str, limits: Limits) -> Path | None:
+    """Where the rechunked ID of a built image is remembered: a warm build (every step from
+    podman's cache) gives the same built image, and then costs no rechunk at all."""
+    cache = _cache()
+    if cache is None:
+        return None
+    return (
+        cache
+        / f"built-{image_id}-{FORMAT}-{limits.max_layers}-{limits.small_buckets}-{limits.file_groups}"
+    )
+
+
+def _remembered(
+    podman: Podman, memo: Path | None, built: dict[str, Any], base_ids: list[str], started: float
+) -> Rechunked | None:
+    """The image rechunked from `built` before, if podman still holds it as it was made."""
+    try:
+        image_id = memo.read_text().strip() if memo else ""
+    except OSError:
+        return None
+    if not image_id or not podman.exists(image_id):
+        return None
+    attrs = podman.inspect(image_id)
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    built_labels = (built.get("Config") or {}).get("Labels") or {}
+    layers = (attrs.get("RootFS") or {}).get("Layers") or []
+    if (
+        labels.get(INPUTS_LABEL) != built_labels.get(INPUTS_LABEL)
+        or layers[: len(base_ids)] != base_ids
+    ):
+        return None
+    try:
+        chunks = tuple(json.loads(labels[LABEL])["chunks"])
+    except (KeyError, ValueError, TypeError):
+        return None
+    return Rechunked(str(attrs.get("Id") or image_id), chunks, 0, time.monotonic() - started)
+
+
+def _remember(memo: Path, image_id: str) -> None:
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        part = memo.with_name(f"{memo.name}.{os.getpid()}.part")
+        part.write_text(image_id)
+        part.replace(memo)
+    except OSError:
+        pass  # no cache: the next warm build rechunks again, nothing worse
+
+
+def _cache() -> Path | None:
+    found = cache_dir()
+    return found / "rechunk" if found else None
 
 
 def _check(stopped: Callable[[], bool]) -> None:

@@ -102,7 +102,7 @@ def _fast_validator() -> Callable[[Any], object]:
         + _GENERATOR.encode()
         + importlib.util.MAGIC_NUMBER
     ).hexdigest()[:32]
-    directory = _cache_dir()
+    directory = cache_dir()
     cached = directory / f"recipe-validator-{key}.marshal" if directory else None
     code = _load_code(cached) if cached else None
     if code is None:
@@ -190,7 +190,8 @@ def _generate_code(schema: dict[str, Any]) -> str:
 # Generating the validator (~0.06 s) and compiling its 800 KB of Python (~0.1 s) took half
 # of a `nestcustom validate`; the compiled code object is kept between runs, as Python keeps
 # .pyc files, keyed by everything that shapes it (schema, fastjsonschema, bytecode version).
-def _cache_dir() -> Path | None:
+def cache_dir() -> Path | None:
+    """nestcustom's cache directory ($XDG_CACHE_HOME/nestcustom), if the user has one."""
     base = os.environ.get("XDG_CACHE_HOME") or (
         str(Path("~/.cache").expanduser()) if "HOME" in os.environ else ""
     )
