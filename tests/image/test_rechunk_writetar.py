@@ -113,7 +113,7 @@ ORDER = [
 # them, every image's chunks change once: bump the rechunk format, say so in the release
 # notes, then update this digest. Never update it just to make the test pass. (The same
 # digest came out of CPython 3.10.13, 3.11.7, 3.12.1 and 3.13.0 on 2026-12-07.)
-GOLDEN = "sha256:d1f5e0cf2c35152b40790b3169aaaf9d44fa66681380098964a7e55824bd1cc0"
+GOLDEN = "sha256:900877befbada19ef4db24139e86b5b9d67eb9edfbc6522a50f0d96b0d62fef2"
 
 
 def write(members: list[Member], spool: bytes) -> tuple[WrittenTar, bytes]:
@@ -174,11 +174,13 @@ def test_tarfile_reads_back_every_member_as_given() -> None:
                 payload = member.payload
                 expected = spool[payload.offset : payload.offset + payload.size] if payload else b""
                 assert content.read() == expected, entry.name
+    # Markers have a fixed header, whatever the member said (overlay gives whiteouts the
+    # time podman made them).
     whiteout = next(m for m in read if m.name == "etc/.wh.removed")
-    assert (whiteout.mode, whiteout.mtime) == (0, T)
+    assert (whiteout.mode, whiteout.uid, whiteout.gid, whiteout.mtime) == (0, 0, 0, 0)
     opaque = [m.name for m in read].index("opt/app/.wh..wh..opq")
     assert read[opaque - 1].name == "opt/app" and read[opaque - 1].isdir()
-    assert read[opaque].mode == 0o750
+    assert (read[opaque].mode, read[opaque].uid, read[opaque].mtime) == (0, 0, 0)
 
 
 def xattrs_of(entry: tarfile.TarInfo) -> dict[str, bytes]:
