@@ -112,7 +112,7 @@ def test_the_rechunked_image_is_loaded_on_the_base_and_the_spool_is_gone(own_tmp
     layers = podman.images[done.image_id]
     assert layers[0] == podman.ids[0] and len(layers) == 1 + len(done.chunks)
     assert done.chunks == ("deletions", "files 1: /usr/bin", "files 2: /etc")
-    assert lines[0] == "rechunk: reading 2 custom layer(s)"
+    assert lines[0] == f"rechunk: reading the 2 custom layer(s) of {podman.built[:12]}"
     assert lines[-1].startswith(
         f"rechunk: 3 chunk(s), {done.custom_bytes} bytes, image {done.image_id[:12]} ("
     )
