@@ -105,7 +105,7 @@ def test_the_stored_image_reads_with_its_config_and_a_cached_base_index(tmp_path
     found = read_stored(attrs, 2, [11, 22], io.BytesIO(), cache)
     assert found is not None
     assert [[m.path for m in layer] for layer in found.custom] == [["file2"]]
-    assert (found.base.paths, found.base_sizes, found.config) == (
+    assert (set(found.base.paths), found.base_sizes, found.config) == (
         {"file0", "file1"},
         (11, 22),
         b'{"config":{}}',
