@@ -107,7 +107,9 @@ def rechunk(
         return known
     spool_dir = Path(tempfile.mkdtemp(prefix="nestcustom-rechunk-"))
     try:
-        on_line(f"rechunk: reading the {len(diff_ids) - len(base_ids)} custom layer(s) of {image_id[:12]}")
+        on_line(
+            f"rechunk: reading the {len(diff_ids) - len(base_ids)} custom layer(s) of {image_id[:12]}"
+        )
         with (spool_dir / "files").open("w+b") as spool:
             try:
                 layers = read_stored(
