@@ -340,7 +340,11 @@ def _explain(doc: Any, error: ValidationError, fallback: Location) -> Iterator[P
                 yield problem(f"missing required key {missing!r}")
     elif kind in ("minProperties", "maxProperties") and "x-count-message" in schema:
         yield problem(str(schema["x-count-message"]))
-    elif kind == "anyOf" and isinstance(value, (dict, str)) and _has_branch(error, "object"):
+    elif (
+        kind == "anyOf"
+        and _has_branch(error, "object")
+        and (isinstance(value, dict) or (isinstance(value, str) and _has_branch(error, "string")))
+    ):
         # Text or a mapping may stand here (install: [strace, {from:, path:}]): what is wrong
         # with the value as the kind it is, not "expected text".
         for sub in _branches(error, "object" if isinstance(value, dict) else "string"):
