@@ -154,13 +154,26 @@ def base_update(world: Any, project: Path, results: dict[str, dict[str, Any]]) -
         new = layers_of(world.registry.host, repository, third["digest"])
         custom = [(d, s) for d, s in new if d not in base_after]
         fetched = [(d, s) for d, s in custom if d not in old]
+        names = layer_names(reference)  # aligned with the manifest's layers, bottom up
         result["base_update"] = {
             "base_layers_new": len(base_after - base_before),
             "custom_layers_fetched": len(fetched),
+            "fetched_names": [
+                names[i] for i, (d, _) in enumerate(new) if d in {f for f, _ in fetched}
+            ],
             "custom_layers": len(custom),
             "custom_bytes_fetched": sum(s for _, s in fetched),
             "top_layer_bytes": new[-1][1],
         }
+
+
+def layer_names(reference: str) -> list[str]:
+    """Each layer's history entry (its chunk's name when rechunked), bottom up."""
+    inspect = json.loads(podman("image", "inspect", reference))[0]
+    made = [h.get("created_by", "") for h in inspect["History"] if not h.get("empty_layer")]
+    names = [n.removeprefix("nestcustom rechunk: ") for n in made]
+    layers = inspect["RootFS"]["Layers"]
+    return names[-len(layers) :] if len(names) >= len(layers) else ["?"] * len(layers)
 
 
 def _split(reference: str) -> tuple[str, str]:
@@ -210,7 +223,8 @@ def main() -> None:
         print(
             f"    base updated ({bu['base_layers_new']} new base layer(s)), recipe unchanged: "
             f"{bu['custom_layers_fetched']} of {bu['custom_layers']} custom layers fetched, "
-            f"{bu['custom_bytes_fetched']} bytes (top layer {bu['top_layer_bytes']})"
+            f"{bu['custom_bytes_fetched']} bytes (top layer {bu['top_layer_bytes']}): "
+            + ", ".join(bu["fetched_names"])
         )
     print(f"  the added package's RPM: {payload} bytes")
     print(
