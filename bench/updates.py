@@ -104,7 +104,9 @@ def update_base(mirror: str, rpm: Path) -> None:
         (context / "added.rpm").write_bytes(rpm.read_bytes())
         (context / "Containerfile").write_text(
             f"FROM {mirror}\nCOPY added.rpm /tmp/added.rpm\n"
-            "RUN rpm -i --nodeps /tmp/added.rpm && rm /tmp/added.rpm\n"
+            # rpm leaves its lock file; a composed base (rpm-ostree) ships none, and the
+            # recipe's build would remove it: a whiteout only this stand-in base causes.
+            "RUN rpm -i --nodeps /tmp/added.rpm && rm /tmp/added.rpm /usr/share/rpm/.rpm.lock\n"
         )
         podman("build", "-q", "--timestamp", "0", "-t", mirror, str(context))
     podman("push", "-q", "--tls-verify=false", mirror)
