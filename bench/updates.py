@@ -226,7 +226,7 @@ def main() -> None:
             f"    base updated ({bu['base_layers_new']} new base layer(s)), recipe unchanged: "
             f"{bu['custom_layers_fetched']} of {bu['custom_layers']} custom layers fetched, "
             f"{bu['custom_bytes_fetched']} bytes (top layer {bu['top_layer_bytes']}): "
-            + ", ".join(bu["fetched_names"])
+            + ", ".join(n if len(n) <= 40 else n[:37] + "..." for n in bu["fetched_names"])
         )
     print(f"  the added package's RPM: {payload} bytes")
     print(
