@@ -54,6 +54,19 @@ def test_a_survivor_is_tried_again_when_its_tests_change(tmp_path: Path) -> None
     assert codes(work) == {f"{name}__mutmut_1": None}
 
 
+def test_a_survivor_whose_key_was_never_recorded_is_tried_again(tmp_path: Path) -> None:
+    """A run stopped between a verdict and recording its key: the tests behind the
+    survivor are unknown, so it must not stand for ever."""
+    name = "nestcustom.recipe.values.x_f"
+    work = work_with(
+        tmp_path,
+        {f"{name}__mutmut_1": 0, f"{name}__mutmut_2": 1},
+        {name: ["tests/test_values.py::test_it"]},
+    )
+    assert verdicts.reset_stale(work) == 1
+    assert codes(work) == {f"{name}__mutmut_1": None, f"{name}__mutmut_2": 1}
+
+
 def test_a_shell_kill_stands_while_a_survivor_is_tried_again_when_the_tests_change(
     tmp_path: Path,
 ) -> None:

@@ -103,7 +103,10 @@ def reset_stale(work: Path, everything: bool = False, survivors: bool = False) -
         for name, code in data["exit_code_by_key"].items():
             if code is None:
                 continue
-            stale = name in recorded and recorded[name] != now.get(name)
+            # A verdict without a recorded key was made by a run stopped before it recorded
+            # keys: its tests cannot be known to be the same, so a survivor is tried again
+            # (the last stop's survivors outlived the tests written for them this way).
+            stale = recorded.get(name) != now.get(name)
             # "No test reaches it" is wrong as soon as one does, whatever key was recorded
             # (a run stopped between mapping the new tests and trying the mutant).
             reached = code in NO_TESTS and bool(coverage.get(name.partition("__mutmut_")[0]))
