@@ -1,7 +1,9 @@
 """The rechunk step of a build: the built image in, the same filesystem in chunks out.
 
-export (readlayers) -> squash -> owners -> plan -> one tar per chunk (writetar) -> OCI
-archive (assemble) -> podman load -> check that podman holds exactly the layers planned.
+the layers, read in place (overlayread) or else from podman's export (readlayers) ->
+squash -> owners -> plan -> one tar per chunk (writetar) -> OCI archive (assemble) ->
+podman load -> check that podman holds exactly the layers planned. A built image
+rechunked before (a warm build) is looked up first and costs nothing more.
 Everything it writes goes to one spool directory (in $TMPDIR), removed whatever happens;
 the only thing it leaves is the loaded image, untagged (the build tags it, as it would
 have tagged the image podman built). A stop between phases ends it with nothing loaded.
