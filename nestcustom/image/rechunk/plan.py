@@ -70,7 +70,7 @@ def plan(diff: CustomDiff, owners: Mapping[str, str], limits: Limits = Limits())
     entries = {m.path: m for m in diff.entries}
     writers = dict(diff.writers)
     units = _units(diff, owners, writers)
-    for key in sorted(k for k in units if k[0] == "files"):
+    for key in sorted(k for k in units if k[0] == "top"):
         group = ("files", str(_bucket(key[1], limits.file_groups)))
         units.setdefault(group, []).extend(units.pop(key))
     packages = sorted(k for k in units if k[0] == "package")
@@ -110,7 +110,8 @@ def _top(path: str) -> str:
 def _units(
     diff: CustomDiff, owners: Mapping[str, str], writers: Mapping[str, tuple[int, ...]]
 ) -> dict[tuple[str, str], list[Member]]:
-    """Every entry in one unit: ("package", name.arch), ("files", group) or ("state", "").
+    """Every entry in one unit: ("package", name.arch), ("top", first two directories) or
+    ("state", "").
 
     A directory with entries below it is written by the chunks of those entries, so it is
     a unit's member only when nothing below it is in the custom part. The names of one
@@ -139,7 +140,7 @@ def _unit_of(
         return ("package", owner)
     if len(writers.get(path, ())) > 1:
         return ("state", "")
-    return ("files", _top(path))
+    return ("top", _top(path))  # grouped into `files` buckets by plan()
 
 
 def _is_state(path: str) -> bool:
