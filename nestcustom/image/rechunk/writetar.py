@@ -1,7 +1,7 @@
 """One chunk as a canonical layer tar: the same members give the same bytes, in any order.
 
 A chunk's layer digest is what hosts and registries cache by, so every byte must follow
-from the members alone (design notes, rechunk-design.md 3.2 and 5.5):
+from the members alone:
 - Entries go in `path_key` order, so a directory comes before what it holds (extractors
   need the parent) and the order given does not matter.
 - Python's tarfile, PAX format, UTF-8: POSIX has no other way to carry long paths and
