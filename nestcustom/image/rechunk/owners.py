@@ -1,8 +1,8 @@
 """Which RPM package owns each entry of an image's custom part, as its final database says.
 
 An entry is a package's only while it is exactly what the package installs: a regular
-file whose content digest is the package's, a symbolic link with the
-package's target, a directory the package lists as one. Edited configs, files a
+file whose content digest is the package's, a symbolic link with the package's target, a
+directory the package lists as one. Edited configs, files a
 scriptlet or recipe rewrote (`/etc/passwd` belongs to `setup`), `%ghost` files and
 anything else are not package content: a package's chunk then depends only on the
 package, never on what the recipe did to its files.
