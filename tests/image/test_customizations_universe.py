@@ -114,6 +114,11 @@ def test_commands_scripts_values_env_units_and_checks(
     base, mirror = mirrors
     code, stderr, _ = build("recipes/nestos-ops.yaml", base, mirror, pushed_tag)
     assert code == 0, stderr
+    # The recipe says rechunk: true: the image pushed and tested is the re-cut one, strace
+    # in a chunk of its own.
+    assert "rechunk: reading the " in stderr and " chunk(s), " in stderr, stderr
+    history = podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", pushed_tag).stdout
+    assert "nestcustom rechunk: strace.x86_64" in history.splitlines(), history
     banner = in_image(pushed_tag, "cat /etc/issue.d/nestcustom-ops.issue")
     assert banner == f"NestOS 22.03-LTS-SP2, kernel {KVER}, site lab-1 (built by nestcustom)\n"
     enabled = in_image(pushed_tag, "ls /etc/systemd/system/multi-user.target.wants/")
