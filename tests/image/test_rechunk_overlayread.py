@@ -135,6 +135,33 @@ def test_anything_unexpected_leaves_the_reading_to_the_export(tmp_path: Path, fa
     assert read_stored(attrs, 2, sizes, io.BytesIO(), None) is None
 
 
+def test_rootless_storage_is_left_to_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On disk a rootless container's root is the user's uid: owners read there are wrong.
+    attrs = graph(tmp_path, 3, b'{"config":{}}')
+    assert read_stored(attrs, 2, [11, 22], io.BytesIO(), None) is not None
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert read_stored(attrs, 2, [11, 22], io.BytesIO(), None) is None
+
+
+def test_a_directory_that_cannot_be_listed_leaves_the_reading_to_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attrs = graph(tmp_path, 3, b'{"config":{}}')
+    (tmp_path / "overlay/layer2/diff/sub").mkdir()
+    (tmp_path / "overlay/layer2/diff/sub/file").write_bytes(b"x")
+    listing = os.scandir
+
+    def refused(path: object) -> object:
+        if str(path).endswith("/sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "scandir", refused)
+    assert read_stored(attrs, 2, [11, 22], io.BytesIO(), None) is None
+
+
 def test_layer_dirs_and_config_follow_the_inspect_data(tmp_path: Path) -> None:
     attrs = graph(tmp_path, 2, b"{}")
     dirs = layer_dirs(attrs)

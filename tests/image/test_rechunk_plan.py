@@ -118,6 +118,13 @@ def test_unpackaged_files_share_a_few_groups_by_their_first_two_directories() ->
     assert [c.name for c in one.chunks] == ["files 0: /etc /etc/systemd /usr/libexec /usr/local"]
 
 
+def test_a_directory_named_with_bytes_that_are_not_utf8_is_grouped_like_any_other() -> None:
+    odd = b"etc/caf\xe9".decode("utf-8", "surrogateescape")  # as the readers carry it
+    layers = [[mkdir("etc"), mkdir(odd), entry(f"{odd}/menu")]]
+    (chunk,) = chunked(squash(layers, index_of(BASE))).chunks
+    assert chunk.name.startswith("files ") and f"{odd}/menu" in [m.path for m in chunk.members]
+
+
 def test_a_file_two_steps_wrote_is_state() -> None:
     layers = [
         [mkdir("etc"), entry("etc/hwdb.bin", content="1")],

@@ -130,6 +130,15 @@ def test_a_missing_layer_or_config_is_named() -> None:
         read_export(io.BytesIO(archive), "2" * 64, ids, 0, io.BytesIO())
 
 
+@pytest.mark.parametrize("where", [b"\x00", b"1" * 100, b"2" * 100], ids=["header", "file", "last"])
+def test_an_export_cut_short_is_refused_as_such(where: bytes) -> None:
+    layer = layer_tar(("a", tarfile.REGTYPE, b"1" * 5000), ("b", tarfile.REGTYPE, b"2" * 5000))
+    archive, image, ids = export([layer])
+    cut = archive[: archive.index(where, 512) + len(where)]  # in a header, in a file's bytes
+    with pytest.raises(LayerReadError, match=f"export of {image[:12]} is not whole"):
+        read_export(io.BytesIO(cut), image, ids, 0, io.BytesIO())
+
+
 def test_the_base_index_applies_whiteouts_and_replacements_in_order() -> None:
     def m(path: str, kind: str, linkname: str = "") -> Member:
         return Member(path=path, kind=kind, mode=0o755, uid=0, gid=0, mtime=0, linkname=linkname)  # type: ignore[arg-type]

@@ -41,6 +41,9 @@ _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _KEPT_XATTRS = ("security.capability",)
 _PARTIAL_XATTRS = ("trusted.overlay.metacopy", "trusted.overlay.redirect")
 BLOCK = 1 << 20
+# Part of a cached base index's name: a change to what an index holds must not meet an
+# older file (the export, which is never cached, would index the same base anew).
+INDEX_FORMAT = "index-1"
 
 
 def layer_dirs(attrs: dict[str, Any]) -> list[Path] | None:
@@ -78,27 +81,32 @@ def read_stored(
     cache: Path | None,
 ) -> ImageLayers | None:
     """The image's layers read in place; None where storage is not as expected."""
-    dirs = layer_dirs(attrs)
-    if dirs is None or len(base_sizes) != base_layers:
+    if os.geteuid() != 0:
+        # Rootless storage keeps a container's root as the user's own id on disk, and files
+        # the user may not read: only podman's export says what such a layer holds.
         return None
-    config = stored_config(attrs, dirs[-1])
-    if config is None:
-        return None
-    diff_ids = (attrs.get("RootFS") or {}).get("Layers") or []
     try:
+        dirs = layer_dirs(attrs)
+        if dirs is None or len(base_sizes) != base_layers:
+            return None
+        config = stored_config(attrs, dirs[-1])
+        if config is None:
+            return None
+        diff_ids = (attrs.get("RootFS") or {}).get("Layers") or []
         return ImageLayers(
             custom=tuple(tuple(read_dir(d, spool)) for d in dirs[base_layers:]),
             base=base_index(dirs[:base_layers], diff_ids[:base_layers], cache),
             base_sizes=tuple(base_sizes),
             config=config,
         )
-    except NotPlainOverlay:
+    except (NotPlainOverlay, OSError):
+        # Also a directory pruned while it was read: what was spooled is never referenced.
         return None
 
 
 def base_index(dirs: Sequence[Path], diff_ids: Sequence[str], cache: Path | None) -> BaseIndex:
     """The base's paths, walked once per base (its layers' diff ids name the cache file)."""
-    key = hashlib.sha256(" ".join(diff_ids).encode()).hexdigest()
+    key = hashlib.sha256(" ".join([INDEX_FORMAT, *diff_ids]).encode()).hexdigest()
     where = cache / f"base-{key}.json" if cache else None
     if where is not None and where.is_file():
         try:
@@ -130,13 +138,17 @@ def base_index(dirs: Sequence[Path], diff_ids: Sequence[str], cache: Path | None
 def read_dir(top: Path, spool: IO[bytes] | None) -> Iterator[Member]:
     """One layer directory's members, parents first; with `spool`, file bytes copied in."""
     first_name: dict[tuple[int, int], str] = {}
-    for folder, names, files in os.walk(top):
+    for folder, names, files in os.walk(top, onerror=_fail):  # never skip a directory
         names.sort()
         here = Path(folder)
         relative = here.relative_to(top).as_posix()
         for name in sorted([*names, *files]):
             path = name if relative == "." else f"{relative}/{name}"
             yield from _members(here / name, path, spool, first_name)
+
+
+def _fail(error: OSError) -> None:
+    raise error
 
 
 def _members(

@@ -156,7 +156,10 @@ def _size_class(members: Iterable[Member]) -> int:
 
 
 def _bucket(key: str, buckets: int) -> int:
-    return int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) % buckets
+    # Paths carry a name's bytes that are not UTF-8 as surrogates: hash those bytes.
+    return (
+        int(hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16], 16) % buckets
+    )
 
 
 def _order(key: tuple[str, str]) -> tuple[int, str]:

@@ -72,29 +72,32 @@ def read_export(
     parsed: dict[str, tuple[Member, ...]] = {}
     sizes: dict[str, int] = {}
     config = b""
-    with tarfile.open(fileobj=archive, mode="r|", errorlevel=2) as outer:
-        for item in outer:
-            match = _LAYER_FILE.match(item.name)
-            if item.isfile() and item.name == f"{image_id}.json":
-                handle = outer.extractfile(item)
-                config = handle.read() if handle else b""
-            if not item.isfile() or match is None:
-                continue
-            diff_id = f"sha256:{match[1]}"
-            if diff_id not in diff_ids or diff_id in parsed:
-                continue
-            stream = outer.extractfile(item)
-            if stream is None:
-                raise LayerReadError(f"layer {diff_id} has no content in the export")
-            checked = _Hashing(stream)
-            # Base layers are read for their index only: their files are not spooled.
-            parsed[diff_id] = tuple(
-                parse_layer(cast(IO[bytes], checked), spool if diff_id in custom_ids else None)
-            )
-            checked.drain()
-            if checked.digest() != diff_id:
-                raise LayerReadError(f"layer {diff_id} reads back as {checked.digest()}")
-            sizes[diff_id] = checked.size
+    try:
+        with tarfile.open(fileobj=archive, mode="r|", errorlevel=2) as outer:
+            for item in outer:
+                match = _LAYER_FILE.match(item.name)
+                if item.isfile() and item.name == f"{image_id}.json":
+                    handle = outer.extractfile(item)
+                    config = handle.read() if handle else b""
+                if not item.isfile() or match is None:
+                    continue
+                diff_id = f"sha256:{match[1]}"
+                if diff_id not in diff_ids or diff_id in parsed:
+                    continue
+                stream = outer.extractfile(item)
+                if stream is None:
+                    raise LayerReadError(f"layer {diff_id} has no content in the export")
+                checked = _Hashing(stream)
+                # Base layers are read for their index only: their files are not spooled.
+                parsed[diff_id] = tuple(
+                    parse_layer(cast(IO[bytes], checked), spool if diff_id in custom_ids else None)
+                )
+                checked.drain()
+                if checked.digest() != diff_id:
+                    raise LayerReadError(f"layer {diff_id} reads back as {checked.digest()}")
+                sizes[diff_id] = checked.size
+    except (tarfile.TarError, EOFError) as exc:  # cut short: podman stopped, or a full disk
+        raise LayerReadError(f"podman's export of {image_id[:12]} is not whole: {exc}") from exc
     missing = [d for d in diff_ids if d not in parsed]
     if missing:
         raise LayerReadError(f"the export lacks layer(s) {', '.join(missing)}")
