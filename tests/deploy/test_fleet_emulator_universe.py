@@ -11,7 +11,7 @@ import pytest
 from tests.deploy.conftest import FleetFactory, digest_of, nestcustom, podman, report
 from tests.universe.fleet.authregistry import run_auth_registry
 
-pytestmark = pytest.mark.universe
+pytestmark = [pytest.mark.universe, pytest.mark.hosts]
 
 
 def test_upgrade_of_a_pinned_image_has_nothing_to_do_and_checks_the_driver(

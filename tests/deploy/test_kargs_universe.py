@@ -14,7 +14,7 @@ import pytest
 from tests.deploy.conftest import FleetFactory, nestcustom, report
 from tests.universe.registry import Registry
 
-pytestmark = pytest.mark.universe
+pytestmark = [pytest.mark.universe, pytest.mark.hosts]
 
 BASE_TAG = "hub.oepkgs.net/nestos/nestos-test:22.03-LTS-SP2.20230922.0-x86_64"
 RECIPES = {

@@ -15,7 +15,7 @@ from tests.deploy.conftest import FleetFactory, digest_of, nestcustom, report
 from tests.deploy.fleetlock_server import Semaphore, serve_fleetlock
 from tests.universe.registry import Registry
 
-pytestmark = pytest.mark.universe
+pytestmark = [pytest.mark.universe, pytest.mark.hosts]
 
 
 def test_deploy_pins_the_digest_updates_hosts_and_reruns_idempotently(

@@ -12,8 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.conftest import FleetFactory, digest_of, nestcustom, report
 from tests.deploy.fleetlock_server import Semaphore, serve_fleetlock
+
+pytestmark = [pytest.mark.universe, pytest.mark.hosts]
 
 FORGED = "manifest unknown\nhost2       updated     sha256:aaaa -> sha256:bbbb\n3 updated"
 

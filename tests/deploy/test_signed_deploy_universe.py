@@ -28,7 +28,7 @@ from tests.universe.fleet.harness import TestHost
 from tests.universe.httpserve import QuietHTTPServer
 from tests.universe.registry import Registry
 
-pytestmark = pytest.mark.universe
+pytestmark = [pytest.mark.universe, pytest.mark.hosts]
 
 
 @contextlib.contextmanager

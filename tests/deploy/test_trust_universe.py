@@ -15,7 +15,7 @@ from tests.deploy.conftest import ORIGIN, FleetFactory, digest_of, nestcustom, o
 from tests.deploy.fleetlock_server import Semaphore, serve_fleetlock
 from tests.universe.fleet.harness import TestHost
 
-pytestmark = pytest.mark.universe
+pytestmark = [pytest.mark.universe, pytest.mark.hosts]
 
 
 def start(cwd: Path, *args: str) -> subprocess.Popen[str]:

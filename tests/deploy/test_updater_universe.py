@@ -30,7 +30,7 @@ from tests.fleet.conftest import EtcdServer, free_port
 from tests.universe.fleet.harness import TestHost
 from tests.universe.registry import Registry
 
-pytestmark = pytest.mark.universe
+pytestmark = [pytest.mark.universe, pytest.mark.hosts]
 
 GROUP = "workers"
 STATE = "/var/lib/nestcustom-update"
