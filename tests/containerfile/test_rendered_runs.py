@@ -1,0 +1,237 @@
+"""A rendered Containerfile's RUN lines, run as podman would run them but in a throwaway
+root (tests/universe/helper_root.py): what a recipe says is what the image holds.
+
+The golden files pin the text; these tests pin what the text does. Each RUN line's bind
+mounts (the build helper, a layer's files and scripts, the base at /run/nestcustom/base)
+are put where their targets say for that step only, its shell command runs in the root
+with `container` set as podman sets it, and `ostree container commit` is the universe's
+emulator (docs/contracts/nestos-rpm-ostree.md section 1: it cleans /run, /tmp, /var/tmp
+and /var/cache, and fails on anything else left in /var). rpm-ostree is a stand-in that
+records its arguments. A recipe whose Containerfile needs more than that (builder stages,
+COPY --from) is out of these tests' reach: the universe builds those with podman.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from nestcustom.containerfile.render import Rendering, render_containerfile
+from nestcustom.recipe.load import load_recipe
+from tests.conftest import BASE, WriteRecipe
+from tests.universe.helper_root import HelperRoot
+
+EMULATOR = Path(__file__).resolve().parents[1] / "universe/base/emulators/ostree_container.py"
+OSTREE = '#!/bin/sh\nexec /usr/bin/python3 /usr/lib/nc-emu/ostree_container.py "$@"\n'
+RPM_OSTREE = (
+    "#!/bin/sh\n"
+    "# records its arguments outside /var (ostree container commit refuses what /var holds)\n"
+    "printf '%s\\n' \"$*\" >>/rpm-ostree.calls\n"
+    "# and leaves repo metadata in /var/cache/rpm-ostree (the contract: cleanup -m empties it)\n"
+    "mkdir -p /var/cache/rpm-ostree && echo solv >/var/cache/rpm-ostree/repomd.solv\n"
+)
+BASE_MOUNT = "/run/nestcustom/base"
+
+
+def instructions(containerfile: str) -> list[str]:
+    """The Containerfile's instructions, continuation lines joined, comments left out."""
+    found: list[str] = []
+    pending = ""
+    for line in containerfile.splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        found.append(pending + line)
+        pending = ""
+    assert not pending, "a continuation line ends the file"
+    return found
+
+
+def split_run(instruction: str) -> tuple[list[dict[str, str]], str]:
+    """A RUN instruction's bind mounts (their fields) and its shell command."""
+    rest = instruction.removeprefix("RUN").lstrip()
+    mounts = []
+    while rest.startswith("--mount="):
+        flag, _, rest = rest.partition(" ")
+        rest = rest.lstrip()
+        fields = dict(part.split("=", 1) for part in flag.removeprefix("--mount=").split(","))
+        assert fields.pop("type") == "bind", flag
+        mounts.append(fields)
+    return mounts, rest
+
+
+class Builder:
+    """Runs a rendering's RUN lines in `box`, from the project `project`."""
+
+    def __init__(self, box: HelperRoot, project: Path) -> None:
+        self.box = box
+        self.project = project
+        box.write("/usr/lib/nc-emu/ostree_container.py", EMULATOR.read_text())
+        box.write("/usr/bin/ostree", OSTREE, 0o755)
+        box.write("/usr/bin/rpm-ostree", RPM_OSTREE, 0o755)
+        # what makes the emulator take the root for an ostree container, as on NestOS
+        box.write("/sysroot/ostree/repo/config", "[core]\nrepo_version=1\nmode=bare-split-xattrs\n")
+
+    def build(self, rendering: Rendering) -> list[str]:
+        """Every RUN line in order (FROM the base, LABELs: nothing to run); the commands."""
+        for generated in rendering.files:
+            target = self.project / generated.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(generated.content)
+        ran = []
+        for instruction in instructions(rendering.containerfile):
+            keyword = instruction.split(" ", 1)[0]
+            if keyword == "RUN":
+                ran.append(self.run(instruction))
+            else:
+                assert keyword in ("FROM", "LABEL"), instruction
+                assert keyword != "FROM" or instruction == f"FROM {BASE}", instruction
+        return ran
+
+    def run(self, instruction: str) -> str:
+        mounts, command = split_run(instruction)
+        placed = []
+        for mount in mounts:
+            target = self.box.root / mount["target"].lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if "from" in mount:
+                # the base, read-only: the root as it was before the test changed it
+                assert (mount["from"], mount["source"], mount["target"]) == (
+                    BASE, "/", BASE_MOUNT
+                )  # fmt: skip
+                target.symlink_to("/base")
+            else:
+                source = self.project / mount["source"]
+                if source.is_dir():
+                    shutil.copytree(source, target, symlinks=True)
+                else:
+                    shutil.copy2(source, target)
+            placed.append(target)
+        done = self.box.enter(["/usr/bin/env", "container=oci", "/bin/sh", "-c", command], 120)
+        assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+        for target in placed:  # a bind mount lasts one step; commit cleaned /run already
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.exists():
+                shutil.rmtree(target)
+        return command
+
+
+def rendered(path: Path) -> Rendering:
+    return render_containerfile(load_recipe(path).recipe, "containerfiles/r")
+
+
+@pytest.fixture
+def builder(box: HelperRoot, project: Path) -> Builder:
+    return Builder(box, project)
+
+
+def mode_of(box: HelperRoot, inside: str) -> int:
+    return stat.S_IMODE(box.path(inside).lstat().st_mode)
+
+
+def test_packages_files_links_directories_and_an_edit_land_where_the_recipe_says(
+    builder: Builder, box: HelperRoot, project: Path, write_recipe: WriteRecipe
+) -> None:
+    (project / "files" / "agent.conf").write_text("level=debug\n")
+    (project / "files" / "tool").write_text("#!/bin/sh\necho tool\n")
+    box.write("/etc/nc.ini", "[main]\nkey=old\n")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "layers:\n"
+        "  - name: tools\n    install: [strace, nc-alpha]\n"
+        "  - name: slim\n    remove: [nc-beta]\n"
+        "files:\n"
+        "  - {src: files/agent.conf, dest: /etc/agent/agent.conf, mode: '0600'}\n"
+        "  - {src: files/tool, dest: /usr/libexec/nc/nc-tool, mode: '0755', owner: '990:990'}\n"
+        "directories:\n  - {path: /etc/agent/conf.d, mode: '0750'}\n"
+        "symlinks:\n  - {path: /usr/libexec/nc/nc-tool-alias, target: nc-tool}\n"
+        "edits:\n  - {file: /etc/nc.ini, section: main, set: {key: new, added: '1'}}\n"
+    )
+    ran = builder.build(rendered(path))
+    assert all(command.endswith("&& ostree container commit") for command in ran)
+    assert (box.root / "rpm-ostree.calls").read_text().splitlines() == [
+        "install nc-alpha strace",  # sorted: the order written changes nothing
+        "override remove nc-beta",
+    ]
+    assert box.path("/etc/agent/agent.conf").read_text() == "level=debug\n"
+    assert mode_of(box, "/etc/agent/agent.conf") == 0o600
+    tool = box.path("/usr/libexec/nc/nc-tool")
+    assert (tool.read_text(), mode_of(box, "/usr/libexec/nc/nc-tool")) == (
+        "#!/bin/sh\necho tool\n",
+        0o755,
+    )
+    assert (tool.stat().st_uid, tool.stat().st_gid) == (990, 990)
+    assert mode_of(box, "/etc/agent/conf.d") == 0o750
+    assert box.path("/etc/agent/conf.d").is_dir()
+    assert str(box.path("/usr/libexec/nc/nc-tool-alias").readlink()) == "nc-tool"
+    assert box.path("/etc/nc.ini").read_text() == "[main]\nkey=new\nadded=1\n"
+
+
+def test_commands_and_scripts_run_in_order_with_the_layers_environment_and_values(
+    builder: Builder, box: HelperRoot, project: Path, write_recipe: WriteRecipe
+) -> None:
+    (project / "files" / "stamp.sh").write_text(
+        '#!/bin/sh\nset -eu\nprintf "%s %s site=%s\\n" "$1" "$2" "$SITE" >>/etc/nc-order\n'
+    )
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "layers:\n"
+        "  - name: site\n    env: {SITE: lab-1}\n"
+        "    run:\n      - [sh, -c, 'echo \"first $SITE\" >>/etc/nc-order']\n"
+        "    script:\n      - {path: files/stamp.sh, args: ['{{os.version}}', 'two words']}\n"
+        "  - name: later\n    run: [[sh, -c, 'echo \"later ${SITE:-unset}\" >>/etc/nc-order']]\n"
+    )
+    builder.build(rendered(path))
+    assert box.path("/etc/nc-order").read_text().splitlines() == [
+        "first lab-1",
+        "22.03 two words site=lab-1",  # {{os.version}}: the VERSION_ID of the root
+        "later unset",  # env: is the layer's own
+    ]
+
+
+def test_what_a_step_leaves_in_var_cache_and_tmp_is_gone_and_the_build_helper_too(
+    builder: Builder, box: HelperRoot, write_recipe: WriteRecipe
+) -> None:
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "layers:\n  - name: cache\n    run:\n"
+        "      - [sh, -c, 'mkdir -p /var/cache/nc /tmp/nc && touch /var/cache/nc/x /tmp/nc/y']\n"
+    )
+    builder.build(rendered(path))
+    assert list((box.root / "var/cache").glob("*")) == []
+    assert box.left_in_tmp() == []
+    assert not (box.root / "run/nestcustom").exists()
+
+
+def test_on_sp1_whose_commit_cleans_nothing_a_package_layer_still_leaves_no_cache(
+    builder: Builder, box: HelperRoot, write_recipe: WriteRecipe
+) -> None:
+    # ostree-ext 0.7.1 (NestOS SP1) only lists what /var holds (contract, section 1)
+    box.write("/usr/lib/nestcustom-emu/versions", "ostree-ext=0.7.1\n")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\nlayers:\n  - {{name: t, install: [strace]}}\n"
+    )
+    builder.build(rendered(path))
+    assert (box.root / "rpm-ostree.calls").read_text() == "install strace\n"
+    assert list((box.root / "var/cache").glob("**/*")) == []
+
+
+def test_the_builds_checks_fail_the_step_that_breaks_a_promise(
+    builder: Builder, write_recipe: WriteRecipe
+) -> None:
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "layers:\n  - name: tool\n    run: [[ln, -s, /usr/lib/nothing, /etc/tool.conf]]\n"
+        "checks:\n  files: [/etc/promised.conf]\n"
+    )
+    with pytest.raises(AssertionError) as failed:
+        builder.build(rendered(path))
+    assert "/etc/promised.conf" in str(failed.value)
+    assert "check" in shlex.split(str(failed.value).splitlines()[0])
