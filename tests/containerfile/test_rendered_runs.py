@@ -235,3 +235,49 @@ def test_the_builds_checks_fail_the_step_that_breaks_a_promise(
         builder.build(rendered(path))
     assert "/etc/promised.conf" in str(failed.value)
     assert "check" in shlex.split(str(failed.value).splitlines()[0])
+
+
+def test_units_enabled_and_masked_and_users_declared_the_nestos_way(
+    builder: Builder, box: HelperRoot, project: Path, write_recipe: WriteRecipe
+) -> None:
+    (project / "files" / "nc-agent.service").write_text(
+        "[Unit]\nDescription=agent\n[Service]\nExecStart=/usr/bin/true\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "files:\n  - {src: files/nc-agent.service, dest: /usr/lib/systemd/system/nc-agent.service}\n"
+        "systemd:\n  enable: [nc-agent.service]\n  mask: [nc-noisy.service]\n"
+        "users:\n  - {name: ncagent, uid: 1500, description: the agent}\n"
+    )
+    builder.build(rendered(path))
+    wants = box.path("/etc/systemd/system/multi-user.target.wants/nc-agent.service")
+    # the machine's systemctl: Debian's writes /lib/..., NestOS's /usr/lib/...
+    assert str(wants.readlink()).endswith("lib/systemd/system/nc-agent.service")
+    assert str(box.path("/etc/systemd/system/nc-noisy.service").readlink()) == "/dev/null"
+    sysusers = box.path("/usr/lib/sysusers.d/nestcustom-r.conf").read_text()
+    assert sysusers.splitlines()[1:] == ['u ncagent 1500 "the agent" - -']
+    assert "ncagent" not in box.path("/etc/passwd").read_text()  # the host makes the user
+
+
+def test_a_unit_masked_in_the_base_is_unmasked_before_it_is_enabled_and_a_mask_is_made(
+    builder: Builder, box: HelperRoot, project: Path, write_recipe: WriteRecipe
+) -> None:
+    unit = "[Service]\nExecStart=/usr/bin/true\n[Install]\nWantedBy=multi-user.target\n"
+    (project / "files" / "nc-a.service").write_text(unit)
+    (project / "files" / "nc-b.service").write_text(unit)
+    box.link("/etc/systemd/system/nc-b.service", "/dev/null")  # masked in the base
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "files:\n"
+        "  - {src: files/nc-a.service, dest: /usr/lib/systemd/system/nc-a.service}\n"
+        "  - {src: files/nc-b.service, dest: /usr/lib/systemd/system/nc-b.service}\n"
+        "systemd:\n  enable: [nc-b.service]\n  mask: [nc-a.service]\n"
+        "  unmask: [nc-b.service]\n  default-target: multi-user.target\n"
+    )
+    builder.build(rendered(path))
+    system = "/etc/systemd/system"
+    assert str(box.path(f"{system}/nc-a.service").readlink()) == "/dev/null"
+    assert not box.path(f"{system}/nc-b.service").is_symlink()
+    assert box.path(f"{system}/multi-user.target.wants/nc-b.service").is_symlink()
+    assert str(box.path(f"{system}/default.target").readlink()).endswith("multi-user.target")
