@@ -22,7 +22,9 @@ import pytest
 
 from nestcustom.containerfile.render import Rendering, render_containerfile
 from nestcustom.recipe.load import load_recipe
-from tests.conftest import BASE, WriteRecipe
+from nestcustom.recipe.mirrors import parse_download_mirrors, with_download_mirrors
+from tests.conftest import BASE, ROOT, WriteRecipe
+from tests.universe.download_site import FILES, mirror_argument, serve_download_site
 from tests.universe.helper_root import HelperRoot
 
 EMULATOR = Path(__file__).resolve().parents[1] / "universe/base/emulators/ostree_container.py"
@@ -84,17 +86,19 @@ class Builder:
             target = self.project / generated.path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(generated.content)
+        first, *rest = instructions(rendering.containerfile)
+        base = first.removeprefix("FROM ")
+        assert first == f"FROM {base}" and base == rendering.images[0], first
         ran = []
-        for instruction in instructions(rendering.containerfile):
+        for instruction in rest:
             keyword = instruction.split(" ", 1)[0]
             if keyword == "RUN":
-                ran.append(self.run(instruction))
+                ran.append(self.run(instruction, base))
             else:
-                assert keyword in ("FROM", "LABEL"), instruction
-                assert keyword != "FROM" or instruction == f"FROM {BASE}", instruction
+                assert keyword == "LABEL", instruction  # no stage, no COPY --from
         return ran
 
-    def run(self, instruction: str) -> str:
+    def run(self, instruction: str, base: str) -> str:
         mounts, command = split_run(instruction)
         placed = []
         for mount in mounts:
@@ -103,7 +107,7 @@ class Builder:
             if "from" in mount:
                 # the base, read-only: the root as it was before the test changed it
                 assert (mount["from"], mount["source"], mount["target"]) == (
-                    BASE, "/", BASE_MOUNT
+                    base, "/", BASE_MOUNT
                 )  # fmt: skip
                 target.symlink_to("/base")
             else:
@@ -281,3 +285,19 @@ def test_a_unit_masked_in_the_base_is_unmasked_before_it_is_enabled_and_a_mask_i
     assert not box.path(f"{system}/nc-b.service").is_symlink()
     assert box.path(f"{system}/multi-user.target.wants/nc-b.service").is_symlink()
     assert str(box.path(f"{system}/default.target").readlink()).endswith("multi-user.target")
+
+
+def test_downloads_are_fetched_through_the_mirror_checked_and_put_in_place(
+    builder: Builder, box: HelperRoot, project: Path
+) -> None:
+    # The example recipe, its vendor site read from a mirror on 127.0.0.1 (--download-mirror)
+    shutil.copy(ROOT / "recipes/nestos-downloads.yaml", project / "recipes/r.yaml")
+    recipe = load_recipe(project / "recipes/r.yaml").recipe
+    with serve_download_site() as site:
+        mirrored = with_download_mirrors(recipe, parse_download_mirrors([mirror_argument(site)]))
+        builder.build(render_containerfile(mirrored, "containerfiles/r"))
+    tool = FILES / "nc-tool/2.1.0/nc-tool-linux-x86_64"
+    assert box.path("/usr/bin/nc-tool").read_bytes() == tool.read_bytes()
+    assert mode_of(box, "/usr/bin/nc-tool") == 0o755
+    completions = box.path("/usr/share/bash-completion/completions")
+    assert sorted(p.name for p in completions.iterdir()) == ["nc-tool"]
