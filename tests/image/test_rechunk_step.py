@@ -5,6 +5,7 @@ layers are either carried or already held, and names the image by its config's s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from nestcustom.errors import NestcustomError
+from nestcustom.image.rechunk import step
 from nestcustom.image.rechunk.plan import Limits
 from nestcustom.image.rechunk.step import MAX_STACK, RechunkError, rechunk
 from tests.image.test_rechunk_readlayers import export, layer_tar
@@ -172,3 +174,17 @@ def test_a_load_that_names_another_image_is_an_error() -> None:
     podman.exists = lambda reference: False  # type: ignore[method-assign]
     with pytest.raises(RechunkError, match="podman loaded 000000000000, not "):
         run(podman)
+
+
+def test_a_full_disk_names_where_the_spool_was_and_leaves_nothing(
+    own_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(step, "_write", full)
+    podman = FakePodman()
+    with pytest.raises(RechunkError, match=f"No space left on device in {own_tmp}$") as caught:
+        run(podman)
+    assert "set TMPDIR" in (caught.value.hint or "")
+    assert (podman.loads, list(own_tmp.iterdir())) == (0, [])

@@ -11,6 +11,7 @@ have tagged the image podman built). A stop between phases ends it with nothing 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -164,6 +165,14 @@ def rechunk(
             f"({seconds:.1f} s)"
         )
         return Rechunked(image.image_id, tuple(c.name for c in written), size, seconds)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise RechunkError(
+            f"rechunk: {exc.strerror} in {spool_dir.parent}",
+            "rechunk copies the image's custom files there before it writes the chunks: "
+            "free space there, or set TMPDIR to a larger file system",
+        ) from exc
     finally:
         shutil.rmtree(spool_dir, ignore_errors=True)
 
