@@ -7,12 +7,14 @@ are put where their targets say for that step only, its shell command runs in th
 with `container` set as podman sets it, and `ostree container commit` is the universe's
 emulator (docs/contracts/nestos-rpm-ostree.md section 1: it cleans /run, /tmp, /var/tmp
 and /var/cache, and fails on anything else left in /var). rpm-ostree is a stand-in that
-records its arguments. A recipe whose Containerfile needs more than that (builder stages,
-COPY --from) is out of these tests' reach: the universe builds those with podman.
+records its arguments; COPY puts a project file in place. A recipe whose Containerfile
+needs more than that (builder stages, COPY --from) is out of these tests' reach: the
+universe builds those with podman.
 """
 
 from __future__ import annotations
 
+import configparser
 import shlex
 import shutil
 import stat
@@ -94,9 +96,21 @@ class Builder:
             keyword = instruction.split(" ", 1)[0]
             if keyword == "RUN":
                 ran.append(self.run(instruction, base))
+            elif keyword == "COPY":
+                self.copy(instruction)
             else:
-                assert keyword == "LABEL", instruction  # no stage, no COPY --from
+                assert keyword == "LABEL", instruction  # no stage
         return ran
+
+    def copy(self, instruction: str) -> None:
+        """COPY [--chmod=MODE] SRC DEST, from the project (no --from: no stage here)."""
+        *flags, source, dest = instruction.split()[1:]
+        mode = 0o644
+        for flag in flags:
+            name, _, value = flag.partition("=")
+            assert name == "--chmod", instruction
+            mode = int(value, 8)
+        self.box.write(dest, (self.project / source).read_text(), mode)
 
     def run(self, instruction: str, base: str) -> str:
         mounts, command = split_run(instruction)
@@ -301,3 +315,36 @@ def test_downloads_are_fetched_through_the_mirror_checked_and_put_in_place(
     assert mode_of(box, "/usr/bin/nc-tool") == 0o755
     completions = box.path("/usr/share/bash-completion/completions")
     assert sorted(p.name for p in completions.iterdir()) == ["nc-tool"]
+
+
+def test_keys_repos_and_base_repos_are_in_place_before_the_layers_that_use_them(
+    builder: Builder, box: HelperRoot, project: Path, write_recipe: WriteRecipe
+) -> None:
+    (project / "files" / "RPM-GPG-KEY-site").write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n")
+    box.write(
+        "/etc/yum.repos.d/openEuler.repo",
+        "[OS]\nbaseurl=http://repo.example.com/OS\nenabled=1\n\n"
+        "[update]\nbaseurl=http://repo.example.com/update\nenabled=1\n",
+    )
+    box.write(
+        "/usr/bin/rpm-ostree", RPM_OSTREE + "cat /etc/yum.repos.d/*.repo >>/repos.seen\n", 0o755
+    )
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "keys: [files/RPM-GPG-KEY-site]\n"
+        "repos:\n  - {id: site, baseurl: 'http://rpms.example.com/$basearch/',"
+        " gpgkey: 'file:///etc/pki/rpm-gpg/RPM-GPG-KEY-site'}\n"
+        "base-repos: {disable: [update]}\n"
+        "layers:\n  - {name: t, install: [strace]}\n"
+    )
+    builder.build(rendered(path))
+    assert box.path("/etc/pki/rpm-gpg/RPM-GPG-KEY-site").read_text().startswith("-----BEGIN")
+    seen = (box.root / "repos.seen").read_text()  # what rpm-ostree install read
+    assert "[site]\n" in seen and "baseurl=http://rpms.example.com/$basearch/\n" in seen
+    assert "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-site\n" in seen
+    base_repo = configparser.ConfigParser()
+    base_repo.read_string(box.path("/etc/yum.repos.d/openEuler.repo").read_text())
+    assert {s: dict(base_repo[s]) for s in base_repo.sections()} == {
+        "OS": {"baseurl": "http://repo.example.com/OS", "enabled": "1"},
+        "update": {"baseurl": "http://repo.example.com/update", "enabled": "0"},
+    }
