@@ -96,7 +96,7 @@ def read_export(
                 if checked.digest() != diff_id:
                     raise LayerReadError(f"layer {diff_id} reads back as {checked.digest()}")
                 sizes[diff_id] = checked.size
-    except (tarfile.TarError, EOFError) as exc:  # cut short: podman stopped, or a full disk
+    except (tarfile.TarError, EOFError) as exc:  # cut short: podman stopped mid-stream
         raise LayerReadError(f"podman's export of {image_id[:12]} is not whole: {exc}") from exc
     missing = [d for d in diff_ids if d not in parsed]
     if missing:
