@@ -83,7 +83,8 @@ class Builder:
         box.write("/sysroot/ostree/repo/config", "[core]\nrepo_version=1\nmode=bare-split-xattrs\n")
 
     def build(self, rendering: Rendering) -> list[str]:
-        """Every RUN line in order (FROM the base, LABELs: nothing to run); the commands."""
+        """Each instruction in order: RUN runs, COPY puts a file in place, FROM (the base)
+        and LABEL change nothing here. The RUN commands, as run."""
         for generated in rendering.files:
             target = self.project / generated.path
             target.parent.mkdir(parents=True, exist_ok=True)
