@@ -349,3 +349,31 @@ def test_keys_repos_and_base_repos_are_in_place_before_the_layers_that_use_them(
         "OS": {"baseurl": "http://repo.example.com/OS", "enabled": "1"},
         "update": {"baseurl": "http://repo.example.com/update", "enabled": "0"},
     }
+
+
+def test_dropins_kernel_arguments_and_one_users_units_are_files_in_the_image(
+    builder: Builder, box: HelperRoot, project: Path, write_recipe: WriteRecipe
+) -> None:
+    (project / "files" / "limits.conf").write_text("[Service]\nLimitNOFILE=65536\n")
+    (project / "files" / "nc-sync.timer").write_text(
+        "[Timer]\nOnBootSec=1min\n[Install]\nWantedBy=timers.target\n"
+    )
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "files:\n  - {src: files/nc-sync.timer, dest: /usr/lib/systemd/user/nc-sync.timer}\n"
+        "systemd:\n"
+        "  dropins:\n    - {unit: sshd, src: files/limits.conf, name: 50-limits.conf}\n"
+        "  user-units:\n    - {user: core, enable: [nc-sync.timer], linger: true}\n"
+        "kernel-arguments:\n  append: [console=ttyS0, nc.opt=1]\n"
+    )
+    builder.build(rendered(path))
+    dropin = box.path("/usr/lib/systemd/system/sshd.service.d/50-limits.conf")
+    assert dropin.read_text() == "[Service]\nLimitNOFILE=65536\n"
+    kargs = box.path("/usr/lib/bootc/kargs.d/nestcustom-r.toml").read_text()
+    assert 'kargs = ["console=ttyS0", "nc.opt=1"]' in kargs
+    condition = box.path("/usr/lib/systemd/user/nc-sync.timer.d/50-nestcustom-user.conf")
+    assert "ConditionUser=|core\n" in condition.read_text()
+    wants = box.path("/etc/systemd/user/timers.target.wants/nc-sync.timer")
+    assert str(wants.readlink()).endswith("systemd/user/nc-sync.timer")
+    tmpfiles = box.path("/usr/lib/tmpfiles.d/nestcustom-r.conf").read_text()
+    assert "f /var/lib/systemd/linger/core 0644 root root -\n" in tmpfiles
