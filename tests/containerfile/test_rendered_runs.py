@@ -377,3 +377,21 @@ def test_dropins_kernel_arguments_and_one_users_units_are_files_in_the_image(
     assert str(wants.readlink()).endswith("systemd/user/nc-sync.timer")
     tmpfiles = box.path("/usr/lib/tmpfiles.d/nestcustom-r.conf").read_text()
     assert "f /var/lib/systemd/linger/core 0644 root root -\n" in tmpfiles
+
+
+def test_a_removal_glob_removes_what_the_database_names_and_one_matching_nothing_fails(
+    builder: Builder,
+    box: HelperRoot,
+    tiny_rpms: dict[str, Path],
+    write_recipe: WriteRecipe,
+) -> None:
+    box.install_rpms(tiny_rpms["nc-alpha"], tiny_rpms["nc-beta"], tiny_rpms["nc-gamma"])
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "layers:\n  - {name: slim, remove: ['nc-[ab]*']}\n  - {name: more, remove: [nc-z*]}\n"
+    )
+    with pytest.raises(AssertionError, match="no installed package matches 'nc-z\\*'"):
+        builder.build(rendered(path))
+    assert (box.root / "rpm-ostree.calls").read_text().splitlines() == [
+        "override remove nc-alpha nc-beta"
+    ]
