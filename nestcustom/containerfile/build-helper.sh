@@ -697,9 +697,17 @@ cmd_repos() {
 }
 
 cmd_remove_matching() {
+    # The shell matches each glob against the installed names: `rpm -qa PATTERN` takes a
+    # regular expression with only . + * rewritten, so `?` there means "optional", and a
+    # pattern regcomp refuses (a leading ?) lists every package (contract, section 1).
+    installed=$(rpm -qa --qf '%{NAME}\n')
     names=
     for glob do
-        found=$(rpm -qa --qf '%{NAME}\n' "$glob")
+        found=
+        for name in $installed; do # RPM names hold no blanks: split on purpose
+            # shellcheck disable=SC2254 # $glob is the pattern, unquoted on purpose
+            case $name in $glob) found="$found $name" ;; esac
+        done
         [ -n "$found" ] || die "no installed package matches '$glob'"
         names="$names $found"
     done

@@ -105,6 +105,21 @@ def test_a_glob_nothing_matches_stops_before_any_removal(
     assert box.rpm_calls() == []
 
 
+def test_globs_mean_what_a_shell_means_never_an_rpm_regular_expression(
+    box: HelperRoot, tiny_rpms: dict[str, Path]
+) -> None:
+    # `rpm -qa PATTERN` reads a regular expression: `nc-alph?` there is "nc-alp, h
+    # optional" (nothing), and `?c-alpha` fails to compile, which lists every package.
+    box.install_rpms(*tiny_rpms.values())
+    done = box.helper("remove-matching", "nc-alph?", "?c-gamm[a]")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert box.rpm_calls() == ["override remove nc-alpha nc-gamma"]
+    done = box.helper("remove-matching", "?trace.x", "nc-b.ta")
+    assert done.returncode == 1
+    assert done.stderr == "nestcustom: no installed package matches '?trace.x'\n"
+    assert box.rpm_calls() == ["override remove nc-alpha nc-gamma"]
+
+
 def test_rpm_ostree_refusing_fails_the_step(box: HelperRoot, tiny_rpms: dict[str, Path]) -> None:
     box.install_rpms(tiny_rpms["strace"])
     box.write("/usr/bin/rpm-ostree", "#!/bin/sh\necho 'error: busy' >&2\nexit 3\n", mode=0o755)
