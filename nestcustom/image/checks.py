@@ -19,6 +19,7 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from nestcustom.image.rpmversion import rpm_file_nvr, satisfies
@@ -197,10 +198,13 @@ class Checks:
 
     def absent(self, name: str, *, builtin: bool = False, why: str = "") -> CheckResult:
         if any(char in name for char in "*?["):  # a glob: nothing installed may match it
+            # Matched here, by name: `rpm -qa PATTERN` reads a regular expression, in which
+            # `?` means "optional" and a leading one lists every package (contract, 1).
             out = self.host.run(
-                "rpm -qa --qf %s %s", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n", name
+                "rpm -qa --qf %s", "%{NAME} %{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n"
             )
-            listed = sorted(out.stdout.split())
+            rows = (line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+            listed = sorted(nevra for package, nevra in rows if fnmatchcase(package, name))
             detail = out.why() if out.rc else ""
             if listed:
                 detail = f"installed: {', '.join(listed[:5])}" + (f" ({why})" if why else "")

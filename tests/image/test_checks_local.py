@@ -98,6 +98,11 @@ def test_absent_packages_by_name_and_by_glob(checks: Checks) -> None:
         "package", "nc-tw*", "absent", False, "installed: nc-twin-1.1-1.noarch, nc-two-2.5-3.noarch"
     )
     assert checks.absent("nc-x*").passed
+    # globs as a shell reads them (rpm -qa would read a regular expression: ? = optional)
+    assert checks.absent("nc-on?").detail == "installed: nc-one-1.0-1.noarch"
+    assert checks.absent("?c-twin").detail == "installed: nc-twin-1.1-1.noarch"
+    assert checks.absent("nc-tw[o]").detail == "installed: nc-two-2.5-3.noarch"
+    assert checks.absent("?c-none").passed
 
 
 def test_a_test_spec_is_read_as_name_op_version(checks: Checks) -> None:
