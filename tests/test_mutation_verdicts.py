@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
-from bench.mutation import shell, verdicts
+from bench.mutation import shell, verdicts, workdir
 
 MODULE = "nestcustom/recipe/values.py"
 
@@ -97,3 +98,18 @@ def test_a_shell_kill_stands_while_a_survivor_is_tried_again_when_the_tests_chan
     moved = "# a comment\ng() {\n    :\n}\n" + helper
     assert [m.ident for m in shell.to_try(shell.mutants(moved), moved, verdicts, "fast", [test])
             if m.function == "f"] == [m.ident for m in found[:3]]  # fmt: skip
+
+
+def test_a_file_edited_after_the_copy_is_named_and_nothing_is_copied(tmp_path: Path) -> None:
+    # The sample stops on it: a mutant tried by hand in the checkout while the run
+    # started was once copied in and judged as the product.
+    root, work = tmp_path / "root", tmp_path / "work"
+    (root / "nestcustom").mkdir(parents=True)
+    (root / "nestcustom" / "a.py").write_text("A = 1\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    workdir.sync(work, root)
+    assert workdir.differences(work, root) == []
+    (root / "nestcustom" / "a.py").write_text("A = 2\n")
+    (root / "nestcustom" / "b.py").write_text("B = 1\n")
+    assert workdir.differences(work, root) == [Path("nestcustom/a.py"), Path("nestcustom/b.py")]
+    assert (work / "nestcustom" / "a.py").read_text() == "A = 1\n"

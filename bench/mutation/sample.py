@@ -24,10 +24,11 @@ import json
 import math
 import os
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
-from bench.mutation import pyrun, report, verdicts
+from bench.mutation import pyrun, report, verdicts, workdir
 from bench.mutation.packages import PACKAGES, Package, package_of
 
 FLOOR = 2
@@ -104,6 +105,16 @@ def run(work: Path, per_package: int, jobs: int, budget: float) -> int:
     verdicts.forget_changed_tests(work, changed)
     generate(work)
     chosen = draw(work, per_package)
+    # pyrun.run syncs again: a file edited meanwhile (a mutant tried by hand in the
+    # checkout) would be copied in and judged as the product. Stop instead.
+    moved = workdir.differences(work)
+    if moved:
+        print(
+            f"sample: the checkout changed while the run started ({', '.join(map(str, moved[:5]))}"
+            f"); run it again once the checkout is as it should be measured",
+            file=sys.stderr,
+        )
+        return 2
     names = [n for package in sorted(chosen) for n in chosen[package]]
     print(f"sample: {len(names)} mutants of {len(chosen)} packages", flush=True)
     return pyrun.run(PRODUCT, "fast", work, jobs, names=names, budget=budget)

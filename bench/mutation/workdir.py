@@ -79,6 +79,15 @@ def sync(work: Path, root: Path = ROOT) -> list[Path]:
     return changed
 
 
+def differences(work: Path, root: Path = ROOT) -> list[Path]:
+    """The project's files whose content differs from `work`'s copy (nothing is copied)."""
+    return [
+        rel
+        for rel in project_files(root)
+        if not (work / rel).is_file() or (work / rel).read_bytes() != (root / rel).read_bytes()
+    ]
+
+
 def _copied(work: Path) -> Iterator[Path]:
     """The files an earlier sync copied into `work` (not mutmut's or the run's own)."""
     own = {"mutants", "support", "hits", "tmp", "pyproject.toml"}
