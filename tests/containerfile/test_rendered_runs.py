@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from nestcustom.containerfile.render import Rendering, render_containerfile
+from nestcustom.image.inputs import instructions as containerfile_instructions
 from nestcustom.recipe.load import load_recipe
 from nestcustom.recipe.mirrors import parse_download_mirrors, with_download_mirrors
 from tests.conftest import BASE, ROOT, WriteRecipe
@@ -42,19 +43,9 @@ BASE_MOUNT = "/run/nestcustom/base"
 
 
 def instructions(containerfile: str) -> list[str]:
-    """The Containerfile's instructions, continuation lines joined, comments left out."""
-    found: list[str] = []
-    pending = ""
-    for line in containerfile.splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        found.append(pending + line)
-        pending = ""
-    assert not pending, "a continuation line ends the file"
-    return found
+    """The Containerfile's instructions as a build reads them (the product's own reader,
+    which keeps a newline where a line was continued): continued lines joined by a blank."""
+    return [i.replace("\n", " ") for i in containerfile_instructions(containerfile)]
 
 
 def split_run(instruction: str) -> tuple[list[dict[str, str]], str]:
