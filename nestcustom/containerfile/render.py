@@ -246,7 +246,7 @@ class _Writer:
             self.line(f"FROM {stage.image} AS {stage.name}")
             self.step(Step(f"stage {stage.name}", stage.origin, stage=stage.name))
             for spec in stage.files:
-                self.line(_copy(spec.src, spec.dest, spec.mode, spec.source))
+                self.line(_copy(spec.src, spec.dest, spec.mode, spec.source, spec.owner))
                 self.step(Step(f"stage {stage.name} file {spec.dest}", stage=stage.name))
                 if spec.source is None:
                     self.sources.append(spec.src)

@@ -271,14 +271,14 @@ class Converter:
         specs = []
         for index, entry in enumerate(items):
             mode = _mode(entry.get("mode", "0644"))
+            owner = entry.get("owner")
             if "from" in entry:  # out of a stage or image: nothing to read here
-                specs.append(FileSpec(entry["src"], entry["dest"], mode, "", entry["from"]))
+                specs.append(FileSpec(entry["src"], entry["dest"], mode, "", entry["from"], owner))
                 continue
             where = entry.value_origin("src") or items.item_origin(index)
             found = self.files.find_file_or_tree(
                 entry["src"], where.location, (*path, index, "src")
             )
-            owner = entry.get("owner")
             if found is None:
                 # Missing or unreadable: ProjectFiles reported it. The entry stays in the
                 # model so that the rules judge the rest of it (its dest) and do not call

@@ -7,17 +7,21 @@ are put where their targets say for that step only, its shell command runs in th
 with `container` set as podman sets it, and `ostree container commit` is the universe's
 emulator (docs/contracts/nestos-rpm-ostree.md section 1: it cleans /run, /tmp, /var/tmp
 and /var/cache, and fails on anything else left in /var). rpm-ostree is a stand-in that
-records its arguments; COPY puts a project file in place. A recipe whose Containerfile
-needs more than that (builder stages, COPY --from) is out of these tests' reach: the
-universe builds those with podman.
+records its arguments; COPY puts a project file in place. Each named stage (the facts of
+the base, a builder stage, a layer's RPM files) runs in a root of its own, and COPY --from
+and a RUN's mount from a stage read that root.
 """
 
 from __future__ import annotations
 
 import configparser
+import glob
+import json
+import os
 import shlex
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +32,7 @@ from nestcustom.recipe.load import load_recipe
 from nestcustom.recipe.mirrors import parse_download_mirrors, with_download_mirrors
 from tests.conftest import BASE, ROOT, WriteRecipe
 from tests.universe.download_site import FILES, mirror_argument, serve_download_site
-from tests.universe.helper_root import HelperRoot
+from tests.universe.helper_root import DRACUT, HelperRoot, build_module, make_root
 
 EMULATOR = Path(__file__).resolve().parents[1] / "universe/base/emulators/ostree_container.py"
 OSTREE = '#!/bin/sh\nexec /usr/bin/python3 /usr/lib/nc-emu/ostree_container.py "$@"\n'
@@ -62,11 +66,22 @@ def split_run(instruction: str) -> tuple[list[dict[str, str]], str]:
 
 
 class Builder:
-    """Runs a rendering's RUN lines in `box`, from the project `project`."""
+    """Runs a rendering's instructions from the project `project`: its last stage in `box`
+    (the base as the test prepared it), each named stage in a root of its own."""
 
-    def __init__(self, box: HelperRoot, project: Path) -> None:
+    def __init__(
+        self, box: HelperRoot, project: Path, prepare: Callable[[HelperRoot], None] | None = None
+    ) -> None:
         self.box = box
         self.project = project
+        # what the test put into its base, done again for a stage FROM the base
+        self.prepare = prepare or (lambda root: None)
+        self.stages: dict[str, HelperRoot] = {}
+        self.prepare(box)
+        self._emulate(box)
+
+    @staticmethod
+    def _emulate(box: HelperRoot) -> None:
         box.write("/usr/lib/nc-emu/ostree_container.py", EMULATOR.read_text())
         box.write("/usr/bin/ostree", OSTREE, 0o755)
         box.write("/usr/bin/rpm-ostree", RPM_OSTREE, 0o755)
@@ -74,48 +89,89 @@ class Builder:
         box.write("/sysroot/ostree/repo/config", "[core]\nrepo_version=1\nmode=bare-split-xattrs\n")
 
     def build(self, rendering: Rendering) -> list[str]:
-        """Each instruction in order: RUN runs, COPY puts a file in place, FROM (the base)
-        and LABEL change nothing here. The RUN commands, as run."""
+        """Each instruction in order: FROM starts a stage (a fresh root for a named one,
+        `box` for the last), RUN runs, COPY puts files in place (from the project or,
+        with --from, a stage's root), LABEL changes nothing here. The RUN commands, as run."""
         for generated in rendering.files:
             target = self.project / generated.path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(generated.content)
-        first, *rest = instructions(rendering.containerfile)
-        base = first.removeprefix("FROM ")
-        assert first == f"FROM {base}" and base == rendering.images[0], first
+        base = rendering.images[0]
         ran = []
-        for instruction in rest:
+        current = self.box
+        for instruction in instructions(rendering.containerfile):
             keyword = instruction.split(" ", 1)[0]
-            if keyword == "RUN":
-                ran.append(self.run(instruction, base))
+            if keyword == "FROM":
+                current = self.stage(instruction, base)
+            elif keyword == "RUN":
+                ran.append(self.run(current, instruction, base))
             elif keyword == "COPY":
-                self.copy(instruction)
+                self.copy(current, instruction)
             else:
-                assert keyword == "LABEL", instruction  # no stage
+                assert keyword == "LABEL", instruction
+        assert current is self.box, "the last stage is the image"
         return ran
 
-    def copy(self, instruction: str) -> None:
-        """COPY [--chmod=MODE] SRC DEST, from the project (no --from: no stage here)."""
-        *flags, source, dest = instruction.split()[1:]
-        mode = 0o644
-        for flag in flags:
-            name, _, value = flag.partition("=")
-            assert name == "--chmod", instruction
-            mode = int(value, 8)
-        self.box.write(dest, (self.project / source).read_text(), mode)
+    def stage(self, instruction: str, base: str) -> HelperRoot:
+        """FROM IMAGE [AS NAME]: the last stage (no name) is the base, `box`."""
+        image, _, name = instruction.removeprefix("FROM ").partition(" AS ")
+        if not name:
+            assert image == base, instruction
+            return self.box
+        assert name not in self.stages, instruction
+        root = make_root(self.box.top.parent / f"stage-{name}")
+        self._emulate(root)
+        if image == base:
+            self.prepare(root)
+        self.stages[name] = root
+        return root
 
-    def run(self, instruction: str, base: str) -> str:
+    def copy(self, box: HelperRoot, instruction: str) -> None:
+        """COPY [--from=STAGE] [--chmod=MODE] [--chown=UID:GID] SRC DEST (or its JSON
+        form; SRC may be a glob; DEST ending in / is a directory)."""
+        words = instruction.split(" ")[1:]
+        flags = {}
+        while words[0].startswith("--"):
+            name, _, value = words.pop(0).partition("=")
+            flags[name] = value
+        assert set(flags) <= {"--from", "--chmod", "--chown"}, instruction
+        rest = " ".join(words)
+        source, dest = json.loads(rest) if rest.startswith("[") else rest.split(" ")
+        mode = int(flags.get("--chmod", "644"), 8)
+        if "--from" in flags:
+            stage = self.stages[flags["--from"]]
+            found = sorted(glob.glob(str(stage.path(source))))
+        else:
+            found = [str(self.project / source)]
+        assert found, instruction  # podman fails a COPY that matches nothing
+        for one in map(Path, found):
+            if one.is_dir():  # a directory's content goes to DEST
+                for file in sorted(p for p in one.rglob("*") if p.is_file()):
+                    inside = f"{dest.rstrip('/')}/{file.relative_to(one)}"
+                    self.place(box, inside, file.read_bytes(), mode, flags.get("--chown"))
+            else:
+                inside = dest + one.name if dest.endswith("/") else dest
+                self.place(box, inside, one.read_bytes(), mode, flags.get("--chown"))
+
+    @staticmethod
+    def place(box: HelperRoot, inside: str, content: bytes, mode: int, owner: str | None) -> None:
+        placed = box.write(inside, content, mode)
+        if owner:
+            uid, _, gid = owner.partition(":")
+            os.chown(placed, int(uid), int(gid or uid))
+
+    def run(self, box: HelperRoot, instruction: str, base: str) -> str:
         mounts, command = split_run(instruction)
         placed = []
         for mount in mounts:
-            target = self.box.root / mount["target"].lstrip("/")
+            target = box.root / mount["target"].lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            if "from" in mount:
+            if mount.get("from") == base:
                 # the base, read-only: the root as it was before the test changed it
-                assert (mount["from"], mount["source"], mount["target"]) == (
-                    base, "/", BASE_MOUNT
-                )  # fmt: skip
+                assert (mount["source"], mount["target"]) == ("/", BASE_MOUNT), mount
                 target.symlink_to("/base")
+            elif "from" in mount:  # a stage's directory
+                shutil.copytree(self.stages[mount["from"]].path(mount["source"]), target)
             else:
                 source = self.project / mount["source"]
                 if source.is_dir():
@@ -123,7 +179,7 @@ class Builder:
                 else:
                     shutil.copy2(source, target)
             placed.append(target)
-        done = self.box.enter(["/usr/bin/env", "container=oci", "/bin/sh", "-c", command], 120)
+        done = box.enter(["/usr/bin/env", "container=oci", "/bin/sh", "-c", command], 120)
         assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
         for target in placed:  # a bind mount lasts one step; commit cleaned /run already
             if target.is_symlink() or target.is_file():
@@ -386,3 +442,88 @@ def test_a_removal_glob_removes_what_the_database_names_and_one_matching_nothing
     assert (box.root / "rpm-ostree.calls").read_text().splitlines() == [
         "override remove nc-alpha nc-beta"
     ]
+
+
+KVER = "5.10.0-182.0.0.95.oe2203sp2.x86_64"
+
+# A builder stage's script: a kernel module (an ELF object with its .modinfo strings, as
+# modinfo reads one) for the kernel it is given, and a note of what it was given.
+MAKE_MODULE = r"""#!/bin/sh
+set -eu
+mkdir -p /out
+i=0
+for info in name=nc_demo "vermagic=$1 SMP mod_unload " license=GPL "description=$2"; do
+    i=$((i + 1))
+    printf 'static const char m%s[] __attribute__((section(".modinfo"), used, aligned(1))) = "%s";\n' \
+        "$i" "$info"
+done >/tmp/nc_demo.c
+gcc -c -o /out/nc_demo.ko /tmp/nc_demo.c
+printf 'built for %s on %s\n' "$1" "$SITE" >/out/note
+"""
+
+
+def with_kernel(root: HelperRoot) -> None:
+    """A base with one kernel (its index files, a vmlinuz) and dracut that writes what it
+    was asked for (records outside /var: the commit refuses what /var holds)."""
+    for name in ("vmlinuz", "modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        root.write(f"/usr/lib/modules/{KVER}/{name}", "kernel image\n" if name == "vmlinuz" else "")
+    root.write("/usr/bin/dracut", DRACUT.replace("/var/log/dracut.calls", "/dracut.calls"), 0o755)
+
+
+STAGE_RECIPE = (
+    f"name: r\nbase: {{image: {BASE}}}\n"
+    "stages:\n"
+    "  - name: make\n    from: example.com/builder:1\n    packages: dnf\n"
+    "    files:\n      - {src: files/nc-alpha.rpm, dest: /out/rpms/nc-alpha-1.0-1.noarch.rpm,"
+    " owner: '990:990'}\n"
+    "    layers:\n      - name: compile\n        env: {SITE: lab-1}\n"
+    "        script: [{path: files/make.sh, args: ['{{kernel}}', 'made in a stage']}]\n"
+    "layers:\n  - name: tools\n    install: [strace, {from: make, path: /out/rpms/*.rpm}]\n"
+    "files:\n  - {from: make, src: /out/note, dest: /etc/nc-note, mode: '0640', owner: '990:990'}\n"
+    "kernel-modules:\n  - {name: nc_demo, from: make, src: /out/nc_demo.ko, options: greeting=hi}\n"
+    "  - {name: nc_site, src: files/nc_site.ko, load: false}\n"
+    "initramfs: {regenerate: true, drivers: [nc_demo]}\n"
+)
+
+
+def test_a_builder_stage_makes_a_module_for_the_bases_kernel_and_files_and_rpms_for_the_image(
+    box: HelperRoot, project: Path, tiny_rpms: dict[str, Path], write_recipe: WriteRecipe
+) -> None:
+    (project / "files" / "make.sh").write_text(MAKE_MODULE)
+    shutil.copy(tiny_rpms["nc-alpha"], project / "files" / "nc-alpha.rpm")
+    shutil.copy(build_module(project / "kmod", "nc_site", KVER), project / "files" / "nc_site.ko")
+    builder = Builder(box, project, prepare=with_kernel)
+    builder.build(rendered(write_recipe(STAGE_RECIPE)))
+    # {{kernel}} in the stage is the base's kernel, read by the facts stage
+    found = box.sh(
+        f"modinfo -k {KVER} -F vermagic nc_demo; modinfo -k {KVER} -F description nc_demo"
+    )
+    assert found.stdout == f"{KVER} SMP mod_unload \nmade in a stage\n", found.stderr
+    placed = box.path(f"/usr/lib/modules/{KVER}/extra/nc_demo.ko")
+    assert placed.read_bytes() == builder.stages["make"].path("/out/nc_demo.ko").read_bytes()
+    assert box.path("/usr/lib/modules-load.d/nestcustom-r.conf").read_text() == "nc_demo\n"
+    assert box.path("/usr/lib/modprobe.d/nestcustom-r.conf").read_text() == (
+        "options nc_demo greeting=hi\n"
+    )
+    assert not box.path("/usr/lib/nestcustom-kmods").exists()  # staged, then removed
+    site = box.path(f"/usr/lib/modules/{KVER}/extra/nc_site.ko")  # a project file's module
+    assert site.read_bytes() == (project / "files" / "nc_site.ko").read_bytes()
+    # a stage's own file keeps its owner there (a build run as a user of the stage)
+    staged_rpm = builder.stages["make"].path("/out/rpms/nc-alpha-1.0-1.noarch.rpm")
+    assert (staged_rpm.stat().st_uid, staged_rpm.stat().st_gid) == (990, 990)
+    initramfs = box.path(f"/usr/lib/modules/{KVER}/initramfs.img").read_text()
+    assert f"--kver {KVER}" in initramfs and "--add-drivers nc_demo" in initramfs
+    # a file out of the stage, with the recipe's mode and owner
+    note = box.path("/etc/nc-note")
+    assert note.read_text() == f"built for {KVER} on lab-1\n"  # the stage layer's env
+    assert (mode_of(box, "/etc/nc-note"), note.stat().st_uid, note.stat().st_gid) == (
+        0o640, 990, 990,
+    )  # fmt: skip
+    # the stage's RPM files in the layer's own transaction, and listed in the image
+    assert (box.root / "rpm-ostree.calls").read_text() == (
+        "install strace /run/nestcustom/rpms/0/nc-alpha-1.0-1.noarch.rpm\n"
+    )
+    listed = box.path("/usr/share/nestcustom/rpms/tools.list").read_text().split()
+    assert listed[1:] == ["nc-alpha-1.0-1.noarch", "0/nc-alpha-1.0-1.noarch.rpm"]
+    # nothing of the stages reaches the image
+    assert not box.path("/out").exists() and not box.path("/nestcustom-facts").exists()

@@ -97,14 +97,17 @@ class HelperRoot:
             return Path("/") / rel
         return self.root / rel
 
-    def write(self, inside: str, text: str, mode: int = 0o644) -> Path:
+    def write(self, inside: str, text: str | bytes, mode: int = 0o644) -> Path:
         """Put a file into the root (under /usr: into the overlay, as an earlier step would)."""
         rel = inside.lstrip("/")
         target = (
             self.top / "upper" / rel[len("usr/") :] if rel.startswith("usr/") else self.root / rel
         )
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        if isinstance(text, bytes):
+            target.write_bytes(text)
+        else:
+            target.write_text(text)
         target.chmod(mode)
         return target
 
