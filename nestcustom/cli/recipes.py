@@ -93,7 +93,7 @@ Examples:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the Containerfile (and generated repo file) here instead of stdout.",
+    help="Write the Containerfile (and the files it COPYs) here instead of stdout ('-': stdout).",
 )
 @click.option(
     "--all", "render_all", is_flag=True, help="Render every recipe in --recipes into --out."
@@ -169,7 +169,7 @@ def _render_one(settings: Settings, recipe: Path, output: Path | None) -> None:
     project = (settings.project or find_project_root(recipe)).resolve()
     loaded = load_recipes([recipe], project)[0]
     print_problems(loaded.warnings)
-    if output is None:
+    if output is None or str(output) == "-":  # `-o -`: stdout, as everywhere else
         rendering = render_containerfile(loaded.recipe, "containerfiles/" + loaded.recipe.name)
         if rendering.files:
             err("note: this Containerfile COPYs generated files; write them with -o FILE or --all")

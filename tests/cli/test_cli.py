@@ -93,6 +93,9 @@ def test_render_to_stdout_and_file(write_recipe: WriteRecipe, project: Path) -> 
         "containerfiles/nestcustom-build.sh", "build/nestcustom-build.sh"
     )
     assert (project / "build" / "nestcustom-build.sh").is_file()
+    dash = run("render", "recipes/r.yaml", "-o", "-", cwd=project)  # stdout, not a file "-"
+    assert (dash.returncode, dash.stdout) == (0, result.stdout)
+    assert not (project / "-").exists()
 
 
 def test_render_all_writes_one_build_helper_for_every_recipe(
