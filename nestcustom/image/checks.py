@@ -267,6 +267,7 @@ class Checks:
         *,
         exists: bool = True,
         mode: str | None = None,
+        owner: str | None = None,
         contains: str | None = None,
         sha256: str | None = None,
         builtin: bool = False,
@@ -285,6 +286,7 @@ class Checks:
             results = [result("does not exist", "exists" if there else "")]
         more = (
             (f"mode {mode}", mode, self._mode),
+            (f"owner {owner}", owner, self._owner),
             (f"contains {contains!r}", contains, self._contains),
             (f"content sha256 {(sha256 or '')[:12]}", sha256, self._sha256),
         )
@@ -305,6 +307,24 @@ class Checks:
         if out.rc != 0 or not re.fullmatch(r"[0-7]+", actual):
             return f"cannot stat ({out.why()})"
         return "" if int(actual, 8) == int(mode, 8) else f"mode is {actual.zfill(4)}"
+
+    def _owner(self, path: str, owner: str) -> str:
+        # USER[:GROUP] as the recipe wrote it, each a name or a number; without a group only
+        # the user is compared. stat prints UNKNOWN for a number the image does not name.
+        out = self.host.run("stat -L -c %s -- %s", "%u %g %U %G", path)
+        found = out.stdout.split()
+        if out.rc != 0 or len(found) != 4:
+            return f"cannot stat ({out.why()})"
+        uid, gid, user_name, group_name = found
+        user, _, group = owner.partition(":")
+
+        def same(wanted: str, number: str, name: str) -> bool:
+            return int(wanted) == int(number) if wanted.isdigit() else wanted == name
+
+        if same(user, uid, user_name) and (not group or same(group, gid, group_name)):
+            return ""
+        names = f"{user_name}:{group_name}"
+        return f"owner is {uid}:{gid}" + ("" if "UNKNOWN" in names else f" ({names})")
 
     def _contains(self, path: str, text: str) -> str:
         out = self.host.run("cat -- %s", path)
@@ -459,5 +479,5 @@ def _want_spec(wants: dict[str, _Want], spec: str, layer: str) -> None:
 
 
 def file_checks(host: Runner, path: str, **wanted: Any) -> list[CheckResult]:
-    """Built-in checks of one path (exists, mode, contains, sha256), for other modules."""
+    """Built-in checks of one path (exists, mode, owner, contains, sha256), for other modules."""
     return Checks(host).file(path, builtin=True, **wanted)

@@ -45,7 +45,9 @@ def run_checks(
     for spec in recipe.files:
         if not spec.tree:  # a tree's digest is over all its files: configchecks looks at it
             sha256 = spec.sha256 or None  # none for a file from a stage or image
-            results += checks.file(spec.dest, mode=spec.mode, sha256=sha256, builtin=True)
+            results += checks.file(
+                spec.dest, mode=spec.mode, owner=spec.owner, sha256=sha256, builtin=True
+            )
     results += configchecks.config_checks(recipe, host)
     results += languagechecks.language_checks(recipe, host)
     results += selinuxchecks.selinux_checks(recipe, host)

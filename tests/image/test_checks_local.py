@@ -9,8 +9,10 @@ rpmbuild for the test: the real rpm answers the real query, so what each check r
 
 from __future__ import annotations
 
+import grp
 import hashlib
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
@@ -132,6 +134,41 @@ def test_files_exist_with_their_mode_content_and_digest(checks: Checks, tmp_path
         "text not found in 18 bytes starting 'Welcome to NestOS\\n'",
         f"content sha256 is {digest[:12]}: not the recipe's file",
     ]
+
+
+def test_a_files_owner_by_number_or_name_as_the_recipe_wrote_it(
+    checks: Checks, tmp_path: Path
+) -> None:
+    conf = tmp_path / "agent.conf"
+    conf.write_text("x\n")
+    os.chown(conf, 990, 991)
+    judged = {
+        owner: [(r.expectation, r.detail) for r in checks.file(str(conf), owner=owner)][1]
+        for owner in ("990:991", "0990", "990:990", "0:991", "root", "root:root")
+    }
+    assert judged == {
+        "990:991": ("owner 990:991", ""),
+        "0990": ("owner 0990", ""),  # the user alone; a number is a number
+        "990:990": ("owner 990:990", f"owner is 990:991{_names(990, 991)}"),
+        "0:991": ("owner 0:991", f"owner is 990:991{_names(990, 991)}"),
+        "root": ("owner root", f"owner is 990:991{_names(990, 991)}"),
+        "root:root": ("owner root:root", f"owner is 990:991{_names(990, 991)}"),
+    }
+    os.chown(conf, 0, 0)
+    assert [r.detail for r in checks.file(str(conf), owner="root:root")] == ["", ""]
+    assert [r.detail for r in checks.file(str(conf), owner="0:root")] == ["", ""]
+    assert [r.detail for r in checks.file(str(tmp_path / "gone"), owner="root")] == [
+        "missing",
+        "missing",
+    ]
+
+
+def _names(uid: int, gid: int) -> str:
+    """The names stat adds when this machine has both."""
+    try:
+        return f" ({pwd.getpwuid(uid).pw_name}:{grp.getgrgid(gid).gr_name})"
+    except KeyError:
+        return ""
 
 
 def test_missing_and_unwanted_files(checks: Checks, tmp_path: Path) -> None:

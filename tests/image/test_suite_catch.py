@@ -6,6 +6,7 @@ in their order and each with its judgement. Run against an image root on this ma
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -152,4 +153,36 @@ def test_every_check_of_an_image_in_order_with_its_judgement(
         CheckResult("file", "/etc/motd", "exists", True, ""),
         CheckResult("file", "/etc/motd", "contains 'Welcome'", True, ""),
         CheckResult("file", "/etc/nc-absent-file", "does not exist", True, ""),
+    ]
+
+
+def test_files_are_checked_for_the_owner_the_recipe_gives_them(
+    write_recipe: WriteRecipe, project: Path, image: ImageRoot
+) -> None:
+    (project / "files" / "agent.conf").write_text("level=info\n")
+    recipe = load_recipe(
+        write_recipe(
+            f"name: r\nbase: {{image: {BASE}}}\n"
+            "stages: [{name: make, from: example.com/builder:1, layers: [{name: b, run: [['true']]}]}]\n"
+            "files:\n"
+            "  - {src: files/agent.conf, dest: /etc/agent.conf, owner: '990:990'}\n"
+            "  - {from: make, src: /out/note, dest: /etc/note, owner: 'ncsvc'}\n"
+            "  - {src: files/agent.conf, dest: /etc/plain.conf}\n"
+        )
+    ).recipe
+    etc = image.root / "etc"
+    for name in ("agent.conf", "note", "plain.conf"):
+        (etc / name).write_text("level=info\n")
+        (etc / name).chmod(0o644)
+    os.chown(etc / "agent.conf", 990, 991)
+    os.chown(etc / "note", 990, 990)
+    (etc / "passwd").write_text("root:x:0:0::/root:/bin/sh\nncsvc:x:990:990::/:/sbin/nologin\n")
+    found = [
+        (r.subject, r.expectation, r.detail)
+        for r in run_checks(recipe, image)
+        if r.subject.startswith("/etc/") and "owner" in r.expectation
+    ]
+    assert found == [
+        ("/etc/agent.conf", "owner 990:990", "owner is 990:991"),  # no group 991 named
+        ("/etc/note", "owner ncsvc", ""),  # a file out of a stage: its owner too
     ]
