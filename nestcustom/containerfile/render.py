@@ -246,7 +246,9 @@ class _Writer:
             self.line(f"FROM {stage.image} AS {stage.name}")
             self.step(Step(f"stage {stage.name}", stage.origin, stage=stage.name))
             for spec in stage.files:
-                self.line(_copy(spec.src, spec.dest, spec.mode, spec.source, spec.owner))
+                # a directory's files keep their modes (buildah's --chmod sets every one)
+                mode = None if spec.tree else spec.mode
+                self.line(_copy(spec.src, spec.dest, mode, spec.source, spec.owner))
                 self.step(Step(f"stage {stage.name} file {spec.dest}", stage=stage.name))
                 if spec.source is None:
                     self.sources.append(spec.src)
@@ -363,14 +365,18 @@ def _label_value(value: str) -> str:
 
 
 def _copy(
-    source: str, dest: str, mode: str, origin: str | None = None, owner: str | None = None
+    source: str, dest: str, mode: str | None, origin: str | None = None, owner: str | None = None
 ) -> str:
-    flags = f"--from={origin} --chmod={mode}" if origin else f"--chmod={mode}"
+    words = ["COPY"]
+    if origin:
+        words.append(f"--from={origin}")
+    if mode:  # none for a directory: its files keep their own modes
+        words.append(f"--chmod={mode}")
     if owner:
-        flags += f" --chown={owner}"
+        words.append(f"--chown={owner}")
     if _COPY_SAFE.match(source) and _COPY_SAFE.match(dest):
-        return f"COPY {flags} {source} {dest}"
-    return f"COPY {flags} {json.dumps([source, dest], ensure_ascii=False)}"
+        return " ".join([*words, source, dest])
+    return " ".join([*words, json.dumps([source, dest], ensure_ascii=False)])
 
 
 def _one_line(text: str) -> str:

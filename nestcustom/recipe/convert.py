@@ -171,12 +171,16 @@ class Converter:
             recipe = translate_opt(recipe)
         # Destinations may name values the recipe fixes ({{arch}}, {{recipe.name}}): filled
         # in here, once, so every later stage sees the real path.
-        if not any("{{" in spec.dest for spec in recipe.files):
+        # A builder stage's files are COPYed too.
+        stage_files = [spec for stage in recipe.stages for spec in stage.files]
+        if not any("{{" in spec.dest for spec in (*recipe.files, *stage_files)):
             return recipe  # (a copy of the same recipe, without the cost of one)
-        files = tuple(
-            replace(spec, dest=values.substitute_known(spec.dest, recipe)) for spec in recipe.files
-        )
-        return replace(recipe, files=files)
+
+        def filled(specs: tuple[FileSpec, ...]) -> tuple[FileSpec, ...]:
+            return tuple(replace(s, dest=values.substitute_known(s.dest, recipe)) for s in specs)
+
+        stages = tuple(replace(stage, files=filled(stage.files)) for stage in recipe.stages)
+        return replace(recipe, files=filled(recipe.files), stages=stages)
 
     # -- layers -------------------------------------------------------------------------
 

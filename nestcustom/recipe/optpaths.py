@@ -53,6 +53,15 @@ def translate_opt(recipe: Recipe) -> Recipe:
             Directory(_moved(d.path, names, recipe), d.mode) for d in recipe.directories
         ),
         downloads=tuple(replace(x, dest=_moved(x.dest, names, recipe)) for x in recipe.downloads),
+        # What the build and `nestcustom test` look for under /opt is where it now is (in an
+        # image /opt is a link to an empty var/opt); looking makes no link of its own.
+        checks=replace(
+            recipe.checks, files=tuple(_moved(p, set(), recipe) for p in recipe.checks.files)
+        ),
+        tests=replace(
+            recipe.tests,
+            files=tuple(replace(f, path=_moved(f.path, set(), recipe)) for f in recipe.tests.files),
+        ),
         opt_links=tuple(sorted(names)),
     )
 
@@ -70,6 +79,8 @@ def _mentions_opt(recipe: Recipe) -> bool:
             *(s.path for s in recipe.symlinks),
             *(d.path for d in recipe.directories),
             *(x.dest for x in recipe.downloads),
+            *recipe.checks.files,
+            *(f.path for f in recipe.tests.files),
         )
     )
 

@@ -17,6 +17,7 @@ from nestcustom.errors import Problem, Severity
 from nestcustom.recipe import values
 from nestcustom.recipe.model import (
     KERNEL_REPLACE_INITRAMFS_SINCE,
+    FileSpec,
     Flavor,
     Initramfs,
     Layer,
@@ -47,6 +48,9 @@ def _texts(recipe: Recipe) -> Iterator[tuple[Path_, str, bool]]:
         yield from _layer_texts(("stages", i, "layers"), stage.layers)
     for i, spec in enumerate(recipe.files):
         yield ("files", i, "dest"), spec.dest, False
+    for i, stage in enumerate(recipe.stages):
+        for j, spec in enumerate(stage.files):
+            yield ("stages", i, "files", j, "dest"), spec.dest, False
     for i, module in enumerate(recipe.kernel_modules):
         if module.options:
             yield ("kernel-modules", i, "options"), module.options, True
@@ -188,22 +192,35 @@ def stages(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     f"layer {layer.name!r} of stage {stage.name!r} changes nothing",
                     "give it install, run or script, or delete it",
                 )
-    for i, spec in enumerate(recipe.files):
-        if spec.source is not None and "/" not in spec.source and spec.source not in names:
-            yield _problem(
-                locate,
-                ("files", i, "from"),
-                "unknown-stage",
-                f"no stage is named {spec.source!r}",
-                f"stages: {', '.join(sorted(names)) or 'none'}; an image needs its registry/name",
-            )
-        if spec.source is not None and not spec.src.startswith("/"):
-            yield _problem(
-                locate,
-                ("files", i, "src"),
-                "stage-path",
-                "with from:, src is an absolute path in that stage or image",
-            )
+    # The image's files may come from any stage; a stage's own only from one built before
+    # it (a later name would be taken for an image to pull).
+    sources: list[tuple[Path_, tuple[FileSpec, ...], list[str]]] = [
+        (("files",), recipe.files, sorted(names))
+    ]
+    for i, stage in enumerate(recipe.stages):
+        earlier = sorted(s.name for s in recipe.stages[:i])
+        sources.append((("stages", i, "files"), stage.files, earlier))
+    for where, specs, known in sources:
+        for j, spec in enumerate(specs):
+            if spec.source is None:
+                continue
+            if "/" not in spec.source and spec.source not in known:
+                yield _problem(
+                    locate,
+                    (*where, j, "from"),
+                    "unknown-stage",
+                    f"no stage before this one is named {spec.source!r}"
+                    if where[0] == "stages"
+                    else f"no stage is named {spec.source!r}",
+                    f"stages: {', '.join(known) or 'none'}; an image needs its registry/name",
+                )
+            if not spec.src.startswith("/"):
+                yield _problem(
+                    locate,
+                    (*where, j, "src"),
+                    "stage-path",
+                    "with from:, src is an absolute path in that stage or image",
+                )
     for i, module in enumerate(recipe.kernel_modules):
         if module.stage is not None and module.stage not in names:
             yield _problem(

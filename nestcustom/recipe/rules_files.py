@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from nestcustom.errors import Problem, Severity
 from nestcustom.recipe import values
-from nestcustom.recipe.model import RUN_MOUNTED_FILES, Flavor, Recipe
+from nestcustom.recipe.model import RUN_MOUNTED_FILES, FileSpec, Flavor, Recipe
 from nestcustom.recipe.optpaths import LIB_OPT
 from nestcustom.recipe.rules_common import Locate, reaches_host
 from nestcustom.recipe.rules_common import problem as _problem
@@ -280,6 +280,28 @@ def run_mounted(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                     f"{path} cannot be changed by a build step: podman mounts its own {path} "
                     "over the image's in every RUN, so the change would never reach the image",
                     f"ship the whole file with files: (src: ..., dest: {path}); it is COPYed",
+                )
+    # A layer's own files are copied by its RUN, so podman's copy would take them too.
+    for i, layer in enumerate(recipe.layers):
+        placed: list[tuple[tuple[str | int, ...], FileSpec]] = [
+            (("layers", i, "files", k, "dest"), f) for k, f in enumerate(layer.files)
+        ]
+        placed += [
+            (("layers", i, "steps", j, "files", k, "dest"), f)
+            for j, step in enumerate(layer.steps)
+            for k, f in enumerate(step.files)
+        ]
+        for where, spec in placed:
+            if spec.dest in RUN_MOUNTED_FILES:
+                yield _problem(
+                    locate,
+                    where,
+                    "run-mounted",
+                    f"{spec.dest} cannot be written by a layer: podman mounts its own "
+                    f"{spec.dest} over the image's in every RUN, so the file would never "
+                    "reach the image",
+                    f"ship it with the top-level files: (src: {spec.src}, dest: {spec.dest}); "
+                    "it is COPYed",
                 )
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 
 from nestcustom.errors import Problem, Severity
-from nestcustom.recipe.model import Recipe
+from nestcustom.recipe.model import Flavor, Recipe
 from nestcustom.recipe.rings import RING_HINT, is_ring_name
 from nestcustom.recipe.rules_common import Locate, Rule, problem
 
@@ -57,6 +57,16 @@ def is_calendar(text: str) -> bool:
 def updates_values(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     updates = recipe.updates
     if updates is None:
+        return
+    if recipe.base.flavor is Flavor.NEWSTART:
+        yield problem(
+            locate,
+            ("updates",),
+            "not-bootable",
+            "a NewStart image is a plain container: no host boots it, so updates: would "
+            "never run (its timer calls rpm-ostree, which the image does not have)",
+            "updates: belongs in a NestOS (bootable) image",
+        )
         return
     if not is_ring_name(updates.ring):
         yield problem(

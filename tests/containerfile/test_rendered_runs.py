@@ -137,7 +137,7 @@ class Builder:
         assert set(flags) <= {"--from", "--chmod", "--chown"}, instruction
         rest = " ".join(words)
         source, dest = json.loads(rest) if rest.startswith("[") else rest.split(" ")
-        mode = int(flags.get("--chmod", "644"), 8)
+        mode = int(flags["--chmod"], 8) if "--chmod" in flags else None  # None: as it is
         if "--from" in flags:
             stage = self.stages[flags["--from"]]
             found = sorted(glob.glob(str(stage.path(source))))
@@ -148,14 +148,16 @@ class Builder:
             if one.is_dir():  # a directory's content goes to DEST
                 for file in sorted(p for p in one.rglob("*") if p.is_file()):
                     inside = f"{dest.rstrip('/')}/{file.relative_to(one)}"
-                    self.place(box, inside, file.read_bytes(), mode, flags.get("--chown"))
+                    self.place(box, inside, file, mode, flags.get("--chown"))
             else:
                 inside = dest + one.name if dest.endswith("/") else dest
-                self.place(box, inside, one.read_bytes(), mode, flags.get("--chown"))
+                self.place(box, inside, one, mode, flags.get("--chown"))
 
     @staticmethod
-    def place(box: HelperRoot, inside: str, content: bytes, mode: int, owner: str | None) -> None:
-        placed = box.write(inside, content, mode)
+    def place(
+        box: HelperRoot, inside: str, source: Path, mode: int | None, owner: str | None
+    ) -> None:
+        placed = box.write(inside, source.read_bytes(), mode or stat.S_IMODE(source.stat().st_mode))
         if owner:
             uid, _, gid = owner.partition(":")
             os.chown(placed, int(uid), int(gid or uid))
@@ -476,7 +478,9 @@ STAGE_RECIPE = (
     "  - name: make\n    from: example.com/builder:1\n    packages: dnf\n"
     "    files:\n      - {src: files/nc-alpha.rpm, dest: /out/rpms/nc-alpha-1.0-1.noarch.rpm,"
     " owner: '990:990'}\n"
+    "      - {src: files/src, dest: '/src/{{recipe.name}}'}\n"
     "    layers:\n      - name: compile\n        env: {SITE: lab-1}\n"
+    "        run: [[/src/r/bin/gen.sh]]\n"
     "        script: [{path: files/make.sh, args: ['{{kernel}}', 'made in a stage']}]\n"
     "layers:\n  - name: tools\n    install: [strace, {from: make, path: /out/rpms/*.rpm}]\n"
     "files:\n  - {from: make, src: /out/note, dest: /etc/nc-note, mode: '0640', owner: '990:990'}\n"
@@ -491,6 +495,11 @@ def test_a_builder_stage_makes_a_module_for_the_bases_kernel_and_files_and_rpms_
 ) -> None:
     (project / "files" / "make.sh").write_text(MAKE_MODULE)
     shutil.copy(tiny_rpms["nc-alpha"], project / "files" / "nc-alpha.rpm")
+    gen = project / "files/src/bin/gen.sh"  # a directory of sources: modes as they are
+    gen.parent.mkdir(parents=True)
+    gen.write_text("#!/bin/sh\nmkdir -p /out && echo generated >/out/generated\n")
+    gen.chmod(0o755)
+    (project / "files/src/README").write_text("sources\n")
     shutil.copy(build_module(project / "kmod", "nc_site", KVER), project / "files" / "nc_site.ko")
     builder = Builder(box, project, prepare=with_kernel)
     builder.build(rendered(write_recipe(STAGE_RECIPE)))
@@ -511,6 +520,10 @@ def test_a_builder_stage_makes_a_module_for_the_bases_kernel_and_files_and_rpms_
     # a stage's own file keeps its owner there (a build run as a user of the stage)
     staged_rpm = builder.stages["make"].path("/out/rpms/nc-alpha-1.0-1.noarch.rpm")
     assert (staged_rpm.stat().st_uid, staged_rpm.stat().st_gid) == (990, 990)
+    stage = builder.stages["make"]
+    modes = mode_of(stage, "/src/r/bin/gen.sh"), mode_of(stage, "/src/r/README")
+    assert modes == (0o755, 0o644)  # and {{recipe.name}} in a stage file's dest is filled
+    assert stage.path("/out/generated").read_text() == "generated\n"  # gen.sh ran
     initramfs = box.path(f"/usr/lib/modules/{KVER}/initramfs.img").read_text()
     assert f"--kver {KVER}" in initramfs and "--add-drivers nc_demo" in initramfs
     # a file out of the stage, with the recipe's mode and owner
@@ -527,3 +540,23 @@ def test_a_builder_stage_makes_a_module_for_the_bases_kernel_and_files_and_rpms_
     assert listed[1:] == ["nc-alpha-1.0-1.noarch", "0/nc-alpha-1.0-1.noarch.rpm"]
     # nothing of the stages reaches the image
     assert not box.path("/out").exists() and not box.path("/nestcustom-facts").exists()
+
+
+def test_a_file_under_opt_goes_to_usr_lib_opt_and_the_checks_look_for_it_there(
+    builder: Builder, box: HelperRoot, project: Path, write_recipe: WriteRecipe
+) -> None:
+    (box.root / "opt").symlink_to("var/opt")  # as on NestOS: /var is the host's, not the image's
+    (project / "files" / "run.sh").write_text("#!/bin/sh\n")
+    path = write_recipe(
+        f"name: r\nbase: {{image: {BASE}}}\n"
+        "files: [{src: files/run.sh, dest: /opt/agent/bin/run.sh, mode: '0755'}]\n"
+        "checks: {files: [/opt/agent/bin/run.sh]}\n"
+        "tests: {files: [{path: /opt/agent/bin/run.sh, mode: '0755'}]}\n"
+    )
+    recipe = load_recipe(path).recipe
+    builder.build(render_containerfile(recipe, "containerfiles/r"))  # the check step passed
+    assert mode_of(box, "/usr/lib/opt/agent/bin/run.sh") == 0o755
+    tmpfiles = box.path("/usr/lib/tmpfiles.d/nestcustom-r.conf").read_text()
+    assert "L /opt/agent - - - - ../../usr/lib/opt/agent\n" in tmpfiles
+    # `nestcustom test` looks there too (a container's /opt is the image's empty var/opt)
+    assert [f.path for f in recipe.tests.files] == ["/usr/lib/opt/agent/bin/run.sh"]
