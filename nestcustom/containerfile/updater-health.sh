@@ -24,20 +24,28 @@ unit_ok() {
     return 1
 }
 
-# The checks file: `unit NAME`, or `cmd TIMEOUT EXIT N` and then the N words, one a line;
-# lines starting with # are comments.
+# The checks file: `unit NAME`, or `cmd TIMEOUT EXIT N [match]` and then the N words, one
+# a line, and with `match` a line holding the extended regular expression its output must
+# match (as Python's re.search reads it on the whole output: grep -z reads it as one
+# line); lines starting with # are comments.
 run_checks() {
     [ -f "$checks" ] || return 0
     failed=0
-    while IFS=' ' read -r kind a b c; do
+    while IFS=' ' read -r kind a b c d; do
         case $kind in
             unit) unit_ok "$a" || { log "unit $a is not active"; failed=1; } ;;
             cmd) set --; i=0
                  while [ "$i" -lt "$c" ] && IFS= read -r word; do
                      set -- "$@" "$word"; i=$((i + 1))
                  done
-                 timeout "$a" "$@" < /dev/null > /dev/null 2>&1; rc=$?
-                 [ "$rc" = "$b" ] || { log "command $* exited $rc, not $b"; failed=1; } ;;
+                 pattern=
+                 [ "$d" != match ] || IFS= read -r pattern
+                 out=$(timeout "$a" "$@" < /dev/null 2>/dev/null); rc=$?
+                 if [ "$rc" != "$b" ]; then
+                     log "command $* exited $rc, not $b"; failed=1
+                 elif [ -n "$pattern" ] && ! printf '%s' "$out" | grep -Ezq -e "$pattern"; then
+                     log "command $*: output does not match '$pattern'"; failed=1
+                 fi ;;
             ''|'#'*) ;;
             *) log "unknown check $kind"; failed=1 ;;
         esac

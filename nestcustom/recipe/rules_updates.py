@@ -116,4 +116,34 @@ def updates_signatures(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
             )
 
 
-RULES: tuple[Rule, ...] = (updates_values, updates_signatures)
+# What Python's re reads one way and grep -E (the host's health check) another, or not at
+# all: a backslash before a letter or digit (\d, \s, \b, \1), (?...) groups, lazy
+# quantifiers. The rest (literals, ., [...], * + ? {m,n}, |, (), ^, $, \. and the like)
+# both read alike.
+_NOT_ERE = re.compile(r"\\[A-Za-z0-9]|\(\?|[*+?}]\?")
+_ERE_HINT = (
+    "the host's health check matches it with grep -E: write [0-9] for \\d, [[:space:]] for "
+    "\\s, [[:alnum:]_] for \\w, and no (?...) groups or lazy quantifiers"
+)
+
+
+def updates_patterns(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
+    """With updates:, the tests' stdout patterns are also matched on the host, by the
+    health script with grep -E (NestOS has no Python): a pattern must read the same."""
+    if recipe.updates is None:
+        return
+    for index, command in enumerate(recipe.tests.commands):
+        found = _NOT_ERE.search(command.stdout or "")
+        if found:
+            yield problem(
+                locate,
+                ("tests", "commands", index, "stdout"),
+                "updates-pattern",
+                f"`{found.group(0)}` in `{command.stdout}` is not an extended regular "
+                "expression: the host's health check would not read it as `nestcustom "
+                "test` does",
+                _ERE_HINT,
+            )
+
+
+RULES: tuple[Rule, ...] = (updates_values, updates_signatures, updates_patterns)

@@ -351,3 +351,27 @@ def test_a_system_that_is_not_running_fails_the_boot(
     (host.root / "system").unlink()
     assert host.run("health").returncode == 0
     assert lock.store.hosts()[host.id]["health"] == "rolled-back"
+
+
+def test_a_commands_output_must_match_its_pattern_or_the_boot_rolls_back(
+    tmp_path: Path,
+    write_recipe: WriteRecipe,
+    registry: Registry,
+    images: dict[str, str],
+    lock: Lock,
+) -> None:
+    mode = tmp_path / "mode"
+    recipe = write_recipe(
+        RECIPE + f"tests:\n  commands:\n    - {{run: [cat, {mode}], stdout: '^prod(uction)?$'}}\n"
+    )
+    mode.write_text("production\n")  # the pattern reads the whole output, less its last newline
+    good = make_host(tmp_path / "good", recipe, registry, images["one"], lock)
+    updated(good, registry, images)
+    done = good.run("health")
+    assert (done.returncode, lock.store.hosts()[good.id]["health"]) == (0, "ok"), done.stderr
+    mode.write_text("staging\nproduction\n")  # exits 0, prints something else
+    bad = make_host(tmp_path / "bad", recipe, registry, images["one"], lock)
+    updated(bad, registry, images)
+    done = bad.run("health")
+    assert f"command cat {mode}: output does not match '^prod(uction)?$'" in done.stderr
+    assert "rpm-ostree rollback" in bad.calls()

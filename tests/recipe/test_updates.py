@@ -3,6 +3,7 @@ calendar check held against systemd's own parser."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -195,3 +196,41 @@ def test_a_sigstore_scope_the_updater_cannot_prove_is_named(
         "signatures of reg.example.com/x under `default: accept`: hosts stage no image of that scope"
     )
     assert [f.splitlines()[0] for f in found] == ([expected] if warned else [])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "refused"),
+    [
+        ("^production$", None),
+        ("^v[0-9]+\\.[0-9]+ (ok|fine)$", None),
+        ("a{2,3}b?c*", None),
+        ("22\\.\\d+", "\\d"),  # grep -E reads \d as d (or warns): the host would judge wrong
+        ("(?i)ready", "(?"),
+        ("start.*?end", "*?"),
+        ("\\bword\\b", "\\b"),
+    ],
+)
+def test_with_updates_a_stdout_pattern_must_read_alike_in_grep_and_python(
+    write_recipe: WriteRecipe, pattern: str, refused: str | None
+) -> None:
+    path = write_recipe(
+        HEAD
+        + "updates: {ring: stable, fleetlock: 'http://fl.example.com/'}\n"
+        + "tests:\n  commands:\n    - run: [cat, /etc/mode]\n"
+        + f"      stdout: {json.dumps(pattern)}\n"
+    )
+    if refused is None:
+        load_recipe(path)
+        return
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    (problem,) = caught.value.problems
+    assert problem.code == "updates-pattern"
+    assert problem.format().startswith(
+        f"recipes/r.yaml:8:15: tests.commands[0].stdout: `{refused}` in `{pattern}` is not an "
+        "extended regular expression"
+    )
+    assert "[0-9] for \\d" in problem.format()
+    # without updates: only `nestcustom test` (Python's re) reads it: accepted
+    without = "".join(line for line in path.read_text().splitlines(True) if "updates:" not in line)
+    load_recipe(write_recipe(without))
