@@ -43,6 +43,15 @@ def signing_scopes(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
                 "add lookaside: https://SERVER/PATH/ (where build --sign --signature-store "
                 "puts them is published)",
             )
+        if scope.type == "sigstore" and scope.lookaside:
+            yield problem(
+                locate,
+                ("signing", "scopes", index, "lookaside"),
+                "signing-lookaside",
+                f"scope {scope.scope}: a sigstore signature is read from the registry, beside "
+                "the image: a lookaside would never be used",
+                "remove lookaside: (it is for type: gpg)",
+            )
 
 
 RULES: tuple[Rule, ...] = (signing_scopes,)

@@ -100,6 +100,13 @@ def test_no_signing_no_label(keys: Path, write_recipe: WriteRecipe) -> None:
             "recipes/r.yaml:6:64: signing.scopes[0].lookaside: 'ftp://s.example/' is not an "
             "http:// or https:// URL",
         ),
+        (
+            "{scope: r.example.com/a, key: files/cosign.pub, type: sigstore, "
+            "lookaside: 'https://s.example/'}",
+            "recipes/r.yaml:6:82: signing.scopes[0].lookaside: scope r.example.com/a: a sigstore "
+            "signature is read from the registry, beside the image: a lookaside would never be "
+            "used\n  hint: remove lookaside: (it is for type: gpg)",
+        ),
     ],
 )
 def test_bad_signing_scopes_are_located(
