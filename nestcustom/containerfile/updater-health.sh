@@ -10,6 +10,7 @@ state=${NESTCUSTOM_STATE:-/var/lib/nestcustom-update}
 checks=${NESTCUSTOM_CHECKS:-/usr/lib/nestcustom/health-checks}
 app_id=de35106b6ec24688b63afddaa156679b
 
+# @host-values@
 log() { printf 'nestcustom-health: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 field() { sed -n "s/^ *\"$1\" *: *\"\\([^\"]*\\)\".*/\\1/p" | head -n 1; }
@@ -36,7 +37,7 @@ run_checks() {
             unit) unit_ok "$a" || { log "unit $a is not active"; failed=1; } ;;
             cmd) set --; i=0
                  while [ "$i" -lt "$c" ] && IFS= read -r word; do
-                     set -- "$@" "$word"; i=$((i + 1))
+                     set -- "$@" "$(nc_fill "$word")"; i=$((i + 1))
                  done
                  pattern=
                  [ "$d" != match ] || IFS= read -r pattern

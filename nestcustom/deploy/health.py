@@ -17,6 +17,7 @@ import binascii
 import dataclasses
 import re
 from dataclasses import dataclass
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from nestcustom.sanitize import shown
@@ -28,7 +29,12 @@ SYSTEM_WAIT = 120  # seconds `is-system-running --wait` may wait for the boot to
 
 # $@: the checks, each KIND then its arguments (see HealthChecks.argv). The system's state
 # and its failed units are the first two results.
-SCRIPT = f"""\
+# nc_fill: {{kernel}} and the other values of the image, filled on the host as the build
+# filled them (the updater's health.sh carries the same text).
+HOST_VALUES = resources.files("nestcustom.containerfile").joinpath("host-values.sh").read_text()
+SCRIPT = (
+    HOST_VALUES
+    + f"""\
 out=$(mktemp) || exit 1
 trap 'rm -f "$out"' EXIT
 result() {{ echo "==result $1"; base64 < "$out"; }}
@@ -46,7 +52,7 @@ while [ "$#" -gt 0 ]; do
           else : > "$out"; rc=1; fi
           shift ;;
     cmd) t=$1; n=$2; shift 2
-         (i=0; for a do [ "$i" -eq 0 ] && set --; [ "$i" -lt "$n" ] && set -- "$@" "$a"
+         (i=0; for a do [ "$i" -eq 0 ] && set --; [ "$i" -lt "$n" ] && set -- "$@" "$(nc_fill "$a")"
                         i=$((i + 1)); done
           exec timeout "$t" "$@") > "$out" 2>/dev/null < /dev/null
          rc=$?; shift "$n" ;;
@@ -55,6 +61,7 @@ while [ "$#" -gt 0 ]; do
   result "$rc"
 done
 """
+)
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,8 @@ def from_recipe(recipe: Recipe, source: str) -> HealthChecks:
     """The host checks of a recipe: the units it enables (and its tests' enabled units) are
     active, its tests' packages present or absent, its files, its commands. Version
     constraints of packages and disabled units are `nestcustom test`'s, not checked here."""
+    from nestcustom.recipe.values import substitute_known  # only --recipe pays for it
+
     checks: list[Check] = []
     for unit in dict.fromkeys((*recipe.units_enable, *recipe.tests.units_enabled)):
         if "@." not in unit:  # a template is not a unit that runs
@@ -209,7 +218,9 @@ def from_recipe(recipe: Recipe, source: str) -> HealthChecks:
         checks.append(Check("file", f.path, flags))
     for c in tests.commands:
         args = (str(c.exit), c.stdout or "")
-        checks.append(Check("command", " ".join(c.run), args, c.run, c.timeout))
+        # values the recipe fixes now; those of the image ({{kernel}}...) on the host
+        run = tuple(substitute_known(word, recipe) for word in c.run)
+        checks.append(Check("command", " ".join(c.run), args, run, c.timeout))
     return HealthChecks(tuple(checks), source)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -363,6 +364,9 @@ def test_a_commands_output_must_match_its_pattern_or_the_boot_rolls_back(
     mode = tmp_path / "mode"
     recipe = write_recipe(
         RECIPE + f"tests:\n  commands:\n    - {{run: [cat, {mode}], stdout: '^prod(uction)?$'}}\n"
+        # values filled as the build filled them: the recipe's now, the image's on the host
+        "    - {run: [test, '{{recipe.name}}-{{arch}}', '=', 'r-" + platform.machine() + "']}\n"
+        "    - {run: [sh, -c, '. /etc/os-release; test \"$ID\" = \"$1\"', sh, '{{os.id}}']}\n"
     )
     mode.write_text("production\n")  # the pattern reads the whole output, less its last newline
     good = make_host(tmp_path / "good", recipe, registry, images["one"], lock)

@@ -7,13 +7,22 @@ real ones); judging is pure.
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from nestcustom.deploy.health import SCRIPT, Check, HealthChecks, from_recipe, judge
+from nestcustom.deploy.health import (
+    SCRIPT,
+    Check,
+    HealthChecks,
+    from_recipe,
+    judge,
+    parse_results,
+)
 from nestcustom.recipe.load import load_recipe
+from tests.conftest import BASE, WriteRecipe
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -132,3 +141,28 @@ def test_a_system_not_running_is_not_healthy(tmp_path: Path, state: str) -> None
     assert judge(HealthChecks(), run_script(tmp_path, HealthChecks(), state)) == [
         f"the system is {state}" + (" (still not up after 120 s)" if state == "starting" else "")
     ]
+
+
+def test_values_in_a_recipes_commands_are_filled_as_the_build_filled_them(
+    tmp_path: Path, write_recipe: WriteRecipe
+) -> None:
+    # {{recipe.name}}: known from the recipe; {{arch}}, {{os.id}}: read on the host, as the
+    # build read them in the image (a word left unfilled would fail a healthy host)
+    recipe = load_recipe(
+        write_recipe(
+            f"name: ops\nbase: {{image: {BASE}}}\nlayers: [{{name: a, install: [strace]}}]\n"
+            "tests:\n  commands:\n"
+            "    - {run: [echo, '{{recipe.name}} {{arch}} {{os.id}}'],"
+            " stdout: '^ops '}\n"
+        )
+    ).recipe
+    checks = from_recipe(recipe, "ops.yaml")
+    output = run_script(tmp_path, checks)
+    assert judge(checks, output) == []
+    os_id = next(
+        line.split("=", 1)[1].strip('"')
+        for line in Path("/etc/os-release").read_text().splitlines()
+        if line.startswith("ID=")
+    )
+    printed = parse_results(output)[-1].output
+    assert printed == f"ops {platform.machine()} {os_id}\n"
