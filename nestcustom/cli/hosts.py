@@ -240,6 +240,24 @@ def deploy(
         )
         if context.get_parameter_source(param) is ParameterSource.COMMANDLINE
     )
+    if no_reboot:  # these act around the reboot, which --no-reboot leaves to the host
+        idle = [
+            flag
+            for key, flag in (
+                ("fleetlock", "--fleetlock"),
+                ("group", "--group"),
+                ("reboot_timeout", "--reboot-timeout"),
+                ("health", "--recipe"),
+            )
+            if key in explicit
+        ]
+        if idle:
+            raise click.UsageError(
+                f"{' and '.join(idle)} would do nothing with --no-reboot: no slot is taken, "
+                "no host is waited for and nothing is checked until the host's next reboot"
+            )
+    if "group" in explicit and not fleetlock_url:
+        raise click.UsageError("--group is a FleetLock group: it goes with --fleetlock URL")
 
     fleetlock = (
         FleetLock(fleetlock_url if fleetlock_url.endswith("/") else fleetlock_url + "/", group)

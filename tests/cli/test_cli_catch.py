@@ -154,3 +154,25 @@ def test_an_interrupted_document_keeps_what_the_command_had_done(
     document = json.loads(capsys.readouterr().out)
     assert (document["image"], document["results"]) == ("localhost/a:1", [{"ok": 1}])
     assert (document["exit_code"], document["error"]["kind"]) == (130, "interrupted")
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--no-reboot", "--recipe", "r.yaml"], "--recipe would do nothing with --no-reboot"),
+        (
+            ["--no-reboot", "--fleetlock", "http://127.0.0.1:9/", "--group", "workers"],
+            "--fleetlock and --group would do nothing with --no-reboot",
+        ),
+        (["--no-reboot", "--reboot-timeout", "30"], "--reboot-timeout would do nothing"),
+        (["--group", "workers"], "--group is a FleetLock group: it goes with --fleetlock URL"),
+    ],
+)
+def test_deploy_refuses_options_that_would_do_nothing(
+    tmp_path: Path, extra: list[str], said: str
+) -> None:
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: h1, address: 127.0.0.1, port: 9}\n")
+    (tmp_path / "r.yaml").write_text("name: r\n")
+    image = "127.0.0.1:9/nestos/x@sha256:" + "a" * 64
+    done = run("deploy", "-i", "hosts.yaml", image, *extra, "--dry-run", cwd=tmp_path)
+    assert done.returncode == 2 and said in done.stderr, done.stderr
