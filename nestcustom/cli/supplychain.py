@@ -73,5 +73,5 @@ def supply_chain(
         if fail_on:
             from nestcustom.gitops.advisories import advisory_gate
 
-            extras["gate"] = advisory_gate(fail_on, advisory_repos)
+            extras["gate"] = advisory_gate(fail_on, advisory_repos, tls_verify)
         yield extras

@@ -223,12 +223,17 @@ def advisories_for(
     return exposures(packages, advisories), urls
 
 
-def advisory_gate(fail_on: str, repos: tuple[str, ...]) -> Callable[[str, str], None]:
-    """A build gate: refuse an image exposed to an advisory of `fail_on` or higher."""
+def advisory_gate(
+    fail_on: str, repos: tuple[str, ...], tls_verify: bool = True
+) -> Callable[[str, str, bool], None]:
+    """A build gate: refuse an image exposed to an advisory of `fail_on` or higher. It is
+    called with the recipe, the image (containers-storage:ID, or docker://REF@DIGEST for
+    one only the registry holds) and whether it was just built; an image of unchanged
+    inputs already at its tag is judged too (advisories come out after builds)."""
     threshold = severity_rank(fail_on)
 
-    def gate(recipe: str, image_id: str) -> None:
-        found, _ = advisories_for(f"containers-storage:{image_id}", repos)
+    def gate(recipe: str, spec: str, fresh: bool) -> None:
+        found, _ = advisories_for(spec, repos, tls_verify=tls_verify)
         bad = [e for e in found if severity_rank(e.advisory.severity) >= threshold]
         if bad:
             first = bad[0]
@@ -237,7 +242,11 @@ def advisory_gate(fail_on: str, repos: tuple[str, ...]) -> Callable[[str, str], 
                 f"severity {fail_on} or higher: {first.advisory.id} ({first.advisory.severity}) "
                 f"{first.package.name} {first.package.evr} < {first.fixed.evr}"
                 + (f", and {len(bad) - 1} more" if len(bad) > 1 else "")
-                + "; not tagged, not pushed",
+                + (
+                    "; not tagged, not pushed"
+                    if fresh
+                    else "; it is the image already at the tag (its inputs did not change)"
+                ),
                 "rebuild to get the fixed packages (build --no-cache if the layer is cached), "
                 "or see `nestcustom advisories IMAGE`",
             )

@@ -53,7 +53,9 @@ if TYPE_CHECKING:
     from nestcustom.image.podman import Podman
 
 Connect = Callable[[], contextlib.AbstractContextManager["Podman"]]
-Gate = Callable[[str, str], None]  # (recipe name, image ID); raises to refuse the image
+# (recipe name, image: containers-storage:ID or docker://REF@DIGEST, just built?); raises
+# to refuse the image
+Gate = Callable[[str, str, bool], None]
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,11 @@ def build_all(
             outcomes[recipe.name] = Outcome(recipe.name, error=exc)
             continue
         job = _Job(inputs, reference, local.get(reference))
-        done = None if options.no_cache else _already_there(job, options)
+        try:
+            done = None if options.no_cache else _already_there(job, options)
+        except NestcustomError as exc:  # the gate refused the image already at the tag
+            outcomes[recipe.name] = Outcome(recipe.name, error=exc)
+            continue
         if done is not None:
             outcomes[recipe.name] = Outcome(recipe.name, built=done)
         else:
@@ -198,19 +204,31 @@ def _image_ids(
 
 
 def _already_there(job: _Job, options: BuildOptions) -> Built | None:
-    """A Built for an image of exactly these inputs under the tag, if there is one."""
+    """A Built for an image of exactly these inputs under the tag, if there is one; the
+    gate judges it as it would a new one."""
     here = job.found if job.found and labels_match(job.found.labels, job.inputs.digest) else None
+    name = job.inputs.recipe.name
     if not options.push:
-        return _skipped(job, here.image_id, None, here, "local") if here else None
+        if here is None:
+            return None
+        _gate(options, name, f"containers-storage:{here.image_id}")
+        return _skipped(job, here.image_id, None, here, "local")
     try:
         served = registry.served(job.reference, tls_verify=options.tls_verify)
     except NestcustomError:
         served = None  # the registry cannot say: build, and let the push report the problem
     if here and served and served.image_id == here.image_id.removeprefix("sha256:"):
+        _gate(options, name, f"containers-storage:{here.image_id}")
         return _complete(_skipped(job, here.image_id, served.digest, here, "local"), options)
     if here is None and served and labels_match(served.labels, job.inputs.digest):
+        _gate(options, name, f"docker://{job.reference}@{served.digest}")
         return _complete(_skipped(job, served.image_id, served.digest, None, "registry"), options)
     return None
+
+
+def _gate(options: BuildOptions, recipe: str, spec: str) -> None:
+    if options.gate is not None:
+        options.gate(recipe, spec, False)
 
 
 def _complete(built: Built, options: BuildOptions) -> Built:
@@ -322,7 +340,7 @@ def build_one(
         cached: tuple[int, ...] = ()
         digest: str | None
         if options.gate is not None:
-            options.gate(recipe.name, image_id)
+            options.gate(recipe.name, f"containers-storage:{image_id}", True)
         previous = _before_push(job, options)
         if options.signer is not None or options.attach is not None:
             digest = _publish_signed(podman, job, image_id, options, stop, listen)
@@ -360,7 +378,7 @@ def build_one(
         if recipe.rechunk is not None:
             image_id = rechunked(podman, recipe, image_id, listen, lambda: stop.stopped)
         if options.gate is not None:
-            options.gate(recipe.name, image_id)
+            options.gate(recipe.name, f"containers-storage:{image_id}", True)
         previous = _before_push(job, options)
         if options.push and (options.signer is not None or options.attach is not None):
             digest = _publish_signed(podman, job, image_id, options, stop, listen)

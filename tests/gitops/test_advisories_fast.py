@@ -211,7 +211,7 @@ def test_the_build_gate_refuses_at_its_threshold(
     monkeypatch.setattr(advisories, "open_image", open_image)
     repos = (f"{served}/secure",)
     with pytest.raises(NestcustomError) as critical:
-        advisory_gate("critical", repos)("recipes/web.yaml", "f" * 64)
+        advisory_gate("critical", repos)("recipes/web.yaml", "containers-storage:" + "f" * 64, True)
     assert opened == ["containers-storage:" + "f" * 64]
     assert critical.value.message == (
         "exposed to 1 security advisory of severity critical or higher: NCSA-2 (critical) "
@@ -222,15 +222,19 @@ def test_the_build_gate_refuses_at_its_threshold(
         "or see `nestcustom advisories IMAGE`"
     )
     with pytest.raises(NestcustomError) as important:
-        advisory_gate("important", repos)("recipes/web.yaml", "f" * 64)
+        advisory_gate("important", repos)(
+            "recipes/web.yaml", "containers-storage:" + "f" * 64, True
+        )
     assert important.value.message == (
         "exposed to 2 security advisories of severity important or higher: NCSA-2 (critical) "
         "libnc-sbom 0.9-1 < 0.9-2, and 1 more; not tagged, not pushed"
     )
     # the only other exposure states no severity: below every threshold; clean repos pass
-    advisory_gate("low", (f"{served}/plain",))("recipes/web.yaml", "f" * 64)
+    advisory_gate("low", (f"{served}/plain",))(
+        "recipes/web.yaml", "containers-storage:" + "f" * 64, True
+    )
     with pytest.raises(NestcustomError) as low:
-        advisory_gate("low", repos)("recipes/web.yaml", "f" * 64)
+        advisory_gate("low", repos)("recipes/web.yaml", "containers-storage:" + "f" * 64, True)
     assert low.value.message.startswith("exposed to 2 security advisories of severity low ")
 
 

@@ -134,6 +134,12 @@ def test_an_exposed_image_is_listed_refused_by_the_gate_and_fixed_by_a_rebuild(
         assert podman("image", "exists", gated).returncode != 0
         allowed = build(project, "exposed", gated, "--fail-on", "critical")
         assert allowed.returncode == 0, allowed.stderr
+        # The same inputs again: nothing to build, and the image at the tag is judged too
+        # (an advisory may come out after the build).
+        again = build(project, "exposed", gated, "--fail-on", "important")
+        assert again.returncode == 1, again.stdout
+        error = json.loads(again.stdout)["images"][0]["error"]["message"]
+        assert "NCSA-2026-0001" in error and "already at the tag" in error
         # The fix is published; a rebuild picks it up and passes the gate.
         with serve_repo(fixed_repo(rpm_repo, tmp_path)) as fixed_url:
             write_recipe(project, "exposed", nestos_sp2_image, fixed_url, HELLO)
