@@ -29,14 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nestcustom.deploy.inventory_ini import (
-    ANSIBLE_KEYS,
-    PASSWORD_HINT,
-    SECRET,
-    Row,
-    is_ini,
-    read_ini,
-)
+from nestcustom.deploy.inventory_groups import Groups, Row
+from nestcustom.deploy.inventory_ini import ANSIBLE_KEYS, PASSWORD_HINT, SECRET, is_ini, read_ini
 from nestcustom.deploy.inventory_schema import locate, schema_problems
 from nestcustom.errors import BadInputError, Location, Problem
 from nestcustom.recipe.schema import format_path
@@ -190,20 +184,17 @@ def _own_rows(doc: YamlMap, fallback: Location, problems: list[Problem]) -> list
 
 
 def _ansible_rows(doc: YamlMap, fallback: Location, warnings: list[str]) -> list[Row]:
-    rows: dict[str, Row] = {}
+    groups = Groups()
 
-    def walk(group: str, node: Any, inherited: dict[str, Any], path: tuple[str, ...]) -> None:
+    def walk(group: str, node: Any, path: tuple[str, ...]) -> None:
         node = node or {}
-        values = {**inherited, **_vars(node.get("vars"), (*path, "vars"))}
+        groups.group_vars(group, _vars(node.get("vars"), (*path, "vars")))
         for name, host_vars in (node.get("hosts") or {}).items():
             at = locate(doc, (*path, "hosts", name), fallback, key=True)
-            row = rows.setdefault(name, (name, at, {"name": name, "groups": ()}))[2]
-            row.update(values)
-            row.update(_vars(host_vars, (*path, "hosts", name)))
-            if group != "all":
-                row["groups"] = tuple(sorted({*row["groups"], group}))
+            groups.host(name, group, at, _vars(host_vars, (*path, "hosts", name)))
         for child, sub in (node.get("children") or {}).items():
-            walk(child, sub, values, (*path, "children", child))
+            groups.child(group, child)
+            walk(child, sub, (*path, "children", child))
 
     def _vars(node: Any, path: tuple[str, ...]) -> dict[str, Any]:
         out = {}
@@ -219,10 +210,8 @@ def _ansible_rows(doc: YamlMap, fallback: Location, warnings: list[str]) -> list
         return out
 
     for group, node in doc.items():
-        walk(group, node, {}, (group,))
-    for _, _, row in rows.values():
-        row.setdefault("address", row["name"])
-    return list(rows.values())
+        walk(group, node, (group,))
+    return groups.rows()
 
 
 def _host(row: dict[str, Any]) -> Host:

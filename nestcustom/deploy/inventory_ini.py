@@ -29,10 +29,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from nestcustom.deploy.inventory_groups import Groups, Row
 from nestcustom.deploy.inventory_schema import inventory_schema
 from nestcustom.errors import Location, Problem
-
-Row = tuple[str, Location, dict[str, Any]]  # host name, where it was written, its settings
 
 ANSIBLE_KEYS = {
     "ansible_host": "address",
@@ -261,39 +260,17 @@ class _Reader:
         return value
 
     def rows(self) -> list[Row]:
-        parents: dict[str, set[str]] = {}
+        groups = Groups()
         for parent, kids in self.children.items():
             for kid in kids:
-                parents.setdefault(kid, set()).add(parent)
-
-        def ancestors(group: str, seen: frozenset[str] = frozenset()) -> set[str]:
-            found = {group}
-            for parent in parents.get(group, ()):
-                if parent not in seen:
-                    found |= ancestors(parent, seen | {group})
-            return found
-
-        def depth(group: str, seen: frozenset[str] = frozenset()) -> int:
-            ups = [p for p in parents.get(group, ()) if p not in seen]
-            return 1 + max((depth(p, seen | {group}) for p in ups), default=0)
-
-        direct: dict[str, set[str]] = {}
-        own: dict[str, dict[str, Any]] = {}
+                groups.child(parent, kid)
+        for group, values in self.vars.items():
+            groups.group_vars(group, values)
         for group, lines in self.hosts.items():
-            for host, _, values in lines:
-                direct.setdefault(host, set()).add(group)
-                own.setdefault(host, {}).update(values)
-        rows: list[Row] = []
-        for host, where in self.first_at.items():
-            groups = set().union(*(ancestors(g) for g in direct[host])) - {"all", "ungrouped"}
-            row: dict[str, Any] = {"name": host, **self.vars.get("all", {})}
-            for group in sorted(groups, key=lambda g: (depth(g), g)):
-                row.update(self.vars.get(group, {}))
-            row.update(own[host])
-            row["groups"] = tuple(sorted(groups))
-            row.setdefault("address", host)
-            rows.append((host, where, row))
-        return rows
+            for host, where, values in lines:
+                groups.host(host, group, where, values)
+        groups.first_at = dict(self.first_at)  # the order the file lists them in
+        return groups.rows()
 
 
 def read_ini(path: Path) -> tuple[list[Row], list[Problem], list[str]]:

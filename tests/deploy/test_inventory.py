@@ -211,7 +211,7 @@ def test_every_host_field_and_its_default(tmp_path: Path) -> None:
     )
     assert ansible.hosts == (
         Host("top", "top", None, None, None, None, False, ()),
-        Host("deep", "deep", None, None, "/k", None, False, ("sub",)),
+        Host("deep", "deep", None, None, "/k", None, False, ("g", "sub")),  # g's child's host
     )
     assert ansible.warnings == ()
 
@@ -295,3 +295,31 @@ def test_unused_ansible_vars_of_hosts_and_child_groups_are_located(tmp_path: Pat
         f"{path}:6:14: warning: ansible_shell_type",
     ]
     assert [(h.name, h.groups) for h in inventory.hosts] == [("h1", ()), ("h2", ("g",))]
+
+
+def test_ansible_yaml_merges_vars_as_ansible_does(tmp_path: Path) -> None:
+    """all's vars, then groups parent before child, then the host's own, wherever each is
+    written: a group defined twice merges, and a host listed twice keeps its own vars."""
+    inventory = load_inventory(
+        write(
+            tmp_path,
+            "all:\n"
+            "  vars: {ansible_user: core, ansible_port: 22}\n"
+            "  hosts:\n    web1: {ansible_user: admin}\n"
+            "  children:\n"
+            "    prod:\n      vars: {ansible_port: 2200}\n"
+            "      children:\n        canary:\n          hosts: {web1: , web2: }\n"
+            "    db:\n      hosts:\n        web2: {ansible_port: 2222}\n"
+            "canary:\n  vars: {ansible_ssh_private_key_file: /k/canary}\n"
+            "web:\n  hosts: {web3: }\n",
+        )
+    )
+    found = {h.name: (h.user, h.port, h.key, h.groups) for h in inventory.hosts}
+    assert found == {
+        # its own user over all's, though a group lists it after; prod's port over all's
+        "web1": ("admin", 2200, "/k/canary", ("canary", "prod")),
+        # its own port (written under db) over prod's; canary's key from its second block
+        "web2": ("core", 2222, "/k/canary", ("canary", "db", "prod")),
+        # a top-level group beside all still gets all's vars
+        "web3": ("core", 22, None, ("web",)),
+    }

@@ -135,3 +135,13 @@ def test_problems_are_located_and_refused_like_the_yaml_ones(
         load_inventory(path)
     assert caught.value.message.replace(str(path), "hosts").startswith(expected)
     assert "hunter2" not in caught.value.message  # a password's value is never shown
+
+
+def test_ungrouped_vars_reach_the_hosts_of_no_group(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "lone ansible_host=192.0.2.9\n[web]\nweb1\n"
+        "[ungrouped:vars]\nansible_user=core\nansible_port=2222\n",
+    )
+    found = {h.name: (h.user, h.port, h.groups) for h in load_inventory(path).hosts}
+    assert found == {"lone": ("core", 2222, ()), "web1": (None, None, ("web",))}
