@@ -170,13 +170,10 @@ def build_all(
     for recipe, reference, rendering in zip(recipes, references, renderings, strict=True):
         try:
             inputs = image_inputs(recipe, project, image_ids, origin, rendering)
-        except NestcustomError as exc:
-            outcomes[recipe.name] = Outcome(recipe.name, error=exc)
-            continue
-        job = _Job(inputs, reference, local.get(reference))
-        try:
+            job = _Job(inputs, reference, local.get(reference))
+            # (the gate may refuse the image already at the tag)
             done = None if options.no_cache else _already_there(job, options)
-        except NestcustomError as exc:  # the gate refused the image already at the tag
+        except NestcustomError as exc:
             outcomes[recipe.name] = Outcome(recipe.name, error=exc)
             continue
         if done is not None:
@@ -205,30 +202,22 @@ def _image_ids(
 
 def _already_there(job: _Job, options: BuildOptions) -> Built | None:
     """A Built for an image of exactly these inputs under the tag, if there is one; the
-    gate judges it as it would a new one."""
+    gate judges it as it would a new one (advisories come out after builds)."""
     here = job.found if job.found and labels_match(job.found.labels, job.inputs.digest) else None
-    name = job.inputs.recipe.name
-    if not options.push:
-        if here is None:
-            return None
-        _gate(options, name, f"containers-storage:{here.image_id}")
-        return _skipped(job, here.image_id, None, here, "local")
-    try:
-        served = registry.served(job.reference, tls_verify=options.tls_verify)
-    except NestcustomError:
-        served = None  # the registry cannot say: build, and let the push report the problem
-    if here and served and served.image_id == here.image_id.removeprefix("sha256:"):
-        _gate(options, name, f"containers-storage:{here.image_id}")
-        return _complete(_skipped(job, here.image_id, served.digest, here, "local"), options)
-    if here is None and served and labels_match(served.labels, job.inputs.digest):
-        _gate(options, name, f"docker://{job.reference}@{served.digest}")
-        return _complete(_skipped(job, served.image_id, served.digest, None, "registry"), options)
-    return None
-
-
-def _gate(options: BuildOptions, recipe: str, spec: str) -> None:
-    if options.gate is not None:
-        options.gate(recipe, spec, False)
+    found, spec, served = None, "", None
+    if options.push:  # a registry that cannot say: build, and let the push report it
+        with contextlib.suppress(NestcustomError):
+            served = registry.served(job.reference, tls_verify=options.tls_verify)
+    same = served is not None and here and served.image_id == here.image_id.removeprefix("sha256:")
+    if here and (not options.push or same):
+        found = _skipped(job, here.image_id, served.digest if served else None, here, "local")
+        spec = f"containers-storage:{here.image_id}"
+    elif here is None and served and labels_match(served.labels, job.inputs.digest):
+        found = _skipped(job, served.image_id, served.digest, None, "registry")
+        spec = f"docker://{job.reference}@{served.digest}"
+    if found is not None and options.gate is not None:
+        options.gate(job.inputs.recipe.name, spec, False)
+    return _complete(found, options) if found and options.push else found
 
 
 def _complete(built: Built, options: BuildOptions) -> Built:
