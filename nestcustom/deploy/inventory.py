@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from nestcustom.deploy.inventory_groups import Groups, Row
-from nestcustom.deploy.inventory_ini import ANSIBLE_KEYS, PASSWORD_HINT, SECRET, is_ini, read_ini
+from nestcustom.deploy.inventory_ini import (
+    ANSIBLE_KEYS,
+    PASSWORD_HINT,
+    SECRET,
+    is_ini,
+    read_ini,
+    unused_var,
+)
 from nestcustom.deploy.inventory_schema import locate, schema_problems
 from nestcustom.errors import BadInputError, Location, Problem
 from nestcustom.recipe.schema import format_path
@@ -201,12 +208,8 @@ def _ansible_rows(doc: YamlMap, fallback: Location, warnings: list[str]) -> list
         for key, value in (node or {}).items():
             if key in _ANSIBLE:
                 out[_ANSIBLE[key]] = value
-            elif key.startswith("ansible_"):
-                warnings.append(
-                    f"{locate(doc, (*path, key), fallback, key=True)}: warning: {key} is not used "
-                    "by nestcustom (it reads ansible_host, ansible_port, ansible_user, "
-                    "ansible_ssh_private_key_file and ansible_become)"
-                )
+            elif why := unused_var(key):
+                warnings.append(f"{locate(doc, (*path, key), fallback, key=True)}: warning: {why}")
         return out
 
     for group, node in doc.items():

@@ -45,6 +45,26 @@ ANSIBLE_KEYS = {
     "ansible_ssh_user": "user",
     "ansible_private_key_file": "key",
 }
+_NATIVE = {"address": "ansible_host", "port": "ansible_port", "user": "ansible_user",
+           "key": "ansible_ssh_private_key_file", "sudo": "ansible_become",
+           "known_hosts": None, "ssh_config": None}  # fmt: skip
+
+
+def unused_var(key: str) -> str | None:
+    """Why an Ansible inventory's var `key` does nothing here (None: nothing to say)."""
+    if key in _NATIVE:
+        spelled = _NATIVE[key]
+        return f"{key} is a key of nestcustom's own inventory form, not read in an Ansible " + (
+            f"inventory: write {spelled}" if spelled else "inventory: use nestcustom's form"
+        )
+    if key.startswith("ansible_") and key not in ANSIBLE_KEYS:
+        return (
+            f"{key} is not used by nestcustom (it reads ansible_host, ansible_port, "
+            "ansible_user, ansible_ssh_private_key_file and ansible_become)"
+        )
+    return None
+
+
 # password, passwd, pass, passphrase as a word of the key: ansible_become_pass, PASSWORD, ...
 SECRET = re.compile(r"(^|_)(pass|passwd|password|passphrase)($|_)|password")
 PASSWORD_HINT = (
@@ -229,12 +249,9 @@ class _Reader:
                 continue
             field = ANSIBLE_KEYS.get(key)
             if field is None:
-                if key.startswith("ansible_"):
-                    self.warnings.append(
-                        f"{where}: warning: {key} is not used by nestcustom (it reads "
-                        "ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file "
-                        "and ansible_become)"
-                    )
+                why = unused_var(key)
+                if why:
+                    self.warnings.append(f"{where}: warning: {why}")
                 continue
             typed = self._typed(key, field, value, where)
             if typed is not None:

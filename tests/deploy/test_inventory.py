@@ -323,3 +323,28 @@ def test_ansible_yaml_merges_vars_as_ansible_does(tmp_path: Path) -> None:
         # a top-level group beside all still gets all's vars
         "web3": ("core", 22, None, ("web",)),
     }
+
+
+def test_own_form_keys_in_an_ansible_inventory_are_named_not_silently_dropped(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "all:\n  vars: {known_hosts: /kh, sudo: true}\n  hosts:\n    h1: {port: 2222}\n",
+    )
+    inventory = load_inventory(path)
+    assert inventory.warnings == (
+        f"{path}:2:10: warning: known_hosts is a key of nestcustom's own inventory form, not "
+        "read in an Ansible inventory: use nestcustom's form",
+        f"{path}:2:28: warning: sudo is a key of nestcustom's own inventory form, not read in an "
+        "Ansible inventory: write ansible_become",
+        f"{path}:4:10: warning: port is a key of nestcustom's own inventory form, not read in an "
+        "Ansible inventory: write ansible_port",
+    )
+    assert (inventory.hosts[0].port, inventory.hosts[0].sudo) == (None, False)
+    ini = tmp_path / "hosts.ini"
+    ini.write_text("[web]\nweb1 port=22 ansible_user=core\n")
+    assert load_inventory(ini).warnings == (
+        f"{ini}:2:6: warning: port is a key of nestcustom's own inventory form, not read in an "
+        "Ansible inventory: write ansible_port",
+    )
