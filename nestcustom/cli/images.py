@@ -201,15 +201,13 @@ def build(
     project = project_for(settings, recipes[0])
     loaded = load_recipes(recipes, project)
     print_problems(w for item in loaded for w in item.warnings)
-    chosen = [
-        with_download_mirrors(with_mirrors(item.recipe, mirrors), download_mirrors)
-        for item in loaded
-    ]
-    if base_image:
+    chosen = [item.recipe for item in loaded]
+    if base_image:  # before the mirrors, which cover it as they cover the recipe's own base
         chosen = [
             dataclasses.replace(r, base=dataclasses.replace(r.base, image=base_image, digest=None))
             for r in chosen
         ]
+    chosen = [with_download_mirrors(with_mirrors(r, mirrors), download_mirrors) for r in chosen]
     secrets = tuple(parse_secret(spec) for spec in secret_specs)
     for warning in unused_secrets(chosen, secrets):
         err(f"warning: {warning}")

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from nestcustom.errors import BadInputError
-from nestcustom.recipe.model import Recipe
+from nestcustom.recipe.model import FileSpec, Layer, Recipe
 
 _URL_PREFIX = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/%+@!$&'()*,;:-]*)?$")
 _HOST = re.compile(r"^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?$")
@@ -43,15 +43,31 @@ def mirrored(reference: str, mirrors: Mapping[str, str]) -> str:
 
 
 def with_mirrors(recipe: Recipe, mirrors: Mapping[str, str]) -> Recipe:
+    """`recipe` with every image it names read from its mirror: the base, builder stages,
+    images files or RPM files are copied from (a stage's name has no `/`: it stays)."""
     if not mirrors:
         return recipe
+
+    def files(specs: tuple[FileSpec, ...]) -> tuple[FileSpec, ...]:
+        return tuple(
+            replace(f, source=mirrored(f.source, mirrors)) if f.source else f for f in specs
+        )
+
+    def layer(item: Layer) -> Layer:
+        if not item.local_rpms:
+            return item
+        rpms = tuple(replace(r, source=mirrored(r.source, mirrors)) for r in item.local_rpms)
+        return replace(item, local_rpms=rpms)
+
     return replace(
         recipe,
         base=replace(recipe.base, image=mirrored(recipe.base.image, mirrors)),
-        stages=tuple(replace(s, image=mirrored(s.image, mirrors)) for s in recipe.stages),
-        files=tuple(
-            replace(f, source=mirrored(f.source, mirrors)) if f.source else f for f in recipe.files
+        stages=tuple(
+            replace(s, image=mirrored(s.image, mirrors), files=files(s.files))
+            for s in recipe.stages
         ),
+        files=files(recipe.files),
+        layers=tuple(layer(item) for item in recipe.layers),
     )
 
 

@@ -17,7 +17,7 @@ from nestcustom.recipe.mirrors import (
     with_download_mirrors,
     with_mirrors,
 )
-from nestcustom.recipe.model import Base, Download, FileSpec, Recipe, Stage
+from nestcustom.recipe.model import Base, Download, FileSpec, Layer, LocalRpms, Recipe, Stage
 
 VENDOR = "https://downloads.example.com/"
 
@@ -54,6 +54,27 @@ def test_files_copied_from_an_image_are_read_from_its_mirror() -> None:
     )
     moved = with_mirrors(replace(recipe(), files=files), {"hub.oepkgs.net": "127.0.0.1:5000/oe"})
     assert [f.source for f in moved.files] == ["127.0.0.1:5000/oe/tools/agent:1", "build", None]
+
+
+def test_rpm_files_and_a_stages_files_from_an_image_are_read_from_its_mirror() -> None:
+    layer = Layer(
+        "tools",
+        local_rpms=(
+            LocalRpms("hub.oepkgs.net/vendor/rpms:1", "/rpms/*.rpm"),
+            LocalRpms("build", "/out/*.rpm"),  # a stage of the recipe
+        ),
+    )
+    fetched = FileSpec("/src/x", "/src/x", "0644", "", source="hub.oepkgs.net/src/x:1")
+    base = recipe()
+    stage = replace(base.stages[0], files=(fetched,))
+    moved = with_mirrors(
+        replace(base, layers=(layer,), stages=(stage,)), {"hub.oepkgs.net": "127.0.0.1:5000/oe"}
+    )
+    assert [r.source for r in moved.layers[0].local_rpms] == [
+        "127.0.0.1:5000/oe/vendor/rpms:1",
+        "build",
+    ]
+    assert moved.stages[0].files[0].source == "127.0.0.1:5000/oe/src/x:1"
 
 
 def test_downloads_are_read_from_the_mirror_of_the_longest_matching_prefix() -> None:
