@@ -240,7 +240,7 @@ def deploy(
         )
         if context.get_parameter_source(param) is ParameterSource.COMMANDLINE
     )
-    if no_reboot:  # these act around the reboot, which --no-reboot leaves to the host
+    if no_reboot and resume_path is None:  # these act around the reboot, left to the host
         idle = [
             flag
             for key, flag in (
@@ -253,10 +253,12 @@ def deploy(
         ]
         if idle:
             raise click.UsageError(
-                f"{' and '.join(idle)} would do nothing with --no-reboot: no slot is taken, "
-                "no host is waited for and nothing is checked until the host's next reboot"
+                f"{' and '.join(idle)} would do nothing with --no-reboot: it takes no slot, "
+                "waits for no host and checks nothing (the new deployment boots at the "
+                "host's next reboot, unwatched)"
             )
-    if "group" in explicit and not fleetlock_url:
+    # (a resumed rollout's FleetLock URL is the journal's: plan_rollout compares the rest)
+    if "group" in explicit and not fleetlock_url and resume_path is None:
         raise click.UsageError("--group is a FleetLock group: it goes with --fleetlock URL")
 
     fleetlock = (

@@ -28,7 +28,8 @@ unit_ok() {
 # The checks file: `unit NAME`, or `cmd TIMEOUT EXIT N [match]` and then the N words, one
 # a line, and with `match` a line holding the extended regular expression its output must
 # match (as Python's re.search reads it on the whole output: grep -z reads it as one
-# line); lines starting with # are comments.
+# record, an empty output too; unlike Python, . matches a newline there); lines starting
+# with # are comments.
 run_checks() {
     [ -f "$checks" ] || return 0
     failed=0
@@ -44,7 +45,7 @@ run_checks() {
                  out=$(timeout "$a" "$@" < /dev/null 2>/dev/null); rc=$?
                  if [ "$rc" != "$b" ]; then
                      log "command $* exited $rc, not $b"; failed=1
-                 elif [ -n "$pattern" ] && ! printf '%s' "$out" | grep -Ezq -e "$pattern"; then
+                 elif [ -n "$pattern" ] && ! printf '%s\0' "$out" | grep -Ezq -e "$pattern"; then
                      log "command $*: output does not match '$pattern'"; failed=1
                  fi ;;
             ''|'#'*) ;;

@@ -53,13 +53,16 @@ class Groups:
 
         rows: list[Row] = []
         for host, where in self.first_at.items():
-            member = set().union(*(ancestors(g) for g in self.direct[host]))
-            member -= {"all", "ungrouped"}
+            # Listed under `ungrouped` and elsewhere: not in it; under a child of a group
+            # named `ungrouped`: in it, as in any parent.
+            listed = self.direct[host] - {"ungrouped"}
+            member = set().union(*(ancestors(g) for g in listed)) - {"all"}
+            shown = member - {"ungrouped"}
             row: dict[str, Any] = {"name": host, **self.vars.get("all", {})}
-            for group in sorted(member, key=lambda g: (depth(g), g)) or ["ungrouped"]:
+            for group in sorted(member if shown else {"ungrouped"}, key=lambda g: (depth(g), g)):
                 row.update(self.vars.get(group, {}))
             row.update(self.own[host])
-            row["groups"] = tuple(sorted(member))
+            row["groups"] = tuple(sorted(shown))
             row.setdefault("address", host)
             rows.append((host, where, row))
         return rows

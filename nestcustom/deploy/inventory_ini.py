@@ -55,7 +55,9 @@ def unused_var(key: str) -> str | None:
     if key in _NATIVE:
         spelled = _NATIVE[key]
         return f"{key} is a key of nestcustom's own inventory form, not read in an Ansible " + (
-            f"inventory: write {spelled}" if spelled else "inventory: use nestcustom's form"
+            f"inventory (if it is meant for nestcustom, write {spelled})"
+            if spelled
+            else "inventory (if it is meant for nestcustom, use nestcustom's form)"
         )
     if key.startswith("ansible_") and key not in ANSIBLE_KEYS:
         return (

@@ -15,6 +15,7 @@ import bz2
 import configparser
 import gzip
 import lzma
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -233,6 +234,13 @@ def advisory_gate(
     threshold = severity_rank(fail_on)
 
     def gate(recipe: str, spec: str, fresh: bool) -> None:
+        if spec.startswith("docker://") and not repos:
+            # Its repositories are read from local storage (image_repos): say so, not pass.
+            sys.stderr.write(
+                f"warning: {recipe}: not judged for advisories: {spec.removeprefix('docker://')} "
+                "is only in the registry (give --advisory-repo URL to judge it there)\n"
+            )
+            return
         found, _ = advisories_for(spec, repos, tls_verify=tls_verify)
         bad = [e for e in found if severity_rank(e.advisory.severity) >= threshold]
         if bad:

@@ -214,7 +214,7 @@ def _already_there(job: _Job, options: BuildOptions) -> Built | None:
         spec = f"containers-storage:{here.image_id}"
     elif here is None and served and labels_match(served.labels, job.inputs.digest):
         found = _skipped(job, served.image_id, served.digest, None, "registry")
-        spec = f"docker://{job.reference}@{served.digest}"
+        spec = f"docker://{split_reference(job.reference)[0]}@{served.digest}"
     if found is not None and options.gate is not None:
         options.gate(job.inputs.recipe.name, spec, False)
     return _complete(found, options) if found and options.push else found

@@ -118,12 +118,13 @@ def updates_signatures(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
 
 # What Python's re reads one way and grep -E (the host's health check) another, or not at
 # all: a backslash before a letter or digit (\d, \s, \b, \1), (?...) groups, lazy
-# quantifiers. The rest (literals, ., [...], * + ? {m,n}, |, (), ^, $, \. and the like)
-# both read alike.
-_NOT_ERE = re.compile(r"\\[A-Za-z0-9]|\(\?|[*+?}]\?")
+# quantifiers, POSIX classes ([:digit:] is a set of characters to Python). The rest
+# (literals, ., [...], * + ? {m,n}, |, (), ^, $, \. and the like) both read alike on one
+# line of output; over several, grep -z lets . match a newline and Python does not.
+_NOT_ERE = re.compile(r"\\[A-Za-z0-9]|\(\?|[*+?}]\?|\[:[a-z]+:\]")
 _ERE_HINT = (
-    "the host's health check matches it with grep -E: write [0-9] for \\d, [[:space:]] for "
-    "\\s, [[:alnum:]_] for \\w, and no (?...) groups or lazy quantifiers"
+    "the host's health check matches it with grep -E: write [0-9] for \\d, a space for \\s, "
+    "[0-9A-Za-z_] for \\w, and no (?...) groups, lazy quantifiers or [:class:] names"
 )
 
 
@@ -133,7 +134,8 @@ def updates_patterns(recipe: Recipe, locate: Locate) -> Iterator[Problem]:
     if recipe.updates is None:
         return
     for index, command in enumerate(recipe.tests.commands):
-        found = _NOT_ERE.search(command.stdout or "")
+        # an escaped backslash (\\) is a literal one in both: not the start of \d
+        found = _NOT_ERE.search((command.stdout or "").replace("\\\\", ""))
         if found:
             yield problem(
                 locate,

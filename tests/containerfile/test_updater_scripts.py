@@ -367,6 +367,7 @@ def test_a_commands_output_must_match_its_pattern_or_the_boot_rolls_back(
         # values filled as the build filled them: the recipe's now, the image's on the host
         "    - {run: [test, '{{recipe.name}}-{{arch}}', '=', 'r-" + platform.machine() + "']}\n"
         "    - {run: [sh, -c, '. /etc/os-release; test \"$ID\" = \"$1\"', sh, '{{os.id}}']}\n"
+        "    - {run: ['true'], stdout: '^$'}\n"  # no output at all is an output too
     )
     mode.write_text("production\n")  # the pattern reads the whole output, less its last newline
     good = make_host(tmp_path / "good", recipe, registry, images["one"], lock)

@@ -335,16 +335,16 @@ def test_own_form_keys_in_an_ansible_inventory_are_named_not_silently_dropped(
     inventory = load_inventory(path)
     assert inventory.warnings == (
         f"{path}:2:10: warning: known_hosts is a key of nestcustom's own inventory form, not "
-        "read in an Ansible inventory: use nestcustom's form",
+        "read in an Ansible inventory (if it is meant for nestcustom, use nestcustom's form)",
         f"{path}:2:28: warning: sudo is a key of nestcustom's own inventory form, not read in an "
-        "Ansible inventory: write ansible_become",
+        "Ansible inventory (if it is meant for nestcustom, write ansible_become)",
         f"{path}:4:10: warning: port is a key of nestcustom's own inventory form, not read in an "
-        "Ansible inventory: write ansible_port",
+        "Ansible inventory (if it is meant for nestcustom, write ansible_port)",
     )
     assert (inventory.hosts[0].port, inventory.hosts[0].sudo) == (None, False)
     ini = tmp_path / "hosts.ini"
     ini.write_text("[web]\nweb1 port=22 ansible_user=core\n")
     assert load_inventory(ini).warnings == (
         f"{ini}:2:6: warning: port is a key of nestcustom's own inventory form, not read in an "
-        "Ansible inventory: write ansible_port",
+        "Ansible inventory (if it is meant for nestcustom, write ansible_port)",
     )

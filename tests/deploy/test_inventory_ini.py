@@ -145,3 +145,8 @@ def test_ungrouped_vars_reach_the_hosts_of_no_group(tmp_path: Path) -> None:
     )
     found = {h.name: (h.user, h.port, h.groups) for h in load_inventory(path).hosts}
     assert found == {"lone": ("core", 2222, ()), "web1": (None, None, ("web",))}
+    # a group named ungrouped with children is their parent like any other
+    path = write(
+        tmp_path, "[ungrouped:children]\nkids\n[kids]\nk1\n[ungrouped:vars]\nansible_user=core\n"
+    )
+    assert [(h.name, h.user) for h in load_inventory(path).hosts] == [("k1", "core")]

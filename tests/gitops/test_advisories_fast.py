@@ -299,3 +299,22 @@ def test_the_enabled_repositories_of_a_local_image(
         "registry.example.com/web:1: the image's repositories can only be read from local storage"
     )
     assert raised.value.hint == "name the repositories with --repo URL"
+
+
+def test_an_image_only_the_registry_holds_is_named_not_judged_without_repos(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its repositories are read from local storage: without --advisory-repo the gate
+    says it did not judge it (and by digest, never tag@digest, which skopeo refuses)."""
+
+    def open_image(spec: str, tls_verify: bool) -> ImageDb:
+        raise AssertionError(f"read {spec}")
+
+    monkeypatch.setattr(advisories, "open_image", open_image)
+    spec = "docker://registry.example.com/nestos/web@sha256:" + "d" * 64
+    advisory_gate("low", ())("recipes/web.yaml", spec, False)
+    assert capsys.readouterr().err == (
+        "warning: recipes/web.yaml: not judged for advisories: registry.example.com/nestos/web"
+        "@sha256:" + "d" * 64 + " is only in the registry (give --advisory-repo URL to judge "
+        "it there)\n"
+    )

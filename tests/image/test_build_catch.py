@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from nestcustom import proc
+from nestcustom.errors import NestcustomError
 from nestcustom.image.build import (
     BuildOptions,
     Built,
@@ -115,6 +116,29 @@ def test_an_image_the_registry_serves_for_these_inputs_is_signed_not_built(
     assert (pushed.signed.identity, pushed.signed.fingerprint) == (reference, fingerprint)
     signature = tmp_path / "store" / f"nc/there@sha256={digest.removeprefix('sha256:')}"
     assert pushed.signed.url == f"file://{signature}/signature-1"
+
+
+def test_the_gate_judges_the_image_the_registry_already_serves_by_digest(
+    registry: Registry, write_recipe: WriteRecipe, project: Path
+) -> None:
+    inputs = inputs_of(write_recipe, project)
+    config = image_config({INPUTS_LABEL: inputs.digest})
+    reference = f"{registry.host}/nc/gated:1"
+    HttpPodman(config).push(image_id(config), destination=reference)
+    judged: list[tuple[str, str, bool]] = []
+    options = BuildOptions(push=True, tls_verify=False, gate=lambda *a: judged.append(a))
+    built = _already_there(_Job(inputs, reference, None), options)
+    assert built is not None and built.up_to_date == "registry"
+    # by digest without the tag (skopeo refuses tag@digest), and not as a fresh build
+    assert judged == [("r", f"docker://{registry.host}/nc/gated@{built.digest}", False)]
+
+    def refuse(recipe: str, spec: str, fresh: bool) -> None:
+        raise NestcustomError("exposed")
+
+    with pytest.raises(NestcustomError, match="exposed"):
+        _already_there(
+            _Job(inputs, reference, None), BuildOptions(push=True, tls_verify=False, gate=refuse)
+        )
 
 
 def test_an_image_built_before_gets_only_its_push(

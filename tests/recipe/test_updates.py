@@ -208,6 +208,8 @@ def test_a_sigstore_scope_the_updater_cannot_prove_is_named(
         ("(?i)ready", "(?"),
         ("start.*?end", "*?"),
         ("\\bword\\b", "\\b"),
+        ("^[[:digit:]]+$", "[:digit:]"),  # Python reads a set of : d i g t
+        ("C:\\\\data", None),  # an escaped backslash, then d: both read it alike
     ],
 )
 def test_with_updates_a_stdout_pattern_must_read_alike_in_grep_and_python(
