@@ -83,6 +83,7 @@ class Host:
     tool: Path
     state: Path
     registry: Registry
+    log_start: int  # the registry's log before this host: other tests read the same blobs
 
     def rpm_ostree(self, *args: str) -> str:
         done = subprocess.run([str(self.tool), *args], capture_output=True, text=True, check=False)
@@ -102,9 +103,12 @@ class Host:
 
     def registry_reads(self, digest: str) -> int:
         """GETs of the blob the registry answered, from its access log."""
+        with self.registry.log.open("rb") as log:
+            log.seek(self.log_start)
+            lines = log.read().decode(errors="replace").splitlines()
         return sum(
             1
-            for line in self.registry.log.read_text(errors="replace").splitlines()
+            for line in lines
             if f'"GET /v2/fleet/layers/blobs/{digest} ' in line and '" 200 ' in line
         )
 
@@ -121,7 +125,7 @@ def make_host(tmp: Path, registry: Registry, origin: Pushed | None, version: str
     tool = tmp / "rpm-ostree"
     tool.write_text(WRAPPER.format(python=sys.executable, emulator=str(EMULATOR), state=str(state)))
     tool.chmod(0o755)
-    return Host(tool, state, registry)
+    return Host(tool, state, registry, registry.log.stat().st_size)
 
 
 def rebase(host: Host, image: Pushed) -> str:
